@@ -1,0 +1,70 @@
+# planapi: build, test and tooling.
+#   make                 build planapi/core.so for Lua 5.4
+#   make LUA=luajit      build build/luajit/planapi/core.so for LuaJIT 2.1
+#   make test            install missing packages (as root), build, run every spec against the sandbox
+#   make valgrind        the C-heavy specs under valgrind, failing on any leak or invalid access
+#   make gen             regenerate lua/planapi/planfix_rest_ops.lua from the OpenAPI spec
+#   make sandbox-start / sandbox-stop
+
+LUA ?= lua5.4
+CC ?= cc
+
+ifeq ($(LUA),luajit)
+  LUA_PC := luajit
+  OUT_DIR := build/luajit/planapi
+else
+  LUA_PC := lua5.4
+  OUT_DIR := planapi
+endif
+
+DEPS_PC := libcurl
+PKG_CFLAGS := $(shell pkg-config --cflags $(LUA_PC) $(DEPS_PC) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(DEPS_PC) 2>/dev/null) -lm
+
+# -Werror keeps warnings from piling up; liblua is never linked: the host
+# that loads the module provides the Lua API.
+WARN := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS ?= -O2 -g
+ALL_CFLAGS := -std=c99 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -fPIC -fvisibility=hidden \
+              $(WARN) $(PKG_CFLAGS) $(CFLAGS)
+LDFLAGS_SHARED := -shared -Wl,--as-needed
+
+SRCS := $(wildcard src/*.c)
+OBJ_DIR := build/$(LUA)/obj
+OBJS := $(patsubst src/%.c,$(OBJ_DIR)/%.o,$(SRCS))
+MODULE := $(OUT_DIR)/core.so
+
+.PHONY: all test valgrind gen sandbox-start sandbox-stop clean deps demo
+
+all: $(MODULE)
+
+$(OBJ_DIR)/%.o: src/%.c $(wildcard src/*.h) | $(OBJ_DIR)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(MODULE): $(OBJS) | $(OUT_DIR)
+	$(CC) $(LDFLAGS_SHARED) -o $@ $(OBJS) $(PKG_LIBS) $(LDFLAGS)
+
+$(OBJ_DIR) $(OUT_DIR):
+	mkdir -p $@
+
+deps:
+	@tools/ensure-deps
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@tools/run-tests
+
+valgrind: all
+	@tools/run-valgrind
+
+gen:
+	$(LUA) tools/gen_rest_ops.lua
+
+sandbox-start:
+	@sandbox/run start
+
+sandbox-stop:
+	@sandbox/run stop
+
+clean:
+	rm -rf build planapi

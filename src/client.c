@@ -1,0 +1,585 @@
+/* client.c: the userdata client: configuration, the pure halves
+ * (prepare: request spec -> wire request; decode: response -> Lua value)
+ * and the lifecycle. The I/O half, perform, is in transport_curl.c.
+ *
+ * prepare and decode never do I/O, so the same client serves libcurl, an
+ * nginx cosocket transport or a host's own event loop: Lua composes
+ * prepare -> any transport -> decode (see docs/ARCHITECTURE.md). */
+#include "client.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "errors.h"
+#include "json.h"
+#include "url.h"
+#include "version.h"
+
+#define DEFAULT_CONNECT_TIMEOUT 10.0
+#define DEFAULT_TIMEOUT 90.0 /* Planfix list calls with wide filters take 40-49 s */
+#define DEFAULT_MAX_BODY ((size_t)64 * 1024 * 1024)
+
+pa_client *pa_client_check(lua_State *L, int idx) {
+  return (pa_client *)luaL_checkudata(L, idx, PA_CLIENT_MT);
+}
+
+static pa_client *check_open(lua_State *L, int idx) {
+  pa_client *c = pa_client_check(L, idx);
+  if (c->closed) pa_error_raise(L, "the client is closed");
+  return c;
+}
+
+static char *dup_or_raise(lua_State *L, const char *s) {
+  size_t n = strlen(s) + 1;
+  char *p = (char *)malloc(n);
+  if (p == NULL) luaL_error(L, "out of memory");
+  memcpy(p, s, n);
+  return p;
+}
+
+/* The one destroy: close(), __gc and __close all end here, any number of times. */
+static void client_destroy(pa_client *c) {
+  if (c->closed) return;
+  c->closed = 1;
+  pa_client_release_transfer(c);
+  if (c->curl) curl_easy_cleanup(c->curl);
+  c->curl = NULL;
+  free(c->base_url);
+  free(c->ca_file);
+  free(c->proxy);
+  free(c->user_agent);
+  c->base_url = c->ca_file = c->proxy = c->user_agent = NULL;
+}
+
+static int client_close(lua_State *L) {
+  client_destroy(pa_client_check(L, 1));
+  return 0;
+}
+
+/* ------------------------------------------------------------ options */
+
+static double opt_seconds(lua_State *L, int opts, const char *name, double dflt) {
+  double v = dflt;
+  lua_getfield(L, opts, name);
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TNUMBER || lua_tonumber(L, -1) <= 0)
+      pa_error_raise(L, "option '%s' must be a positive number of seconds", name);
+    v = (double)lua_tonumber(L, -1);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+static const char *opt_string(lua_State *L, int opts, const char *name) {
+  const char *s = NULL;
+  lua_getfield(L, opts, name);
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TSTRING) pa_error_raise(L, "option '%s' must be a string", name);
+    s = lua_tostring(L, -1);
+  }
+  lua_pop(L, 1); /* the string stays alive in the options table */
+  return s;
+}
+
+/* A header name is an RFC 9110 token; a value has no CR, LF or NUL, which
+ * would let data from a caller split the request (header injection). */
+static void check_header(lua_State *L, const char *name, size_t nlen, const char *value,
+                         size_t vlen) {
+  size_t i;
+  if (nlen == 0) pa_error_raise(L, "header name is empty");
+  for (i = 0; i < nlen; i++) {
+    unsigned char ch = (unsigned char)name[i];
+    if (ch <= 32 || ch >= 127 || strchr("\"(),/:;<=>?@[\\]{}", ch))
+      pa_error_raise(L, "header name '%s' has a character not allowed in a header name", name);
+  }
+  for (i = 0; i < vlen; i++)
+    if (value[i] == '\r' || value[i] == '\n' || value[i] == '\0')
+      pa_error_raise(L, "header '%s' has CR, LF or NUL in its value", name);
+}
+
+/* Validate a headers table (name -> string or number); raises on a bad entry. */
+void pa_client_check_headers(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    size_t nlen, vlen;
+    const char *name, *value;
+    if (lua_type(L, -2) != LUA_TSTRING) pa_error_raise(L, "header names must be strings");
+    if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER &&
+        !(lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)))
+      pa_error_raise(L, "header '%s' must be a string (or false to drop it)", lua_tostring(L, -2));
+    name = lua_tolstring(L, -2, &nlen);
+    if (lua_type(L, -1) == LUA_TBOOLEAN) {
+      value = "";
+      vlen = 0;
+    } else {
+      lua_pushvalue(L, -1); /* tolstring on a copy: never convert during next */
+      value = lua_tolstring(L, -1, &vlen);
+      lua_pop(L, 1);
+    }
+    check_header(L, name, nlen, value, vlen);
+    lua_pop(L, 1);
+  }
+}
+
+
+/* core.client{ base_url = ..., ... } */
+static int client_new(lua_State *L) {
+  pa_client *c;
+  const char *base, *s;
+  char err[256];
+  size_t blen;
+  double connect_timeout, timeout;
+  lua_Number max_body = (lua_Number)DEFAULT_MAX_BODY;
+  int allow_http;
+
+  luaL_checktype(L, 1, LUA_TTABLE);
+  base = opt_string(L, 1, "base_url");
+  if (base == NULL) pa_error_raise(L, "option 'base_url' is required");
+  lua_getfield(L, 1, "allow_http");
+  allow_http = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (!pa_url_check(base, allow_http, err, sizeof err)) pa_error_raise(L, "base_url: %s", err);
+  connect_timeout = opt_seconds(L, 1, "connect_timeout", DEFAULT_CONNECT_TIMEOUT);
+  timeout = opt_seconds(L, 1, "timeout", DEFAULT_TIMEOUT);
+  lua_getfield(L, 1, "max_body");
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TNUMBER || lua_tonumber(L, -1) < 1)
+      pa_error_raise(L, "option 'max_body' must be a positive number of bytes");
+    max_body = lua_tonumber(L, -1);
+  }
+  lua_pop(L, 1);
+  s = opt_string(L, 1, "ca_file");
+  if (s != NULL) {
+    FILE *f = fopen(s, "rb");
+    if (f == NULL) pa_error_raise(L, "option 'ca_file': cannot read %s", s);
+    fclose(f);
+  }
+  lua_getfield(L, 1, "headers");
+  if (!lua_isnil(L, -1)) {
+    luaL_checktype(L, -1, LUA_TTABLE);
+    pa_client_check_headers(L, -1);
+  }
+  lua_pop(L, 1);
+
+  c = (pa_client *)lua_newuserdatauv(L, sizeof *c, 1);
+  memset(c, 0, sizeof *c);
+  c->closed = 1; /* until fully built, destroy has nothing to free twice */
+  luaL_setmetatable(L, PA_CLIENT_MT);
+  c->closed = 0;
+  c->allow_http = allow_http;
+  c->connect_timeout_ms = (long)(connect_timeout * 1000.0);
+  c->timeout_ms = (long)(timeout * 1000.0);
+  c->max_body = (size_t)max_body;
+
+  blen = strlen(base);
+  c->base_url = (char *)malloc(blen + 2);
+  if (c->base_url == NULL) return luaL_error(L, "out of memory");
+  memcpy(c->base_url, base, blen + 1);
+  if (blen == 0 || base[blen - 1] != '/') { /* relative paths join under it */
+    c->base_url[blen] = '/';
+    c->base_url[blen + 1] = '\0';
+  }
+  if ((s = opt_string(L, 1, "ca_file")) != NULL) c->ca_file = dup_or_raise(L, s);
+  lua_getfield(L, 1, "proxy");
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    c->proxy_mode = 1;
+    c->proxy = dup_or_raise(L, lua_tostring(L, -1));
+  } else if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
+    c->proxy_mode = 2;
+  } else if (!lua_isnil(L, -1)) {
+    pa_error_raise(L, "option 'proxy' must be a URL string, or false for no proxy");
+  }
+  lua_pop(L, 1);
+  if ((s = opt_string(L, 1, "user_agent")) != NULL) {
+    c->user_agent = dup_or_raise(L, s);
+  } else {
+    char ua[128];
+    snprintf(ua, sizeof ua, "planapi/%s libcurl/%s", PLANAPI_VERSION,
+             curl_version_info(CURLVERSION_NOW)->version);
+    c->user_agent = dup_or_raise(L, ua);
+  }
+  check_header(L, "User-Agent", 10, c->user_agent, strlen(c->user_agent));
+
+  c->curl = curl_easy_init();
+  if (c->curl == NULL) return luaL_error(L, "curl_easy_init failed");
+
+  /* Anchors: default headers and secrets live in the user value. */
+  lua_createtable(L, 0, 2);
+  lua_newtable(L);
+  lua_getfield(L, 1, "headers");
+  if (lua_istable(L, -1)) {
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, -5);
+    }
+  }
+  lua_pop(L, 1);
+  lua_setfield(L, -2, PA_UV_HEADERS);
+  lua_newtable(L);
+  lua_getfield(L, 1, "secrets");
+  if (lua_istable(L, -1)) {
+    size_t i, n = lua_rawlen(L, -1);
+    for (i = 1; i <= n; i++) {
+      lua_rawgeti(L, -1, (lua_Integer)i);
+      /* Very short strings would redact ordinary words; a real secret is longer. */
+      if (lua_type(L, -1) == LUA_TSTRING && lua_rawlen(L, -1) >= 4)
+        lua_rawseti(L, -3, (lua_Integer)lua_rawlen(L, -3) + 1);
+      else
+        lua_pop(L, 1);
+    }
+  } else if (!lua_isnil(L, -1)) {
+    pa_error_raise(L, "option 'secrets' must be a list of strings");
+  }
+  lua_pop(L, 1);
+  lua_setfield(L, -2, PA_UV_SECRETS);
+  lua_setiuservalue(L, -2, 1);
+  return 1;
+}
+
+/* ------------------------------------------------------------ redaction */
+
+void pa_client_push_redacted(lua_State *L, int idx, const char *message) {
+  size_t i, n;
+  idx = lua_absindex(L, idx);
+  lua_pushstring(L, message);
+  lua_getiuservalue(L, idx, 1);
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    return;
+  }
+  lua_getfield(L, -1, PA_UV_SECRETS);
+  n = lua_istable(L, -1) ? lua_rawlen(L, -1) : 0;
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, (lua_Integer)i);
+    luaL_gsub(L, lua_tostring(L, -4), lua_tostring(L, -1), "***");
+    lua_replace(L, -5); /* the redacted text takes the message's slot */
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 2);
+}
+
+static int client_redact(lua_State *L) {
+  pa_client_check(L, 1);
+  pa_client_push_redacted(L, 1, luaL_checkstring(L, 2));
+  return 1;
+}
+
+/* client:error{ kind=, message=, ... }: an error whose message is redacted. */
+static int client_error(lua_State *L) {
+  pa_client_check(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_getfield(L, 2, "message");
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    pa_client_push_redacted(L, 1, lua_tostring(L, -1));
+    lua_setfield(L, 2, "message");
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, lua_upvalueindex(1), "error");
+  lua_pushvalue(L, 2);
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+/* ------------------------------------------------------------ prepare */
+
+static int is_absolute(const char *s) {
+  return strncmp(s, "https://", 8) == 0 || strncmp(s, "http://", 7) == 0;
+}
+
+/* Copy headers from the table at src into dst, replacing any header of the
+ * same name in any letter case (a caller's "authorization" replaces the
+ * default "Authorization"); a false value removes it. */
+static void merge_headers(lua_State *L, int dst, int src) {
+  lua_pushnil(L);
+  while (lua_next(L, src)) {
+    /* remove a case-insensitive twin from dst */
+    lua_pushnil(L);
+    while (lua_next(L, dst)) {
+      lua_pop(L, 1);
+      if (lua_type(L, -1) == LUA_TSTRING &&
+          strcasecmp(lua_tostring(L, -1), lua_tostring(L, -3)) == 0) {
+        lua_pushvalue(L, -1);
+        lua_pushnil(L);
+        lua_rawset(L, dst);
+        lua_pop(L, 1); /* restart: the table changed shape */
+        lua_pushnil(L);
+      }
+    }
+    if (!(lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1))) {
+      lua_pushvalue(L, -2);
+      lua_pushvalue(L, -2);
+      if (lua_type(L, -1) == LUA_TNUMBER) lua_tostring(L, -1);
+      lua_rawset(L, dst);
+    }
+    lua_pop(L, 1);
+  }
+}
+
+static int has_header(lua_State *L, int tbl, const char *name) {
+  int found = 0;
+  lua_pushnil(L);
+  while (lua_next(L, tbl)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) == LUA_TSTRING && strcasecmp(lua_tostring(L, -1), name) == 0) found = 1;
+  }
+  return found;
+}
+
+/* client:prepare{ method=, path= | url=, query=, body=, headers=,
+ *                 content_type=, timeout= } -> req
+ * req = { method, url, headers = {...}, body = string|nil, timeout } */
+static int client_prepare(lua_State *L) {
+  pa_client *c = check_open(L, 1);
+  const char *method, *path, *url;
+  char err[256];
+  pa_buf *urlb, *bodyb = NULL;
+  int req, hdrs, own_host;
+  size_t i, mlen;
+
+  luaL_checktype(L, 2, LUA_TTABLE);
+  method = opt_string(L, 2, "method");
+  if (method == NULL) pa_error_raise(L, "request method is required");
+  mlen = strlen(method);
+  if (mlen == 0 || mlen > 16) pa_error_raise(L, "request method '%s' is not valid", method);
+  for (i = 0; i < mlen; i++)
+    if (method[i] < 'A' || method[i] > 'Z')
+      pa_error_raise(L, "request method '%s' must be upper-case letters", method);
+  path = opt_string(L, 2, "path");
+  url = opt_string(L, 2, "url");
+  if ((path == NULL) == (url == NULL)) pa_error_raise(L, "request needs exactly one of path or url");
+
+  urlb = pa_buf_push_owned(L);
+  if (url != NULL) {
+    if (!is_absolute(url)) pa_error_raise(L, "request url must be absolute");
+    if (!pa_buf_add(urlb, url, strlen(url))) return luaL_error(L, "out of memory");
+  } else {
+    if (is_absolute(path)) pa_error_raise(L, "request path must be relative to base_url");
+    while (*path == '/') path++; /* "/task/1" and "task/1" both join under base_url */
+    if (!pa_buf_add(urlb, c->base_url, strlen(c->base_url)) ||
+        !pa_buf_add(urlb, path, strlen(path)))
+      return luaL_error(L, "out of memory");
+  }
+  lua_getfield(L, 2, "query");
+  if (!lua_isnil(L, -1)) {
+    size_t before;
+    luaL_checktype(L, -1, LUA_TTABLE);
+    if (!pa_buf_add(urlb, memchr(urlb->p, '?', urlb->len) ? "&" : "?", 1))
+      return luaL_error(L, "out of memory");
+    before = urlb->len;
+    {
+      /* encode into a scratch buffer so an empty query leaves no '?' */
+      pa_buf *q = pa_buf_push_owned(L);
+      pa_query_encode(L, -2, q);
+      if (q->len == 0) urlb->len = before - 1;
+      else if (!pa_buf_add(urlb, q->p, q->len)) return luaL_error(L, "out of memory");
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+  if (!pa_buf_add(urlb, "", 1)) return luaL_error(L, "out of memory"); /* NUL-terminate */
+  if (!pa_url_check(urlb->p, c->allow_http, err, sizeof err)) pa_error_raise(L, "%s", err);
+  /* Default headers (the Authorization among them) go only to our own API,
+   * never to an absolute URL elsewhere such as a presigned download. */
+  own_host = strncmp(urlb->p, c->base_url, strlen(c->base_url)) == 0;
+
+  lua_createtable(L, 0, 6);
+  req = lua_gettop(L);
+  lua_pushstring(L, method);
+  lua_setfield(L, req, "method");
+  lua_pushlstring(L, urlb->p, urlb->len - 1);
+  lua_setfield(L, req, "url");
+
+  lua_newtable(L);
+  hdrs = lua_gettop(L);
+  lua_pushstring(L, c->user_agent);
+  lua_setfield(L, hdrs, "User-Agent");
+  if (own_host) {
+    lua_getiuservalue(L, 1, 1);
+    lua_getfield(L, -1, PA_UV_HEADERS);
+    merge_headers(L, hdrs, lua_gettop(L));
+    lua_pop(L, 2);
+  }
+
+  lua_getfield(L, 2, "body");
+  switch (lua_type(L, -1)) {
+    case LUA_TNIL: break;
+    case LUA_TSTRING:
+      lua_pushvalue(L, -1);
+      lua_setfield(L, req, "body");
+      break;
+    case LUA_TTABLE:
+      bodyb = pa_buf_push_owned(L);
+      pa_json_encode(L, -2, bodyb);
+      lua_pushlstring(L, bodyb->p ? bodyb->p : "", bodyb->len);
+      lua_setfield(L, req, "body");
+      lua_pop(L, 1);
+      lua_pushliteral(L, "application/json; charset=utf-8");
+      lua_setfield(L, hdrs, "Content-Type");
+      break;
+    default:
+      pa_error_raise(L, "request body must be a table (sent as JSON) or a string");
+  }
+  lua_pop(L, 1);
+  if ((url = opt_string(L, 2, "content_type")) != NULL) {
+    lua_pushstring(L, url);
+    lua_setfield(L, hdrs, "Content-Type");
+  }
+  lua_getfield(L, 2, "headers");
+  if (!lua_isnil(L, -1)) {
+    luaL_checktype(L, -1, LUA_TTABLE);
+    pa_client_check_headers(L, -1);
+    merge_headers(L, hdrs, lua_gettop(L));
+  }
+  lua_pop(L, 1);
+  if (!has_header(L, hdrs, "Accept")) {
+    lua_pushliteral(L, "application/json");
+    lua_setfield(L, hdrs, "Accept");
+  }
+  lua_setfield(L, req, "headers");
+
+  lua_getfield(L, 2, "timeout");
+  if (!lua_isnil(L, -1) && (lua_type(L, -1) != LUA_TNUMBER || lua_tonumber(L, -1) <= 0))
+    pa_error_raise(L, "request timeout must be a positive number of seconds");
+  lua_setfield(L, req, "timeout");
+  return 1;
+}
+
+/* ------------------------------------------------------------ decode */
+
+static const char *header_value(lua_State *L, int res, const char *name) {
+  const char *v = NULL;
+  lua_getfield(L, res, "headers");
+  if (lua_istable(L, -1)) {
+    lua_getfield(L, -1, name);
+    v = lua_tostring(L, -1); /* anchored in the response table */
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+/* client:decode(res) -> value | nil, err: the JSON body of a response.
+ * An empty body decodes to an empty table (Planfix answers some updates
+ * with no body); a body that is not JSON is a decode error showing the
+ * start of what came instead (a proxy's HTML page, say). */
+static int client_decode(lua_State *L) {
+  size_t len, start = 0;
+  const char *body, *ctype;
+  int status;
+  pa_client_check(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_getfield(L, 2, "status");
+  status = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  lua_getfield(L, 2, "body");
+  body = lua_tolstring(L, -1, &len);
+  if (body == NULL) body = "", len = 0;
+  while (start < len && strchr(" \t\r\n", body[start])) start++;
+  if (start == len) {
+    lua_newtable(L);
+    return 1;
+  }
+  ctype = header_value(L, 2, "content-type");
+  if (body[start] != '{' && body[start] != '[' && !(ctype && strstr(ctype, "json"))) {
+    char msg[256];
+    char snippet[81];
+    size_t i, n = len - start < 80 ? len - start : 80;
+    for (i = 0; i < n; i++) {
+      unsigned char ch = (unsigned char)body[start + i];
+      snippet[i] = (ch < 32 || ch == 127) ? ' ' : (char)ch;
+    }
+    snippet[n] = '\0';
+    snprintf(msg, sizeof msg, "expected JSON but got %s: %s%s", ctype ? ctype : "no content type",
+             snippet, len - start > 80 ? "..." : "");
+    lua_pushnil(L);
+    pa_client_push_redacted(L, 1, msg);
+    pa_error_push(L, "decode", lua_tostring(L, -1));
+    lua_remove(L, -2);
+    if (status) {
+      lua_pushinteger(L, status);
+      lua_setfield(L, -2, "status");
+    }
+    return 2;
+  }
+  if (!pa_json_decode(L, body, len)) {
+    lua_pushnil(L);
+    pa_client_push_redacted(L, 1, lua_tostring(L, -2));
+    pa_error_push(L, "decode", lua_tostring(L, -1));
+    lua_remove(L, -2);
+    if (status) {
+      lua_pushinteger(L, status);
+      lua_setfield(L, -2, "status");
+    }
+    return 2;
+  }
+  return 1;
+}
+
+/* client:config() -> a table describing the client, without any secret. */
+static int client_config(lua_State *L) {
+  pa_client *c = pa_client_check(L, 1);
+  lua_createtable(L, 0, 8);
+  lua_pushstring(L, c->closed ? "" : c->base_url);
+  lua_setfield(L, -2, "base_url");
+  lua_pushboolean(L, c->allow_http);
+  lua_setfield(L, -2, "allow_http");
+  lua_pushnumber(L, (lua_Number)c->connect_timeout_ms / 1000.0);
+  lua_setfield(L, -2, "connect_timeout");
+  lua_pushnumber(L, (lua_Number)c->timeout_ms / 1000.0);
+  lua_setfield(L, -2, "timeout");
+  lua_pushnumber(L, (lua_Number)c->max_body);
+  lua_setfield(L, -2, "max_body");
+  if (c->ca_file) {
+    lua_pushstring(L, c->ca_file);
+    lua_setfield(L, -2, "ca_file");
+  }
+  if (c->user_agent) {
+    lua_pushstring(L, c->user_agent);
+    lua_setfield(L, -2, "user_agent");
+  }
+  lua_pushboolean(L, c->closed);
+  lua_setfield(L, -2, "closed");
+  return 1;
+}
+
+static int client_tostring(lua_State *L) {
+  pa_client *c = pa_client_check(L, 1);
+  lua_pushfstring(L, "planapi.client (%s)", c->closed ? "closed" : c->base_url);
+  return 1;
+}
+
+void pa_client_open(lua_State *L) {
+  static const luaL_Reg methods[] = {
+    {"prepare", client_prepare},
+    {"perform", pa_client_perform},
+    {"decode", client_decode},
+    {"redact", client_redact},
+    {"config", client_config},
+    {"close", client_close},
+    {NULL, NULL}
+  };
+  int mod = lua_gettop(L);
+  luaL_newmetatable(L, PA_CLIENT_MT);
+  lua_newtable(L);
+  luaL_setfuncs(L, methods, 0);
+  lua_pushvalue(L, mod); /* client:error needs core.error */
+  lua_pushcclosure(L, client_error, 1);
+  lua_setfield(L, -2, "error");
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, client_close);
+  lua_setfield(L, -2, "__gc");
+#if LUA_VERSION_NUM >= 504
+  lua_pushcfunction(L, client_close);
+  lua_setfield(L, -2, "__close");
+#endif
+  lua_pushcfunction(L, client_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+  lua_pushcfunction(L, client_new);
+  lua_setfield(L, mod, "client");
+}

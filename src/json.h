@@ -1,0 +1,17 @@
+/* json.h: JSON encode (ours, deterministic) and decode (private lua-cjson). */
+#ifndef PLANAPI_JSON_H
+#define PLANAPI_JSON_H
+
+#include "buf.h"
+#include "compat.h"
+
+/* Append the JSON form of the value at idx to out; raises a config error
+ * naming the path of a value that has no JSON form. */
+void pa_json_encode(lua_State *L, int idx, pa_buf *out);
+/* Push the decoded value and return 1, or push a message and return 0. */
+int pa_json_decode(lua_State *L, const char *s, size_t len);
+/* Register json_encode, json_decode, array, is_array, array_mt and null
+ * into the module table on top of the stack. */
+void pa_json_open(lua_State *L);
+
+#endif

@@ -1,0 +1,127 @@
+/* limiter.c: request pacing with GCRA (the generic cell rate algorithm,
+ * virtual scheduling form). One number of state, the theoretical arrival
+ * time (TAT), makes it exact, burst-aware and cheap; the same arithmetic
+ * later runs on shared memory or in Redis for limits shared by processes.
+ *
+ * The limiter never reads a clock nor sleeps: reserve(now) takes the time
+ * from the caller and answers how long to wait, so Lua can inject a fake
+ * clock in specs and ngx.sleep in OpenResty. */
+#include "limiter.h"
+
+#include <errno.h>
+#include <math.h>
+#include <time.h>
+
+#include "errors.h"
+
+#define PA_LIMITER_MT "planapi.limiter"
+
+
+void pa_gcra_init(pa_gcra *g, double rate, double per, double burst) {
+  g->interval = per / rate;
+  g->tolerance = g->interval * (burst - 1.0);
+  g->tat = -INFINITY;
+}
+
+double pa_gcra_reserve(pa_gcra *g, double now) {
+  double tat = g->tat > now ? g->tat : now;
+  double allowed_at = tat - g->tolerance;
+  g->tat = tat + g->interval;
+  return allowed_at > now ? allowed_at - now : 0.0;
+}
+
+void pa_gcra_release(pa_gcra *g, double now) {
+  /* A reserved slot that was never used (the request was not sent). */
+  g->tat -= g->interval;
+  if (g->tat < now) g->tat = now;
+}
+
+static double check_positive(lua_State *L, int t, const char *name, double dflt) {
+  double v = dflt;
+  lua_getfield(L, t, name);
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TNUMBER || !(lua_tonumber(L, -1) > 0))
+      pa_error_raise(L, "limiter option '%s' must be a positive number", name);
+    v = (double)lua_tonumber(L, -1);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+/* core.limiter{ rate = 1, per = 1, burst = 1 } */
+static int limiter_new(lua_State *L) {
+  double rate, per, burst;
+  pa_gcra *g;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  rate = check_positive(L, 1, "rate", 1.0);
+  per = check_positive(L, 1, "per", 1.0);
+  burst = check_positive(L, 1, "burst", 1.0);
+  if (burst < 1.0) pa_error_raise(L, "limiter option 'burst' must be at least 1");
+  g = (pa_gcra *)lua_newuserdatauv(L, sizeof *g, 0);
+  pa_gcra_init(g, rate, per, burst);
+  luaL_setmetatable(L, PA_LIMITER_MT);
+  return 1;
+}
+
+static int limiter_reserve(lua_State *L) {
+  pa_gcra *g = (pa_gcra *)luaL_checkudata(L, 1, PA_LIMITER_MT);
+  lua_pushnumber(L, (lua_Number)pa_gcra_reserve(g, (double)luaL_checknumber(L, 2)));
+  return 1;
+}
+
+static int limiter_release(lua_State *L) {
+  pa_gcra *g = (pa_gcra *)luaL_checkudata(L, 1, PA_LIMITER_MT);
+  pa_gcra_release(g, (double)luaL_checknumber(L, 2));
+  return 0;
+}
+
+static int limiter_info(lua_State *L) {
+  pa_gcra *g = (pa_gcra *)luaL_checkudata(L, 1, PA_LIMITER_MT);
+  lua_createtable(L, 0, 3);
+  lua_pushnumber(L, (lua_Number)g->interval);
+  lua_setfield(L, -2, "interval");
+  lua_pushnumber(L, (lua_Number)(g->tolerance / g->interval + 1.0));
+  lua_setfield(L, -2, "burst");
+  lua_pushnumber(L, (lua_Number)g->tat);
+  lua_setfield(L, -2, "tat");
+  return 1;
+}
+
+/* core.monotime(): seconds on a clock that never jumps (NTP, DST). */
+static int l_monotime(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+  return 1;
+}
+
+/* core.sleep(seconds): blocking sleep for plain Lua (OpenResty passes ngx.sleep). */
+static int l_sleep(lua_State *L) {
+  double s = (double)luaL_checknumber(L, 1);
+  struct timespec ts, rem;
+  if (!(s > 0)) return 0;
+  ts.tv_sec = (time_t)s;
+  ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+  while (nanosleep(&ts, &rem) != 0 && errno == EINTR) ts = rem;
+  return 0;
+}
+
+void pa_limiter_open(lua_State *L) {
+  static const luaL_Reg methods[] = {
+    {"reserve", limiter_reserve},
+    {"release", limiter_release},
+    {"info", limiter_info},
+    {NULL, NULL}
+  };
+  luaL_newmetatable(L, PA_LIMITER_MT);
+  lua_newtable(L);
+  luaL_setfuncs(L, methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  lua_pushcfunction(L, limiter_new);
+  lua_setfield(L, -2, "limiter");
+  lua_pushcfunction(L, l_monotime);
+  lua_setfield(L, -2, "monotime");
+  lua_pushcfunction(L, l_sleep);
+  lua_setfield(L, -2, "sleep");
+}

@@ -1,0 +1,227 @@
+/* url.c: which URLs a client may talk to, and query-string encoding.
+ *
+ * Secure by default: https only. Plain http is allowed only to a loopback
+ * host (a sandbox, a local proxy) and only when the user asked for it,
+ * because a token sent over http to anywhere else is a token given away. */
+#include "url.h"
+
+#include <curl/curl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "errors.h"
+
+/* A dotted IPv4 literal in 127.0.0.0/8. Names other than "localhost" are
+ * not trusted: "127.0.0.1.example.com" is a domain, not a loopback. */
+static int is_loopback_v4(const char *h) {
+  int parts = 0;
+  const char *p = h;
+  if (strncmp(h, "127.", 4) != 0) return 0;
+  while (*p) {
+    int digits = 0;
+    long v = 0;
+    while (*p >= '0' && *p <= '9') {
+      v = v * 10 + (*p - '0');
+      if (++digits > 3 || v > 255) return 0;
+      p++;
+    }
+    if (digits == 0) return 0;
+    parts++;
+    if (*p == '.') p++;
+    else if (*p) return 0;
+  }
+  return parts == 4;
+}
+
+int pa_url_is_loopback_host(const char *host) {
+  return strcmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0 ||
+         strcmp(host, "::1") == 0 || is_loopback_v4(host);
+}
+
+int pa_url_check(const char *url, int allow_http, char *err, size_t errlen) {
+  CURLU *u = curl_url();
+  char *scheme = NULL, *host = NULL;
+  int ok = 0;
+  if (u == NULL) {
+    snprintf(err, errlen, "out of memory");
+    return 0;
+  }
+  if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+      curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+      curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+    snprintf(err, errlen, "not a valid absolute URL: %.200s", url);
+  } else if (strcmp(scheme, "https") == 0) {
+    ok = 1;
+  } else if (strcmp(scheme, "http") == 0) {
+    if (!pa_url_is_loopback_host(host))
+      snprintf(err, errlen, "plain http:// is refused for %.100s: only https, or http to a "
+                            "loopback host with allow_http = true", host);
+    else if (!allow_http)
+      snprintf(err, errlen, "plain http:// to %.100s needs allow_http = true", host);
+    else
+      ok = 1;
+  } else {
+    snprintf(err, errlen, "unsupported URL scheme %.20s: only https", scheme);
+  }
+  curl_free(scheme);
+  curl_free(host);
+  curl_url_cleanup(u);
+  return ok;
+}
+
+/* RFC 3986 unreserved characters pass; everything else is %XX. */
+void pa_url_escape(pa_buf *b, const char *s, size_t len, int *oom) {
+  static const char hex[] = "0123456789ABCDEF";
+  size_t i;
+  if (!pa_buf_reserve(b, len * 3)) {
+    *oom = 1;
+    return;
+  }
+  for (i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+        c == '-' || c == '_' || c == '.' || c == '~') {
+      b->p[b->len++] = (char)c;
+    } else {
+      b->p[b->len++] = '%';
+      b->p[b->len++] = hex[c >> 4];
+      b->p[b->len++] = hex[c & 15];
+    }
+  }
+}
+
+/* One scalar query value as text: strings and numbers as they are,
+ * booleans as true/false (what Planfix's silent=true expects). */
+static const char *scalar_text(lua_State *L, int idx, size_t *len, char *tmp, size_t tmplen) {
+  switch (lua_type(L, idx)) {
+    case LUA_TSTRING: return lua_tolstring(L, idx, len);
+    case LUA_TBOOLEAN:
+      *len = lua_toboolean(L, idx) ? 4 : 5;
+      return lua_toboolean(L, idx) ? "true" : "false";
+    case LUA_TNUMBER:
+      if (lua_isinteger(L, idx))
+        *len = (size_t)snprintf(tmp, tmplen, "%lld", (long long)lua_tointeger(L, idx));
+      else {
+        lua_Number n = lua_tonumber(L, idx);
+        if (n == (lua_Number)(long long)n)
+          *len = (size_t)snprintf(tmp, tmplen, "%lld", (long long)n);
+        else
+          *len = (size_t)snprintf(tmp, tmplen, "%.17g", (double)n);
+      }
+      return tmp;
+    default: return NULL;
+  }
+}
+
+typedef struct {
+  const char *key;
+  size_t len;
+} qkey;
+
+static int qkey_cmp(const void *a, const void *b) {
+  const qkey *x = (const qkey *)a, *y = (const qkey *)b;
+  size_t n = x->len < y->len ? x->len : y->len;
+  int c = memcmp(x->key, y->key, n);
+  return c ? c : (x->len < y->len ? -1 : x->len > y->len);
+}
+
+static void add_pair(lua_State *L, pa_buf *b, const qkey *k, int vidx) {
+  char tmp[40];
+  size_t vlen;
+  int oom = 0;
+  const char *v = scalar_text(L, vidx, &vlen, tmp, sizeof tmp);
+  if (v == NULL)
+    pa_error_raise(L, "query parameter '%s' must be a string, number, boolean or a list of them "
+                      "(got %s)", k->key, luaL_typename(L, vidx));
+  if (b->len > 0 && !pa_buf_add(b, "&", 1)) oom = 1;
+  pa_url_escape(b, k->key, k->len, &oom);
+  if (!pa_buf_add(b, "=", 1)) oom = 1;
+  pa_url_escape(b, v, vlen, &oom);
+  if (oom) luaL_error(L, "out of memory");
+}
+
+void pa_query_encode(lua_State *L, int idx, pa_buf *b) {
+  size_t n = 0, i;
+  qkey *keys;
+  idx = lua_absindex(L, idx);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TSTRING)
+      pa_error_raise(L, "query parameter names must be strings (got %s)", luaL_typename(L, -1));
+    n++;
+  }
+  if (n == 0) return;
+  keys = (qkey *)lua_newuserdatauv(L, n * sizeof *keys, 0);
+  i = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    keys[i].key = lua_tolstring(L, -1, &keys[i].len);
+    i++;
+  }
+  /* Sorted, so the same parameters always give the same URL. */
+  qsort(keys, n, sizeof *keys, qkey_cmp);
+  for (i = 0; i < n; i++) {
+    lua_pushlstring(L, keys[i].key, keys[i].len);
+    lua_rawget(L, idx);
+    if (lua_type(L, -1) == LUA_TTABLE) {
+      /* A list repeats the key: status[]=a&status[]=b (the caller names the key). */
+      size_t j, m = lua_rawlen(L, -1);
+      for (j = 1; j <= m; j++) {
+        lua_rawgeti(L, -1, (lua_Integer)j);
+        add_pair(L, b, &keys[i], lua_gettop(L));
+        lua_pop(L, 1);
+      }
+    } else {
+      add_pair(L, b, &keys[i], lua_gettop(L));
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
+static int l_url_escape(lua_State *L) {
+  size_t len;
+  const char *s;
+  char tmp[40];
+  pa_buf *b;
+  int oom = 0;
+  luaL_checkany(L, 1);
+  s = scalar_text(L, 1, &len, tmp, sizeof tmp);
+  if (s == NULL) return luaL_argerror(L, 1, "string, number or boolean expected");
+  b = pa_buf_push_owned(L);
+  pa_url_escape(b, s, len, &oom);
+  if (oom) return luaL_error(L, "out of memory");
+  lua_pushlstring(L, b->p ? b->p : "", b->len);
+  return 1;
+}
+
+static int l_encode_query(lua_State *L) {
+  pa_buf *b;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  b = pa_buf_push_owned(L);
+  pa_query_encode(L, 1, b);
+  lua_pushlstring(L, b->p ? b->p : "", b->len);
+  return 1;
+}
+
+static int l_check_url(lua_State *L) {
+  char err[256];
+  const char *url = luaL_checkstring(L, 1);
+  if (pa_url_check(url, lua_toboolean(L, 2), err, sizeof err)) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  return pa_error_return(L, "config", err);
+}
+
+void pa_url_open(lua_State *L) {
+  static const luaL_Reg fns[] = {
+    {"url_escape", l_url_escape},
+    {"encode_query", l_encode_query},
+    {"check_url", l_check_url},
+    {NULL, NULL}
+  };
+  luaL_setfuncs(L, fns, 0);
+}
