@@ -1,0 +1,176 @@
+-- client_base.lua: what every planapi API client shares: its options, the
+-- C client it drives, and the call loop that composes the pure halves with
+-- pacing and retries:
+--
+--   prepare (C, pure) -> limiter wait -> transport (libcurl, or any function
+--   with the lua-resty-http contract) -> parse (pure) -> retry policy
+--
+-- The loop lives in Lua on purpose: a cosocket transport yields, and a yield
+-- across a C call fails, so C is only ever called for pure work or libcurl.
+local core = require "planapi.core"
+local Policy = require "planapi.policy"
+
+local M = {}
+
+-- Options handed to the C client as they are.
+local TRANSPORT_OPTIONS = {
+  allow_http = "boolean", ca_file = "string", proxy = "string|false",
+  connect_timeout = "number", timeout = "number", max_body = "number", user_agent = "string",
+}
+-- Options of the call loop.
+local LOOP_OPTIONS = {
+  rate = "table|false", retry = "table", clock = "function", sleep = "function",
+  transport = "function", on_request = "function",
+}
+
+local function config_error(msg, level)
+  error(core.error { kind = "config", message = msg }, (level or 1) + 1)
+end
+M.config_error = config_error
+
+local function type_ok(v, spec)
+  for t in spec:gmatch "[^|]+" do
+    if t == "false" then
+      if v == false then return true end
+    elseif type(v) == t then
+      return true
+    end
+  end
+  return false
+end
+
+local function sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys)
+  return keys
+end
+M.sorted_keys = sorted_keys
+
+--- Check opts against the API's own options plus the shared ones: a typo
+-- such as `timout` is an error, not a silently ignored setting.
+function M.check_options(api_name, opts, api_options)
+  if type(opts) ~= "table" then config_error(api_name .. " options must be a table", 3) end
+  local valid = {}
+  for k, spec in pairs(TRANSPORT_OPTIONS) do valid[k] = spec end
+  for k, spec in pairs(LOOP_OPTIONS) do valid[k] = spec end
+  for k, spec in pairs(api_options) do valid[k] = spec end
+  for k, v in pairs(opts) do
+    local spec = valid[k]
+    if spec == nil then
+      config_error(("unknown %s option '%s' (valid: %s)"):format(api_name, tostring(k),
+        table.concat(sorted_keys(valid), ", ")), 3)
+    end
+    if not type_ok(v, spec) then
+      config_error(("%s option '%s' must be %s, got %s"):format(api_name, k, spec:gsub("|", " or "), type(v)), 3)
+    end
+  end
+end
+
+--- Set up self.core, self.limiter, self.policy, self.clock, self.sleep and
+-- self.transport from the options.
+-- base: { base_url =, headers =, secrets =, rate = default rate table }
+function M.init(self, opts, base)
+  local copts = { base_url = base.base_url, headers = base.headers, secrets = base.secrets }
+  for k in pairs(TRANSPORT_OPTIONS) do
+    if opts[k] ~= nil then copts[k] = opts[k] end
+  end
+  self.core = core.client(copts)
+  self.clock = opts.clock or core.monotime
+  self.sleep = opts.sleep or core.sleep
+  self.on_request = opts.on_request
+  local rate = opts.rate
+  if rate == nil then rate = base.rate end
+  if rate then
+    for k in pairs(rate) do
+      if k ~= "rate" and k ~= "per" and k ~= "burst" then
+        config_error(("unknown rate option '%s' (valid: rate, per, burst)"):format(tostring(k)), 3)
+      end
+    end
+    self.limiter = core.limiter(rate)
+  end
+  if opts.retry ~= nil and Policy.is_policy(opts.retry) then
+    self.policy = opts.retry
+  else
+    self.policy = Policy.new(opts.retry)
+  end
+  if opts.transport then
+    local user_transport = opts.transport
+    self.transport = function(req) return M.normalise_response(self, user_transport(req)) end
+  else
+    local c = self.core
+    self.transport = function(req) return c:perform(req) end
+  end
+end
+
+--- Bring what a user transport returned to the C transport's shape:
+-- lower-case header names, a typed error instead of a string.
+function M.normalise_response(self, res, err)
+  if res == nil then
+    if core.is_error(err) then return nil, err end
+    return nil, self.core:error { kind = "transport", message = tostring(err or "transport failed"),
+      retryable = true }
+  end
+  local headers = {}
+  for k, v in pairs(res.headers or {}) do
+    if type(v) == "table" then v = table.concat(v, ", ") end
+    headers[tostring(k):lower()] = tostring(v)
+  end
+  return { status = tonumber(res.status) or 0, headers = headers, body = res.body or "" }
+end
+
+--- Run one logical call of a prepared request: result, meta | nil, err.
+-- call = { req = a prepared request, parse = function(req, res) -> result | nil, err,
+--          operation = name, idempotent = bool }
+-- meta = { status =, headers =, attempts =, remaining = }
+function M.run(self, call)
+  local req = call.req
+  local attempt = 0
+  while true do
+    attempt = attempt + 1
+    if self.limiter then
+      local wait = self.limiter:reserve(self.clock())
+      if wait > 0 then self.sleep(wait) end
+    end
+    if self.on_request then self.on_request(req, attempt) end
+    local res, err = self.transport(req)
+    local result
+    if res then
+      result, err = call.parse(req, res)
+    elseif self.limiter and err.request_sent == false then
+      self.limiter:release(self.clock()) -- the server never saw it
+    end
+    if result ~= nil then
+      local remaining = res.headers["x-ratelimit-remaining"]
+      remaining = remaining and tonumber(remaining:match "^%s*(%d+)")
+      if remaining then self.remaining = remaining end
+      return result, { status = res.status, headers = res.headers, attempts = attempt,
+        remaining = remaining }
+    end
+    err.operation = err.operation or call.operation
+    err.attempts = attempt
+    if res and err.remaining == nil then
+      local remaining = res.headers["x-ratelimit-remaining"]
+      err.remaining = remaining and tonumber(remaining:match "^%s*(%d+)")
+    end
+    local wait = self.policy:delay(err, attempt, call.idempotent)
+    if not wait then return nil, err end
+    if wait > 0 then self.sleep(wait) end
+  end
+end
+
+--- Parse a Retry-After header: seconds, or an HTTP date (then 1 s, since
+-- the clocks of client and server cannot be trusted to agree).
+function M.retry_after(headers)
+  local v = headers and headers["retry-after"]
+  if not v then return nil end
+  local n = tonumber(v)
+  if n then return n >= 0 and n or nil end
+  return 1
+end
+
+function M.close(self)
+  self.core:close()
+end
+
+return M

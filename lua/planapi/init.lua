@@ -1,0 +1,27 @@
+-- planapi: Planfix (XML and REST) and Planado API clients with a C core.
+--   local planapi = require "planapi"
+--   local rest = planapi.planfix_rest{ account = "acme", token = os.getenv "PLANFIX_TOKEN" }
+local core = require "planapi.core"
+
+local planapi = {
+  version = core.version,
+  --- planapi.null: send JSON null (the same value as cjson.null).
+  null = core.null,
+  --- planapi.array(t): mark t (or a new table) so it is sent as a JSON array, even empty.
+  array = core.array,
+  is_array = core.is_array,
+  --- planapi.error{ kind =, message =, ... } and planapi.is_error(v): the one error type.
+  error = core.error,
+  is_error = core.is_error,
+  error_kinds = core.error_kinds,
+  json = { encode = core.json_encode, decode = core.json_decode },
+  policy = require "planapi.policy",
+  core = core,
+}
+
+--- planapi.planfix_rest{ account | base_url, token, ... } -> client (see README)
+function planapi.planfix_rest(opts)
+  return require("planapi.planfix_rest").new(opts)
+end
+
+return planapi

@@ -1,0 +1,68 @@
+-- multipart.lua: a multipart/form-data body for file uploads (pure).
+local core = require "planapi.core"
+
+local M = {}
+
+local function config_error(msg)
+  error(core.error { kind = "config", message = msg }, 4)
+end
+
+-- A boundary that cannot occur in the data: random, then checked.
+local function boundary_for(parts)
+  while true do
+    local b = ("planapi-%08x%08x%08x"):format(math.random(0, 0x7fffffff), math.random(0, 0x7fffffff),
+      math.random(0, 0x7fffffff))
+    local clash = false
+    for _, p in ipairs(parts) do
+      if p.data:find(b, 1, true) then clash = true end
+    end
+    if not clash then return b end
+  end
+end
+
+local function quoted(s)
+  if s:find('[\r\n"]') then config_error("file name must not contain quotes or line breaks") end
+  return '"' .. s .. '"'
+end
+
+--- multipart.file(spec) -> part
+-- spec = { path = "/tmp/a.pdf" } or { data = "bytes", name = "a.pdf" },
+-- optional name (defaults to the path's base name) and content_type.
+function M.file_part(field, spec)
+  if type(spec) == "string" then spec = { path = spec } end
+  if type(spec) ~= "table" then config_error("file must be a path or { path = } / { data =, name = }") end
+  local data, name = spec.data, spec.name
+  if spec.path ~= nil then
+    if data ~= nil then config_error("give a file's path or its data, not both") end
+    local f, err = io.open(spec.path, "rb")
+    if not f then config_error("cannot read file to upload: " .. tostring(err)) end
+    data = f:read "a"
+    f:close()
+    name = name or spec.path:match "[^/\\]+$"
+  end
+  if type(data) ~= "string" then config_error("file data must be a string") end
+  if type(name) ~= "string" or name == "" then config_error("file name is required with data") end
+  local ctype = spec.content_type or "application/octet-stream"
+  if type(ctype) ~= "string" or ctype:find "[\r\n%z]" then
+    config_error("file content_type must be a string without line breaks")
+  end
+  return { field = field, name = name, data = data, content_type = ctype }
+end
+
+--- multipart.encode(parts) -> body, content_type
+function M.encode(parts)
+  local b = boundary_for(parts)
+  local out = {}
+  for _, p in ipairs(parts) do
+    out[#out + 1] = "--" .. b .. "\r\n"
+    out[#out + 1] = ("Content-Disposition: form-data; name=%s; filename=%s\r\n"):format(quoted(p.field),
+      quoted(p.name))
+    out[#out + 1] = "Content-Type: " .. p.content_type .. "\r\n\r\n"
+    out[#out + 1] = p.data
+    out[#out + 1] = "\r\n"
+  end
+  out[#out + 1] = "--" .. b .. "--\r\n"
+  return table.concat(out), "multipart/form-data; boundary=" .. b
+end
+
+return M

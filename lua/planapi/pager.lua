@@ -1,0 +1,114 @@
+-- pager.lua: the shared page iterator with a resumable cursor.
+-- An API layer gives it a fetch(cursor) function that returns one page of
+-- items and the cursor of the page after it (nil when that was the last);
+-- the pager turns that into page and item iterators that stop cleanly on
+-- break and can be resumed from a saved cursor.
+local core = require "planapi.core"
+
+local Pager = {}
+Pager.__index = Pager
+
+--- pager.new(fetch, opts)
+-- fetch(cursor) -> items, next_cursor | nil, err
+-- opts.cursor   resume here: a page cursor, optionally with `skip` (items of
+--               that page already consumed by an item iterator)
+-- opts.max_pages, opts.max_items   stop after this many (a safety cap)
+-- opts.dedupe   drop items whose `id` was already seen (offset paging over
+--               changing data can repeat an item)
+function Pager.new(fetch, opts)
+  opts = opts or {}
+  for _, k in ipairs { "max_pages", "max_items" } do
+    local v = opts[k]
+    if v ~= nil and (type(v) ~= "number" or v < 1) then
+      error(core.error { kind = "config", message = k .. " must be a positive number" }, 2)
+    end
+  end
+  local start = opts.cursor
+  local self = setmetatable({
+    fetch = fetch,
+    cursor = start,                 -- the page the next fetch reads
+    skip = start and start.skip or 0,
+    pages_read = 0,
+    items_read = 0,
+    done = false,
+    max_pages = opts.max_pages,
+    max_items = opts.max_items,
+    seen = opts.dedupe and {} or nil,
+  }, Pager)
+  return self
+end
+
+--- pager:next_page() -> items | false (no more pages) | nil, err
+-- After an error the pager stays where it was: calling again retries the page.
+function Pager:next_page()
+  if self.done or (self.max_pages and self.pages_read >= self.max_pages) then return false end
+  local items, next_cursor = self.fetch(self.cursor)
+  if items == nil then return nil, next_cursor end
+  self.pages_read = self.pages_read + 1
+  self.page_cursor = self.cursor
+  self.cursor = next_cursor
+  if next_cursor == nil then self.done = true end
+  return items
+end
+
+--- The cursor to save: resuming with it continues with the first item not
+-- yet handed out (pages() hands out whole pages; each() single items).
+-- nil: nothing read yet; false: everything was read.
+function Pager:position()
+  if self.done and not self.in_page then return false end
+  if self.page_cursor ~= nil and self.in_page then
+    local c = {}
+    for k, v in pairs(self.page_cursor) do c[k] = v end
+    c.skip = self.in_page
+    return c
+  end
+  return self.cursor
+end
+
+--- for items in pager:pages() do ... end  -- raises the error on failure
+function Pager:pages()
+  return function()
+    local items, err = self:next_page()
+    if items == nil then error(err, 2) end
+    if items == false then return nil end
+    self.in_page = nil
+    return items
+  end
+end
+
+--- for item in pager:each() do ... end  -- raises the error on failure
+function Pager:each()
+  local page, i = nil, 0
+  return function()
+    while true do
+      if self.max_items and self.items_read >= self.max_items then return nil end
+      if page == nil or i >= #page then
+        local items, err = self:next_page()
+        if items == nil then error(err, 2) end
+        if items == false then
+          self.in_page = nil
+          return nil
+        end
+        page, i = items, 0
+        if self.skip > 0 then -- resuming inside this page
+          i = math.min(self.skip, #page)
+          self.skip = 0
+        end
+      end
+      i = i + 1
+      self.in_page = i
+      local item = page[i]
+      if item ~= nil then
+        local id = self.seen and type(item) == "table" and item.id
+        if not id or not self.seen[id] then
+          if id then self.seen[id] = true end
+          self.items_read = self.items_read + 1
+          if i >= #page then self.in_page = nil end -- page consumed: resume at the next
+          return item
+        end
+      end
+    end
+  end
+end
+
+return Pager

@@ -1,0 +1,435 @@
+-- planfix_rest.lua: the Planfix REST API client.
+--
+-- Spec-driven: every one of the operations in planfix_rest_ops.lua (made by
+-- tools/gen_rest_ops.lua from the official OpenAPI file) can be called by
+-- its operationId; each parameter goes to the path, the query or the JSON
+-- body as the spec says. Paged lists get iterators; errors get the
+-- documented meaning of their code (planfix_rest_errors.lua).
+local core = require "planapi.core"
+local base = require "planapi.client_base"
+local Pager = require "planapi.pager"
+local multipart = require "planapi.multipart"
+local ops_table = require "planapi.planfix_rest_ops"
+local codes = require "planapi.planfix_rest_errors"
+
+local OPS = ops_table.ops
+local config_error = base.config_error
+
+local Rest = {}
+local resources -- planfix_rest_resources, loaded on first use
+
+local OPTIONS = {
+  account = "string", base_url = "string", token = "string", page_size = "number",
+}
+-- 1 request per second (api-facts §2.8); configurable with `rate`.
+local DEFAULT_RATE = { rate = 1, per = 1, burst = 1 }
+local MAX_PAGE_SIZE = 100
+
+Rest.__index = function(self, key)
+  local method = Rest[key]
+  if method ~= nil then return method end
+  resources = resources or require "planapi.planfix_rest_resources"
+  local res = resources.bind(self, key)
+  if res ~= nil then rawset(self, key, res) end
+  return res
+end
+
+Rest.__tostring = function(self)
+  return ("planapi.planfix_rest (%s)"):format(self.base_url)
+end
+
+--- planapi.planfix_rest{ account = "acme" | base_url = "https://...", token = "...", ... }
+function Rest.new(opts)
+  base.check_options("planfix_rest", opts, OPTIONS)
+  local token = opts.token
+  if token == nil or token == "" then config_error("planfix_rest option 'token' is required", 2) end
+  local base_url = opts.base_url
+  if base_url == nil then
+    local account = opts.account
+    if account == nil then config_error("planfix_rest needs 'account' or 'base_url'", 2) end
+    if not account:match "^[%w][%w%-]*$" then
+      config_error("planfix_rest option 'account' must be the account's name, such as 'acme'", 2)
+    end
+    base_url = ("https://%s.planfix.com/rest/"):format(account)
+  end
+  local page_size = opts.page_size or MAX_PAGE_SIZE
+  if page_size < 1 or page_size > MAX_PAGE_SIZE or page_size % 1 ~= 0 then
+    config_error("planfix_rest option 'page_size' must be a whole number from 1 to 100", 2)
+  end
+  local self = setmetatable({ page_size = page_size }, Rest)
+  base.init(self, opts, {
+    base_url = base_url,
+    headers = { Authorization = "Bearer " .. token },
+    secrets = { token },
+    rate = DEFAULT_RATE,
+  })
+  self.base_url = self.core:config().base_url
+  return self
+end
+
+--- The sorted operationIds this client knows.
+function Rest.operations()
+  return base.sorted_keys(OPS)
+end
+
+--- The description of one operation (method, path, parameters...).
+function Rest.operation(op_id)
+  return OPS[op_id]
+end
+
+-- Edit distance, for "did you mean": a typo is a few edits away.
+local function distance(a, b)
+  local prev, cur = {}, {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    cur[0] = i
+    for j = 1, #b do
+      local cost = a:byte(i) == b:byte(j) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+    end
+    prev, cur = cur, prev
+  end
+  return prev[#b]
+end
+
+-- Up to five known operationIds closest to the unknown one.
+local function suggestions(op_id)
+  local name = tostring(op_id):lower()
+  local scored = {}
+  for id in pairs(OPS) do scored[#scored + 1] = { id = id, d = distance(name, id) } end
+  table.sort(scored, function(x, y)
+    if x.d ~= y.d then return x.d < y.d end
+    return x.id < y.id
+  end)
+  local out = {}
+  for i = 1, 5 do out[i] = scored[i].id end
+  return out
+end
+
+local function lookup(op_id)
+  local op = OPS[op_id]
+  if op then return op end
+  local near = suggestions(op_id)
+  local err = core.error {
+    kind = "config",
+    message = ("unknown Planfix REST operation '%s'%s; %d operations are known, listed by "
+      .. "planfix_rest.operations()"):format(tostring(op_id),
+      #near > 0 and (" (did you mean " .. table.concat(near, ", ") .. "?)") or "", ops_table.count),
+    valid = Rest.operations(),
+  }
+  error(err, 3)
+end
+
+-- Does value v fit the OpenAPI type t? planapi.null fits every body type.
+local TYPE_CHECKS = {
+  string = function(v) return type(v) == "string" or type(v) == "number" end,
+  integer = function(v)
+    return (type(v) == "number" and v % 1 == 0) or (type(v) == "string" and v:match "^%-?%d+$" ~= nil)
+  end,
+  number = function(v) return type(v) == "number" or (type(v) == "string" and tonumber(v) ~= nil) end,
+  boolean = function(v) return type(v) == "boolean" or v == "true" or v == "false" end,
+  array = function(v) return type(v) == "table" end,
+  object = function(v) return type(v) == "table" end,
+}
+
+local function check_type(op_id, name, v, t)
+  local check = TYPE_CHECKS[t]
+  if check == nil or v == core.null or check(v) then return end
+  config_error(("parameter '%s' of %s must be %s, got %s"):format(name, op_id, t, type(v)), 4)
+end
+
+local function valid_params(op)
+  local names = {}
+  for _, p in ipairs(op.path_params) do names[#names + 1] = p end
+  for p in pairs(op.query) do names[#names + 1] = p end
+  for p in pairs(op.body_params or {}) do names[#names + 1] = p end
+  if op.body == "multipart" then names[#names + 1] = "file" end
+  table.sort(names)
+  local out, last = {}, nil
+  for _, n in ipairs(names) do
+    if n ~= last then out[#out + 1] = n end
+    last = n
+  end
+  return table.concat(out, ", ")
+end
+
+-- A path segment: percent-encoded, but ':' kept, so "contact:12" stays
+-- readable (RFC 3986 allows ':' in a path segment).
+local function path_segment(v)
+  return (core.url_escape(v):gsub("%%3A", ":"))
+end
+
+--- rest:prepare(op_id, params, opts) -> req (pure: no I/O)
+-- params: the operation's parameters by name, routed as the spec says.
+-- opts: { query = extra query parameters (e.g. the target `id` of the
+--   attach operations, whose file `id` is in the path), body = a whole body
+--   to send instead (table or string), headers =, timeout = }
+function Rest:prepare(op_id, params, opts)
+  local op = lookup(op_id)
+  params, opts = params or {}, opts or {}
+  if type(params) ~= "table" then config_error("params of " .. op_id .. " must be a table", 2) end
+  if type(opts) ~= "table" then config_error("options of " .. op_id .. " must be a table", 2) end
+  for k in pairs(opts) do
+    if k ~= "query" and k ~= "body" and k ~= "headers" and k ~= "timeout" then
+      config_error(("unknown call option '%s' (valid: query, body, headers, timeout)"):format(tostring(k)), 2)
+    end
+  end
+
+  local in_path = {}
+  local path = op.path:gsub("{([%w_]+)}", function(name)
+    local v = params[name]
+    if v == nil or v == core.null or v == "" then
+      config_error(("%s needs the path parameter '%s'"):format(op_id, name), 4)
+    end
+    if type(v) ~= "string" and type(v) ~= "number" then
+      config_error(("path parameter '%s' of %s must be a string or a number"):format(name, op_id), 4)
+    end
+    in_path[name] = true
+    return path_segment(v)
+  end)
+
+  local query, body, content_type = {}, nil, nil
+  for k, v in pairs(params) do
+    if in_path[k] then
+      -- done above
+    elseif op.query[k] then
+      check_type(op_id, k, v, op.query[k])
+      query[k] = v
+    elseif op.body_params and op.body_params[k] then
+      check_type(op_id, k, v, op.body_params[k])
+      body = body or {}
+      body[k] = v
+    elseif op.body == "multipart" and k == "file" then
+      body, content_type = multipart.encode { multipart.file_part("file", v) }
+    else
+      config_error(("unknown parameter '%s' for %s (valid: %s)"):format(tostring(k), op_id, valid_params(op)), 2)
+    end
+  end
+  if opts.body ~= nil then body = opts.body end
+  for _, name in ipairs(op.required) do
+    if params[name] == nil and not in_path[name] and
+        not (opts.body ~= nil and type(opts.body) == "table" and opts.body[name] ~= nil) and
+        not (opts.query and opts.query[name] ~= nil) then
+      config_error(("%s needs the parameter '%s'"):format(op_id, name), 2)
+    end
+  end
+  if opts.query then
+    for k, v in pairs(opts.query) do query[k] = v end
+  end
+  if body == nil and op.body == "json" then body = {} end -- an empty list request is {}
+
+  local req = self.core:prepare {
+    method = op.method, path = path, query = next(query) and query or nil, body = body,
+    content_type = content_type, headers = opts.headers, timeout = opts.timeout,
+  }
+  req.operation = op_id
+  return req
+end
+
+-- Build the error for a failed response: the documented meaning of the
+-- code decides the kind, whatever the HTTP status (api-facts §2.7).
+local function response_error(self, op_id, status, code, text, headers)
+  local info = code and codes[code]
+  local kind = info and info.kind or (code and "api" or "http")
+  local retryable = info and info.retryable or false
+  local rejected = info and info.rejected or nil
+  local retry_after = base.retry_after(headers) or (info and info.retry_after)
+  if status >= 500 and (code == nil or code == 0) then
+    kind, retryable = "http", true -- a server fault; the policy retries only idempotent calls
+  end
+  if status == 429 and code ~= 22 then
+    kind, retryable, rejected = "rate_limit", true, true
+    retry_after = retry_after or 1
+  end
+  if code == 22 then kind, retryable = "quota", false end
+  local meaning = info and info.meaning
+  local message
+  if meaning and text and text ~= "" then
+    message = meaning .. ": " .. text
+  else
+    message = text or meaning or (status == 429 and "too many requests") or ("HTTP status " .. status)
+  end
+  return self.core:error {
+    kind = kind, message = message, status = status, code = code, operation = op_id,
+    retryable = retryable, rejected = rejected, retry_after = retry_after,
+  }
+end
+
+-- The first array in a result when the documented key is missing: the
+-- spec's own examples use other keys (`posts` for `positions`).
+local function find_list(result, key)
+  local list = result[key]
+  if type(list) == "table" then return list end
+  for k, v in pairs(result) do
+    if k ~= "failures" and type(v) == "table" and (v[1] ~= nil or core.is_array(v)) then return v end
+  end
+  return {}
+end
+
+--- rest:parse(req, res) -> result | nil, err (pure: no I/O)
+-- 201 results carry the new `id`; a 202 result has `queued = true` (the
+-- change waits behind a scenario); `failures` of a partial update are
+-- always a list; a 302 gives `location`.
+function Rest:parse(req, res)
+  local op_id = req.operation
+  local status = res.status or 0
+  local headers = res.headers or {}
+  if status >= 300 and status < 400 and headers.location then
+    return { result = "success", location = headers.location }
+  end
+  local body, err = self.core:decode(res)
+  if body == nil then
+    if status >= 400 or status < 200 then
+      return nil, response_error(self, op_id, status, nil, err.message, headers)
+    end
+    err.operation = op_id
+    return nil, err
+  end
+  if type(body) ~= "table" then
+    return nil, self.core:error { kind = "decode", status = status, operation = op_id,
+      message = "expected a JSON object, got a JSON " .. type(body) }
+  end
+  -- Docs say result "fail" with `error`; one client saw "failure" with `message`.
+  local failed = body.result == "fail" or body.result == "failure"
+  if failed or status >= 400 then
+    local code = tonumber(body.code)
+    if code then code = math.floor(code) end
+    local text = body.error or body.message
+    if type(text) ~= "string" then text = nil end
+    return nil, response_error(self, op_id, status, code, text, headers)
+  end
+  if status == 202 then body.queued = true end
+  local failures = body.failures
+  if type(failures) == "table" and failures[1] == nil and next(failures) ~= nil then
+    body.failures = { failures } -- the spec's example gives a single object
+  end
+  return body
+end
+
+--- rest:perform(req) -> res | nil, err: the transport alone (libcurl, or
+-- the `transport` option), no pacing and no retries.
+function Rest:perform(req)
+  return self.transport(req)
+end
+
+--- rest:call(op_id, params, opts) -> result, meta | nil, err
+-- Paced by the limiter, retried by the policy (creates only when the
+-- server certainly did not act).
+function Rest:call(op_id, params, opts)
+  local req = self:prepare(op_id, params, opts)
+  local op = OPS[op_id]
+  return base.run(self, {
+    req = req, operation = op_id, idempotent = op.idempotent,
+    parse = function(r, res) return self:parse(r, res) end,
+  })
+end
+
+--- rest:pager(op_id, params, opts) -> pager (see pager.lua)
+-- opts: page_size (1..100), cursor (resume), max_pages, max_items, dedupe,
+-- and the call options of rest:call.
+function Rest:pager(op_id, params, opts)
+  local op = lookup(op_id)
+  opts = opts or {}
+  if op.paged ~= "body" and op.paged ~= "query" and op.paged ~= "chunk" then
+    config_error(("%s is not a paged list; use rest:call"):format(op_id), 2)
+  end
+  local page_size = opts.page_size or (params and params.pageSize) or self.page_size
+  if type(page_size) ~= "number" or page_size < 1 or page_size > MAX_PAGE_SIZE or page_size % 1 ~= 0 then
+    config_error("page_size must be a whole number from 1 to 100 (the API's cap)", 2)
+  end
+  local fixed = {}
+  for k, v in pairs(params or {}) do fixed[k] = v end
+  local start = fixed.offset or 0
+  fixed.offset, fixed.pageSize = nil, nil
+  local call_opts = { query = opts.query, body = opts.body, headers = opts.headers, timeout = opts.timeout }
+  local list_key = op.list_key
+
+  local fetch
+  if op.paged == "chunk" then
+    -- Saved report data: ?chunk=0,1,... until an empty chunk.
+    local first = fixed.chunk or 0
+    fixed.chunk = nil
+    fetch = function(cursor)
+      local chunk = cursor and cursor.chunk or first
+      local p = {}
+      for k, v in pairs(fixed) do p[k] = v end
+      p.chunk = chunk
+      local result, err = self:call(op_id, p, call_opts)
+      if not result then return nil, err end
+      local items = find_list(result, list_key)
+      return items, (#items > 0) and { chunk = chunk + 1 } or nil
+    end
+  else
+    fetch = function(cursor)
+      local offset = cursor and cursor.offset or start
+      local p = {}
+      for k, v in pairs(fixed) do p[k] = v end
+      p.offset, p.pageSize = offset, page_size
+      local result, err = self:call(op_id, p, call_opts)
+      if not result then return nil, err end
+      local items = find_list(result, list_key)
+      -- No total is returned: a short page is the last one (api-facts §2.4).
+      return items, (#items >= page_size) and { offset = offset + page_size } or nil
+    end
+  end
+  return Pager.new(fetch, {
+    cursor = opts.cursor, max_pages = opts.max_pages, max_items = opts.max_items, dedupe = opts.dedupe,
+  })
+end
+
+--- for page in rest:pages(op_id, params, opts) do ... end (raises on error)
+function Rest:pages(op_id, params, opts)
+  return self:pager(op_id, params, opts):pages()
+end
+
+--- for item in rest:each(op_id, params, opts) do ... end (raises on error)
+function Rest:each(op_id, params, opts)
+  return self:pager(op_id, params, opts):each()
+end
+
+--- rest:all(op_id, params, opts) -> items | nil, err: every item in one
+-- array, without raising (set max_items on lists that may be huge).
+function Rest:all(op_id, params, opts)
+  local pager = self:pager(op_id, params, opts)
+  local out = {}
+  while true do
+    local items, err = pager:next_page()
+    if items == nil then return nil, err end
+    if items == false then break end
+    for _, item in ipairs(items) do
+      if pager.max_items and #out >= pager.max_items then return out end
+      out[#out + 1] = item
+    end
+  end
+  return out
+end
+
+--- rest:download(file_id) -> bytes, meta | nil, err
+-- GET /file/{id}/download answers 302 to a presigned URL; that URL is
+-- fetched without the Authorization header (it belongs to another host).
+function Rest:download(file_id, opts)
+  local result, err = self:call("get-file-id-download", { id = file_id }, opts)
+  if not result then return nil, err end
+  if not result.location then
+    return nil, self.core:error { kind = "api", message = "download answered without a redirect",
+      operation = "get-file-id-download" }
+  end
+  local req = self.core:prepare { method = "GET", url = result.location, headers = { Accept = "*/*" } }
+  local res
+  res, err = self.transport(req)
+  if not res then
+    err.operation = "get-file-id-download"
+    return nil, err
+  end
+  if res.status ~= 200 then
+    return nil, self.core:error { kind = "http", status = res.status, operation = "get-file-id-download",
+      message = "file download failed", retryable = res.status >= 500 }
+  end
+  return res.body, { status = res.status, headers = res.headers }
+end
+
+function Rest:close()
+  base.close(self)
+end
+
+return Rest

@@ -1,0 +1,190 @@
+-- planfix_rest_resources.lua: sugar for what scripts use most.
+--   rest.tasks:get(42, { fields = "id,name" })     -> task, meta
+--   rest.tasks:create{ name = "Call back" }         -> id, meta
+--   rest.tasks:update(42, { name = "x", silent = true }) -> result (queued, failures)
+--   for t in rest.tasks:each{ fields = "id" } do ... end
+-- Every method takes the operation's path parameters first (in path order),
+-- then the parameters table, then the call options of rest:call.
+local core = require "planapi.core"
+local Rest = require "planapi.planfix_rest"
+
+local M = {}
+
+-- name = { kind, operationId, key to unwrap }
+-- kinds: get (result[key]), create (result.id), call (the result),
+-- each / pages / all / pager (paging, see planfix_rest.lua)
+local DEFS = {
+  tasks = {
+    get = { "get", "get-task-by-id", "task" },
+    create = { "create", "post-task" },
+    update = { "call", "post-task-by-id" },
+    each = { "each", "get-task-list" }, pages = { "pages", "get-task-list" },
+    all = { "all", "get-task-list" }, pager = { "pager", "get-task-list" },
+    comments = { "each", "get-task-comments" },
+    add_comment = { "create", "post-task-add-comment" },
+    update_comment = { "call", "post-task-update-comment" },
+    filters = { "get", "post-task-filters", "filters" },
+    checklist = { "each", "get-task-checklist" },
+    add_checklist_item = { "create", "post-checklist-item" },
+    update_checklist_item = { "call", "post-checklist-item-by-id" },
+    files = { "get", "get-task-files", "files" },
+    templates = { "each", "get-task-list-templates" },
+    recurring = { "each", "get-task-list-recurring" },
+    add_datatag_entry = { "call", "post-task-add-data-tag-entry-new-comment" },
+  },
+  contacts = {
+    get = { "get", "get-contact-by-id", "contact" },
+    create = { "create", "post-contact" },
+    update = { "call", "post-contact-by-id" },
+    each = { "each", "get-contact-list" }, pages = { "pages", "get-contact-list" },
+    all = { "all", "get-contact-list" }, pager = { "pager", "get-contact-list" },
+    comments = { "each", "get-contact-comments" },
+    add_comment = { "create", "post-contact-add-comment" },
+    update_comment = { "call", "post-contact-update-comment" },
+    filters = { "get", "post-contact-filters", "filters" },
+    groups = { "get", "get-contact-list-groups", "groups" },
+    templates = { "each", "get-contact-list-templates" },
+    files = { "get", "get-contact-files", "files" },
+  },
+  projects = {
+    get = { "get", "get-project-by-id", "project" },
+    create = { "create", "post-project" },
+    update = { "call", "post-project-by-id" },
+    each = { "each", "get-project-list" }, pages = { "pages", "get-project-list" },
+    all = { "all", "get-project-list" }, pager = { "pager", "get-project-list" },
+    groups = { "get", "get-project-groups", "groups" },
+    templates = { "each", "get-project-list-templates" },
+    files = { "each", "get-project-files" },
+  },
+  users = {
+    get = { "get", "get-user-id", "user" },
+    create = { "create", "post-user" },
+    update = { "call", "post-user-id" },
+    each = { "each", "get-user-list" }, pages = { "pages", "get-user-list" },
+    all = { "all", "get-user-list" }, pager = { "pager", "get-user-list" },
+    groups = { "get", "get-user-groups", "groups" },
+    positions = { "get", "get-user-positions", "positions" },
+  },
+  comments = {
+    get = { "get", "get-comment-id", "comment" },
+    delete = { "call", "delete-comment-id" },
+    each = { "each", "get-comment-list" }, pages = { "pages", "get-comment-list" },
+    all = { "all", "get-comment-list" }, pager = { "pager", "get-comment-list" },
+  },
+  datatags = {
+    get = { "get", "get-datatag-id", "dataTag" },
+    each = { "each", "get-data-tags" }, pages = { "pages", "get-data-tags" },
+    all = { "all", "get-data-tags" }, pager = { "pager", "get-data-tags" },
+    entries = { "each", "post-list-data-tag-entries" },
+    entry = { "get", "get-datatag-entry-key", "entry" },
+    update_entry = { "call", "post-update-data-tag-entry" },
+    delete_entry = { "call", "delete-datatag-entry-key" },
+  },
+  directories = {
+    get = { "get", "get-directory-by-id", "directory" },
+    each = { "each", "get-list-directories" }, pages = { "pages", "get-list-directories" },
+    all = { "all", "get-list-directories" }, pager = { "pager", "get-list-directories" },
+    groups = { "get", "get-directories-groups", "groups" },
+    entries = { "each", "post-list-directory-entries" },
+    add_entry = { "call", "post-add-directory-entry" },
+    entry = { "get", "get-directory-id-entry-key", "entry" },
+    update_entry = { "call", "post-update-directory-entry" },
+    delete_entry = { "call", "delete-directory-entry-key" },
+  },
+  files = {
+    get = { "get", "get-file-id", "file" },
+    update = { "call", "post-file-update" },
+    delete = { "call", "delete-file-id" },
+  },
+}
+
+local function config_error(msg)
+  error(core.error { kind = "config", message = msg }, 3)
+end
+
+-- Bind one DEFS entry into a method: (path params..., params, opts).
+local function method(rest, kind, op_id, key)
+  local op = Rest.operation(op_id)
+  local n = #op.path_params
+  return function(_, ...)
+    local args = { ... }
+    local params = {}
+    for k, v in pairs(args[n + 1] or {}) do params[k] = v end
+    for i = 1, n do
+      if args[i] == nil then config_error(("%s needs %s first"):format(op_id, op.path_params[i])) end
+      params[op.path_params[i]] = args[i]
+    end
+    local opts = args[n + 2]
+    if kind == "each" or kind == "pages" or kind == "all" or kind == "pager" then
+      return rest[kind](rest, op_id, params, opts)
+    end
+    local result, meta = rest:call(op_id, params, opts)
+    if result == nil then return nil, meta end
+    if kind == "get" then
+      local v = result[key]
+      if v == nil then -- tolerate the spec's own key mix-ups
+        for k, x in pairs(result) do
+          if k ~= "result" and type(x) == "table" then v = x break end
+        end
+      end
+      return v, meta
+    elseif kind == "create" then
+      return result.id, meta
+    end
+    return result, meta
+  end
+end
+
+-- Files need more than one operation per method.
+local function files_extras(rest, res)
+  --- rest.files:upload({ path = "a.pdf" } | { data =, name = }, { target = "task" }) -> id
+  function res.upload(_, file, opts)
+    opts = opts or {}
+    local call_opts = {}
+    for k, v in pairs(opts) do
+      if k ~= "target" then call_opts[k] = v end
+    end
+    local result, meta = rest:call("post-file-upload", { file = file, targetType = opts.target or "task" },
+      call_opts)
+    if result == nil then return nil, meta end
+    return result.id, meta
+  end
+  --- rest.files:download(id) -> bytes
+  function res.download(_, id, opts)
+    return rest:download(id, opts)
+  end
+  --- rest.files:attach(file_id, "task" | "contact" | "project", target_id)
+  function res.attach(_, file_id, target_type, target_id, opts)
+    local op_id = "attach-file-to-" .. tostring(target_type)
+    if Rest.operation(op_id) == nil then
+      config_error("files:attach target must be task, contact or project")
+    end
+    local call_opts = { query = { id = target_id } }
+    for k, v in pairs(opts or {}) do call_opts[k] = v end
+    return rest:call(op_id, { id = file_id }, call_opts)
+  end
+end
+
+--- The resource object `name` of a client, or nil when there is none.
+function M.bind(rest, name)
+  local defs = DEFS[name]
+  if defs == nil then return nil end
+  local res = {}
+  for m, def in pairs(defs) do res[m] = method(rest, def[1], def[2], def[3]) end
+  if name == "files" then files_extras(rest, res) end
+  return res
+end
+
+--- The resource names and their methods (for documentation and specs).
+function M.names()
+  local out = {}
+  for name, defs in pairs(DEFS) do
+    local methods = {}
+    for m in pairs(defs) do methods[#methods + 1] = m end
+    table.sort(methods)
+    out[name] = methods
+  end
+  return out
+end
+
+return M

@@ -1,0 +1,49 @@
+rockspec_format = "3.0"
+package = "planapi"
+version = "scm-1"
+source = {
+  url = "git+https://github.com/planapi/planapi.git",
+}
+description = {
+  summary = "Planfix (XML and REST) and Planado API clients for Lua, with a C core",
+  detailed = [[
+planapi speaks the Planfix XML API, the Planfix REST API and the Planado API
+v2: spec-driven calls, page iterators, pacing to the documented rate limits,
+retries that never duplicate a write, and one typed error for every failure.
+The C core (libcurl, lua-cjson) runs under Lua 5.4 and LuaJIT.]],
+  license = "MIT",
+  homepage = "https://github.com/planapi/planapi",
+}
+dependencies = {
+  "lua >= 5.1",
+  "lua-cjson >= 2.1.0",
+}
+external_dependencies = {
+  -- Only the library is looked up: Debian keeps curl/curl.h in a multiarch
+  -- include directory that the compiler searches by itself.
+  CURL = { library = "curl" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["planapi.core"] = {
+      sources = {
+        "src/buf.c", "src/client.c", "src/compat.c", "src/core.c", "src/errors.c",
+        "src/json.c", "src/limiter.c", "src/transport_curl.c", "src/url.c",
+      },
+      defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
+      incdirs = { "$(CURL_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)" },
+      libraries = { "curl", "m" },
+    },
+    ["planapi"] = "lua/planapi/init.lua",
+    ["planapi.client_base"] = "lua/planapi/client_base.lua",
+    ["planapi.multipart"] = "lua/planapi/multipart.lua",
+    ["planapi.pager"] = "lua/planapi/pager.lua",
+    ["planapi.planfix_rest"] = "lua/planapi/planfix_rest.lua",
+    ["planapi.planfix_rest_errors"] = "lua/planapi/planfix_rest_errors.lua",
+    ["planapi.planfix_rest_ops"] = "lua/planapi/planfix_rest_ops.lua",
+    ["planapi.planfix_rest_resources"] = "lua/planapi/planfix_rest_resources.lua",
+    ["planapi.policy"] = "lua/planapi/policy.lua",
+  },
+}

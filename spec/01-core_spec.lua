@@ -1,0 +1,314 @@
+-- The C core's pure parts: JSON, errors, URL policy, query strings,
+-- header parsing, request preparation, the GCRA limiter.
+local core = require "planapi.core"
+local planapi = require "planapi"
+
+local function raises_config(fn, pattern)
+  local ok, err = pcall(fn)
+  assert.is_false(ok)
+  assert.is_true(core.is_error(err), "expected a planapi error, got " .. tostring(err))
+  assert.equal("config", err.kind)
+  if pattern then assert.matches(pattern, err.message) end
+  return err
+end
+
+describe("JSON encode", function()
+  it("sorts object keys so the bytes sent are deterministic", function()
+    assert.equal('{"a":1,"b":2,"c":{"x":true,"y":false}}',
+      core.json_encode { c = { y = false, x = true }, b = 2, a = 1 })
+  end)
+
+  it("sends planapi.null as null at any depth, and it is cjson.null", function()
+    assert.equal(require("cjson").null, planapi.null)
+    assert.equal('{"a":null,"b":[1,null,2],"c":{"d":null}}',
+      core.json_encode { a = planapi.null, b = { 1, planapi.null, 2 }, c = { d = planapi.null } })
+  end)
+
+  it("encodes planapi.array as [] even when empty, and plain empty tables as {}", function()
+    assert.equal('{"files":[],"meta":{}}', core.json_encode { files = planapi.array(), meta = {} })
+    assert.equal("[1,2]", core.json_encode(planapi.array { 1, 2 }))
+    assert.is_true(planapi.is_array(planapi.array()))
+    assert.is_false(planapi.is_array({}))
+  end)
+
+  it("keeps 64-bit integers exact and floats round-trippable", function()
+    assert.equal("9007199254740993", core.json_encode(9007199254740993))
+    assert.equal("-42", core.json_encode(-42))
+    assert.equal("0.1", core.json_encode(0.1))
+    assert.equal(1 / 3, core.json_decode(core.json_encode(1 / 3)))
+    assert.equal("42", core.json_encode(42.0))
+  end)
+
+  it("escapes control characters, quotes and backslashes, and keeps UTF-8", function()
+    assert.equal('"a\\"b\\\\c\\n\\t\\u0001 Привет"', core.json_encode('a"b\\c\n\t\1 Привет'))
+  end)
+
+  it("rejects what has no JSON form, naming where it is", function()
+    raises_config(function() core.json_encode { a = { b = function() end } } end, "body%.a%.b")
+    raises_config(function() core.json_encode { list = { 1, nil, 3 } } end, "hole")
+    raises_config(function() core.json_encode { 1, 2, x = 3 } end, "mixes")
+    raises_config(function() core.json_encode { [0.5] = 1 } end, "key")
+    raises_config(function() core.json_encode(0 / 0) end, "NaN")
+    raises_config(function() core.json_encode(math.huge) end, "infinity")
+    raises_config(function() core.json_encode { name = "\xff\xfe" } end, "UTF%-8")
+    raises_config(function() core.json_encode { "\xed\xa0\x80" } end, "UTF%-8") -- a lone surrogate
+  end)
+
+  it("refuses a table that contains itself instead of looping", function()
+    local t = {}
+    t.self = t
+    raises_config(function() core.json_encode(t) end, "deep")
+  end)
+end)
+
+describe("JSON decode", function()
+  it("gives integers for integral numbers, so ids print as 42, not 42.0", function()
+    local v = core.json_decode '{"id":42,"list":[1,2.5,-3],"nested":{"n":100}}'
+    assert.equal("integer", math.type(v.id))
+    assert.equal("42", tostring(v.id))
+    assert.equal("float", math.type(v.list[2]))
+    assert.equal("integer", math.type(v.list[3]))
+    assert.equal("integer", math.type(v.nested.n))
+  end)
+
+  it("decodes null as planapi.null", function()
+    assert.equal(planapi.null, core.json_decode('{"a":null}').a)
+  end)
+
+  it("returns a decode error for invalid JSON, NaN or hex numbers", function()
+    for _, bad in ipairs { "{bad", '{"a":NaN}', "[0x10]", '{"a":1', "" } do
+      local v, err = core.json_decode(bad)
+      assert.is_nil(v, bad)
+      assert.equal("decode", err.kind)
+    end
+  end)
+
+  it("leaves the global cjson settings alone", function()
+    local cjson = require "cjson"
+    assert.equal(10, cjson.decode "[10]"[1]) -- untouched module still works as before
+    assert.has_no.errors(function() cjson.decode "[NaN]" end) -- its default: NaN accepted
+  end)
+end)
+
+describe("errors", function()
+  it("have every documented field and a one-line tostring", function()
+    local e = core.error { kind = "api", message = "Task\r\ndoes not exist", status = 404, code = 1000,
+      operation = "get-task-by-id", retryable = false }
+    assert.equal("api", e.kind)
+    assert.equal(1000, e.code)
+    local s = tostring(e)
+    assert.equal("get-task-by-id: api error: Task  does not exist (HTTP 404, code 1000)", s)
+    assert.is_nil(s:find "\n")
+  end)
+
+  it("show retry_after and cut very long messages", function()
+    local e = core.error { kind = "rate_limit", message = ("x"):rep(5000), retry_after = 2.5, retryable = true }
+    local s = tostring(e)
+    assert.matches("retry after 2%.5s", s)
+    assert.is_true(#s < 600)
+  end)
+
+  it("only come in the documented kinds", function()
+    raises_config(function() core.error { kind = "oops", message = "m" } end, "kind")
+    for _, k in ipairs(planapi.error_kinds) do
+      assert.equal(k, core.error { kind = k, message = "m" }.kind)
+    end
+    assert.same({ "config", "transport", "timeout", "tls", "http", "api", "decode", "auth",
+      "rate_limit", "quota" }, planapi.error_kinds)
+  end)
+
+  it("are recognised by is_error", function()
+    assert.is_true(planapi.is_error(core.error { kind = "api", message = "m" }))
+    assert.is_false(planapi.is_error { kind = "api", message = "m" })
+    assert.is_false(planapi.is_error "api")
+  end)
+end)
+
+describe("URL policy", function()
+  it("accepts https anywhere", function()
+    assert.is_true(core.check_url("https://acme.planfix.com/rest/"))
+  end)
+
+  it("refuses http off loopback, even with allow_http", function()
+    local ok, err = core.check_url("http://acme.planfix.com/rest/", true)
+    assert.is_nil(ok)
+    assert.equal("config", err.kind)
+    assert.is_nil(core.check_url("http://127.0.0.1.evil.example/", true))
+    assert.is_nil(core.check_url("http://10.0.0.1/", true))
+  end)
+
+  it("accepts http to loopback only with allow_http", function()
+    assert.is_nil(core.check_url("http://127.0.0.1:8080/", false))
+    for _, url in ipairs { "http://127.0.0.1:8080/", "http://localhost/", "http://[::1]:80/", "http://127.9.8.7/" } do
+      assert.is_true(core.check_url(url, true), url)
+    end
+  end)
+
+  it("refuses other schemes and malformed URLs", function()
+    assert.is_nil(core.check_url("ftp://127.0.0.1/", true))
+    assert.is_nil(core.check_url("file:///etc/passwd", true))
+    assert.is_nil(core.check_url("not a url", true))
+  end)
+end)
+
+describe("query strings", function()
+  it("sort keys, percent-encode, repeat lists and spell booleans", function()
+    assert.equal("a=1&fields=id%2Cname&silent=true&status%5B%5D=x&status%5B%5D=y%20z",
+      core.encode_query { silent = true, fields = "id,name", a = 1, ["status[]"] = { "x", "y z" } })
+  end)
+
+  it("reject nested tables and non-string names", function()
+    raises_config(function() core.encode_query { a = { { 1 } } } end, "query parameter 'a'")
+    raises_config(function() core.encode_query { [1] = "x" } end, "names")
+  end)
+end)
+
+describe("response headers", function()
+  it("lower-case names, join repeats, unfold lines, keep only the last response", function()
+    local h = core.parse_headers(table.concat({
+      "HTTP/1.1 100 Continue", "", "HTTP/1.1 200 OK", "Content-Type: application/json",
+      "X-RateLimit-Remaining:  17 ", "Set-Cookie: a=1", "set-cookie: b=2", "X-Long: one",
+      "  two", "Retry-After: 3", "", "" }, "\r\n"))
+    assert.equal("application/json", h["content-type"])
+    assert.equal("17", h["x-ratelimit-remaining"])
+    assert.equal("a=1, b=2", h["set-cookie"])
+    assert.equal("one two", h["x-long"])
+    assert.equal("3", h["retry-after"])
+    assert.is_nil(h["Content-Type"])
+  end)
+
+  it("survive garbage", function()
+    for _, raw in ipairs { ":", "\r\n\r\n", "no colon here", ("x"):rep(1000) .. ":v", "  folded first" } do
+      assert.is_table(core.parse_headers(raw))
+    end
+  end)
+end)
+
+describe("client:prepare", function()
+  local c
+  before_each(function()
+    c = core.client { base_url = "https://acme.planfix.com/rest", headers = { Authorization = "Bearer T0KEN-abc" },
+      secrets = { "T0KEN-abc" } }
+  end)
+  after_each(function() c:close() end)
+
+  it("joins the path under base_url and encodes query and JSON body", function()
+    local req = c:prepare { method = "POST", path = "/task/list", query = { fields = "id" }, body = { pageSize = 100 } }
+    assert.equal("POST", req.method)
+    assert.equal("https://acme.planfix.com/rest/task/list?fields=id", req.url)
+    assert.equal('{"pageSize":100}', req.body)
+    assert.equal("application/json; charset=utf-8", req.headers["Content-Type"])
+    assert.equal("Bearer T0KEN-abc", req.headers.Authorization)
+    assert.matches("^planapi/%d+%.%d+%.%d+ libcurl/", req.headers["User-Agent"])
+  end)
+
+  it("lets a request header replace a default one whatever its case, or drop it with false", function()
+    local req = c:prepare { method = "GET", path = "x", headers = { authorization = "Bearer other" } }
+    assert.equal("Bearer other", req.headers.authorization)
+    assert.is_nil(req.headers.Authorization)
+    req = c:prepare { method = "GET", path = "x", headers = { Authorization = false } }
+    assert.is_nil(req.headers.Authorization)
+  end)
+
+  it("never sends the default headers (the token) to another host", function()
+    local req = c:prepare { method = "GET", url = "https://storage.example.com/file?sig=1" }
+    assert.is_nil(req.headers.Authorization)
+    assert.is_not_nil(req.headers["User-Agent"])
+  end)
+
+  it("refuses header injection anywhere", function()
+    raises_config(function() c:prepare { method = "GET", path = "x", headers = { ["X-A"] = "v\r\nX-B: 1" } } end, "CR")
+    raises_config(function() c:prepare { method = "GET", path = "x", headers = { ["Bad Name"] = "v" } } end, "header name")
+    raises_config(function() core.client { base_url = "https://a.example/", headers = { X = "a\0b" } } end, "NUL")
+    raises_config(function() c:perform { method = "GET", url = "https://a.example/", headers = { X = "a\nb" } } end)
+  end)
+
+  it("checks its arguments", function()
+    raises_config(function() c:prepare { path = "x" } end, "method")
+    raises_config(function() c:prepare { method = "get", path = "x" } end, "upper")
+    raises_config(function() c:prepare { method = "GET" } end, "path or url")
+    raises_config(function() c:prepare { method = "GET", path = "https://evil.example/" } end, "relative")
+    raises_config(function() c:prepare { method = "GET", url = "http://evil.example/" } end, "http")
+    raises_config(function() c:prepare { method = "POST", path = "x", body = true } end, "body")
+  end)
+
+  it("redacts secrets from messages and errors", function()
+    assert.equal("bad token *** here", c:redact "bad token T0KEN-abc here")
+    local e = c:error { kind = "api", message = "echo T0KEN-abc" }
+    assert.equal("echo ***", e.message)
+    assert.is_nil(tostring(e):find("T0KEN", 1, true))
+  end)
+
+  it("decodes JSON bodies, treats an empty body as {}, and reports what is not JSON", function()
+    assert.same({ a = 1 }, c:decode { status = 200, headers = { ["content-type"] = "application/json" }, body = '{"a":1}' })
+    assert.same({}, c:decode { status = 200, headers = {}, body = "  " })
+    local v, err = c:decode { status = 502, headers = { ["content-type"] = "text/html" }, body = "<html>Bad gateway T0KEN-abc</html>" }
+    assert.is_nil(v)
+    assert.equal("decode", err.kind)
+    assert.equal(502, err.status)
+    assert.matches("text/html", err.message)
+    assert.is_nil(err.message:find("T0KEN", 1, true))
+  end)
+end)
+
+describe("client options", function()
+  it("are checked", function()
+    raises_config(function() core.client {} end, "base_url")
+    raises_config(function() core.client { base_url = "http://api.example.com/" } end, "http")
+    raises_config(function() core.client { base_url = "https://a.example/", timeout = -1 } end, "timeout")
+    raises_config(function() core.client { base_url = "https://a.example/", max_body = 0 } end, "max_body")
+    raises_config(function() core.client { base_url = "https://a.example/", ca_file = "/nonexistent/ca.pem" } end, "ca_file")
+    raises_config(function() core.client { base_url = "https://a.example/", proxy = 3 } end, "proxy")
+  end)
+
+  it("close is idempotent and a closed client refuses work", function()
+    local c = core.client { base_url = "https://a.example/" }
+    c:close()
+    c:close()
+    assert.is_true(c:config().closed)
+    raises_config(function() c:prepare { method = "GET", path = "x" } end, "closed")
+    raises_config(function() c:perform { method = "GET", url = "https://a.example/" } end, "closed")
+  end)
+
+  it("closes with a to-be-closed variable", function()
+    local c
+    do
+      local cc <close> = core.client { base_url = "https://a.example/" }
+      c = cc
+    end
+    assert.is_true(c:config().closed)
+  end)
+end)
+
+describe("GCRA limiter", function()
+  it("spaces requests at the rate after the burst is spent", function()
+    local lim = core.limiter { rate = 1, per = 1, burst = 1 }
+    assert.equal(0, lim:reserve(100))
+    assert.equal(1, lim:reserve(100))
+    assert.equal(2, lim:reserve(100))
+    assert.equal(0, lim:reserve(110)) -- idle time is not banked beyond the burst
+    assert.equal(1, lim:reserve(110))
+  end)
+
+  it("lets a burst through at once, then paces", function()
+    local lim = core.limiter { rate = 60, per = 60, burst = 3 }
+    assert.equal(0, lim:reserve(0))
+    assert.equal(0, lim:reserve(0))
+    assert.equal(0, lim:reserve(0))
+    assert.equal(1, lim:reserve(0))    -- 4th: one interval after the burst
+    assert.equal(0, lim:reserve(2.5))  -- its slot (t=1) plus the burst window has passed
+    assert.near(0.5, lim:reserve(2.5), 1e-9)
+  end)
+
+  it("gives back a slot that was not used", function()
+    local lim = core.limiter { rate = 1, per = 1 }
+    assert.equal(0, lim:reserve(5))
+    lim:release(5)
+    assert.equal(0, lim:reserve(5))
+  end)
+
+  it("checks its options", function()
+    raises_config(function() core.limiter { rate = 0 } end, "rate")
+    raises_config(function() core.limiter { burst = 0.5 } end, "burst")
+  end)
+end)
