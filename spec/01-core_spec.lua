@@ -300,6 +300,13 @@ describe("GCRA limiter", function()
     assert.near(0.5, lim:reserve(2.5), 1e-9)
   end)
 
+  it("adds the margin to every interval", function()
+    local lim = core.limiter { rate = 1, per = 1, margin = 0.25 }
+    assert.equal(0, lim:reserve(0))
+    assert.equal(1.25, lim:reserve(0))
+    assert.equal(2.5, lim:reserve(0))
+  end)
+
   it("gives back a slot that was not used", function()
     local lim = core.limiter { rate = 1, per = 1 }
     assert.equal(0, lim:reserve(5))
@@ -310,5 +317,6 @@ describe("GCRA limiter", function()
   it("checks its options", function()
     raises_config(function() core.limiter { rate = 0 } end, "rate")
     raises_config(function() core.limiter { burst = 0.5 } end, "burst")
+    raises_config(function() core.limiter { margin = -1 } end, "margin")
   end)
 end)

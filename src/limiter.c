@@ -17,8 +17,8 @@
 #define PA_LIMITER_MT "planapi.limiter"
 
 
-void pa_gcra_init(pa_gcra *g, double rate, double per, double burst) {
-  g->interval = per / rate;
+void pa_gcra_init(pa_gcra *g, double rate, double per, double burst, double margin) {
+  g->interval = per / rate + margin;
   g->tolerance = g->interval * (burst - 1.0);
   g->tat = -INFINITY;
 }
@@ -48,17 +48,28 @@ static double check_positive(lua_State *L, int t, const char *name, double dflt)
   return v;
 }
 
-/* core.limiter{ rate = 1, per = 1, burst = 1 } */
+/* core.limiter{ rate = 1, per = 1, burst = 1, margin = 0 }
+ * margin: seconds added to every interval. Requests leave exactly on
+ * schedule but reach the server with varying delays (the first one pays
+ * for the TLS handshake), so pacing at exactly the limit would now and
+ * then arrive early; a few percent of slack keeps clear of the limit. */
 static int limiter_new(lua_State *L) {
-  double rate, per, burst;
+  double rate, per, burst, margin = 0.0;
   pa_gcra *g;
   luaL_checktype(L, 1, LUA_TTABLE);
   rate = check_positive(L, 1, "rate", 1.0);
   per = check_positive(L, 1, "per", 1.0);
   burst = check_positive(L, 1, "burst", 1.0);
   if (burst < 1.0) pa_error_raise(L, "limiter option 'burst' must be at least 1");
+  lua_getfield(L, 1, "margin");
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TNUMBER || !(lua_tonumber(L, -1) >= 0))
+      pa_error_raise(L, "limiter option 'margin' must be a number of seconds, 0 or more");
+    margin = (double)lua_tonumber(L, -1);
+  }
+  lua_pop(L, 1);
   g = (pa_gcra *)lua_newuserdatauv(L, sizeof *g, 0);
-  pa_gcra_init(g, rate, per, burst);
+  pa_gcra_init(g, rate, per, burst, margin);
   luaL_setmetatable(L, PA_LIMITER_MT);
   return 1;
 }

@@ -10,7 +10,7 @@ typedef struct {
   double tat;       /* theoretical arrival time of the next request */
 } pa_gcra;
 
-void pa_gcra_init(pa_gcra *g, double rate, double per, double burst);
+void pa_gcra_init(pa_gcra *g, double rate, double per, double burst, double margin);
 /* Reserve the next slot at time now; returns the seconds to wait first. */
 double pa_gcra_reserve(pa_gcra *g, double now);
 /* Give back the last reserved slot (its request was never sent). */

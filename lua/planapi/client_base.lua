@@ -83,11 +83,15 @@ function M.init(self, opts, base)
   if rate == nil then rate = base.rate end
   if rate then
     for k in pairs(rate) do
-      if k ~= "rate" and k ~= "per" and k ~= "burst" then
-        config_error(("unknown rate option '%s' (valid: rate, per, burst)"):format(tostring(k)), 3)
+      if k ~= "rate" and k ~= "per" and k ~= "burst" and k ~= "margin" then
+        config_error(("unknown rate option '%s' (valid: rate, per, burst, margin)"):format(tostring(k)), 3)
       end
     end
-    self.limiter = core.limiter(rate)
+    -- Options left out take the API's defaults, so { burst = 2 } keeps the rate.
+    local merged = {}
+    for k, v in pairs(base.rate or {}) do merged[k] = v end
+    for k, v in pairs(rate) do merged[k] = v end
+    self.limiter = core.limiter(merged)
   end
   if opts.retry ~= nil and Policy.is_policy(opts.retry) then
     self.policy = opts.retry

@@ -1,0 +1,143 @@
+-- Injected transport and server faults for API requests (under /rest/).
+--
+-- POST /_sandbox/fault queues a fault; the next `count` API requests whose
+-- path (incl. the "/rest" prefix) contains `path` get it, in FIFO order of
+-- the queued faults. Faults act before authentication, rate limiting and
+-- quota, like a failing proxy in front of the service, and do not consume
+-- quota. Only "slow" lets the request go on to the normal answer.
+local json = require("sandbox.json")
+local util = require("sandbox.util")
+
+local M = {}
+
+M.queue = {}
+
+function M.reset()
+    M.queue = {}
+end
+
+local MODES = {
+    status = true, reset = true, slow = true, truncate = true,
+    malformed = true, html = true, oversize = true, code = true,
+}
+
+-- Error texts for the "code" mode, from the Planfix error table.
+local CODE_TEXT = {
+    [0] = "Rest API error", [1] = "Access denied, unknown token", [2] = "Token not active",
+    [3] = "Object is being modified", [5] = "Scope denied, method not allowed",
+    [6] = "Access denied", [10] = "Account blocked", [11] = "Account frozen",
+    [16] = "User inactive", [20] = "Subscription not paid", [21] = "API not available on a free account",
+    [22] = "Daily request limit exceeded", [30] = "Invalid JSON", [40] = "Required parameter missing",
+    [41] = "Invalid parameter value",
+}
+
+-- Validates and queues a fault spec. Returns the normalised fault or nil, err.
+function M.add(spec)
+    if type(spec) ~= "table" then return nil, "fault must be a JSON object" end
+    local f = { mode = spec.mode }
+    if not MODES[f.mode] then return nil, "unknown fault mode '" .. tostring(spec.mode) .. "'" end
+    f.count = util.to_int(spec.count or 1)
+    if not f.count or f.count < 1 then return nil, "count must be an integer >= 1" end
+    if spec.path ~= nil and type(spec.path) ~= "string" then return nil, "path must be a string" end
+    f.path = spec.path
+    if f.mode == "status" then
+        f.status = util.to_int(spec.status or 503)
+        if not f.status or f.status < 100 or f.status > 599 then return nil, "status must be 100..599" end
+        f.code = util.to_int(spec.code or 0) or 0
+        f.error = type(spec.error) == "string" and spec.error or "Rest API error"
+    elseif f.mode == "slow" then
+        f.delay = util.to_number(spec.delay or 2.0)
+        if not f.delay or f.delay < 0 or f.delay > 300 then return nil, "delay must be 0..300 seconds" end
+    elseif f.mode == "oversize" then
+        f.size = util.to_int(spec.size or 8 * 1024 * 1024)
+        if not f.size or f.size < 64 or f.size > 256 * 1024 * 1024 then return nil, "size must be 64..268435456" end
+    elseif f.mode == "code" then
+        f.code = util.to_int(spec.code or 3)
+        if not f.code then return nil, "code must be an integer" end
+        f.error = type(spec.error) == "string" and spec.error or CODE_TEXT[f.code] or "Rest API error"
+        f.status = util.to_int(spec.status or 200)
+        if not f.status or f.status < 200 or f.status > 299 then return nil, "status for mode 'code' must be 2xx" end
+    elseif f.mode == "truncate" then
+        f.size = util.to_int(spec.size) -- declared Content-Length, optional
+    end
+    M.queue[#M.queue + 1] = f
+    return f
+end
+
+-- Takes one use of the first fault matching full_path, or nil.
+function M.take(full_path)
+    for i, f in ipairs(M.queue) do
+        if not f.path or full_path:find(f.path, 1, true) then
+            f.count = f.count - 1
+            if f.count <= 0 then table.remove(M.queue, i) end
+            return f
+        end
+    end
+    return nil
+end
+
+function M.pending()
+    local out = json.array()
+    for _, f in ipairs(M.queue) do out[#out + 1] = f end
+    return out
+end
+
+local HTML_502 = [[<html>
+<head><title>502 Bad Gateway</title></head>
+<body>
+<center><h1>502 Bad Gateway</h1></center>
+<hr><center>nginx</center>
+</body>
+</html>
+]]
+
+-- Writes an HTTP response by hand on the raw client socket, declaring a
+-- Content-Length larger than what is sent, then closes the connection.
+local function send_truncated(f)
+    local body = '{"result":"success","tasks":[{"id":1,"name":"Prepare quarterly rep'
+    local declared = f.size and f.size > #body and f.size or #body * 4
+    local sock, err = ngx.req.socket(true)
+    if not sock then
+        ngx.log(ngx.ERR, "truncate fault: no raw socket: ", err)
+        return ngx.exit(444)
+    end
+    sock:send("HTTP/1.1 200 OK\r\n"
+        .. "Content-Type: " .. util.JSON_TYPE .. "\r\n"
+        .. "Content-Length: " .. declared .. "\r\n"
+        .. "Connection: close\r\n\r\n"
+        .. body)
+    return ngx.exit(444)
+end
+
+-- Applies a (non-slow) fault to the current request and ends it. `record` is
+-- called with the status answered before anything is sent.
+function M.apply(f, record)
+    local mode = f.mode
+    if mode == "status" then
+        record(f.status)
+        return util.send_json(f.status, { result = "fail", code = f.code, error = f.error })
+    elseif mode == "reset" then
+        record(444)
+        return ngx.exit(444)
+    elseif mode == "truncate" then
+        record(200)
+        return send_truncated(f)
+    elseif mode == "malformed" then
+        record(200)
+        return util.send(200, '{"result":"success","tasks":[{"id":1,"name":"Broken"},', { ["Content-Type"] = util.JSON_TYPE })
+    elseif mode == "html" then
+        record(502)
+        return util.send(502, HTML_502, { ["Content-Type"] = "text/html" })
+    elseif mode == "oversize" then
+        record(200)
+        local head, tail = '{"result":"success","padding":"', '"}'
+        local pad = f.size - #head - #tail
+        return util.send(200, head .. string.rep("x", pad) .. tail, { ["Content-Type"] = util.JSON_TYPE })
+    elseif mode == "code" then
+        record(f.status)
+        return util.send_json(f.status, { result = "fail", code = f.code, error = f.error })
+    end
+    error("faults.apply: unexpected mode " .. tostring(mode))
+end
+
+return M

@@ -1,0 +1,81 @@
+-- Entry point: nginx calls handle() for every request on every port and we
+-- dispatch on the URL prefix:
+--   /_sandbox/...        control API (sandbox.control)
+--   /rest/...            emulated Planfix REST API (faults -> sandbox.rest)
+--   /record/...          request recorder: logs anything, answers success
+--   /files-download/...  "presigned" file download URLs
+-- Later emulations (Planfix XML, Planado) get their own prefix here.
+local util = require("sandbox.util")
+local recorder = require("sandbox.recorder")
+local faults = require("sandbox.faults")
+local rest = require("sandbox.rest")
+local control = require("sandbox.control")
+
+local M = {}
+
+function M.init()
+    -- Modules are loaded by the requires above; seed randomness for tokens.
+    math.randomseed(os.time())
+end
+
+local function send_api(status, body, headers)
+    if body == nil then
+        return util.send(status, nil, headers)
+    end
+    return util.send_json(status, body, headers)
+end
+
+local function handle_rest()
+    local req = util.request("/rest")
+    req.kind = "rest"
+    recorder.count()
+
+    local f = faults.take(req.full_path)
+    if f then
+        if f.mode == "slow" then
+            ngx.sleep(f.delay)
+        else
+            return faults.apply(f, function(status)
+                recorder.record(req, status, { fault = f.mode })
+            end)
+        end
+    end
+
+    local status, body, headers = rest.handle(req)
+    recorder.record(req, status, f and { fault = f.mode } or nil)
+    return send_api(status, body, headers)
+end
+
+local function handle_record()
+    local req = util.request("/record")
+    req.kind = "record"
+    recorder.count()
+    recorder.record(req, 200)
+    return util.send_json(200, { result = "success" })
+end
+
+local function dispatch()
+    local uri = ngx.var.uri
+    if uri:sub(1, 6) == "/rest/" or uri == "/rest" then
+        return handle_rest()
+    elseif uri:sub(1, 8) == "/record/" or uri == "/record" then
+        return handle_record()
+    elseif uri:sub(1, 10) == "/_sandbox/" or uri == "/_sandbox" then
+        return control.handle()
+    elseif uri:sub(1, 16) == "/files-download/" then
+        return rest.download()
+    end
+    return util.send_json(404, { result = "fail", code = 0, error = "Not found: use /rest/, /record/ or /_sandbox/" })
+end
+
+function M.handle()
+    local ok, err = xpcall(dispatch, debug.traceback)
+    if not ok then
+        ngx.log(ngx.ERR, "sandbox: unhandled error: ", err)
+        if not ngx.headers_sent then
+            return util.send_json(500, { result = "fail", code = 0, error = "Sandbox internal error" })
+        end
+    end
+end
+
+return M
