@@ -25,7 +25,7 @@ local function quoted(s)
   return '"' .. s .. '"'
 end
 
---- multipart.file(spec) -> part
+--- multipart.file_part(field, spec) -> part
 -- spec = { path = "/tmp/a.pdf" } or { data = "bytes", name = "a.pdf" },
 -- optional name (defaults to the path's base name) and content_type.
 function M.file_part(field, spec)
@@ -49,15 +49,27 @@ function M.file_part(field, spec)
   return { field = field, name = name, data = data, content_type = ctype }
 end
 
+--- multipart.field_part(field, value) -> part: a plain form field.
+function M.field_part(field, value)
+  if type(value) ~= "string" and type(value) ~= "number" and type(value) ~= "boolean" then
+    config_error(("form field '%s' must be a string, number or boolean"):format(field))
+  end
+  return { field = field, data = tostring(value) }
+end
+
 --- multipart.encode(parts) -> body, content_type
 function M.encode(parts)
   local b = boundary_for(parts)
   local out = {}
   for _, p in ipairs(parts) do
     out[#out + 1] = "--" .. b .. "\r\n"
-    out[#out + 1] = ("Content-Disposition: form-data; name=%s; filename=%s\r\n"):format(quoted(p.field),
-      quoted(p.name))
-    out[#out + 1] = "Content-Type: " .. p.content_type .. "\r\n\r\n"
+    if p.name then
+      out[#out + 1] = ("Content-Disposition: form-data; name=%s; filename=%s\r\n"):format(quoted(p.field),
+        quoted(p.name))
+      out[#out + 1] = "Content-Type: " .. p.content_type .. "\r\n\r\n"
+    else
+      out[#out + 1] = ("Content-Disposition: form-data; name=%s\r\n\r\n"):format(quoted(p.field))
+    end
     out[#out + 1] = p.data
     out[#out + 1] = "\r\n"
   end

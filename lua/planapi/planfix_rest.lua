@@ -144,7 +144,6 @@ local function valid_params(op)
   for _, p in ipairs(op.path_params) do names[#names + 1] = p end
   for p in pairs(op.query) do names[#names + 1] = p end
   for p in pairs(op.body_params or {}) do names[#names + 1] = p end
-  if op.body == "multipart" then names[#names + 1] = "file" end
   table.sort(names)
   local out, last = {}, nil
   for _, n in ipairs(names) do
@@ -190,21 +189,27 @@ function Rest:prepare(op_id, params, opts)
   end)
 
   local query, body, content_type = {}, nil, nil
+  local parts -- multipart/form-data: a file part per table, a field per scalar
   for k, v in pairs(params) do
     if in_path[k] then
       -- done above
     elseif op.query[k] then
       check_type(op_id, k, v, op.query[k])
       query[k] = v
+    elseif op.body == "multipart" and op.body_params and op.body_params[k] then
+      parts = parts or {}
+      parts[#parts + 1] = type(v) == "table" and multipart.file_part(k, v) or multipart.field_part(k, v)
     elseif op.body_params and op.body_params[k] then
       check_type(op_id, k, v, op.body_params[k])
       body = body or {}
       body[k] = v
-    elseif op.body == "multipart" and k == "file" then
-      body, content_type = multipart.encode { multipart.file_part("file", v) }
     else
       config_error(("unknown parameter '%s' for %s (valid: %s)"):format(tostring(k), op_id, valid_params(op)), 2)
     end
+  end
+  if parts then
+    table.sort(parts, function(a, b) return a.field < b.field end)
+    body, content_type = multipart.encode(parts)
   end
   if opts.body ~= nil then body = opts.body end
   for _, name in ipairs(op.required) do

@@ -62,6 +62,7 @@ function M.record(req, status, extra)
         headers = req.headers,
         status = status,
         time = req.time,
+        connection = req.connection,
     }
     body_fields(entry, req.body or "")
     if extra then

@@ -36,6 +36,8 @@ function M.request(prefix)
         headers = ngx.req.get_headers(0),
         body = read_body(),
         time = ngx.now(),
+        -- nginx's serial number of the TCP connection: equal numbers prove keep-alive.
+        connection = tonumber(ngx.var.connection),
     }
 end
 

@@ -1,0 +1,162 @@
+-- The libcurl transport against the sandbox: TLS verification, the http
+-- policy, keep-alive, response capture, the size cap, timeouts.
+local core = require "planapi.core"
+local sandbox = require "sandbox"
+
+local function client(opts)
+  local o = { base_url = sandbox.https_url "rest/", ca_file = sandbox.env().ca_file,
+    headers = { Authorization = "Bearer " .. sandbox.TOKEN } }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  if o.ca_file == "none" then o.ca_file = nil end -- trust the system CAs only
+  return core.client(o)
+end
+
+local function get(c, path, extra)
+  local spec = { method = "GET", path = path }
+  for k, v in pairs(extra or {}) do spec[k] = v end
+  return c:perform(c:prepare(spec))
+end
+
+describe("libcurl transport", function()
+  before_each(function() sandbox.reset() end)
+
+  describe("TLS", function()
+    it("works with the sandbox CA added through ca_file", function()
+      local c = client()
+      local res = assert(get(c, "ping"))
+      assert.equal(200, res.status)
+      assert.same({ result = "success" }, c:decode(res))
+      c:close()
+    end)
+
+    it("refuses a server whose CA is not trusted", function()
+      local c = client { base_url = sandbox.https_url("rest/", sandbox.env().untrusted_port) }
+      local res, err = get(c, "ping")
+      assert.is_nil(res)
+      assert.equal("tls", err.kind)
+      assert.is_false(err.retryable)
+      assert.is_false(err.request_sent)
+      c:close()
+    end)
+
+    it("refuses a certificate for another host name", function()
+      local c = client { base_url = sandbox.https_url("rest/", sandbox.env().wrong_host_port) }
+      local res, err = get(c, "ping")
+      assert.is_nil(res)
+      assert.equal("tls", err.kind)
+      c:close()
+    end)
+
+    it("does not trust the sandbox CA without ca_file", function()
+      local c = client { ca_file = "none" }
+      local res, err = get(c, "ping")
+      assert.is_nil(res)
+      assert.equal("tls", err.kind)
+      c:close()
+    end)
+  end)
+
+  describe("plain http", function()
+    it("is allowed to loopback only with allow_http", function()
+      local c = core.client { base_url = sandbox.http_url "rest/", allow_http = true,
+        headers = { Authorization = "Bearer " .. sandbox.TOKEN } }
+      assert.equal(200, assert(get(c, "ping")).status)
+      c:close()
+      local ok, err = pcall(core.client, { base_url = sandbox.http_url "rest/" })
+      assert.is_false(ok)
+      assert.equal("config", err.kind)
+    end)
+
+    it("is refused off loopback even when the request was built by hand", function()
+      local c = client()
+      local ok, err = pcall(c.perform, c, { method = "GET", url = "http://example.com/", headers = {} })
+      assert.is_false(ok)
+      assert.equal("config", err.kind)
+      c:close()
+    end)
+  end)
+
+  it("keeps the connection alive between requests", function()
+    local c = client()
+    for _ = 1, 3 do assert(get(c, "ping")) end
+    local log = sandbox.log()
+    assert.equal(3, #log)
+    assert.is_number(log[1].connection)
+    assert.equal(log[1].connection, log[3].connection)
+    c:close()
+  end)
+
+  it("captures status, headers (case-insensitive) and body", function()
+    sandbox.config { quota = { limit = 100, remaining = 10 } }
+    local c = client()
+    local res = assert(get(c, "task/1", { query = { fields = "id,name" } }))
+    assert.equal(200, res.status)
+    assert.equal("9", res.headers["x-ratelimit-remaining"])
+    assert.matches("application/json", res.headers["content-type"])
+    assert.equal(1, c:decode(res).task.id)
+    assert.is_number(res.time)
+    c:close()
+  end)
+
+  it("sends the method, body and headers it was given", function()
+    local c = client { base_url = sandbox.https_url "record/" }
+    local req = c:prepare { method = "DELETE", path = "x/1", body = { a = 1 }, headers = { ["X-Planado-Notify-Assignees"] = "false" } }
+    assert.equal(200, assert(c:perform(req)).status)
+    local e = sandbox.log()[1]
+    assert.equal("DELETE", e.method)
+    assert.equal("/x/1", e.path)
+    assert.equal('{"a":1}', e.body)
+    assert.equal("false", e.headers["x-planado-notify-assignees"])
+    assert.is_nil(e.headers.expect)
+    c:close()
+  end)
+
+  it("refuses a body over max_body with an error, never a truncated result", function()
+    local c = client { max_body = 4096 }
+    sandbox.fault { mode = "oversize", size = 100000, count = 1 }
+    local res, err = get(c, "ping")
+    assert.is_nil(res)
+    assert.equal("transport", err.kind)
+    assert.matches("max_body", err.message)
+    assert.is_false(err.retryable)
+    assert.equal(200, assert(get(c, "ping")).status) -- the client still works
+    c:close()
+  end)
+
+  it("reports a timeout as its own kind, and a reset as retryable transport", function()
+    local c = client { timeout = 0.3 }
+    sandbox.fault { mode = "slow", delay = 2, count = 1 }
+    local res, err = get(c, "ping")
+    assert.is_nil(res)
+    assert.equal("timeout", err.kind)
+    assert.is_true(err.retryable)
+    sandbox.fault { mode = "reset", count = 1 }
+    res, err = get(c, "ping")
+    assert.equal("transport", err.kind)
+    assert.is_true(err.retryable)
+    assert.is_true(err.request_sent)
+    c:close()
+  end)
+
+  it("says a request never left when nothing listens", function()
+    local c = core.client { base_url = "http://127.0.0.1:9/", allow_http = true }
+    local res, err = get(c, "x")
+    assert.is_nil(res)
+    assert.equal("transport", err.kind)
+    assert.is_false(err.request_sent)
+    assert.is_true(err.retryable)
+    c:close()
+  end)
+
+  it("is collected without close, and a closed client refuses to perform", function()
+    do
+      local c = client()
+      assert(get(c, "ping"))
+    end
+    collectgarbage()
+    collectgarbage()
+    local c = client()
+    c:close()
+    assert.has_error(function() get(c, "ping") end)
+  end)
+end)
