@@ -44,6 +44,8 @@ static void client_destroy(pa_client *c) {
   if (c->closed) return;
   c->closed = 1;
   pa_client_release_transfer(c);
+  pa_buf_free(&c->body);
+  pa_buf_free(&c->head);
   if (c->curl) curl_easy_cleanup(c->curl);
   c->curl = NULL;
   free(c->base_url);

@@ -27,7 +27,12 @@ local function body_object(req)
     return v
 end
 
+-- Bumped by every reset, so requests still in flight from before it can
+-- tell that they are stale (see the slow fault in main.lua).
+M.generation = 0
+
 function M.reset_all()
+    M.generation = M.generation + 1
     store.reset()
     auth.reset()
     faults.reset()

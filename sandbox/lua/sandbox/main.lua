@@ -33,7 +33,11 @@ local function handle_rest()
     local f = faults.take(req.full_path)
     if f then
         if f.mode == "slow" then
+            local generation = control.generation
             ngx.sleep(f.delay)
+            -- A reset during the delay starts a new world: this request belongs to
+            -- the old one, so it must not take a rate slot or appear in the new log.
+            if control.generation ~= generation then return ngx.exit(444) end
         else
             return faults.apply(f, function(status)
                 recorder.record(req, status, { fault = f.mode })

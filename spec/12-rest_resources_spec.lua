@@ -1,0 +1,124 @@
+-- The sugar scripts use most: tasks, comments, contacts, projects, users,
+-- data tags, directories and files, against the sandbox's seeded data.
+local sandbox = require "sandbox"
+
+describe("Planfix REST sugar", function()
+  local rest
+  before_each(function()
+    sandbox.reset()
+    rest = sandbox.rest()
+  end)
+  after_each(function() rest:close() end)
+
+  it("tasks: get unwraps, create returns the id, update reports queued and failures", function()
+    local task, meta = assert(rest.tasks:get(1, { fields = "id,name,status" }))
+    assert.equal(1, task.id)
+    assert.equal(200, meta.status)
+    local id = assert(rest.tasks:create { name = "From sugar" })
+    assert.is_number(id)
+    assert.equal("From sugar", rest.tasks:get(id, { fields = "name" }).name)
+    sandbox.config { queue_updates = { id } }
+    local r = assert(rest.tasks:update(id, { name = "Queued", silent = true }))
+    assert.is_true(r.queued)
+    local log = sandbox.log()
+    assert.equal("true", log[#log].query.silent)
+  end)
+
+  it("tasks: each pages through the list; get of a missing task is nil, err", function()
+    sandbox.data { tasks = 120 }
+    local n = 0
+    for _ in rest.tasks:each { fields = "id" } do n = n + 1 end
+    assert.equal(120, n)
+    local t, err = rest.tasks:get(99999)
+    assert.is_nil(t)
+    assert.equal(1000, err.code)
+  end)
+
+  it("comments: add to a task, list them, read and delete one", function()
+    local id = assert(rest.tasks:add_comment(1, { description = "Done on site" }))
+    local found = false
+    for c in rest.tasks:comments(1, { fields = "id,description" }) do
+      if c.id == id then found = true end
+    end
+    assert.is_true(found)
+    assert.equal(id, assert(rest.comments:get(id, { fields = "id" })).id)
+    assert(rest.comments:delete(id))
+    local c, err = rest.comments:get(id)
+    assert.is_nil(c)
+    assert.equal(5000, err.code)
+  end)
+
+  it("contacts: get by plain or prefixed id, create, list", function()
+    local a = assert(rest.contacts:get(12, { fields = "id,name" }))
+    local b = assert(rest.contacts:get("contact:12", { fields = "id,name" }))
+    assert.equal(a.name, b.name)
+    local id = assert(rest.contacts:create { name = "New", lastname = "Client" })
+    assert.is_number(id)
+    local n = 0
+    for _ in rest.contacts:each { fields = "id" } do n = n + 1 end
+    assert.is_true(n >= 4)
+  end)
+
+  it("projects and users", function()
+    assert.equal(1, assert(rest.projects:get(1, { fields = "id,name" })).id)
+    assert.is_number(assert(rest.projects:create { name = "Rollout" }))
+    assert.equal(2, assert(rest.users:get("user:2", { fields = "id,name" })).id)
+    local n = 0
+    for _ in rest.users:each { fields = "id" } do n = n + 1 end
+    assert.is_true(n >= 3)
+  end)
+
+  it("data tags and directories: list entries", function()
+    local n = 0
+    for _ in rest.datatags:entries(1, { fields = "key" }) do n = n + 1 end
+    assert.equal(3, n)
+    n = 0
+    for _ in rest.directories:entries(1, { fields = "key" }) do n = n + 1 end
+    assert.equal(3, n)
+  end)
+
+  it("files: upload (multipart), download through the redirect without the token, attach", function()
+    local data = "binary\0data\255 " .. ("x"):rep(5000)
+    local id = assert(rest.files:upload({ data = data, name = "report.bin" }, { target = "task" }))
+    assert.is_number(id)
+    local up = sandbox.log()[1]
+    assert.matches("^multipart/form%-data", up.headers["content-type"])
+    assert.equal("task", up.query.targetType)
+
+    -- A transport that records every request it is given.
+    local sent, performer = {}, nil
+    local watched = sandbox.rest { transport = function(req)
+      sent[#sent + 1] = req
+      return performer:perform(req)
+    end }
+    performer = watched.core
+    sandbox.clear_log()
+    local bytes = assert(watched.files:download(id))
+    assert.equal(data, bytes)
+    local log = sandbox.log()
+    assert.equal(1, #log) -- the API call; the presigned URL is outside the API
+    assert.equal(302, log[1].status)
+    assert.equal(2, #sent)
+    assert.is_not_nil(sent[1].headers.Authorization)
+    assert.matches("/files%-download/", sent[2].url)
+    for name in pairs(sent[2].headers) do assert.not_equal("authorization", name:lower()) end
+
+    assert(rest.files:attach(id, "task", 2))
+    local e = sandbox.log()[2]
+    assert.equal("/file/" .. id .. "/attach/task", e.path)
+    assert.equal("2", e.query.id)
+  end)
+
+  it("files: uploading a path that does not exist is a clear argument error", function()
+    local ok, err = pcall(rest.files.upload, rest.files, { path = "/nonexistent/file.pdf" })
+    assert.is_false(ok)
+    assert.equal("config", err.kind)
+    assert.matches("cannot read", err.message)
+    assert.equal(0, #sandbox.log()) -- nothing was sent
+  end)
+
+  it("unknown resources are nil; bad attach targets raise", function()
+    assert.is_nil(rest.nothing)
+    assert.has_error(function() rest.files:attach(1, "planet", 2) end)
+  end)
+end)
