@@ -76,6 +76,20 @@ describe("libcurl transport", function()
     end)
   end)
 
+  it("sends requests through the proxy option", function()
+    -- Nothing listens on 127.0.0.2:9; only the proxy (the sandbox, which serves
+    -- absolute-URI requests) can answer.
+    local c = core.client { base_url = "http://127.0.0.2:9/rest/", allow_http = true,
+      proxy = sandbox.http_url(), headers = { Authorization = "Bearer " .. sandbox.TOKEN } }
+    assert.equal(200, assert(get(c, "ping")).status)
+    c:close()
+    local direct = core.client { base_url = "http://127.0.0.2:9/rest/", allow_http = true, proxy = false }
+    local res, err = get(direct, "ping")
+    assert.is_nil(res)
+    assert.equal("transport", err.kind)
+    direct:close()
+  end)
+
   it("keeps the connection alive between requests", function()
     local c = client()
     for _ = 1, 3 do assert(get(c, "ping")) end
