@@ -307,6 +307,19 @@ describe("GCRA limiter", function()
     assert.equal(2.5, lim:reserve(0))
   end)
 
+  it("settles the next slot one interval after a response, however late it came", function()
+    local lim = core.limiter { rate = 1, per = 1 }
+    assert.equal(0, lim:reserve(0))
+    lim:settle(0.75)                       -- the answer took 0.75 s
+    assert.equal(1, lim:reserve(0.75))     -- next leaves at 1.75, not at 1.0
+    lim:settle(1.80)
+    assert.near(0.95, lim:reserve(1.85), 1e-9)
+    local burst = core.limiter { rate = 1, per = 1, burst = 3 }
+    assert.equal(0, burst:reserve(0))
+    burst:settle(0.5)
+    assert.equal(0, burst:reserve(0.5))    -- a burst allowance still applies
+  end)
+
   it("gives back a slot that was not used", function()
     local lim = core.limiter { rate = 1, per = 1 }
     assert.equal(0, lim:reserve(5))

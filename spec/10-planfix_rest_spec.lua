@@ -312,7 +312,7 @@ describe("Planfix REST client", function()
   describe("pacing and quota", function()
     it("the default limiter keeps to the sandbox's enforced rate: zero violations", function()
       sandbox.config { rate = { enabled = true, interval = 0.2 } }
-      local r = sandbox.rest { rate = { rate = 5, per = 1, margin = 0.05 }, real_time = true,
+      local r = sandbox.rest { rate = { rate = 5, per = 1 }, real_time = true,
         retry = { attempts = 1 } }
       for _ = 1, 4 do assert(r:call "ping") end
       local stats = sandbox.stats()
@@ -332,9 +332,9 @@ describe("Planfix REST client", function()
       local t = sandbox.fake_time()
       local r = sandbox.rest { rate = "nil", clock = t.clock, sleep = t.sleep }
       for _ = 1, 3 do assert(r:call "ping") end
-      assert.equal(2, #t.sleeps) -- 1 request/s plus the default 50 ms margin
-      assert.near(1.05, t.sleeps[1], 1e-9)
-      assert.near(1.05, t.sleeps[2], 1e-9)
+      assert.equal(2, #t.sleeps) -- 1 request/s plus the default 20 ms margin
+      assert.near(1.02, t.sleeps[1], 1e-9)
+      assert.near(1.02, t.sleeps[2], 1e-9)
     end)
 
     it("reads X-RateLimit-Remaining into meta and the client", function()

@@ -30,6 +30,14 @@ double pa_gcra_reserve(pa_gcra *g, double now) {
   return allowed_at > now ? allowed_at - now : 0.0;
 }
 
+void pa_gcra_settle(pa_gcra *g, double now) {
+  /* The server saw the request at some moment before its answer reached us
+   * (now), and the next request cannot reach it before it leaves. So a
+   * next slot no earlier than now + interval keeps the server's spacing
+   * whatever the latency of either request; a burst allowance still applies. */
+  if (g->tat < now + g->interval) g->tat = now + g->interval;
+}
+
 void pa_gcra_release(pa_gcra *g, double now) {
   /* A reserved slot that was never used (the request was not sent). */
   g->tat -= g->interval;
@@ -86,6 +94,12 @@ static int limiter_release(lua_State *L) {
   return 0;
 }
 
+static int limiter_settle(lua_State *L) {
+  pa_gcra *g = (pa_gcra *)luaL_checkudata(L, 1, PA_LIMITER_MT);
+  pa_gcra_settle(g, (double)luaL_checknumber(L, 2));
+  return 0;
+}
+
 static int limiter_info(lua_State *L) {
   pa_gcra *g = (pa_gcra *)luaL_checkudata(L, 1, PA_LIMITER_MT);
   lua_createtable(L, 0, 3);
@@ -121,6 +135,7 @@ void pa_limiter_open(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"reserve", limiter_reserve},
     {"release", limiter_release},
+    {"settle", limiter_settle},
     {"info", limiter_info},
     {NULL, NULL}
   };

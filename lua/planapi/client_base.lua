@@ -139,11 +139,14 @@ function M.run(self, call)
     if self.on_request then self.on_request(req, attempt) end
     local res, err = self.transport(req)
     local result
-    if res then
-      result, err = call.parse(req, res)
-    elseif self.limiter and err.request_sent == false then
-      self.limiter:release(self.clock()) -- the server never saw it
+    if self.limiter then
+      if res == nil and err.request_sent == false then
+        self.limiter:release(self.clock()) -- the server never saw it
+      else
+        self.limiter:settle(self.clock()) -- pace from the answer, not the send
+      end
     end
+    if res then result, err = call.parse(req, res) end
     if result ~= nil then
       local remaining = res.headers["x-ratelimit-remaining"]
       remaining = remaining and tonumber(remaining:match "^%s*(%d+)")

@@ -21,9 +21,9 @@ local resources -- planfix_rest_resources, loaded on first use
 local OPTIONS = {
   account = "string", base_url = "string", token = "string", page_size = "number",
 }
--- 1 request per second (api-facts §2.8), with 50 ms of slack for network
--- jitter (see src/limiter.c); configurable with `rate`.
-local DEFAULT_RATE = { rate = 1, per = 1, burst = 1, margin = 0.05 }
+-- 1 request per second (api-facts §2.8), with 20 ms of slack for the
+-- server's own timing (see src/limiter.c); configurable with `rate`.
+local DEFAULT_RATE = { rate = 1, per = 1, burst = 1, margin = 0.02 }
 local MAX_PAGE_SIZE = 100
 
 Rest.__index = function(self, key)
