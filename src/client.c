@@ -465,6 +465,19 @@ static const char *header_value(lua_State *L, int res, const char *name) {
   return v;
 }
 
+/* Push nil and a decode error (redacted, with the HTTP status); returns 2. */
+static int decode_error(lua_State *L, int status, const char *message) {
+  lua_pushnil(L);
+  pa_client_push_redacted(L, 1, message);
+  pa_error_push(L, "decode", lua_tostring(L, -1));
+  lua_remove(L, -2);
+  if (status) {
+    lua_pushinteger(L, status);
+    lua_setfield(L, -2, "status");
+  }
+  return 2;
+}
+
 /* client:decode(res) -> value | nil, err: the JSON body of a response.
  * An empty body decodes to an empty table (Planfix answers some updates
  * with no body); a body that is not JSON is a decode error showing the
@@ -498,27 +511,9 @@ static int client_decode(lua_State *L) {
     snippet[n] = '\0';
     snprintf(msg, sizeof msg, "expected JSON but got %s: %s%s", ctype ? ctype : "no content type",
              snippet, len - start > 80 ? "..." : "");
-    lua_pushnil(L);
-    pa_client_push_redacted(L, 1, msg);
-    pa_error_push(L, "decode", lua_tostring(L, -1));
-    lua_remove(L, -2);
-    if (status) {
-      lua_pushinteger(L, status);
-      lua_setfield(L, -2, "status");
-    }
-    return 2;
+    return decode_error(L, status, msg);
   }
-  if (!pa_json_decode(L, body, len)) {
-    lua_pushnil(L);
-    pa_client_push_redacted(L, 1, lua_tostring(L, -2));
-    pa_error_push(L, "decode", lua_tostring(L, -1));
-    lua_remove(L, -2);
-    if (status) {
-      lua_pushinteger(L, status);
-      lua_setfield(L, -2, "status");
-    }
-    return 2;
-  }
+  if (!pa_json_decode(L, body, len)) return decode_error(L, status, lua_tostring(L, -1));
   return 1;
 }
 
