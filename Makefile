@@ -17,7 +17,7 @@ else
   OUT_DIR := planapi
 endif
 
-DEPS_PC := libcurl
+DEPS_PC := libcurl libxml-2.0 libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(LUA_PC) $(DEPS_PC) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(DEPS_PC) 2>/dev/null) -lm
 

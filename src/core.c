@@ -11,6 +11,7 @@
 #include "limiter.h"
 #include "url.h"
 #include "version.h"
+#include "xml.h"
 
 #if defined(__GNUC__)
 #define PA_EXPORT __attribute__((visibility("default")))
@@ -27,6 +28,7 @@ int luaopen_planapi_core(lua_State *L) {
   if (!curl_ready) {
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
       return luaL_error(L, "planapi: curl_global_init failed");
+    pa_xml_init();
     curl_ready = 1;
   }
   lua_newtable(L);
@@ -37,6 +39,8 @@ int luaopen_planapi_core(lua_State *L) {
   pa_client_open(L);
   pa_transport_open(L);
   pa_limiter_open(L);
+  pa_xml_open(L);
+  pa_sign_open(L);
   lua_pushliteral(L, PLANAPI_VERSION);
   lua_setfield(L, -2, "version");
   lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);

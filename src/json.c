@@ -20,6 +20,7 @@
 
 #include "buf.h"
 #include "errors.h"
+#include "utf8.h"
 
 #define PA_ARRAY_MT "planapi.array"
 #define PA_CJSON_DECODE "planapi.cjson_decode"
@@ -71,27 +72,6 @@ static void enc_add(encoder *e, const char *s, size_t n) {
 
 #define ENC_LIT(e, s) enc_add((e), (s), sizeof(s) - 1)
 
-/* Length of the valid UTF-8 sequence at s (1-4), or 0 if it is invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t left) {
-  unsigned char c = s[0];
-  size_t n, i;
-  unsigned long cp;
-  if (c < 0x80) return 1;
-  if (c >= 0xC2 && c <= 0xDF) { n = 2; cp = c & 0x1F; }
-  else if (c >= 0xE0 && c <= 0xEF) { n = 3; cp = c & 0x0F; }
-  else if (c >= 0xF0 && c <= 0xF4) { n = 4; cp = c & 0x07; }
-  else return 0;
-  if (left < n) return 0;
-  for (i = 1; i < n; i++) {
-    if ((s[i] & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (s[i] & 0x3F);
-  }
-  if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-      (cp >= 0xD800 && cp <= 0xDFFF))
-    return 0; /* overlong, out of range, or a UTF-16 surrogate */
-  return n;
-}
-
 static void enc_string(encoder *e, const char *s, size_t len) {
   static const char hex[] = "0123456789abcdef";
   size_t i = 0, run = 0;
@@ -102,7 +82,7 @@ static void enc_string(encoder *e, const char *s, size_t len) {
     const char *esc = NULL;
     char u[6];
     if (c >= 0x20 && c != '"' && c != '\\') {
-      size_t n = c < 0x80 ? 1 : utf8_seq((const unsigned char *)s + i, len - i);
+      size_t n = c < 0x80 ? 1 : pa_utf8_seq((const unsigned char *)s + i, len - i);
       if (n == 0) enc_fail(e, "string is not valid UTF-8");
       i += n;
       run += n;
