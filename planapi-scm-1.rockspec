@@ -10,7 +10,7 @@ description = {
 planapi speaks the Planfix XML API, the Planfix REST API and the Planado API
 v2: spec-driven calls, page iterators, pacing to the documented rate limits,
 retries that never duplicate a write, and one typed error for every failure.
-The C core (libcurl, lua-cjson) runs under Lua 5.4 and LuaJIT.]],
+The C core (libcurl, libxml2, OpenSSL libcrypto, lua-cjson) runs under Lua 5.4 and LuaJIT.]],
   license = "MIT",
   homepage = "https://github.com/planapi/planapi",
 }
@@ -22,6 +22,8 @@ external_dependencies = {
   -- Only the library is looked up: Debian keeps curl/curl.h in a multiarch
   -- include directory that the compiler searches by itself.
   CURL = { library = "curl" },
+  LIBXML2 = { header = "libxml2/libxml/parser.h", library = "xml2" },
+  OPENSSL = { header = "openssl/evp.h", library = "crypto" },
 }
 build = {
   type = "builtin",
@@ -29,12 +31,13 @@ build = {
     ["planapi.core"] = {
       sources = {
         "src/buf.c", "src/client.c", "src/compat.c", "src/core.c", "src/errors.c",
-        "src/json.c", "src/limiter.c", "src/transport_curl.c", "src/url.c",
+        "src/json.c", "src/limiter.c", "src/sign.c", "src/transport_curl.c", "src/url.c",
+        "src/utf8.c", "src/xml_decode.c", "src/xml_encode.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
-      incdirs = { "$(CURL_INCDIR)" },
-      libdirs = { "$(CURL_LIBDIR)" },
-      libraries = { "curl", "m" },
+      incdirs = { "$(CURL_INCDIR)", "$(LIBXML2_INCDIR)/libxml2", "$(OPENSSL_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)", "$(LIBXML2_LIBDIR)", "$(OPENSSL_LIBDIR)" },
+      libraries = { "curl", "xml2", "crypto", "m" },
     },
     ["planapi"] = "lua/planapi/init.lua",
     ["planapi.client_base"] = "lua/planapi/client_base.lua",
@@ -44,6 +47,11 @@ build = {
     ["planapi.planfix_rest_errors"] = "lua/planapi/planfix_rest_errors.lua",
     ["planapi.planfix_rest_ops"] = "lua/planapi/planfix_rest_ops.lua",
     ["planapi.planfix_rest_resources"] = "lua/planapi/planfix_rest_resources.lua",
+    ["planapi.planfix_xml"] = "lua/planapi/planfix_xml.lua",
+    ["planapi.planfix_xml_errors"] = "lua/planapi/planfix_xml_errors.lua",
+    ["planapi.planfix_xml_methods"] = "lua/planapi/planfix_xml_methods.lua",
+    ["planapi.planfix_xml_resources"] = "lua/planapi/planfix_xml_resources.lua",
     ["planapi.policy"] = "lua/planapi/policy.lua",
+    ["planapi.suggest"] = "lua/planapi/suggest.lua",
   },
 }

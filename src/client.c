@@ -265,6 +265,20 @@ void pa_client_push_redacted(lua_State *L, int idx, const char *message) {
   lua_pop(L, 2);
 }
 
+/* client:add_secret(s): one more string to redact from every error (a
+ * session id learned after the client was made). */
+static int client_add_secret(lua_State *L) {
+  size_t len;
+  pa_client_check(L, 1);
+  luaL_checklstring(L, 2, &len);
+  if (len < 4) return 0; /* see client_new: too short to be a secret */
+  lua_getiuservalue(L, 1, 1);
+  lua_getfield(L, -1, PA_UV_SECRETS);
+  lua_pushvalue(L, 2);
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+  return 0;
+}
+
 static int client_redact(lua_State *L) {
   pa_client_check(L, 1);
   pa_client_push_redacted(L, 1, luaL_checkstring(L, 2));
@@ -556,6 +570,7 @@ void pa_client_open(lua_State *L) {
     {"perform", pa_client_perform},
     {"decode", client_decode},
     {"redact", client_redact},
+    {"add_secret", client_add_secret},
     {"config", client_config},
     {"close", client_close},
     {NULL, NULL}

@@ -4,6 +4,7 @@
 #define PLANAPI_CLIENT_H
 
 #include <curl/curl.h>
+#include <stdio.h>
 
 #include "buf.h"
 #include "compat.h"
@@ -28,6 +29,11 @@ typedef struct {
   char *base_url;             /* always ends with '/' */
   char *ca_file, *proxy, *user_agent;
   char errbuf[CURL_ERROR_SIZE];
+  /* req.sink: a 200 body goes to sink_part, renamed to sink_path when complete */
+  FILE *sink;
+  char *sink_path, *sink_part;
+  int sink_mode;              /* 0: undecided, 1: to the file, 2: to memory */
+  size_t sink_bytes;
 } pa_client;
 
 pa_client *pa_client_check(lua_State *L, int idx);

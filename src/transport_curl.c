@@ -23,7 +23,24 @@
 /* Where OpenSSL finds the system CAs when ca_file adds one more. */
 #define SYSTEM_CA_PATH "/etc/ssl/certs"
 
+/* Close the sink; keep the file only when the transfer succeeded. */
+static int finish_sink(pa_client *c, int success) {
+  int ok = 1;
+  if (c->sink) {
+    ok = fclose(c->sink) == 0;
+    c->sink = NULL;
+    if (success && ok && c->sink_mode == 1) ok = rename(c->sink_part, c->sink_path) == 0;
+    else remove(c->sink_part); /* nothing half-written is left behind */
+  }
+  free(c->sink_path);
+  free(c->sink_part);
+  c->sink_path = c->sink_part = NULL;
+  c->sink_mode = 0;
+  return ok;
+}
+
 void pa_client_release_transfer(pa_client *c) {
+  finish_sink(c, 0);
   if (c->slist) curl_slist_free_all(c->slist);
   c->slist = NULL;
   if (c->body.cap > KEEP_BUFFER_BYTES) pa_buf_free(&c->body);
@@ -34,6 +51,24 @@ void pa_client_release_transfer(pa_client *c) {
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud) {
   pa_client *c = (pa_client *)ud;
   size_t n = size * nmemb;
+  if (c->sink != NULL && c->sink_mode == 0) {
+    /* Only a 200 is the file; any other answer (an XML error) is read. */
+    long code = 0;
+    curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &code);
+    c->sink_mode = code == 200 ? 1 : 2;
+  }
+  if (c->sink_mode == 1) {
+    if (n > c->max_body - c->sink_bytes) {
+      c->over_cap = 1;
+      return 0;
+    }
+    if (fwrite(ptr, 1, n, c->sink) != n) {
+      c->out_of_memory = 2; /* a write error: disk full, say */
+      return 0;
+    }
+    c->sink_bytes += n;
+    return n;
+  }
   if (n > c->max_body - c->body.len) {
     c->over_cap = 1;
     return 0; /* makes libcurl stop with CURLE_WRITE_ERROR */
@@ -207,7 +242,8 @@ static int fail(lua_State *L, pa_client *c, CURLcode rc) {
     kind = "transport";
     retryable = 0;
     maybe_sent = 1;
-    snprintf(msg, sizeof msg, "out of memory while receiving the response");
+    snprintf(msg, sizeof msg, c->out_of_memory == 2 ? "cannot write the download to its file"
+                                                    : "out of memory while receiving the response");
   } else {
     kind = classify(rc, &retryable, &maybe_sent);
     snprintf(msg, sizeof msg, "%s%s%s", curl_easy_strerror(rc), c->errbuf[0] ? ": " : "",
@@ -242,7 +278,8 @@ int pa_client_perform(lua_State *L) {
   size_t body_len = 0;
   long timeout_ms;
   char err[256];
-  int has_ctype = 0;
+  int has_ctype = 0, to_file = 0;
+  size_t sank_bytes = 0;
   CURLcode rc;
 
   if (c->closed) return pa_error_raise(L, "the client is closed");
@@ -351,8 +388,41 @@ int pa_client_perform(lua_State *L) {
     return pa_error_return(L, "config", bad_opt);
   }
 
+  lua_getfield(L, 2, "sink");
+  if (!lua_isnil(L, -1)) {
+    size_t plen;
+    const char *path = lua_tolstring(L, -1, &plen);
+    if (path == NULL || plen == 0) return pa_error_raise(L, "request sink must be a file path");
+    c->sink_path = (char *)malloc(plen + 1);
+    c->sink_part = (char *)malloc(plen + 6);
+    if (c->sink_path == NULL || c->sink_part == NULL) return luaL_error(L, "out of memory");
+    memcpy(c->sink_path, path, plen + 1);
+    memcpy(c->sink_part, path, plen);
+    memcpy(c->sink_part + plen, ".part", 6);
+    c->sink = fopen(c->sink_part, "wb");
+    if (c->sink == NULL) {
+      pa_client_release_transfer(c);
+      return pa_error_raise(L, "cannot write the download to %s", path);
+    }
+    c->sink_bytes = 0;
+  }
+  lua_pop(L, 1);
+
   rc = curl_easy_perform(c->curl);
   if (rc != CURLE_OK) return fail(L, c, rc);
+  if (c->sink != NULL) {
+    if (c->sink_mode == 0) { /* no body at all: an empty file is still a file */
+      long code = 0;
+      curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &code);
+      c->sink_mode = code == 200 ? 1 : 2;
+    }
+    to_file = c->sink_mode == 1;
+    sank_bytes = c->sink_bytes;
+    if (!finish_sink(c, 1)) {
+      pa_client_release_transfer(c);
+      return pa_error_return(L, "transport", "cannot write the download to its file");
+    }
+  }
 
   {
     long status = 0;
@@ -368,6 +438,12 @@ int pa_client_perform(lua_State *L) {
     lua_setfield(L, -2, "body");
     lua_pushnumber(L, (lua_Number)total);
     lua_setfield(L, -2, "time");
+    if (to_file) { /* the body went to req.sink */
+      lua_getfield(L, 2, "sink");
+      lua_setfield(L, -2, "file");
+      lua_pushinteger(L, (lua_Integer)sank_bytes);
+      lua_setfield(L, -2, "size");
+    }
     pa_client_release_transfer(c);
   }
   return 1;

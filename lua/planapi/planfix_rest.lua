@@ -9,6 +9,7 @@ local core = require "planapi.core"
 local base = require "planapi.client_base"
 local Pager = require "planapi.pager"
 local multipart = require "planapi.multipart"
+local suggest = require "planapi.suggest"
 local ops_table = require "planapi.planfix_rest_ops"
 local codes = require "planapi.planfix_rest_errors"
 
@@ -78,39 +79,10 @@ function Rest.operation(op_id)
   return OPS[op_id]
 end
 
--- Edit distance, for "did you mean": a typo is a few edits away.
-local function distance(a, b)
-  local prev, cur = {}, {}
-  for j = 0, #b do prev[j] = j end
-  for i = 1, #a do
-    cur[0] = i
-    for j = 1, #b do
-      local cost = a:byte(i) == b:byte(j) and 0 or 1
-      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-    end
-    prev, cur = cur, prev
-  end
-  return prev[#b]
-end
-
--- Up to five known operationIds closest to the unknown one.
-local function suggestions(op_id)
-  local name = tostring(op_id):lower()
-  local scored = {}
-  for id in pairs(OPS) do scored[#scored + 1] = { id = id, d = distance(name, id) } end
-  table.sort(scored, function(x, y)
-    if x.d ~= y.d then return x.d < y.d end
-    return x.id < y.id
-  end)
-  local out = {}
-  for i = 1, 5 do out[i] = scored[i].id end
-  return out
-end
-
 local function lookup(op_id)
   local op = OPS[op_id]
   if op then return op end
-  local near = suggestions(op_id)
+  local near = suggest.nearest(op_id, OPS)
   local err = core.error {
     kind = "config",
     message = ("unknown Planfix REST operation '%s'%s; %d operations are known, listed by "
