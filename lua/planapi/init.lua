@@ -24,4 +24,9 @@ function planapi.planfix_rest(opts)
   return require("planapi.planfix_rest").new(opts)
 end
 
+--- planapi.planfix_xml{ account, api_key, token | login + password, ... } -> client (see README)
+function planapi.planfix_xml(opts)
+  return require("planapi.planfix_xml").new(opts)
+end
+
 return planapi

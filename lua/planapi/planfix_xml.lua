@@ -1,0 +1,400 @@
+-- planfix_xml.lua: the Planfix XML API client (api-facts §1).
+--
+-- Every documented method (planfix_xml_methods.lua) by name; requests are
+-- encoded and signed in C (xml_encode.c, sign.c), responses decoded in C
+-- (xml_decode.c) with list containers always arrays. Token auth (Basic
+-- api_key:token) or the legacy login mode (auth.login gives a sid that goes
+-- in every body; renewed once on 0005, never in a loop). Errors carry the
+-- documented meaning of their code (planfix_xml_errors.lua).
+local core = require "planapi.core"
+local base = require "planapi.client_base"
+local Pager = require "planapi.pager"
+local suggest = require "planapi.suggest"
+local tables = require "planapi.planfix_xml_methods"
+local codes = require "planapi.planfix_xml_errors"
+
+local METHODS = tables.methods
+local config_error = base.config_error
+
+local Xml = {}
+local resources -- planfix_xml_resources, loaded on first use
+
+Xml.__index = function(self, key)
+  local method = Xml[key]
+  if method ~= nil then return method end
+  resources = resources or require "planapi.planfix_xml_resources"
+  local res = resources.bind(self, key)
+  if res ~= nil then rawset(self, key, res) end
+  return res
+end
+
+Xml.__tostring = function(self)
+  return ("planapi.planfix_xml (%s, %s mode)"):format(self.url, self.mode)
+end
+
+local OPTIONS = {
+  account = "string", api_key = "string", token = "string", login = "string", password = "string",
+  url = "string", private_key = "string", silent = "boolean", page_size = "number",
+}
+
+--- The data centres (api-facts §1.1); error 0024 points at this list.
+Xml.DATA_CENTRES = {
+  europe = "https://api.planfix.com/xml/",
+  asia = "https://api-sg.planfix.com/xml/",
+  usa = "https://api-us.planfix.com/xml/",
+  russia = "https://apiru.planfix.ru/xml/",
+  legacy = "https://api.planfix.ru/xml/",
+}
+local DEFAULT_URL = Xml.DATA_CENTRES.europe
+-- 1 request per second (api-facts §1.11), with the same slack as REST.
+local DEFAULT_RATE = { rate = 1, per = 1, burst = 1, margin = 0.02 }
+local MAX_PAGE_SIZE = 100
+
+-- Codes whose class is "config" but that are about credentials: kind auth.
+local CREDENTIAL_CODES = { ["0001"] = true, ["0012"] = true, ["0013"] = true, ["0014"] = true,
+  ["0020"] = true, ["1001"] = true, ["1002"] = true }
+
+--- planapi.planfix_xml{ account, api_key, token | login + password, ... }
+function Xml.new(opts)
+  base.check_options("planfix_xml", opts, OPTIONS)
+  for _, k in ipairs { "account", "api_key" } do
+    if opts[k] == nil or opts[k] == "" then config_error(("planfix_xml option '%s' is required"):format(k), 2) end
+  end
+  local mode
+  if opts.token ~= nil then
+    if opts.login ~= nil or opts.password ~= nil then
+      config_error("planfix_xml takes a token or a login and password, not both", 2)
+    end
+    mode = "token"
+  elseif opts.login ~= nil and opts.password ~= nil then
+    mode = "login"
+  else
+    config_error("planfix_xml needs a token (preferred) or a login and password", 2)
+  end
+  local page_size = opts.page_size or MAX_PAGE_SIZE
+  if page_size < 1 or page_size > MAX_PAGE_SIZE or page_size % 1 ~= 0 then
+    config_error("planfix_xml option 'page_size' must be a whole number from 1 to 100", 2)
+  end
+  local self = setmetatable({
+    account = opts.account, mode = mode, silent = opts.silent, page_size = page_size,
+    login_name = opts.login,
+  }, Xml)
+  -- Secrets live in closures and the C client, never in fields a dump would show.
+  local password, private_key = opts.password, opts.private_key
+  self.credentials = function() return opts.login, password end
+  self.private_key = function() return private_key end
+  local basic = core.base64(opts.api_key .. ":" .. (mode == "token" and opts.token or ""))
+  base.init(self, opts, {
+    base_url = opts.url or DEFAULT_URL,
+    headers = { Authorization = "Basic " .. basic, Accept = "application/xml" },
+    secrets = { opts.api_key, opts.token, opts.password, opts.private_key, basic },
+    rate = DEFAULT_RATE,
+  })
+  self.url = self.core:config().base_url
+  return self
+end
+
+--- The documented method names, sorted.
+function Xml.methods()
+  return base.sorted_keys(METHODS)
+end
+
+--- The description of one method (root, list, paged, counts, writes...).
+function Xml.method(name)
+  return METHODS[name]
+end
+
+local function lookup(name, unchecked)
+  local info = METHODS[name]
+  if info then return info end
+  if unchecked then return { writes = true } end -- unknown: treated as a write, never repeated
+  error(core.error {
+    kind = "config",
+    message = ("unknown Planfix XML method '%s' (did you mean %s?); %d methods are documented, "
+      .. "listed by planfix_xml.methods()"):format(tostring(name), table.concat(suggest.nearest(name, METHODS), ", "),
+      #Xml.methods()),
+    valid = Xml.methods(),
+  }, 4)
+end
+
+-- The list-container names the decoder needs for one method, cached.
+local list_sets = {}
+local function lists_for(name, info)
+  local set = list_sets[name]
+  if set then return set end
+  set = {}
+  for container in pairs(tables.nested_lists) do set[container] = true end
+  if info.list and info.root then set[info.root] = true end
+  list_sets[name] = set
+  return set
+end
+
+--- xml:prepare(method, params, opts) -> req (pure: no I/O)
+-- params: the method's parameters as nested tables (see README: arrays
+-- repeat elements, "@name" keys are attributes). account, sid, silent and
+-- the signature are added here.
+-- opts: { silent = true|false, unchecked = true (a method missing from the
+-- table), timeout =, sink = path (file.download into a file) }
+function Xml:prepare(name, params, opts)
+  if type(name) ~= "string" then config_error("an XML method name is required", 2) end
+  opts = opts or {}
+  for k in pairs(opts) do
+    if k ~= "silent" and k ~= "unchecked" and k ~= "timeout" and k ~= "sink" then
+      config_error(("unknown call option '%s' (valid: silent, unchecked, timeout, sink)"):format(tostring(k)), 2)
+    end
+  end
+  local info = lookup(name, opts.unchecked)
+  if params ~= nil and type(params) ~= "table" then config_error("params of " .. name .. " must be a table", 2) end
+  local body = {}
+  for k, v in pairs(params or {}) do
+    if k == "account" or k == "sid" or k == "signature" then
+      config_error(("'%s' is added by the client; do not pass it"):format(k), 2)
+    end
+    body[k] = v
+  end
+  body.account = self.account
+  if self.mode == "login" and name ~= "auth.login" then body.sid = self.sid end
+  local silent = opts.silent
+  if silent == nil and info.silent then silent = self.silent end
+  if silent then body.silent = 1 end
+  local key = self.private_key()
+  local xml = core.xml_encode(name, body, key)
+  local req = self.core:prepare {
+    method = "POST", path = "", body = xml, content_type = "application/xml; charset=utf-8",
+    timeout = opts.timeout,
+  }
+  req.operation = name
+  req.sink = opts.sink
+  return req
+end
+
+-- The error for a <response status="error">, classified by its code.
+local function response_error(self, name, status, code, server_message)
+  local info = codes[code]
+  local class = info and info.class or "caller"
+  local meaning = info and info.meaning
+  local kind, retryable, rejected = "api", false, nil
+  if class == "reauth" then
+    kind = "auth"
+  elseif class == "quota" then
+    kind = "quota"
+  elseif class == "retry" then
+    retryable = true
+    rejected = code ~= "9007" -- 0011, 3014: refused before anything was done
+  elseif class == "config" then
+    kind = CREDENTIAL_CODES[code] and "auth" or "config"
+  end
+  if code == "0012" and self.mode == "token" then
+    kind, meaning = "auth", "the token does not exist"
+  end
+  local message = meaning or ("error " .. tostring(code))
+  if server_message and server_message ~= "" and server_message ~= meaning then
+    message = message .. ": " .. server_message
+  end
+  if code == "0024" then
+    message = message .. "; set the url option to the account's data centre: "
+      .. "https://api.planfix.com/xml/ (Europe), https://api-sg.planfix.com/xml/ (Asia), "
+      .. "https://api-us.planfix.com/xml/ (USA), https://apiru.planfix.ru/xml/ (Russia)"
+  end
+  return self.core:error {
+    kind = kind, message = message, status = status, code = code, operation = name,
+    retryable = retryable, rejected = rejected,
+  }
+end
+
+local function http_error(self, name, res, text)
+  local status = res.status
+  local kind, retryable, rejected, retry_after = "http", status >= 500, nil, base.retry_after(res.headers)
+  if status == 429 then
+    kind, retryable, rejected = "rate_limit", true, true
+    retry_after = retry_after or 1
+  end
+  return self.core:error { kind = kind, status = status, operation = name, retryable = retryable,
+    rejected = rejected, retry_after = retry_after, message = text or ("HTTP status " .. status) }
+end
+
+--- xml:parse(req, res) -> result | nil, err (pure: no I/O)
+-- result: the children of <response> as tables (list containers always
+-- arrays, with "@count" / "@totalCount"); file.download gives
+-- { data = bytes } or { file = path, size = n } or { location = url }.
+function Xml:parse(req, res)
+  local name = req.operation
+  local info = METHODS[name] or {}
+  local status = res.status or 0
+  local headers = res.headers or {}
+  if info.raw then
+    if status == 200 then
+      if res.file then return { file = res.file, size = res.size } end
+      return { data = res.body }
+    elseif status >= 300 and status < 400 and headers.location then
+      return { location = headers.location }
+    end
+  end
+  if status == 429 then return nil, http_error(self, name, res) end
+  local doc, err = core.xml_decode(res.body or "", lists_for(name, info))
+  if doc == nil then
+    if status >= 400 or status < 200 then
+      return nil, http_error(self, name, res, err.message)
+    end
+    return nil, self.core:error { kind = "decode", status = status, operation = name,
+      message = "the response is not the XML expected: " .. err.message }
+  end
+  if doc["@status"] == "error" then
+    local code = doc.code
+    if type(code) ~= "string" or code == "" then code = nil end
+    local text = type(doc.message) == "string" and doc.message or nil
+    return nil, response_error(self, name, status, code, text)
+  end
+  if doc["@status"] ~= "ok" then
+    if status >= 400 then return nil, http_error(self, name, res) end
+    return nil, self.core:error { kind = "decode", status = status, operation = name,
+      message = "the response has no status=\"ok\" or \"error\"" }
+  end
+  if status >= 400 then return nil, http_error(self, name, res) end
+  return doc
+end
+
+--- xml:perform(req) -> res | nil, err: the transport alone.
+function Xml:perform(req)
+  return self.transport(req)
+end
+
+-- One call through the limiter and the retry policy.
+function Xml:_run(name, info, params, opts)
+  local req = self:prepare(name, params, opts)
+  return base.run(self, {
+    req = req, operation = name, idempotent = not info.writes,
+    parse = function(r, res) return self:parse(r, res) end,
+  })
+end
+
+--- xml:login() -> sid | nil, err (login mode; done by itself when needed)
+function Xml:login()
+  if self.mode ~= "login" then config_error("login() is for the login/password mode", 2) end
+  local login, password = self.credentials()
+  local result, err = self:_run("auth.login", METHODS["auth.login"], { login = login, password = password })
+  if not result then return nil, err end
+  if type(result.sid) ~= "string" or result.sid == "" then
+    return nil, self.core:error { kind = "auth", operation = "auth.login", message = "auth.login gave no sid" }
+  end
+  self.core:add_secret(result.sid)
+  self.sid = result.sid
+  self.logins = (self.logins or 0) + 1
+  return self.sid
+end
+
+local function session_lost(self, err)
+  return self.mode == "login" and (err.code == "0005" or err.code == "0012")
+end
+
+--- xml:call(method, params, opts) -> result, meta | nil, err
+function Xml:call(name, params, opts)
+  local info = lookup(name, opts and opts.unchecked)
+  if self.mode == "login" and name ~= "auth.login" and not self.sid then
+    local _, err = self:login()
+    if err then return nil, err end
+  end
+  local result, meta = self:_run(name, info, params, opts)
+  if result == nil and name ~= "auth.login" and session_lost(self, meta) then
+    -- The session expired: log in once, send once more. A second failure is
+    -- returned as it is: never a loop.
+    self.sid = nil
+    local _, err = self:login()
+    if err then return nil, err end
+    result, meta = self:_run(name, info, params, opts)
+    if result == nil and session_lost(self, meta) then meta.kind = "auth" end
+  end
+  return result, meta
+end
+
+--- xml:pager(method, params, opts) -> pager (see pager.lua)
+-- Pages by pageCurrent (from 1) and pageSize (<= 100); stops at
+-- totalCount, on a short page, or on count = 0. Each page is the list table
+-- with `count` and `totalCount` (numbers, when the API gives them).
+function Xml:pager(name, params, opts)
+  local info = lookup(name)
+  opts = opts or {}
+  if not info.paged then config_error(("%s is not a paged list; use xml:call"):format(name), 2) end
+  local page_size = opts.page_size or (params and tonumber(params.pageSize)) or self.page_size
+  if type(page_size) ~= "number" or page_size < 1 or page_size > MAX_PAGE_SIZE or page_size % 1 ~= 0 then
+    config_error("page_size must be a whole number from 1 to 100 (the API's cap)", 2)
+  end
+  local fixed = {}
+  for k, v in pairs(params or {}) do fixed[k] = v end
+  local first = tonumber(fixed.pageCurrent) or 1
+  fixed.pageCurrent, fixed.pageSize = nil, nil
+  local call_opts = { silent = opts.silent, timeout = opts.timeout }
+  local function fetch(cursor)
+    local page = cursor and cursor.page or first
+    local p = {}
+    for k, v in pairs(fixed) do p[k] = v end
+    p.pageCurrent, p.pageSize = page, page_size
+    local result, err = self:call(name, p, call_opts)
+    if not result then return nil, err end
+    local list = result[info.root]
+    if type(list) ~= "table" then list = {} end
+    local count = tonumber(list["@count"]) or #list
+    local total = tonumber(list["@totalCount"])
+    list.count, list.totalCount = count, total
+    local done = count == 0 or #list < page_size or (total and (page - 1) * page_size + count >= total)
+    return list, (not done) and { page = page + 1 } or nil
+  end
+  return Pager.new(fetch, { cursor = opts.cursor, max_pages = opts.max_pages, max_items = opts.max_items,
+    dedupe = opts.dedupe })
+end
+
+--- for page in xml:pages(method, params, opts) do ... end (raises on error)
+function Xml:pages(name, params, opts)
+  return self:pager(name, params, opts):pages()
+end
+
+--- for item in xml:each(method, params, opts) do ... end (raises on error)
+function Xml:each(name, params, opts)
+  return self:pager(name, params, opts):each()
+end
+
+--- xml:all(method, params, opts) -> items | nil, err (no raising)
+function Xml:all(name, params, opts)
+  local pager = self:pager(name, params, opts)
+  local out = {}
+  while true do
+    local items, err = pager:next_page()
+    if items == nil then return nil, err end
+    if items == false then break end
+    for _, item in ipairs(items) do
+      if pager.max_items and #out >= pager.max_items then return out end
+      out[#out + 1] = item
+    end
+  end
+  return out
+end
+
+--- xml:download(file_id, opts) -> bytes | { file, size } | { location } ...
+-- opts.path: write the file there (streamed, renamed into place when complete);
+-- opts.follow: fetch a 302 link too (without the credentials).
+function Xml:download(file_id, opts)
+  opts = opts or {}
+  local result, err = self:call("file.download", { file = { id = file_id } },
+    { sink = opts.path, timeout = opts.timeout })
+  if not result then return nil, err end
+  if result.location and opts.follow then
+    local req = self.core:prepare { method = "GET", url = result.location, headers = { Accept = "*/*" } }
+    req.sink = opts.path
+    local res, ferr = self.transport(req)
+    if not res then return nil, ferr end
+    if res.status ~= 200 then
+      return nil, self.core:error { kind = "http", status = res.status, operation = "file.download",
+        message = "following the download link failed", retryable = res.status >= 500 }
+    end
+    if res.file then return { file = res.file, size = res.size } end
+    return res.body
+  end
+  if result.data then return result.data end
+  return result
+end
+
+function Xml:close()
+  base.close(self)
+end
+
+return Xml

@@ -1,0 +1,121 @@
+-- planfix_xml_resources.lua: sugar on the common XML API groups, each
+-- method mapping 1:1 to a documented method.
+--   xml.task:get{ id = 1 }                 -> the <task> table
+--   xml.task:add{ title = "Fix pump" }     -> the <task> table (id, general)
+--   for t in xml.task:each{ target = "in" } do ... end
+--   xml.action:add{ description = "Done", task = { id = 1 } }
+--   for r in xml.handbook:records{ handbook = { id = 3 } } do ... end
+-- `wrap` puts the parameters inside the group's element (task.get takes
+-- <task><id>), `unwrap` returns that element of the result; paging kinds
+-- take the method's parameters as they are.
+local core = require "planapi.core"
+
+local M = {}
+
+local function obj(method, el) return { method, wrap = el, unwrap = el } end
+local function paged(method, kind) return { method, kind = kind } end
+local function lists(method) -- list (all items), each, pages, pager
+  return { list = paged(method, "all"), each = paged(method, "each"), pages = paged(method, "pages"),
+    pager = paged(method, "pager") }
+end
+
+local function merge(a, b)
+  for k, v in pairs(b) do a[k] = v end
+  return a
+end
+
+local DEFS = {
+  task = merge({
+    get = obj("task.get", "task"), add = obj("task.add", "task"), update = obj("task.update", "task"),
+    update_custom_data = obj("task.updateCustomData", "task"),
+    change_status = obj("task.changeStatus", "task"), change_workers = obj("task.changeWorkers", "task"),
+    change_expect_date = obj("task.changeExpectDate", "task"),
+    accept = obj("task.accept", "task"), reject = obj("task.reject", "task"),
+    multi = { "task.getMulti", unwrap = "tasks" },
+    filters = { "task.getFilterList", unwrap = "taskFilterList" },
+    possible_statuses = { "task.getPossibleStatusToChange", wrap = "task", unwrap = "statusList" },
+  }, lists "task.getList"),
+  action = merge({
+    get = obj("action.get", "action"), add = obj("action.add", "action"),
+    update = obj("action.update", "action"), delete = obj("action.delete", "action"),
+  }, lists "action.getList"),
+  contact = merge({
+    get = obj("contact.get", "contact"), add = obj("contact.add", "contact"),
+    update = obj("contact.update", "contact"), delete = obj("contact.delete", "contact"),
+    update_custom_data = obj("contact.updateCustomData", "contact"),
+    groups = { "contact.getGroupList", unwrap = "contactGroups" },
+    filters = { "contact.getFilterList", unwrap = "contactFilterList" },
+  }, lists "contact.getList"),
+  project = merge({
+    get = obj("project.get", "project"), add = obj("project.add", "project"),
+    update = obj("project.update", "project"),
+  }, lists "project.getList"),
+  user = merge({
+    get = obj("user.get", "user"), add = obj("user.add", "user"), update = obj("user.update", "user"),
+  }, lists "user.getList"),
+  handbook = {
+    list = { "handbook.getList", unwrap = "handbooks" },
+    structure = { "handbook.getStructure", unwrap = "handbook" },
+    record = { "handbook.getRecord", unwrap = "record" },
+    records = paged("handbook.getRecords", "each"),
+    record_pages = paged("handbook.getRecords", "pages"),
+    all_records = paged("handbook.getRecords", "all"),
+    add_record = { "handbook.addRecord", unwrap = "key" },
+    update_record = { "handbook.updateRecord", unwrap = "key" },
+  },
+  file = {
+    get = obj("file.get", "file"),
+    for_task = paged("file.getListForTask", "each"),
+    for_project = paged("file.getListForProject", "each"),
+  },
+  analitic = {
+    list = { "analitic.getList", unwrap = "analitics" },
+    options = { "analitic.getOptions", unwrap = "analitic" },
+    handbook = { "analitic.getHandbook", unwrap = "records" },
+  },
+}
+
+local function bind_method(xml, def)
+  local name = def[1]
+  assert(xml.method(name), "sugar names an undocumented method " .. name)
+  return function(_, params, opts)
+    if params ~= nil and type(params) ~= "table" then
+      error(core.error { kind = "config", message = name .. " takes a table of parameters" }, 2)
+    end
+    if def.kind then return xml[def.kind](xml, name, params, opts) end
+    local p = params or {}
+    if def.wrap then p = { [def.wrap] = params or {} } end
+    local result, meta = xml:call(name, p, opts)
+    if result == nil then return nil, meta end
+    if def.unwrap then return result[def.unwrap], meta end
+    return result, meta
+  end
+end
+
+--- The resource object `name` of an XML client, or nil.
+function M.bind(xml, name)
+  local defs = DEFS[name]
+  if defs == nil then return nil end
+  local res = {}
+  for m, def in pairs(defs) do res[m] = bind_method(xml, def) end
+  if name == "file" then
+    --- xml.file:download(id, { path =, follow = }) -> bytes, or { file, size }, or { location }
+    function res.download(_, id, opts) return xml:download(id, opts) end
+  end
+  return res
+end
+
+--- Resource names and their methods (for documentation and specs).
+function M.names()
+  local out = {}
+  for name, defs in pairs(DEFS) do
+    local methods = {}
+    for m in pairs(defs) do methods[#methods + 1] = m end
+    if name == "file" then methods[#methods + 1] = "download" end
+    table.sort(methods)
+    out[name] = methods
+  end
+  return out
+end
+
+return M
