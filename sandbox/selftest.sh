@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Self-test of the Planfix REST sandbox: starts a private instance (own
-# runtime dir), drives it with the curl CLI and asserts the contract in
-# sandbox/README.md, then stops it. Exits non-zero on any failure; the last
-# line is "N passed, N failed".
+# Self-test of the sandbox: starts a private instance (own runtime dir),
+# drives it with the curl CLI and asserts the contract in sandbox/README.md
+# (Planfix REST here, the Planfix XML API in selftest-xml.sh), then stops
+# it. Exits non-zero on any failure; the last line is "N passed, N failed".
 #
-# JSON answers are checked with lua5.4 + lua-cjson (see jl below).
+# JSON answers are checked with lua5.4 + lua-cjson (see jl below), XML
+# answers with lua5.4 + lua-expat (xq in selftest-xml.sh).
 set -uo pipefail # no -e: a failed check is counted, not fatal
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -15,6 +16,14 @@ if ! command -v curl >/dev/null; then
         apt-get install -y curl >/dev/null 2>&1 || { apt-get update >/dev/null 2>&1 && apt-get install -y curl >/dev/null 2>&1; }
     fi
     command -v curl >/dev/null || { echo "selftest: curl is required"; echo "0 passed, 1 failed"; exit 1; }
+fi
+
+# lua-expat: the sandbox's XML endpoint and xq (selftest-xml.sh) need it.
+if ! lua5.4 -e 'require("lxp")' >/dev/null 2>&1; then
+    if [[ "$(id -u)" == 0 ]]; then
+        apt-get install -y lua-expat >/dev/null 2>&1 || { apt-get update >/dev/null 2>&1 && apt-get install -y lua-expat >/dev/null 2>&1; }
+    fi
+    lua5.4 -e 'require("lxp")' >/dev/null 2>&1 || { echo "selftest: lua-expat is required"; echo "0 passed, 1 failed"; exit 1; }
 fi
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/planapi-sandbox-selftest.XXXXXX")"
@@ -95,6 +104,9 @@ ctl() { # METHOD PATH [JSON]: control API
     if [[ -n "${3:-}" ]]; then call "$1" "$CTL$2" --data-binary "$3"; else call "$1" "$CTL$2"; fi
 }
 
+# The Planfix XML checks (xml_main) and their helpers.
+source "$HERE/selftest-xml.sh"
+
 # The test body is one function so that a failed start can `return` early.
 main() {
 echo "# starting sandbox in $PLANAPI_SANDBOX_DIR"
@@ -151,6 +163,8 @@ CONNS="$(curl -sS --cacert "$CA" -H "Authorization: Bearer sandbox-token" -o /de
     -w '%{num_connects}\n' "$REST/ping" "$REST/ping" "$REST/ping" | paste -sd, -)"
 check "keep-alive: 3 requests, 1 connection" "$CONNS" "1,0,0"
 
+# SELFTEST_ONLY=xml (selftest-xml.sh run directly) skips the REST checks.
+if [[ "${SELFTEST_ONLY:-}" != xml ]]; then
 # ------------------------------------------------------------- auth
 ctl POST /reset
 check "POST /_sandbox/reset" "$CODE" 200
@@ -396,6 +410,10 @@ check "log time" "$(jl 'type(d[1].time)')" number
 ctl DELETE /log
 ctl GET /log
 check "DELETE /_sandbox/log clears" "$(cat "$WORK/body")" "[]"
+fi # REST checks
+
+# ------------------------------------------------------------- Planfix XML API
+xml_main
 
 # ------------------------------------------------------------- server health
 ERRS="$(grep -c -E '\[(error|crit|alert|emerg)\]' "$PLANAPI_SANDBOX_DIR/error.log")"

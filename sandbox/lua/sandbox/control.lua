@@ -9,6 +9,8 @@ local faults = require("sandbox.faults")
 local ratelimit = require("sandbox.ratelimit")
 local recorder = require("sandbox.recorder")
 local rest = require("sandbox.rest")
+local xmlapi = require("sandbox.xmlapi")
+local xml = require("sandbox.xml")
 
 local M = {}
 
@@ -39,11 +41,13 @@ function M.reset_all()
     ratelimit.reset()
     recorder.reset()
     rest.reset()
+    xmlapi.reset()
 end
 
 local function current_config()
     local c = ratelimit.describe()
     util.merge(c, rest.describe())
+    util.merge(c, xmlapi.describe())
     local tokens = {}
     for name, t in pairs(auth.tokens) do tokens[name] = { scope = t.scope, active = t.active } end
     c.tokens = tokens
@@ -69,13 +73,14 @@ handlers["POST /config"] = function(req)
     local cfg = body_object(req)
     if not cfg then return bad("body must be a JSON object") end
     local known = { rate = true, quota = true, queue_updates = true, queue_contact_updates = true,
-        download_ttl = true, report_polls = true, tokens = true }
+        download_ttl = true, report_polls = true, tokens = true, xml = true }
     for k in pairs(cfg) do
         if not known[k] then return bad("unknown config key '" .. tostring(k) .. "'") end
     end
     local ok, err = ratelimit.configure(cfg)
     if ok then ok, err = rest.configure(cfg) end
     if ok and cfg.tokens ~= nil then ok, err = auth.configure(cfg.tokens) end
+    if ok and cfg.xml ~= nil then ok, err = xmlapi.configure(cfg.xml) end
     if not ok then return bad(err) end
     return reply(200, { result = "success", config = current_config() })
 end
@@ -127,7 +132,30 @@ handlers["GET /stats"] = function()
         quota_used = ratelimit.state.quota_used,
         quota_remaining = ratelimit.state.quota and ratelimit.state.quota.remaining or json.null,
         log_entries = #recorder.entries,
+        xml_logins = xmlapi.logins,
+        xml_login_failures = xmlapi.login_failures,
     })
+end
+
+-- POST /_sandbox/xml/sign {"xml":"<request ...>","key":"..."}: the string
+-- and MD5 of the Planfix XML request signature (api-facts §1.4). The key
+-- defaults to the sandbox private key; a <signature> in the XML is skipped.
+handlers["POST /xml/sign"] = function(req)
+    local b = body_object(req)
+    if not b or type(b.xml) ~= "string" then return bad("body must be {\"xml\":\"...\",\"key\":\"...\"}") end
+    if b.key ~= nil and type(b.key) ~= "string" then return bad("key must be a string") end
+    local root, err = xml.parse(b.xml)
+    if not root then return bad("invalid XML: " .. tostring(err)) end
+    local md5, s = xml.signature(root, b.key or xmlapi.config.private_key)
+    return reply(200, { result = "success", string = s, md5 = md5 })
+end
+
+handlers["POST /xml/expire_sessions"] = function()
+    return reply(200, { result = "success", expired = xmlapi.expire_sessions() })
+end
+
+handlers["GET /xml/sessions"] = function()
+    return reply(200, { result = "success", sessions = xmlapi.session_list() })
 end
 
 -- GET /_sandbox/store/<collection>[/<id>]: raw internal records (incl.

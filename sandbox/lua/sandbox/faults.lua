@@ -1,4 +1,4 @@
--- Injected transport and server faults for API requests (under /rest/).
+-- Injected transport and server faults for API requests (under /rest/ and /xml/).
 --
 -- POST /_sandbox/fault queues a fault; the next `count` API requests whose
 -- path (incl. the "/rest" prefix) contains `path` get it, in FIFO order of
@@ -11,6 +11,7 @@ local util = require("sandbox.util")
 local M = {}
 
 M.queue = {}
+local given = setmetatable({}, { __mode = "k" })
 
 function M.reset()
     M.queue = {}
@@ -40,6 +41,10 @@ function M.add(spec)
     if not f.count or f.count < 1 then return nil, "count must be an integer >= 1" end
     if spec.path ~= nil and type(spec.path) ~= "string" then return nil, "path must be a string" end
     f.path = spec.path
+    if spec.xml_method ~= nil and type(spec.xml_method) ~= "string" then return nil, "xml_method must be a string" end
+    f.xml_method = spec.xml_method
+    -- Whether code/error were given (the XML answers have their own defaults).
+    given[f] = { code = spec.code ~= nil, error = type(spec.error) == "string" }
     if f.mode == "status" then
         f.status = util.to_int(spec.status or 503)
         if not f.status or f.status < 100 or f.status > 599 then return nil, "status must be 100..599" end
@@ -64,10 +69,13 @@ function M.add(spec)
     return f
 end
 
--- Takes one use of the first fault matching full_path, or nil.
-function M.take(full_path)
+-- Takes one use of the first fault matching full_path (and, for the XML
+-- API, the request's method attribute), or nil. A fault with xml_method only
+-- matches XML requests calling that method.
+function M.take(full_path, xml_method)
     for i, f in ipairs(M.queue) do
-        if not f.path or full_path:find(f.path, 1, true) then
+        if (not f.path or full_path:find(f.path, 1, true))
+            and (not f.xml_method or f.xml_method == xml_method) then
             f.count = f.count - 1
             if f.count <= 0 then table.remove(M.queue, i) end
             return f
@@ -93,8 +101,13 @@ local HTML_502 = [[<html>
 
 -- Writes an HTTP response by hand on the raw client socket, declaring a
 -- Content-Length larger than what is sent, then closes the connection.
-local function send_truncated(f)
+local function send_truncated(f, flavour)
     local body = '{"result":"success","tasks":[{"id":1,"name":"Prepare quarterly rep'
+    local ctype = util.JSON_TYPE
+    if flavour == "xml" then
+        body = '<?xml version="1.0" encoding="UTF-8"?><response status="ok"><tasks count="1" totalCount="1"><task><id>1</id><title>Prepare quarterly rep'
+        ctype = "application/xml; charset=utf-8"
+    end
     local declared = f.size and f.size > #body and f.size or #body * 4
     local sock, err = ngx.req.socket(true)
     if not sock then
@@ -102,17 +115,50 @@ local function send_truncated(f)
         return ngx.exit(444)
     end
     sock:send("HTTP/1.1 200 OK\r\n"
-        .. "Content-Type: " .. util.JSON_TYPE .. "\r\n"
+        .. "Content-Type: " .. ctype .. "\r\n"
         .. "Content-Length: " .. declared .. "\r\n"
         .. "Connection: close\r\n\r\n"
         .. body)
     return ngx.exit(444)
 end
 
--- Applies a (non-slow) fault to the current request and ends it. `record` is
--- called with the status answered before anything is sent.
-function M.apply(f, record)
+-- The XML API flavour of the fault answers (see apply).
+local function apply_xml(f, record)
+    local xml = require("sandbox.xml")
     local mode = f.mode
+    local g = given[f] or {}
+    local XML_TYPE = { ["Content-Type"] = xml.CONTENT_TYPE }
+    if mode == "status" then
+        record(f.status)
+        -- Without an explicit code the body is an error document with no
+        -- <code>: what a failing front end might say, not a Planfix code.
+        local code = g.code and xml.code_text(f.code) or nil
+        local msg = g.error and f.error or xml.message(code) or "Service error"
+        return util.send(f.status, xml.error_document(code, msg), XML_TYPE)
+    elseif mode == "malformed" then
+        record(200)
+        return util.send(200, xml.DECL .. '<response status="ok"><task><id>1</id><title>Broken', XML_TYPE)
+    elseif mode == "oversize" then
+        record(200)
+        local head, tail = xml.DECL .. '<response status="ok"><padding>', "</padding></response>"
+        return util.send(200, head .. string.rep("x", f.size - #head - #tail) .. tail, XML_TYPE)
+    elseif mode == "code" then
+        record(f.status)
+        local code = g.code and xml.code_text(f.code) or "3014"
+        local msg = g.error and f.error or xml.message(code) or "Error"
+        return util.send(f.status, xml.error_document(code, msg), XML_TYPE)
+    end
+    return nil
+end
+
+-- Applies a (non-slow) fault to the current request and ends it. `record` is
+-- called with the status answered before anything is sent. flavour "xml"
+-- gives XML bodies (the Planfix XML API) where the REST answer is JSON.
+function M.apply(f, record, flavour)
+    local mode = f.mode
+    if flavour == "xml" and (mode == "status" or mode == "malformed" or mode == "oversize" or mode == "code") then
+        return apply_xml(f, record)
+    end
     if mode == "status" then
         record(f.status)
         return util.send_json(f.status, { result = "fail", code = f.code, error = f.error })
@@ -121,7 +167,7 @@ function M.apply(f, record)
         return ngx.exit(444)
     elseif mode == "truncate" then
         record(200)
-        return send_truncated(f)
+        return send_truncated(f, flavour)
     elseif mode == "malformed" then
         record(200)
         return util.send(200, '{"result":"success","tasks":[{"id":1,"name":"Broken"},', { ["Content-Type"] = util.JSON_TYPE })

@@ -3,12 +3,14 @@
 --   /_sandbox/...        control API (sandbox.control)
 --   /rest/...            emulated Planfix REST API (faults -> sandbox.rest)
 --   /record/...          request recorder: logs anything, answers success
+--   /xml/                emulated Planfix XML API (faults -> sandbox.xmlapi)
 --   /files-download/...  "presigned" file download URLs
--- Later emulations (Planfix XML, Planado) get their own prefix here.
+-- Later emulations (Planado) get their own prefix here.
 local util = require("sandbox.util")
 local recorder = require("sandbox.recorder")
 local faults = require("sandbox.faults")
 local rest = require("sandbox.rest")
+local xmlapi = require("sandbox.xmlapi")
 local control = require("sandbox.control")
 
 local M = {}
@@ -16,6 +18,9 @@ local M = {}
 function M.init()
     -- Modules are loaded by the requires above; seed randomness for tokens.
     math.randomseed(os.time())
+    if not require("sandbox.xml").available then
+        ngx.log(ngx.WARN, "sandbox: ", require("sandbox.xml").MISSING, "; /xml/ answers 500")
+    end
 end
 
 local function send_api(status, body, headers)
@@ -50,6 +55,33 @@ local function handle_rest()
     return send_api(status, body, headers)
 end
 
+local function handle_xml()
+    local req = util.request("/xml")
+    req.kind = "xml"
+    recorder.count()
+    -- Parsed first: the log wants the tree, and a fault may name the method.
+    xmlapi.prepare(req)
+    local extra = xmlapi.log_fields(req)
+
+    local f = faults.take(req.full_path, req.xml_method)
+    if f then
+        extra.fault = f.mode
+        if f.mode == "slow" then
+            local generation = control.generation
+            ngx.sleep(f.delay)
+            if control.generation ~= generation then return ngx.exit(444) end
+        else
+            return faults.apply(f, function(status)
+                recorder.record(req, status, extra)
+            end, "xml")
+        end
+    end
+
+    local status, body, headers = xmlapi.handle(req)
+    recorder.record(req, status, extra)
+    return util.send(status, body, headers)
+end
+
 local function handle_record()
     local req = util.request("/record")
     req.kind = "record"
@@ -62,6 +94,8 @@ local function dispatch()
     local uri = ngx.var.uri
     if uri:sub(1, 6) == "/rest/" or uri == "/rest" then
         return handle_rest()
+    elseif uri:sub(1, 5) == "/xml/" or uri == "/xml" then
+        return handle_xml()
     elseif uri:sub(1, 8) == "/record/" or uri == "/record" then
         return handle_record()
     elseif uri:sub(1, 10) == "/_sandbox/" or uri == "/_sandbox" then
@@ -69,7 +103,7 @@ local function dispatch()
     elseif uri:sub(1, 16) == "/files-download/" then
         return rest.download()
     end
-    return util.send_json(404, { result = "fail", code = 0, error = "Not found: use /rest/, /record/ or /_sandbox/" })
+    return util.send_json(404, { result = "fail", code = 0, error = "Not found: use /rest/, /xml/, /record/ or /_sandbox/" })
 end
 
 function M.handle()

@@ -1,5 +1,5 @@
 -- The request log and counters behind GET /_sandbox/log and /_sandbox/stats.
--- Every request under /rest and /record is appended once, with the status it
+-- Every request under /rest, /xml and /record is appended once, with the status it
 -- was answered with, before the response is sent (so a client that reads the
 -- log right after its call always finds the entry).
 local json = require("sandbox.json")

@@ -1146,6 +1146,8 @@ local function download_url(f, now)
     return origin() .. "/files-download/" .. token .. "/" .. ngx.escape_uri(f.name)
 end
 
+M.download_url = download_url
+
 local function attach(kind, f, target_id)
     local getters = { task = get_task, contact = get_contact, project = get_project }
     local rec = getters[kind](target_id)

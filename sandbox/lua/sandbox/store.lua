@@ -97,7 +97,7 @@ local function user_record(id, name, lastname, role, login, group)
     }
 end
 
-local function contact_record(id, name, lastname, is_company, extra)
+function M.contact_record(id, name, lastname, is_company, extra)
     local c = {
         id = id, name = name, midname = "", lastname = lastname or "", gender = "NotDefined",
         description = "", email = "", isCompany = is_company or false, isDeleted = false,
@@ -108,7 +108,7 @@ local function contact_record(id, name, lastname, is_company, extra)
     return util.merge(c, extra)
 end
 
-local function project_record(id, name, status, extra)
+function M.project_record(id, name, status, extra)
     local p = {
         id = id, name = name, description = "", status = { id = status },
         owner = person("user", 1, "Robot API"), group = { id = 1, name = "Development" },
@@ -148,7 +148,7 @@ local function status_ref(id)
 end
 M.status_ref = status_ref
 
-local function comment_record(id, text, target_kind, target_id, owner_id, day, extra)
+function M.comment_record(id, text, target_kind, target_id, owner_id, day, extra)
     local c = {
         id = id, dateTime = tp(day or 0, 1), type = "Comment", fromType = "Planfix",
         description = text, additionalDescriptionData = "",
@@ -194,17 +194,20 @@ local function seed()
 
     for _, u in ipairs(USERS) do db.users[u[1]] = user_record(unpack(u)) end
 
-    db.contacts[11] = contact_record(11, "Acme Ltd", "", true,
+    db.contacts[11] = M.contact_record(11, "Acme Ltd", "", true,
         { email = "office@acme.test", group = { id = 2, name = "Suppliers" }, _cf = { [111] = "ACME" } })
-    db.contacts[12] = contact_record(12, "Ivan", "Ivanov", false,
+    db.contacts[12] = M.contact_record(12, "Ivan", "Ivanov", false,
         { email = "ivan@example.test", companies = { { id = 11, name = "Acme Ltd" } },
           phones = { { number = "+15550100", maskedNumber = "+1 555-0100", type = 1 } },
           _cf = { [111] = "VIP", [112] = 7 } })
-    db.contacts[13] = contact_record(13, "Maria", "Garcia", false, { email = "maria@example.test" })
+    db.contacts[13] = M.contact_record(13, "Maria", "Garcia", false, { email = "maria@example.test" })
+    -- Cyrillic, "&" and a code with a leading zero, for the XML API.
+    db.contacts[14] = M.contact_record(14, "Рога & Копыта", "", true,
+        { email = "office@roga.test", description = "Поставщик <основной>", _cf = { [111] = "007" } })
 
-    db.projects[1] = project_record(1, "Website redesign", 2, { description = "New public site", _cf = { [121] = "web" } })
-    db.projects[2] = project_record(2, "Mobile app", 2, { counterparty = person("contact", 11, "Acme Ltd") })
-    db.projects[3] = project_record(3, "Archive", 1, { description = "Completed work" })
+    db.projects[1] = M.project_record(1, "Website redesign", 2, { description = "New public site", _cf = { [121] = "web" } })
+    db.projects[2] = M.project_record(2, "Mobile app", 2, { counterparty = person("contact", 11, "Acme Ltd") })
+    db.projects[3] = M.project_record(3, "Archive", 1, { description = "Completed work" })
 
     local robot, ivan, anna = person("user", 1, "Robot API"), person("user", 2, "Ivan Petrov"),
         person("user", 3, "Anna Smirnova")
@@ -232,14 +235,24 @@ local function seed()
         dateTime = tp(4), _cf = { [105] = "High" },
     })
 
+    -- Cyrillic text and XML special characters; task 6 has two workers,
+    -- so with tasks 1 (one) and 3 (none) lists of 0, 1 and 2 items occur.
+    db.tasks[6] = M.task_record(6, "Счёт №42 для ООО «Ромашка»", {
+        description = "Клиент просит скидку 5% & бесплатную доставку <срочно>", priority = "Urgent",
+        status = status_ref(6), processId = 2, project = { id = 2, name = "Mobile app" },
+        assignees = people({ ivan, anna }), counterparty = person("contact", 14, "Рога & Копыта"),
+        dateTime = tp(5), _cf = { [101] = "0042" }, _files = { 3 },
+    })
+    db.tasks[7] = M.task_record(7, "Check A < B & C > D", { status = status_ref(1), dateTime = tp(6) })
+
     db.templates[100] = M.task_record(100, "Template: bug report", { type = "Template" })
     db.templates[101] = M.task_record(101, "Template: monthly report", { type = "Template" })
 
-    db.comments[1] = comment_record(1, "Started on the figures.", "task", 1, 1, 0)
-    db.comments[2] = comment_record(2, "Logged 1.5 h of analysis.", "task", 1, 2, 1)
-    db.comments[3] = comment_record(3, "Draft is ready for review.", "task", 1, 2, 2)
-    db.comments[4] = comment_record(4, "Reproduced on staging.", "task", 2, 1, 1)
-    db.comments[5] = comment_record(5, "Prefers e-mail.", "contact", 12, 1, 1)
+    db.comments[1] = M.comment_record(1, "Started on the figures.", "task", 1, 1, 0)
+    db.comments[2] = M.comment_record(2, "Logged 1.5 h of analysis.", "task", 1, 2, 1)
+    db.comments[3] = M.comment_record(3, "Draft is ready for review.", "task", 1, 2, 2)
+    db.comments[4] = M.comment_record(4, "Reproduced on staging.", "task", 2, 1, 1)
+    db.comments[5] = M.comment_record(5, "Prefers e-mail.", "contact", 12, 1, 1)
 
     db.checklists[1] = { id = 1, name = "Collect figures", isDone = true, parent = { id = 0 },
         dateTime = tp(0), assignees = people({ ivan }), _task = 1 }
@@ -287,6 +300,9 @@ local function seed()
     db.files[2] = { id = 2, name = "photo.png", content = table.concat(png),
         content_type = "image/png", _targets = { { type = "contact", id = 12 } } }
     db.contacts[12]._files = { 2 }
+    -- Stored outside Planfix: the XML file.download answers 302 for it.
+    db.files[3] = { id = 3, name = "Договор №7.pdf", content = "%PDF-1.4\n% sandbox external file\n%%EOF\n",
+        content_type = "application/pdf", _external = true, _targets = { { type = "task", id = 6 } } }
 
     -- Reports: one report with one saved result of two chunks.
     db.reports = {
@@ -344,13 +360,13 @@ local generators = {
     end,
     contacts = function(n)
         local t = {}
-        for i = 1, n do t[i] = contact_record(i, "Contact " .. i, "", false) end
+        for i = 1, n do t[i] = M.contact_record(i, "Contact " .. i, "", false) end
         M.db.contacts = t
         M.db.next_id.contact = math.max(n + 1, 100)
     end,
     projects = function(n)
         local t = {}
-        for i = 1, n do t[i] = project_record(i, "Project " .. i, 2) end
+        for i = 1, n do t[i] = M.project_record(i, "Project " .. i, 2) end
         M.db.projects = t
         M.db.next_id.project = math.max(n + 1, 100)
     end,
@@ -364,13 +380,24 @@ local generators = {
         -- All comments are replaced by n comments of task 1.
         local t = {}
         for i = 1, n do
-            t[i] = comment_record(i, "Comment " .. i, "task", 1, 1, 0)
+            t[i] = M.comment_record(i, "Comment " .. i, "task", 1, 1, 0)
             t[i].dateTime = util.timepoint(M.SEED_TIME + i * 60)
         end
         M.db.comments = t
         M.db.next_id.comment = math.max(n + 1, 100)
     end,
 }
+-- The XML API's actions are the REST comments.
+generators.actions = generators.comments
+-- Records of handbook 1 (= directory 1, "Products").
+generators.handbook_records = function(n)
+    local t = {}
+    for i = 1, n do
+        t[i] = { key = i, parentKey = 0, name = "Record " .. i, archived = false, isGroup = false,
+            _cf = { [301] = "Record " .. i, [302] = i * 10 } }
+    end
+    M.db.directory_entries[1] = t
+end
 
 function M.generate(kind, n)
     local gen = generators[kind]
