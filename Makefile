@@ -4,6 +4,7 @@
 #   make test            install missing packages (as root), build, run every spec against the sandbox
 #   make valgrind        the C-heavy specs under valgrind, failing on any leak or invalid access
 #   make gen             regenerate lua/planapi/planfix_rest_ops.lua from the OpenAPI spec
+#   make bench           benchmarks against baselines measured in the same run (bench/)
 #   make sandbox-start / sandbox-stop
 
 LUA ?= lua5.4
@@ -34,7 +35,7 @@ OBJ_DIR := build/$(LUA)/obj
 OBJS := $(patsubst src/%.c,$(OBJ_DIR)/%.o,$(SRCS))
 MODULE := $(OUT_DIR)/core.so
 
-.PHONY: all test valgrind gen sandbox-start sandbox-stop clean deps demo
+.PHONY: all test valgrind gen bench sandbox-start sandbox-stop clean deps
 
 all: $(MODULE)
 
@@ -59,6 +60,9 @@ valgrind: all
 
 gen:
 	$(LUA) tools/gen_rest_ops.lua
+
+bench: deps all
+	@bench/run-xml-decode
 
 sandbox-start:
 	@sandbox/run start

@@ -243,6 +243,7 @@ function Xml:parse(req, res)
     local code = doc.code
     if type(code) ~= "string" or code == "" then code = nil end
     local text = type(doc.message) == "string" and doc.message or nil
+    if code == nil and status >= 400 then return nil, http_error(self, name, res, text) end
     return nil, response_error(self, name, status, code, text)
   end
   if doc["@status"] ~= "ok" then

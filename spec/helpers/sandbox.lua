@@ -51,13 +51,321 @@ function M.control(method, path, body)
   return (c:decode(res))
 end
 
-function M.reset() return M.control("POST", "reset") end
-function M.config(t) return M.control("POST", "config", t) end
-function M.fault(t) return M.control("POST", "fault", t) end
-function M.data(t) return M.control("POST", "data", t) end
-function M.stats() return M.control("GET", "stats") end
-function M.clear_log() return M.control("DELETE", "log") end
-function M.log() return M.control("GET", "log") end
+function M.reset() M.XML = {
+  account = "sandbox", api_key = "sandbox-api-key", token = "sandbox-xml-token",
+  login = "robot", password = "robot-pass", private_key = "sandbox-private-key",
+}
+
+--- A Planfix XML client on the sandbox: token mode unless `login` is given
+-- (then the login mode); the same pacing and retry defaults as M.rest.
+function M.xml(opts)
+  opts = opts or {}
+  local o = {
+    url = M.https_url "xml/", account = M.XML.account, api_key = M.XML.api_key,
+    ca_file = M.env().ca_file, rate = false,
+    retry = { attempts = 3, random = function() return 0 end },
+  }
+  if opts.login then
+    o.login, o.password = M.XML.login, M.XML.password
+  else
+    o.token = M.XML.token
+  end
+  for k, v in pairs(opts) do
+    if k == "login" then
+      if type(v) == "string" then o.login = v end
+    elseif v == "nil" then
+      o[k] = nil
+    else
+      o[k] = v
+    end
+  end
+  if o.sleep == nil then
+    local t = M.fake_time()
+    o.clock, o.sleep = t.clock, t.sleep
+  end
+  return planapi.planfix_xml(o)
+end
+
+--- Log entries of the XML endpoint.
+function M.xml_log()
+  local out = {}
+  for _, e in ipairs(M.log()) do
+    if e.kind == "xml" then out[#out + 1] = e end
+  end
+  return out
+end
+
+return M.control("POST", "reset") end
+function M.config(t) M.XML = {
+  account = "sandbox", api_key = "sandbox-api-key", token = "sandbox-xml-token",
+  login = "robot", password = "robot-pass", private_key = "sandbox-private-key",
+}
+
+--- A Planfix XML client on the sandbox: token mode unless `login` is given
+-- (then the login mode); the same pacing and retry defaults as M.rest.
+function M.xml(opts)
+  opts = opts or {}
+  local o = {
+    url = M.https_url "xml/", account = M.XML.account, api_key = M.XML.api_key,
+    ca_file = M.env().ca_file, rate = false,
+    retry = { attempts = 3, random = function() return 0 end },
+  }
+  if opts.login then
+    o.login, o.password = M.XML.login, M.XML.password
+  else
+    o.token = M.XML.token
+  end
+  for k, v in pairs(opts) do
+    if k == "login" then
+      if type(v) == "string" then o.login = v end
+    elseif v == "nil" then
+      o[k] = nil
+    else
+      o[k] = v
+    end
+  end
+  if o.sleep == nil then
+    local t = M.fake_time()
+    o.clock, o.sleep = t.clock, t.sleep
+  end
+  return planapi.planfix_xml(o)
+end
+
+--- Log entries of the XML endpoint.
+function M.xml_log()
+  local out = {}
+  for _, e in ipairs(M.log()) do
+    if e.kind == "xml" then out[#out + 1] = e end
+  end
+  return out
+end
+
+return M.control("POST", "config", t) end
+function M.fault(t) M.XML = {
+  account = "sandbox", api_key = "sandbox-api-key", token = "sandbox-xml-token",
+  login = "robot", password = "robot-pass", private_key = "sandbox-private-key",
+}
+
+--- A Planfix XML client on the sandbox: token mode unless `login` is given
+-- (then the login mode); the same pacing and retry defaults as M.rest.
+function M.xml(opts)
+  opts = opts or {}
+  local o = {
+    url = M.https_url "xml/", account = M.XML.account, api_key = M.XML.api_key,
+    ca_file = M.env().ca_file, rate = false,
+    retry = { attempts = 3, random = function() return 0 end },
+  }
+  if opts.login then
+    o.login, o.password = M.XML.login, M.XML.password
+  else
+    o.token = M.XML.token
+  end
+  for k, v in pairs(opts) do
+    if k == "login" then
+      if type(v) == "string" then o.login = v end
+    elseif v == "nil" then
+      o[k] = nil
+    else
+      o[k] = v
+    end
+  end
+  if o.sleep == nil then
+    local t = M.fake_time()
+    o.clock, o.sleep = t.clock, t.sleep
+  end
+  return planapi.planfix_xml(o)
+end
+
+--- Log entries of the XML endpoint.
+function M.xml_log()
+  local out = {}
+  for _, e in ipairs(M.log()) do
+    if e.kind == "xml" then out[#out + 1] = e end
+  end
+  return out
+end
+
+return M.control("POST", "fault", t) end
+function M.data(t) M.XML = {
+  account = "sandbox", api_key = "sandbox-api-key", token = "sandbox-xml-token",
+  login = "robot", password = "robot-pass", private_key = "sandbox-private-key",
+}
+
+--- A Planfix XML client on the sandbox: token mode unless `login` is given
+-- (then the login mode); the same pacing and retry defaults as M.rest.
+function M.xml(opts)
+  opts = opts or {}
+  local o = {
+    url = M.https_url "xml/", account = M.XML.account, api_key = M.XML.api_key,
+    ca_file = M.env().ca_file, rate = false,
+    retry = { attempts = 3, random = function() return 0 end },
+  }
+  if opts.login then
+    o.login, o.password = M.XML.login, M.XML.password
+  else
+    o.token = M.XML.token
+  end
+  for k, v in pairs(opts) do
+    if k == "login" then
+      if type(v) == "string" then o.login = v end
+    elseif v == "nil" then
+      o[k] = nil
+    else
+      o[k] = v
+    end
+  end
+  if o.sleep == nil then
+    local t = M.fake_time()
+    o.clock, o.sleep = t.clock, t.sleep
+  end
+  return planapi.planfix_xml(o)
+end
+
+--- Log entries of the XML endpoint.
+function M.xml_log()
+  local out = {}
+  for _, e in ipairs(M.log()) do
+    if e.kind == "xml" then out[#out + 1] = e end
+  end
+  return out
+end
+
+return M.control("POST", "data", t) end
+function M.stats() M.XML = {
+  account = "sandbox", api_key = "sandbox-api-key", token = "sandbox-xml-token",
+  login = "robot", password = "robot-pass", private_key = "sandbox-private-key",
+}
+
+--- A Planfix XML client on the sandbox: token mode unless `login` is given
+-- (then the login mode); the same pacing and retry defaults as M.rest.
+function M.xml(opts)
+  opts = opts or {}
+  local o = {
+    url = M.https_url "xml/", account = M.XML.account, api_key = M.XML.api_key,
+    ca_file = M.env().ca_file, rate = false,
+    retry = { attempts = 3, random = function() return 0 end },
+  }
+  if opts.login then
+    o.login, o.password = M.XML.login, M.XML.password
+  else
+    o.token = M.XML.token
+  end
+  for k, v in pairs(opts) do
+    if k == "login" then
+      if type(v) == "string" then o.login = v end
+    elseif v == "nil" then
+      o[k] = nil
+    else
+      o[k] = v
+    end
+  end
+  if o.sleep == nil then
+    local t = M.fake_time()
+    o.clock, o.sleep = t.clock, t.sleep
+  end
+  return planapi.planfix_xml(o)
+end
+
+--- Log entries of the XML endpoint.
+function M.xml_log()
+  local out = {}
+  for _, e in ipairs(M.log()) do
+    if e.kind == "xml" then out[#out + 1] = e end
+  end
+  return out
+end
+
+return M.control("GET", "stats") end
+function M.clear_log() M.XML = {
+  account = "sandbox", api_key = "sandbox-api-key", token = "sandbox-xml-token",
+  login = "robot", password = "robot-pass", private_key = "sandbox-private-key",
+}
+
+--- A Planfix XML client on the sandbox: token mode unless `login` is given
+-- (then the login mode); the same pacing and retry defaults as M.rest.
+function M.xml(opts)
+  opts = opts or {}
+  local o = {
+    url = M.https_url "xml/", account = M.XML.account, api_key = M.XML.api_key,
+    ca_file = M.env().ca_file, rate = false,
+    retry = { attempts = 3, random = function() return 0 end },
+  }
+  if opts.login then
+    o.login, o.password = M.XML.login, M.XML.password
+  else
+    o.token = M.XML.token
+  end
+  for k, v in pairs(opts) do
+    if k == "login" then
+      if type(v) == "string" then o.login = v end
+    elseif v == "nil" then
+      o[k] = nil
+    else
+      o[k] = v
+    end
+  end
+  if o.sleep == nil then
+    local t = M.fake_time()
+    o.clock, o.sleep = t.clock, t.sleep
+  end
+  return planapi.planfix_xml(o)
+end
+
+--- Log entries of the XML endpoint.
+function M.xml_log()
+  local out = {}
+  for _, e in ipairs(M.log()) do
+    if e.kind == "xml" then out[#out + 1] = e end
+  end
+  return out
+end
+
+return M.control("DELETE", "log") end
+function M.log() M.XML = {
+  account = "sandbox", api_key = "sandbox-api-key", token = "sandbox-xml-token",
+  login = "robot", password = "robot-pass", private_key = "sandbox-private-key",
+}
+
+--- A Planfix XML client on the sandbox: token mode unless `login` is given
+-- (then the login mode); the same pacing and retry defaults as M.rest.
+function M.xml(opts)
+  opts = opts or {}
+  local o = {
+    url = M.https_url "xml/", account = M.XML.account, api_key = M.XML.api_key,
+    ca_file = M.env().ca_file, rate = false,
+    retry = { attempts = 3, random = function() return 0 end },
+  }
+  if opts.login then
+    o.login, o.password = M.XML.login, M.XML.password
+  else
+    o.token = M.XML.token
+  end
+  for k, v in pairs(opts) do
+    if k == "login" then
+      if type(v) == "string" then o.login = v end
+    elseif v == "nil" then
+      o[k] = nil
+    else
+      o[k] = v
+    end
+  end
+  if o.sleep == nil then
+    local t = M.fake_time()
+    o.clock, o.sleep = t.clock, t.sleep
+  end
+  return planapi.planfix_xml(o)
+end
+
+--- Log entries of the XML endpoint.
+function M.xml_log()
+  local out = {}
+  for _, e in ipairs(M.log()) do
+    if e.kind == "xml" then out[#out + 1] = e end
+  end
+  return out
+end
+
+return M.control("GET", "log") end
 
 --- A fake monotonic clock and a sleep that only advances it: specs of
 -- pacing and backoff run instantly and see every wait.
@@ -99,6 +407,50 @@ function M.rest(opts)
     o.clock, o.sleep = t.clock, t.sleep
   end
   return planapi.planfix_rest(o)
+end
+
+M.XML = {
+  account = "sandbox", api_key = "sandbox-api-key", token = "sandbox-xml-token",
+  login = "robot", password = "robot-pass", private_key = "sandbox-private-key",
+}
+
+--- A Planfix XML client on the sandbox: token mode unless `login` is given
+-- (then the login mode); the same pacing and retry defaults as M.rest.
+function M.xml(opts)
+  opts = opts or {}
+  local o = {
+    url = M.https_url "xml/", account = M.XML.account, api_key = M.XML.api_key,
+    ca_file = M.env().ca_file, rate = false,
+    retry = { attempts = 3, random = function() return 0 end },
+  }
+  if opts.login then
+    o.login, o.password = M.XML.login, M.XML.password
+  else
+    o.token = M.XML.token
+  end
+  for k, v in pairs(opts) do
+    if k == "login" then
+      if type(v) == "string" then o.login = v end
+    elseif v == "nil" then
+      o[k] = nil
+    else
+      o[k] = v
+    end
+  end
+  if o.sleep == nil then
+    local t = M.fake_time()
+    o.clock, o.sleep = t.clock, t.sleep
+  end
+  return planapi.planfix_xml(o)
+end
+
+--- Log entries of the XML endpoint.
+function M.xml_log()
+  local out = {}
+  for _, e in ipairs(M.log()) do
+    if e.kind == "xml" then out[#out + 1] = e end
+  end
+  return out
 end
 
 return M
