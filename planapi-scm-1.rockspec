@@ -30,9 +30,9 @@ build = {
   modules = {
     ["planapi.core"] = {
       sources = {
-        "src/buf.c", "src/client.c", "src/compat.c", "src/core.c", "src/errors.c",
-        "src/json.c", "src/limiter.c", "src/sign.c", "src/transport_curl.c", "src/url.c",
-        "src/utf8.c", "src/xml_decode.c", "src/xml_encode.c",
+        "src/buf.c", "src/client.c", "src/compat.c", "src/core.c", "src/errors.c", "src/fslock.c",
+        "src/json.c", "src/limiter.c", "src/secure.c", "src/sign.c", "src/transport_curl.c",
+        "src/url.c", "src/utf8.c", "src/xml_decode.c", "src/xml_encode.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
       incdirs = { "$(CURL_INCDIR)", "$(LIBXML2_INCDIR)/libxml2", "$(OPENSSL_INCDIR)" },
