@@ -30,7 +30,7 @@ build = {
   modules = {
     ["planapi.core"] = {
       sources = {
-        "src/buf.c", "src/client.c", "src/compat.c", "src/core.c", "src/errors.c", "src/fslock.c",
+        "src/buf.c", "src/client.c", "src/compat.c", "src/core.c", "src/errors.c", "src/fs.c",
         "src/json.c", "src/limiter.c", "src/secure.c", "src/sign.c", "src/transport_curl.c",
         "src/url.c", "src/utf8.c", "src/xml_decode.c", "src/xml_encode.c",
       },
@@ -43,6 +43,10 @@ build = {
     ["planapi.client_base"] = "lua/planapi/client_base.lua",
     ["planapi.multipart"] = "lua/planapi/multipart.lua",
     ["planapi.pager"] = "lua/planapi/pager.lua",
+    ["planapi.planado"] = "lua/planapi/planado.lua",
+    ["planapi.planado_fields"] = "lua/planapi/planado_fields.lua",
+    ["planapi.planado_resources"] = "lua/planapi/planado_resources.lua",
+    ["planapi.planado_webhook"] = "lua/planapi/planado_webhook.lua",
     ["planapi.planfix_rest"] = "lua/planapi/planfix_rest.lua",
     ["planapi.planfix_rest_errors"] = "lua/planapi/planfix_rest_errors.lua",
     ["planapi.planfix_rest_ops"] = "lua/planapi/planfix_rest_ops.lua",
@@ -53,5 +57,6 @@ build = {
     ["planapi.planfix_xml_resources"] = "lua/planapi/planfix_xml_resources.lua",
     ["planapi.policy"] = "lua/planapi/policy.lua",
     ["planapi.suggest"] = "lua/planapi/suggest.lua",
+    ["planapi.webhook_store"] = "lua/planapi/webhook_store.lua",
   },
 }

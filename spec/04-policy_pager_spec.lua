@@ -149,11 +149,18 @@ describe("pager", function()
     assert.equal(11, pager:next_page()[1].id) -- the failed page again
   end)
 
-  it("caps pages and items", function()
+  it("caps pages and items, and reports that a cap cut the list", function()
     local fetch, calls = source(1000, 10)
-    assert.equal(20, #ids(Pager.new(fetch, { max_pages = 2 }):each()))
+    local capped = Pager.new(fetch, { max_pages = 2 })
+    assert.equal(20, #ids(capped:each()))
     assert.equal(2, calls())
-    assert.equal(15, #ids(Pager.new(source(1000, 10), { max_items = 15 }):each()))
+    assert.is_true(capped.truncated)
+    local by_items = Pager.new(source(1000, 10), { max_items = 15 })
+    assert.equal(15, #ids(by_items:each()))
+    assert.is_true(by_items.truncated)
+    local whole = Pager.new(source(15, 10), { max_items = 15, max_pages = 5 })
+    assert.equal(15, #ids(whole:each()))
+    assert.is_nil(whole.truncated) -- the cap was not what stopped it
   end)
 
   it("drops repeated ids when asked", function()

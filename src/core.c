@@ -21,7 +21,7 @@
 
 PA_EXPORT int luaopen_planapi_core(lua_State *L);
 void pa_secure_open(lua_State *L);
-void pa_fslock_open(lua_State *L);
+void pa_fs_open(lua_State *L);
 
 int luaopen_planapi_core(lua_State *L) {
   /* libcurl's global init is thread-safe and idempotent since 7.84; it is
@@ -44,7 +44,7 @@ int luaopen_planapi_core(lua_State *L) {
   pa_xml_open(L);
   pa_sign_open(L);
   pa_secure_open(L);
-  pa_fslock_open(L);
+  pa_fs_open(L);
   lua_pushliteral(L, PLANAPI_VERSION);
   lua_setfield(L, -2, "version");
   lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);

@@ -16,6 +16,8 @@ local planapi = {
   error_kinds = core.error_kinds,
   json = { encode = core.json_encode, decode = core.json_decode },
   policy = require "planapi.policy",
+  --- planapi.webhook_store.memory{...} / .file{ dir = ... }: where webhook receivers remember events
+  webhook_store = require "planapi.webhook_store",
   core = core,
 }
 
@@ -27,6 +29,16 @@ end
 --- planapi.planfix_xml{ account, api_key, token | login + password, ... } -> client (see README)
 function planapi.planfix_xml(opts)
   return require("planapi.planfix_xml").new(opts)
+end
+
+--- planapi.planado{ api_key, url, auth_header, strict, ... } -> client (see README)
+function planapi.planado(opts)
+  return require("planapi.planado").new(opts)
+end
+
+--- planapi.planado_webhook{ secret, store, ... } -> receiver (see README)
+function planapi.planado_webhook(opts)
+  return require("planapi.planado_webhook").new(opts)
 end
 
 return planapi

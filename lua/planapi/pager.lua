@@ -12,7 +12,8 @@ Pager.__index = Pager
 -- fetch(cursor) -> items, next_cursor | nil, err
 -- opts.cursor   resume here: a page cursor, optionally with `skip` (items of
 --               that page already consumed by an item iterator)
--- opts.max_pages, opts.max_items   stop after this many (a safety cap)
+-- opts.max_pages, opts.max_items   stop after this many (a safety cap); when a
+--               cap stops the walk before the end, pager.truncated is true
 -- opts.dedupe   drop items whose `id` was already seen (offset paging over
 --               changing data can repeat an item)
 function Pager.new(fetch, opts)
@@ -41,7 +42,11 @@ end
 --- pager:next_page() -> items | false (no more pages) | nil, err
 -- After an error the pager stays where it was: calling again retries the page.
 function Pager:next_page()
-  if self.done or (self.max_pages and self.pages_read >= self.max_pages) then return false end
+  if self.done then return false end
+  if self.max_pages and self.pages_read >= self.max_pages then
+    self.truncated = true -- a cap, not the end of the list: say so
+    return false
+  end
   local items, next_cursor = self.fetch(self.cursor)
   if items == nil then return nil, next_cursor end
   self.pages_read = self.pages_read + 1
@@ -81,7 +86,10 @@ function Pager:each()
   local page, i = nil, 0
   return function()
     while true do
-      if self.max_items and self.items_read >= self.max_items then return nil end
+      if self.max_items and self.items_read >= self.max_items then
+        if not self.done or (page and i < #page) then self.truncated = true end
+        return nil
+      end
       if page == nil or i >= #page then
         local items, err = self:next_page()
         if items == nil then error(err, 2) end

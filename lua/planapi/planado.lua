@@ -1,0 +1,298 @@
+-- planado.lua: the Planado API v2 client (api-facts §3).
+--
+-- The API's rules, handled: a key left out of a Lua table is left out of
+-- the JSON and planapi.null sends null (any depth); documented fields only
+-- (strict) because Planado ignores unknown keys; keyset paging by `after`;
+-- 60 requests/minute with bursts; 429 and the "200 text/plain Rate Limit
+-- Exceeded" quirk both retried; a POST that may have reached the server is
+-- reconciled by its external_id instead of being sent twice.
+local core = require "planapi.core"
+local base = require "planapi.client_base"
+local Pager = require "planapi.pager"
+local FIELDS = require "planapi.planado_fields"
+
+local config_error = base.config_error
+
+local Planado = {}
+local resources -- planado_resources, loaded on first use
+
+Planado.__index = function(self, key)
+  local method = Planado[key]
+  if method ~= nil then return method end
+  resources = resources or require "planapi.planado_resources"
+  local res = resources.bind(self, key)
+  if res ~= nil then rawset(self, key, res) end
+  return res
+end
+
+Planado.__tostring = function(self)
+  return ("planapi.planado (%s)"):format(self.base_url)
+end
+
+local OPTIONS = {
+  api_key = "string", url = "string", auth_header = "string", strict = "boolean",
+  rate_limit_wait = "number",
+}
+local DEFAULT_URL = "https://api.planadoapp.com/v2/"
+-- A leaky bucket of 60 a minute that "allows occasional spikes" (api-facts
+-- §3.2; newer docs say 90): 1 a second sustained, bursts of 5.
+local DEFAULT_RATE = { rate = 60, per = 60, burst = 5, margin = 0 }
+-- Wait after a 429 without Retry-After: the bucket leaks one request a second.
+local DEFAULT_RATE_LIMIT_WAIT = 2
+
+--- planapi.planado{ api_key = "...", url = ..., auth_header = ..., strict = true, ... }
+function Planado.new(opts)
+  base.check_options("planado", opts, OPTIONS)
+  if opts.api_key == nil or opts.api_key == "" then config_error("planado option 'api_key' is required", 2) end
+  local header = opts.auth_header or "Authorization"
+  local headers
+  if header == "Authorization" then
+    headers = { Authorization = "Bearer " .. opts.api_key }
+  elseif header == "X-Planado-API-Key" then
+    headers = { ["X-Planado-API-Key"] = opts.api_key } -- the legacy form
+  else
+    config_error("planado option 'auth_header' must be \"Authorization\" (Bearer) or \"X-Planado-API-Key\"", 2)
+  end
+  local self = setmetatable({
+    strict = opts.strict ~= false,
+    rate_limit_wait = opts.rate_limit_wait or DEFAULT_RATE_LIMIT_WAIT,
+  }, Planado)
+  base.init(self, opts, {
+    base_url = opts.url or DEFAULT_URL, headers = headers, secrets = { opts.api_key }, rate = DEFAULT_RATE,
+  })
+  self.base_url = self.core:config().base_url
+  return self
+end
+
+-- Filters as the API expects them: lists as `key[]=`, nested tables as
+-- `key[sub]=` (status = {"posted"} -> status[]=posted; scheduled_at =
+-- { after = t } -> scheduled_at[after]=t).
+local function flatten_query(params, prefix, out)
+  out = out or {}
+  for k, v in pairs(params) do
+    if type(k) ~= "string" then config_error("query parameter names must be strings", 4) end
+    local key = prefix and (prefix .. "[" .. k .. "]") or k
+    if type(v) == "table" then
+      if v[1] ~= nil or core.is_array(v) then
+        out[key .. "[]"] = v
+      else
+        flatten_query(v, key, out)
+      end
+    elseif v ~= core.null then
+      out[key] = v
+    end
+  end
+  return out
+end
+Planado.flatten_query = flatten_query
+
+--- Check a body against the documented fields of a resource kind: unknown
+-- keys and nulls where the API refuses them raise a config error.
+function Planado:check_fields(kind, body, level)
+  if not self.strict or type(body) ~= "table" then return end
+  local fields = FIELDS[kind]
+  for k, v in pairs(body) do
+    local nullable = fields[k]
+    if nullable == nil then
+      local names = base.sorted_keys(fields)
+      config_error(("unknown %s field '%s' (Planado would ignore it silently); valid: %s; "
+        .. "strict = false sends it anyway"):format(kind, tostring(k), table.concat(names, ", ")), (level or 1) + 1)
+    end
+    if v == core.null and not nullable then
+      config_error(("%s field '%s' cannot be null; leave the key out to keep the value"):format(kind, k),
+        (level or 1) + 1)
+    end
+  end
+end
+
+--- pd:prepare(method, path, params, opts) -> req (pure)
+-- params: the query of a GET/DELETE, the JSON body of a POST/PATCH.
+-- opts: { query =, headers =, notify_assignees = false, timeout = }
+function Planado:prepare(method, path, params, opts)
+  if type(method) ~= "string" or not method:match "^%u+$" then config_error("HTTP method required, e.g. \"GET\"", 2) end
+  if type(path) ~= "string" then config_error("path required, e.g. \"jobs\"", 2) end
+  opts = opts or {}
+  for k in pairs(opts) do
+    if k ~= "query" and k ~= "headers" and k ~= "notify_assignees" and k ~= "timeout" then
+      config_error(("unknown call option '%s' (valid: query, headers, notify_assignees, timeout)"):format(tostring(k)), 2)
+    end
+  end
+  local query, body
+  if method == "GET" or method == "DELETE" then
+    query = params and flatten_query(params) or nil
+  else
+    body = params or {}
+    query = opts.query and flatten_query(opts.query) or nil
+  end
+  local headers = {}
+  for k, v in pairs(opts.headers or {}) do headers[k] = v end
+  if opts.notify_assignees == false then headers["X-Planado-Notify-Assignees"] = "false" end
+  local req = self.core:prepare {
+    method = method, path = path, query = query and next(query) and query or nil, body = body,
+    headers = headers, timeout = opts.timeout,
+  }
+  req.operation = method .. " " .. path:gsub("^/", "")
+  return req
+end
+
+-- The message of an error body whose shape is undocumented: JSON with
+-- errors / error / message, or the start of the text.
+local function error_text(body, decoded)
+  if type(decoded) == "table" then
+    local errs = decoded.errors
+    if type(errs) == "table" then
+      local parts = {}
+      for k, e in pairs(errs) do
+        if type(e) == "table" then e = e.message or e.detail or e.title end
+        if type(e) == "string" then parts[#parts + 1] = type(k) == "string" and (k .. ": " .. e) or e end
+      end
+      table.sort(parts)
+      if #parts > 0 then return table.concat(parts, "; ") end
+    end
+    for _, key in ipairs { "error", "message", "status" } do
+      if type(decoded[key]) == "string" then return decoded[key] end
+    end
+  end
+  local text = (body or ""):gsub("%s+", " ")
+  if #text > 200 then text = text:sub(1, 200) .. "..." end
+  return text ~= "" and text or nil
+end
+
+--- pd:parse(req, res) -> result | nil, err (pure)
+function Planado:parse(req, res)
+  local op = req.operation
+  local status = res.status or 0
+  local headers = res.headers or {}
+  local body = res.body or ""
+  -- The quirk: HTTP 200, text/plain "Rate Limit Exceeded" instead of a 429.
+  if status == 429 or (status < 300 and body:sub(1, 20):lower():match "^%s*rate limit") then
+    return nil, self.core:error { kind = "rate_limit", status = status, operation = op, retryable = true,
+      rejected = true, retry_after = base.retry_after(headers) or self.rate_limit_wait,
+      message = status == 429 and "too many requests" or "rate limit exceeded (HTTP 200 text quirk)" }
+  end
+  local decoded, derr = self.core:decode(res)
+  if status >= 200 and status < 300 then
+    if decoded == nil then
+      derr.operation = op
+      return nil, derr
+    end
+    return decoded
+  end
+  local kind, retryable = "api", false
+  if status == 401 or status == 403 then
+    kind = "auth"
+  elseif status >= 500 or status == 0 then
+    kind, retryable = "http", true
+  end
+  local err = self.core:error { kind = kind, status = status, operation = op, retryable = retryable,
+    message = error_text(body, decoded) or ("HTTP status " .. status) }
+  -- Keep the raw body (its shape is undocumented), redacted and bounded.
+  err.body = self.core:redact(body:sub(1, 2000))
+  return nil, err
+end
+
+function Planado:perform(req)
+  return self.transport(req)
+end
+
+--- pd:call(method, path, params, opts) -> result, meta | nil, err
+-- Reaches anything the resources do not cover. GET, PATCH, DELETE and
+-- PUT are retried on 5xx, resets and timeouts; a POST only when the
+-- server certainly did nothing with it (a 429, nothing sent).
+function Planado:call(method, path, params, opts)
+  local req = self:prepare(method, path, params, opts)
+  return base.run(self, {
+    req = req, operation = req.operation, idempotent = method ~= "POST",
+    parse = function(r, res) return self:parse(r, res) end,
+  })
+end
+
+--- pd:create(path, body, opts, ref_path) -> result, meta | nil, err
+-- A POST that may have reached the server (a timeout, a reset, a 5xx) is
+-- not sent blindly again: with an external_id the object is looked up by
+-- it first (GET ref_path/<external_id>); found means it was created, and
+-- the result says `recovered = true`. Without an external_id the error is
+-- returned.
+function Planado:create(path, body, opts, ref_path)
+  local attempt = 0
+  while true do
+    attempt = attempt + 1
+    local result, meta = self:call("POST", path, body, opts)
+    if result ~= nil then return result, meta end
+    local err = meta
+    local ext = type(body) == "table" and body.external_id
+    if not (err.retryable and type(ext) == "string" and ref_path) or attempt >= self.policy.attempts then
+      return nil, err
+    end
+    local found, ferr = self:call("GET", ref_path .. "/" .. core.url_escape(ext))
+    if found ~= nil then
+      found.recovered = true
+      return found, { status = 200, attempts = attempt, recovered = true }
+    end
+    if ferr.status ~= 404 then return nil, err end
+    local wait = self.policy:delay(err, attempt, true)
+    if not wait then return nil, err end
+    if wait > 0 then self.sleep(wait) end
+  end
+end
+
+--- pd:pager(path, params, opts) -> pager over `after` keyset pages.
+-- opts: list_key (the array in the answer; found by itself otherwise),
+-- cursor, max_pages, max_items (pager.truncated says when a cap cut the
+-- list), dedupe, and the call options.
+function Planado:pager(path, params, opts)
+  opts = opts or {}
+  local fixed = {}
+  for k, v in pairs(params or {}) do fixed[k] = v end
+  local first_after = fixed.after
+  fixed.after = nil
+  local call_opts = { headers = opts.headers, timeout = opts.timeout }
+  local list_key = opts.list_key
+  local by = opts.cursor_field or "uuid"
+  local function fetch(cursor)
+    local p = {}
+    for k, v in pairs(fixed) do p[k] = v end
+    p.after = cursor and cursor.after or first_after
+    local result, err = self:call("GET", path, p, call_opts)
+    if not result then return nil, err end
+    local items = list_key and result[list_key]
+    if items == nil then
+      for _, v in pairs(result) do
+        if type(v) == "table" and (v[1] ~= nil or next(v) == nil) then items = v break end
+      end
+    end
+    items = items or {}
+    -- Keyset paging ends with an empty page (api-facts §3.4).
+    if #items == 0 then return items, nil end
+    local last = items[#items][by]
+    if last == nil then
+      return nil, self.core:error { kind = "decode", operation = "GET " .. path,
+        message = ("a list item has no '%s' to page after"):format(by) }
+    end
+    return items, { after = last }
+  end
+  return Pager.new(fetch, { cursor = opts.cursor, max_pages = opts.max_pages, max_items = opts.max_items,
+    dedupe = opts.dedupe })
+end
+
+function Planado:each(path, params, opts) return self:pager(path, params, opts):each() end
+function Planado:pages(path, params, opts) return self:pager(path, params, opts):pages() end
+
+--- pd:all(path, params, opts) -> items | nil, err (no raising)
+function Planado:all(path, params, opts)
+  local pager = self:pager(path, params, opts)
+  local out = {}
+  while true do
+    local items, err = pager:next_page()
+    if items == nil then return nil, err end
+    if items == false then break end
+    for _, item in ipairs(items) do out[#out + 1] = item end
+  end
+  return out, pager
+end
+
+function Planado:close()
+  base.close(self)
+end
+
+return Planado

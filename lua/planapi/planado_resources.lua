@@ -1,0 +1,177 @@
+-- planado_resources.lua: the documented Planado v2 resources as methods.
+--   local uuid = assert(pd.jobs:create{ external_id = "pf-42", description = "Fix pump" })
+--   local job = assert(pd.jobs:get("pf-42"))          -- a uuid or an external_id
+--   pd.jobs:update(uuid, { scheduled_at = planapi.null }, { notify_assignees = false })
+--   for job in pd.jobs:each{ status = { "posted", "scheduled" } } do ... end
+--   local r = assert(pd.clients:upsert("crm-7", { organization = true, organization_name = "Acme" }))
+--   if r.created then ... end
+local core = require "planapi.core"
+
+local M = {}
+
+local function ref_path(collection, ref)
+  if type(ref) ~= "string" and type(ref) ~= "number" then
+    error(core.error { kind = "config", message = collection .. ": a uuid or external_id is required" }, 3)
+  end
+  return collection .. "/" .. core.url_escape(ref)
+end
+
+-- Methods every listable collection has.
+local function listing(pd, res, path, list_key, cursor_field)
+  local function o(opts)
+    local t = { list_key = list_key, cursor_field = cursor_field }
+    for k, v in pairs(opts or {}) do t[k] = v end
+    return t
+  end
+  function res.each(_, params, opts) return pd:each(path, params, o(opts)) end
+  function res.pages(_, params, opts) return pd:pages(path, params, o(opts)) end
+  function res.pager(_, params, opts) return pd:pager(path, params, o(opts)) end
+  function res.all(_, params, opts) return pd:all(path, params, o(opts)) end
+end
+
+-- get / create / update for a resource with uuid-or-external_id paths.
+local function crud(pd, res, collection, kind, uuid_key)
+  function res.get(_, ref, opts)
+    local result, meta = pd:call("GET", ref_path(collection, ref), nil, opts)
+    if not result then return nil, meta end
+    -- one documented sample wraps a site as "sites": accept both
+    return result[kind] or result[kind .. "s"], meta
+  end
+  function res.create(_, fields, opts)
+    pd:check_fields(kind, fields, 2)
+    local result, meta = pd:create(collection, fields or {}, opts, collection)
+    if not result then return nil, meta end
+    if result.recovered then return (result[kind] or {}).uuid, meta end
+    return result[uuid_key], meta
+  end
+  function res.update(_, ref, fields, opts)
+    pd:check_fields(kind, fields, 2)
+    local result, meta = pd:call("PATCH", ref_path(collection, ref), fields or {}, opts)
+    if not result then return nil, meta end
+    return result[uuid_key], meta
+  end
+end
+
+-- PATCH by external_id creates an unknown client or site: say which happened.
+-- A 201 says "created"; otherwise the object's version tells (1 = new).
+local function upsert(pd, res, collection, kind, uuid_key)
+  function res.upsert(_, external_id, fields, opts)
+    if type(external_id) ~= "string" or external_id == "" then
+      error(core.error { kind = "config", message = collection .. ":upsert needs an external_id" }, 2)
+    end
+    local body = {}
+    for k, v in pairs(fields or {}) do body[k] = v end
+    body.external_id = body.external_id or external_id
+    pd:check_fields(kind, body, 2)
+    local result, meta = pd:call("PATCH", ref_path(collection, external_id), body, opts)
+    if not result then return nil, meta end
+    local out = { uuid = result[uuid_key] }
+    if meta.status == 201 then
+      out.created = true
+    else
+      local obj, err = res:get(out.uuid or external_id)
+      if not obj then return nil, err end
+      out.uuid = out.uuid or obj.uuid
+      out.created = obj.version == 1
+      out.version = obj.version
+    end
+    return out, meta
+  end
+end
+
+local BUILD = {
+  jobs = function(pd, res)
+    crud(pd, res, "jobs", "job", "job_uuid")
+    listing(pd, res, "jobs", "jobs")
+    function res.delete(_, uuid, opts) return pd:call("DELETE", ref_path("jobs", uuid), nil, opts) end
+    --- for event in pd.jobs:history(uuid) do ... end: events oldest first, by version
+    function res.history(_, uuid, opts)
+      local o = { list_key = "events", cursor_field = "version" }
+      for k, v in pairs(opts or {}) do o[k] = v end
+      return pd:each(ref_path("jobs", uuid) .. "/history", nil, o)
+    end
+  end,
+  clients = function(pd, res)
+    crud(pd, res, "clients", "client", "client_uuid")
+    upsert(pd, res, "clients", "client", "client_uuid")
+    listing(pd, res, "clients", "clients")
+  end,
+  sites = function(pd, res)
+    crud(pd, res, "sites", "site", "site_uuid")
+    upsert(pd, res, "sites", "site", "site_uuid")
+    listing(pd, res, "sites", "sites")
+  end,
+  job_types = function(pd, res) listing(pd, res, "job_types", "job_types") end,
+  templates = function(pd, res)
+    listing(pd, res, "templates", "templates")
+    function res.get(_, uuid, opts)
+      local result, meta = pd:call("GET", ref_path("templates", uuid), nil, opts)
+      if not result then return nil, meta end
+      return result.template or result, meta
+    end
+  end,
+  teams = function(pd, res) listing(pd, res, "teams", "teams") end,
+  users = function(pd, res)
+    listing(pd, res, "users", "users")
+    --- restricted by Planado ("contact support to enable")
+    function res.create(_, fields, opts)
+      local result, meta = pd:create("users", fields or {}, opts)
+      if not result then return nil, meta end
+      return result.user_uuid, meta
+    end
+  end,
+  skills = function(pd, res) listing(pd, res, "skills", "skills") end,
+  services = function(pd, res)
+    listing(pd, res, "catalog/services", "services")
+    function res.create(_, fields, opts)
+      pd:check_fields("service", fields, 2)
+      local result, meta = pd:create("catalog/services", fields or {}, opts)
+      if not result then return nil, meta end
+      return result.service_uuid, meta
+    end
+  end,
+  products = function(pd, res)
+    listing(pd, res, "catalog/products", "products")
+    function res.create(_, fields, opts)
+      pd:check_fields("product", fields, 2)
+      local result, meta = pd:create("catalog/products", fields or {}, opts)
+      if not result then return nil, meta end
+      return result.product_uuid, meta
+    end
+  end,
+  webhooks = function(pd, res)
+    listing(pd, res, "webhooks", "webhooks")
+    --- for r in pd.webhooks:requests(uuid) do ... end: the delivery log
+    function res.requests(_, uuid, params, opts)
+      local o = { list_key = "requests" }
+      for k, v in pairs(opts or {}) do o[k] = v end
+      return pd:each(ref_path("webhooks", uuid) .. "/requests", params, o)
+    end
+  end,
+  print = function(pd, res)
+    --- pd.print:request{ job = { uuid = }, print_template = { uuid = } } -> uuid
+    function res.request(_, fields, opts)
+      pd:check_fields("print_request", fields, 2)
+      local result, meta = pd:call("POST", "print/requests", fields or {}, opts)
+      if not result then return nil, meta end
+      return result.uuid, meta
+    end
+  end,
+}
+
+function M.bind(pd, name)
+  local build = BUILD[name]
+  if build == nil then return nil end
+  local res = {}
+  build(pd, res)
+  return res
+end
+
+function M.names()
+  local out = {}
+  for name in pairs(BUILD) do out[#out + 1] = name end
+  table.sort(out)
+  return out
+end
+
+return M

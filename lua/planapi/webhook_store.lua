@@ -1,0 +1,173 @@
+-- webhook_store.lua: where a webhook receiver remembers what it has seen,
+-- so every event is handled once and an old version never overwrites a
+-- newer one. One operation decides both, atomically:
+--   store:claim(event_uuid, resource_key, version) -> "new" | "duplicate" | "stale", previous_version
+--   store:release(event_uuid, resource_key, previous_version)  -- undo a claim whose handling failed
+-- memory_store: one process (an LRU-like window of recent events).
+-- file_store: several processes on one host (flock; survives restarts).
+local core = require "planapi.core"
+
+local M = {}
+
+local function config_error(msg)
+  error(core.error { kind = "config", message = msg }, 3)
+end
+
+-- A bounded map that forgets the least recently written half when full:
+-- two generations, each at most max/2 entries, O(1) per operation.
+local function bounded(max)
+  local half = math.max(1, math.floor(max / 2))
+  local new, old, count = {}, {}, 0
+  local m = {}
+  function m.get(k)
+    local v = new[k]
+    if v == nil then v = old[k] end
+    return v
+  end
+  function m.set(k, v)
+    if new[k] == nil then
+      count = count + 1
+      if count > half then
+        old, new, count = new, {}, 1
+      end
+    end
+    new[k] = v
+  end
+  function m.delete(k)
+    new[k], old[k] = nil, nil
+  end
+  return m
+end
+
+--- webhook_store.memory{ max = 100000 }: events and versions kept in this
+-- process (lost on restart; a retried delivery after a restart is then
+-- handled again, which the version check still orders).
+function M.memory(opts)
+  opts = opts or {}
+  local max = opts.max or 100000
+  if type(max) ~= "number" or max < 2 then config_error("memory store option 'max' must be a number >= 2") end
+  local events, versions = bounded(max), bounded(max)
+  local store = { kind = "memory" }
+  function store.claim(_, event_uuid, key, version)
+    if events.get(event_uuid) then return "duplicate", versions.get(key) end
+    local previous = versions.get(key)
+    events.set(event_uuid, true)
+    if version ~= nil and previous ~= nil and version <= previous then return "stale", previous end
+    if version ~= nil then versions.set(key, version) end
+    return "new", previous
+  end
+  function store.release(_, event_uuid, key, previous)
+    events.delete(event_uuid)
+    if previous == nil then versions.delete(key) else versions.set(key, previous) end
+  end
+  return store
+end
+
+-- A file name from an event uuid or a resource key: anything outside
+-- [A-Za-z0-9_.-] becomes %XX, so no value can climb out of the directory.
+local function safe_name(s)
+  return (tostring(s):gsub("[^%w_%.%-]", function(c) return ("%%%02X"):format(c:byte()) end):gsub("^%.", "%%2E"))
+end
+
+local function read_number(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local v = tonumber(f:read "a")
+  f:close()
+  return v
+end
+
+-- Write through a temporary file and a rename: a crash leaves the old
+-- value or the new one, never half of one.
+local function write_atomic(path, text)
+  local tmp = path .. ".tmp"
+  local f, err = io.open(tmp, "wb")
+  if not f then return nil, err end
+  f:write(text)
+  f:close()
+  return os.rename(tmp, path)
+end
+
+--- webhook_store.file{ dir = "/var/lib/myapp/planado", retention_days = 8 }:
+-- every process on the host that names the same directory shares it.
+-- Events are kept in one folder per day and forgotten after
+-- retention_days (Planado retries for about a week).
+function M.file(opts)
+  opts = opts or {}
+  local dir = opts.dir
+  if type(dir) ~= "string" or dir == "" then config_error("file store option 'dir' is required") end
+  local retention = opts.retention_days or 8
+  local clock = opts.time or os.time
+  for _, sub in ipairs { dir, dir .. "/events", dir .. "/versions" } do
+    local ok, err = core.mkdir(sub)
+    if ok == nil then error(err, 2) end
+  end
+  local lock_path = dir .. "/lock"
+  local store = { kind = "file", dir = dir }
+
+  local function day(t) return os.date("!%Y%m%d", t) end
+  local function event_paths(event_uuid)
+    local now, out = clock(), {}
+    for i = 0, retention do out[#out + 1] = ("%s/events/%s/%s"):format(dir, day(now - i * 86400), safe_name(event_uuid)) end
+    return out
+  end
+
+  local function locked(fn)
+    local lock, err = core.lock_file(lock_path)
+    if not lock then return nil, err end
+    local ok, a, b = pcall(fn)
+    lock:unlock()
+    if not ok then error(a, 0) end
+    return a, b
+  end
+
+  --- Remove event folders older than the retention (called now and then by claim).
+  function store.prune(_)
+    local keep = {}
+    local now = clock()
+    for i = 0, retention do keep[day(now - i * 86400)] = true end
+    for _, d in ipairs(core.list_dir(dir .. "/events") or {}) do
+      if not keep[d] and d:match "^%d+$" then
+        local folder = dir .. "/events/" .. d
+        for _, f in ipairs(core.list_dir(folder) or {}) do os.remove(folder .. "/" .. f) end
+        os.remove(folder)
+      end
+    end
+  end
+
+  local claims = 0
+  function store.claim(self, event_uuid, key, version)
+    claims = claims + 1
+    if claims % 1000 == 1 then self:prune() end
+    return locked(function()
+      local vpath = dir .. "/versions/" .. safe_name(key)
+      local previous = read_number(vpath)
+      local paths = event_paths(event_uuid)
+      for _, p in ipairs(paths) do
+        local f = io.open(p, "rb")
+        if f then
+          f:close()
+          return "duplicate", previous
+        end
+      end
+      local today = paths[1]:match "^(.*)/[^/]+$"
+      core.mkdir(today)
+      assert(core.create_exclusive(paths[1]) ~= nil, "cannot record the event in " .. today)
+      if version ~= nil and previous ~= nil and version <= previous then return "stale", previous end
+      if version ~= nil then assert(write_atomic(vpath, tostring(version))) end
+      return "new", previous
+    end)
+  end
+
+  function store.release(_, event_uuid, key, previous)
+    return locked(function()
+      for _, p in ipairs(event_paths(event_uuid)) do os.remove(p) end
+      local vpath = dir .. "/versions/" .. safe_name(key)
+      if previous == nil then os.remove(vpath) else assert(write_atomic(vpath, tostring(previous))) end
+      return true
+    end)
+  end
+  return store
+end
+
+return M
