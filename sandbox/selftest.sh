@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Self-test of the sandbox: starts a private instance (own runtime dir),
 # drives it with the curl CLI and asserts the contract in sandbox/README.md
-# (Planfix REST here, the Planfix XML API in selftest-xml.sh), then stops
-# it. Exits non-zero on any failure; the last line is "N passed, N failed".
+# (Planfix REST here, the Planfix XML API in selftest-xml.sh, the Planado API
+# v2 and its webhooks in selftest-planado.sh), then stops it. Exits non-zero
+# on any failure; the last line is "N passed, N failed".
 #
 # JSON answers are checked with lua5.4 + lua-cjson (see jl below), XML
 # answers with lua5.4 + lua-expat (xq in selftest-xml.sh).
@@ -106,6 +107,8 @@ ctl() { # METHOD PATH [JSON]: control API
 
 # The Planfix XML checks (xml_main) and their helpers.
 source "$HERE/selftest-xml.sh"
+# The Planado API checks (planado_main) and their helpers.
+source "$HERE/selftest-planado.sh"
 
 # The test body is one function so that a failed start can `return` early.
 main() {
@@ -163,8 +166,9 @@ CONNS="$(curl -sS --cacert "$CA" -H "Authorization: Bearer sandbox-token" -o /de
     -w '%{num_connects}\n' "$REST/ping" "$REST/ping" "$REST/ping" | paste -sd, -)"
 check "keep-alive: 3 requests, 1 connection" "$CONNS" "1,0,0"
 
-# SELFTEST_ONLY=xml (selftest-xml.sh run directly) skips the REST checks.
-if [[ "${SELFTEST_ONLY:-}" != xml ]]; then
+# SELFTEST_ONLY=xml or =planado (selftest-xml.sh / selftest-planado.sh run
+# directly) runs only those checks.
+if [[ -z "${SELFTEST_ONLY:-}" ]]; then
 # ------------------------------------------------------------- auth
 ctl POST /reset
 check "POST /_sandbox/reset" "$CODE" 200
@@ -413,7 +417,10 @@ check "DELETE /_sandbox/log clears" "$(cat "$WORK/body")" "[]"
 fi # REST checks
 
 # ------------------------------------------------------------- Planfix XML API
-xml_main
+[[ -z "${SELFTEST_ONLY:-}" || "${SELFTEST_ONLY:-}" == xml ]] && xml_main
+
+# ------------------------------------------------------------- Planado API v2
+[[ -z "${SELFTEST_ONLY:-}" || "${SELFTEST_ONLY:-}" == planado ]] && planado_main
 
 # ------------------------------------------------------------- server health
 ERRS="$(grep -c -E '\[(error|crit|alert|emerg)\]' "$PLANAPI_SANDBOX_DIR/error.log")"

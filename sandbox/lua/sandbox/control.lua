@@ -11,6 +11,7 @@ local recorder = require("sandbox.recorder")
 local rest = require("sandbox.rest")
 local xmlapi = require("sandbox.xmlapi")
 local xml = require("sandbox.xml")
+local planado = require("sandbox.planado")
 
 local M = {}
 
@@ -42,12 +43,14 @@ function M.reset_all()
     recorder.reset()
     rest.reset()
     xmlapi.reset()
+    planado.reset()
 end
 
 local function current_config()
     local c = ratelimit.describe()
     util.merge(c, rest.describe())
     util.merge(c, xmlapi.describe())
+    util.merge(c, planado.describe())
     local tokens = {}
     for name, t in pairs(auth.tokens) do tokens[name] = { scope = t.scope, active = t.active } end
     c.tokens = tokens
@@ -73,7 +76,7 @@ handlers["POST /config"] = function(req)
     local cfg = body_object(req)
     if not cfg then return bad("body must be a JSON object") end
     local known = { rate = true, quota = true, queue_updates = true, queue_contact_updates = true,
-        download_ttl = true, report_polls = true, tokens = true, xml = true }
+        download_ttl = true, report_polls = true, tokens = true, xml = true, planado = true }
     for k in pairs(cfg) do
         if not known[k] then return bad("unknown config key '" .. tostring(k) .. "'") end
     end
@@ -81,6 +84,7 @@ handlers["POST /config"] = function(req)
     if ok then ok, err = rest.configure(cfg) end
     if ok and cfg.tokens ~= nil then ok, err = auth.configure(cfg.tokens) end
     if ok and cfg.xml ~= nil then ok, err = xmlapi.configure(cfg.xml) end
+    if ok and cfg.planado ~= nil then ok, err = planado.configure(cfg.planado) end
     if not ok then return bad(err) end
     return reply(200, { result = "success", config = current_config() })
 end
@@ -126,7 +130,7 @@ handlers["DELETE /log"] = function()
 end
 
 handlers["GET /stats"] = function()
-    return reply(200, {
+    return reply(200, util.merge(planado.stats(), {
         requests = recorder.requests,
         rate_violations = ratelimit.state.violations,
         quota_used = ratelimit.state.quota_used,
@@ -134,7 +138,7 @@ handlers["GET /stats"] = function()
         log_entries = #recorder.entries,
         xml_logins = xmlapi.logins,
         xml_login_failures = xmlapi.login_failures,
-    })
+    }))
 end
 
 -- POST /_sandbox/xml/sign {"xml":"<request ...>","key":"..."}: the string
@@ -189,6 +193,9 @@ function M.handle()
     local path = req.path:gsub("/+$", "")
     if req.method == "GET" and path:match("^/store/") then
         return store_view(path)
+    end
+    if path:match("^/planado/") and planado.control(req, path) then
+        return
     end
     local h = handlers[req.method .. " " .. path]
     if not h then

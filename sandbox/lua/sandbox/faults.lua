@@ -1,4 +1,5 @@
--- Injected transport and server faults for API requests (under /rest/ and /xml/).
+-- Injected transport and server faults for API requests (under /rest/, /xml/
+-- and /planado/).
 --
 -- POST /_sandbox/fault queues a fault; the next `count` API requests whose
 -- path (incl. the "/rest" prefix) contains `path` get it, in FIFO order of
@@ -20,6 +21,7 @@ end
 local MODES = {
     status = true, reset = true, slow = true, truncate = true,
     malformed = true, html = true, oversize = true, code = true,
+    rate_text = true, -- Planado's quirk: HTTP 200, text/plain "Rate Limit Exceeded"
 }
 
 -- Error texts for the "code" mode, from the Planfix error table.
@@ -104,7 +106,9 @@ local HTML_502 = [[<html>
 local function send_truncated(f, flavour)
     local body = '{"result":"success","tasks":[{"id":1,"name":"Prepare quarterly rep'
     local ctype = util.JSON_TYPE
-    if flavour == "xml" then
+    if flavour == "planado" then
+        body = '{"job":{"uuid":"00000001-0000-4000-8000-000000000001","description":"Install the rou'
+    elseif flavour == "xml" then
         body = '<?xml version="1.0" encoding="UTF-8"?><response status="ok"><tasks count="1" totalCount="1"><task><id>1</id><title>Prepare quarterly rep'
         ctype = "application/xml; charset=utf-8"
     end
@@ -151,13 +155,45 @@ local function apply_xml(f, record)
     return nil
 end
 
+-- The Planado API flavour: its error body is {"errors":[{"message":…}]}, and
+-- success bodies have no "result" key.
+local function apply_planado(f, record)
+    local mode = f.mode
+    local g = given[f] or {}
+    local JSON = { ["Content-Type"] = util.JSON_TYPE }
+    if mode == "status" then
+        record(f.status)
+        local msg = g.error and f.error or "Service temporarily unavailable"
+        return util.send_json(f.status, { errors = { { message = msg } } })
+    elseif mode == "malformed" then
+        record(200)
+        return util.send(200, '{"jobs":[{"uuid":"00000001-0000-4000-8000-000000000001","status":"pos', JSON)
+    elseif mode == "oversize" then
+        record(200)
+        local head, tail = '{"padding":"', '"}'
+        return util.send(200, head .. string.rep("x", f.size - #head - #tail) .. tail, JSON)
+    elseif mode == "code" then
+        record(f.status)
+        return util.send_json(f.status, { errors = { { message = f.error, code = f.code } } })
+    end
+    return nil
+end
+
 -- Applies a (non-slow) fault to the current request and ends it. `record` is
 -- called with the status answered before anything is sent. flavour "xml"
--- gives XML bodies (the Planfix XML API) where the REST answer is JSON.
+-- gives XML bodies (the Planfix XML API) where the REST answer is JSON;
+-- flavour "planado" gives Planado-shaped JSON.
 function M.apply(f, record, flavour)
     local mode = f.mode
     if flavour == "xml" and (mode == "status" or mode == "malformed" or mode == "oversize" or mode == "code") then
         return apply_xml(f, record)
+    end
+    if flavour == "planado" and (mode == "status" or mode == "malformed" or mode == "oversize" or mode == "code") then
+        return apply_planado(f, record)
+    end
+    if mode == "rate_text" then
+        record(200)
+        return util.send(200, "Rate Limit Exceeded", { ["Content-Type"] = "text/plain" })
     end
     if mode == "status" then
         record(f.status)

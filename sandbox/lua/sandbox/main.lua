@@ -4,13 +4,14 @@
 --   /rest/...            emulated Planfix REST API (faults -> sandbox.rest)
 --   /record/...          request recorder: logs anything, answers success
 --   /xml/                emulated Planfix XML API (faults -> sandbox.xmlapi)
+--   /planado/v2/...      emulated Planado API v2 (faults -> sandbox.planado)
 --   /files-download/...  "presigned" file download URLs
--- Later emulations (Planado) get their own prefix here.
 local util = require("sandbox.util")
 local recorder = require("sandbox.recorder")
 local faults = require("sandbox.faults")
 local rest = require("sandbox.rest")
 local xmlapi = require("sandbox.xmlapi")
+local planado = require("sandbox.planado")
 local control = require("sandbox.control")
 
 local M = {}
@@ -82,6 +83,33 @@ local function handle_xml()
     return util.send(status, body, headers)
 end
 
+local function handle_planado()
+    local req = util.request("/planado/v2")
+    req.kind = "planado"
+    recorder.count()
+    planado.count()
+    local extra = planado.log_fields(req)
+
+    local f = faults.take(req.full_path)
+    if f then
+        extra.fault = f.mode
+        if f.mode == "slow" then
+            local generation = control.generation
+            ngx.sleep(f.delay)
+            if control.generation ~= generation then return ngx.exit(444) end
+        else
+            return faults.apply(f, function(status)
+                recorder.record(req, status, extra)
+            end, "planado")
+        end
+    end
+
+    local status, body, headers, more = planado.handle(req)
+    for k, v in pairs(more or {}) do extra[k] = v end
+    recorder.record(req, status, extra)
+    return util.send(status, body, headers)
+end
+
 local function handle_record()
     local req = util.request("/record")
     req.kind = "record"
@@ -98,12 +126,14 @@ local function dispatch()
         return handle_xml()
     elseif uri:sub(1, 8) == "/record/" or uri == "/record" then
         return handle_record()
+    elseif uri:sub(1, 9) == "/planado/" or uri == "/planado" then
+        return handle_planado()
     elseif uri:sub(1, 10) == "/_sandbox/" or uri == "/_sandbox" then
         return control.handle()
     elseif uri:sub(1, 16) == "/files-download/" then
         return rest.download()
     end
-    return util.send_json(404, { result = "fail", code = 0, error = "Not found: use /rest/, /xml/, /record/ or /_sandbox/" })
+    return util.send_json(404, { result = "fail", code = 0, error = "Not found: use /rest/, /xml/, /planado/v2/, /record/ or /_sandbox/" })
 end
 
 function M.handle()

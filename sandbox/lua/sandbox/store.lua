@@ -10,6 +10,7 @@
 -- _history = {...} (updates applied, incl. the silent flag).
 local json = require("sandbox.json")
 local util = require("sandbox.util")
+local planado_data = require("sandbox.planado_data")
 
 local M = {}
 local unpack = table.unpack or unpack -- LuaJIT vs 5.4
@@ -329,6 +330,8 @@ local function seed()
         task = 1000, contact = 100, project = 100, user = 100, comment = 100, checklist = 100,
         datatag_entry = 100, directory_entry = 100, file = 100, position = 100, customfield = 1000,
     }
+    -- The Planado API's data (planado_* keys).
+    planado_data.seed(db)
     return db
 end
 
@@ -387,6 +390,10 @@ local generators = {
         M.db.next_id.comment = math.max(n + 1, 100)
     end,
 }
+-- The Planado API (sandbox.planado_data): jobs, clients and sites.
+generators.planado_jobs = function(n) planado_data.generate_jobs(M.db, n) end
+generators.planado_clients = function(n) planado_data.generate_clients(M.db, n) end
+generators.planado_sites = function(n) planado_data.generate_sites(M.db, n) end
 -- The XML API's actions are the REST comments.
 generators.actions = generators.comments
 -- Records of handbook 1 (= directory 1, "Products").
