@@ -6,6 +6,11 @@ local planapi = require "planapi"
 local M = {}
 
 M.TOKEN = "sandbox-token"
+M.PLANADO_KEY = "sandbox-planado-key"
+M.XML = {
+  account = "sandbox", api_key = "sandbox-api-key", token = "sandbox-xml-token",
+  login = "robot", password = "robot-pass", private_key = "sandbox-private-key",
+}
 
 local function run_dir()
   return os.getenv "PLANAPI_SANDBOX_DIR" or "sandbox/.run"
@@ -37,7 +42,7 @@ end
 local control_client
 local function control()
   control_client = control_client or core.client {
-    base_url = M.http_url "_sandbox/", allow_http = true, timeout = 10,
+    base_url = M.http_url "_sandbox/", allow_http = true, timeout = 30,
   }
   return control_client
 end
@@ -51,321 +56,24 @@ function M.control(method, path, body)
   return (c:decode(res))
 end
 
-function M.reset() M.XML = {
-  account = "sandbox", api_key = "sandbox-api-key", token = "sandbox-xml-token",
-  login = "robot", password = "robot-pass", private_key = "sandbox-private-key",
-}
+function M.reset() return M.control("POST", "reset") end
+function M.config(t) return M.control("POST", "config", t) end
+function M.fault(t) return M.control("POST", "fault", t) end
+function M.data(t) return M.control("POST", "data", t) end
+function M.stats() return M.control("GET", "stats") end
+function M.clear_log() return M.control("DELETE", "log") end
+function M.log() return M.control("GET", "log") end
 
---- A Planfix XML client on the sandbox: token mode unless `login` is given
--- (then the login mode); the same pacing and retry defaults as M.rest.
-function M.xml(opts)
-  opts = opts or {}
-  local o = {
-    url = M.https_url "xml/", account = M.XML.account, api_key = M.XML.api_key,
-    ca_file = M.env().ca_file, rate = false,
-    retry = { attempts = 3, random = function() return 0 end },
-  }
-  if opts.login then
-    o.login, o.password = M.XML.login, M.XML.password
-  else
-    o.token = M.XML.token
-  end
-  for k, v in pairs(opts) do
-    if k == "login" then
-      if type(v) == "string" then o.login = v end
-    elseif v == "nil" then
-      o[k] = nil
-    else
-      o[k] = v
-    end
-  end
-  if o.sleep == nil then
-    local t = M.fake_time()
-    o.clock, o.sleep = t.clock, t.sleep
-  end
-  return planapi.planfix_xml(o)
-end
-
---- Log entries of the XML endpoint.
-function M.xml_log()
+--- Log entries of one kind ("rest", "xml", "planado", "record").
+function M.log_of(kind)
   local out = {}
   for _, e in ipairs(M.log()) do
-    if e.kind == "xml" then out[#out + 1] = e end
+    if e.kind == kind then out[#out + 1] = e end
   end
   return out
 end
 
-return M.control("POST", "reset") end
-function M.config(t) M.XML = {
-  account = "sandbox", api_key = "sandbox-api-key", token = "sandbox-xml-token",
-  login = "robot", password = "robot-pass", private_key = "sandbox-private-key",
-}
-
---- A Planfix XML client on the sandbox: token mode unless `login` is given
--- (then the login mode); the same pacing and retry defaults as M.rest.
-function M.xml(opts)
-  opts = opts or {}
-  local o = {
-    url = M.https_url "xml/", account = M.XML.account, api_key = M.XML.api_key,
-    ca_file = M.env().ca_file, rate = false,
-    retry = { attempts = 3, random = function() return 0 end },
-  }
-  if opts.login then
-    o.login, o.password = M.XML.login, M.XML.password
-  else
-    o.token = M.XML.token
-  end
-  for k, v in pairs(opts) do
-    if k == "login" then
-      if type(v) == "string" then o.login = v end
-    elseif v == "nil" then
-      o[k] = nil
-    else
-      o[k] = v
-    end
-  end
-  if o.sleep == nil then
-    local t = M.fake_time()
-    o.clock, o.sleep = t.clock, t.sleep
-  end
-  return planapi.planfix_xml(o)
-end
-
---- Log entries of the XML endpoint.
-function M.xml_log()
-  local out = {}
-  for _, e in ipairs(M.log()) do
-    if e.kind == "xml" then out[#out + 1] = e end
-  end
-  return out
-end
-
-return M.control("POST", "config", t) end
-function M.fault(t) M.XML = {
-  account = "sandbox", api_key = "sandbox-api-key", token = "sandbox-xml-token",
-  login = "robot", password = "robot-pass", private_key = "sandbox-private-key",
-}
-
---- A Planfix XML client on the sandbox: token mode unless `login` is given
--- (then the login mode); the same pacing and retry defaults as M.rest.
-function M.xml(opts)
-  opts = opts or {}
-  local o = {
-    url = M.https_url "xml/", account = M.XML.account, api_key = M.XML.api_key,
-    ca_file = M.env().ca_file, rate = false,
-    retry = { attempts = 3, random = function() return 0 end },
-  }
-  if opts.login then
-    o.login, o.password = M.XML.login, M.XML.password
-  else
-    o.token = M.XML.token
-  end
-  for k, v in pairs(opts) do
-    if k == "login" then
-      if type(v) == "string" then o.login = v end
-    elseif v == "nil" then
-      o[k] = nil
-    else
-      o[k] = v
-    end
-  end
-  if o.sleep == nil then
-    local t = M.fake_time()
-    o.clock, o.sleep = t.clock, t.sleep
-  end
-  return planapi.planfix_xml(o)
-end
-
---- Log entries of the XML endpoint.
-function M.xml_log()
-  local out = {}
-  for _, e in ipairs(M.log()) do
-    if e.kind == "xml" then out[#out + 1] = e end
-  end
-  return out
-end
-
-return M.control("POST", "fault", t) end
-function M.data(t) M.XML = {
-  account = "sandbox", api_key = "sandbox-api-key", token = "sandbox-xml-token",
-  login = "robot", password = "robot-pass", private_key = "sandbox-private-key",
-}
-
---- A Planfix XML client on the sandbox: token mode unless `login` is given
--- (then the login mode); the same pacing and retry defaults as M.rest.
-function M.xml(opts)
-  opts = opts or {}
-  local o = {
-    url = M.https_url "xml/", account = M.XML.account, api_key = M.XML.api_key,
-    ca_file = M.env().ca_file, rate = false,
-    retry = { attempts = 3, random = function() return 0 end },
-  }
-  if opts.login then
-    o.login, o.password = M.XML.login, M.XML.password
-  else
-    o.token = M.XML.token
-  end
-  for k, v in pairs(opts) do
-    if k == "login" then
-      if type(v) == "string" then o.login = v end
-    elseif v == "nil" then
-      o[k] = nil
-    else
-      o[k] = v
-    end
-  end
-  if o.sleep == nil then
-    local t = M.fake_time()
-    o.clock, o.sleep = t.clock, t.sleep
-  end
-  return planapi.planfix_xml(o)
-end
-
---- Log entries of the XML endpoint.
-function M.xml_log()
-  local out = {}
-  for _, e in ipairs(M.log()) do
-    if e.kind == "xml" then out[#out + 1] = e end
-  end
-  return out
-end
-
-return M.control("POST", "data", t) end
-function M.stats() M.XML = {
-  account = "sandbox", api_key = "sandbox-api-key", token = "sandbox-xml-token",
-  login = "robot", password = "robot-pass", private_key = "sandbox-private-key",
-}
-
---- A Planfix XML client on the sandbox: token mode unless `login` is given
--- (then the login mode); the same pacing and retry defaults as M.rest.
-function M.xml(opts)
-  opts = opts or {}
-  local o = {
-    url = M.https_url "xml/", account = M.XML.account, api_key = M.XML.api_key,
-    ca_file = M.env().ca_file, rate = false,
-    retry = { attempts = 3, random = function() return 0 end },
-  }
-  if opts.login then
-    o.login, o.password = M.XML.login, M.XML.password
-  else
-    o.token = M.XML.token
-  end
-  for k, v in pairs(opts) do
-    if k == "login" then
-      if type(v) == "string" then o.login = v end
-    elseif v == "nil" then
-      o[k] = nil
-    else
-      o[k] = v
-    end
-  end
-  if o.sleep == nil then
-    local t = M.fake_time()
-    o.clock, o.sleep = t.clock, t.sleep
-  end
-  return planapi.planfix_xml(o)
-end
-
---- Log entries of the XML endpoint.
-function M.xml_log()
-  local out = {}
-  for _, e in ipairs(M.log()) do
-    if e.kind == "xml" then out[#out + 1] = e end
-  end
-  return out
-end
-
-return M.control("GET", "stats") end
-function M.clear_log() M.XML = {
-  account = "sandbox", api_key = "sandbox-api-key", token = "sandbox-xml-token",
-  login = "robot", password = "robot-pass", private_key = "sandbox-private-key",
-}
-
---- A Planfix XML client on the sandbox: token mode unless `login` is given
--- (then the login mode); the same pacing and retry defaults as M.rest.
-function M.xml(opts)
-  opts = opts or {}
-  local o = {
-    url = M.https_url "xml/", account = M.XML.account, api_key = M.XML.api_key,
-    ca_file = M.env().ca_file, rate = false,
-    retry = { attempts = 3, random = function() return 0 end },
-  }
-  if opts.login then
-    o.login, o.password = M.XML.login, M.XML.password
-  else
-    o.token = M.XML.token
-  end
-  for k, v in pairs(opts) do
-    if k == "login" then
-      if type(v) == "string" then o.login = v end
-    elseif v == "nil" then
-      o[k] = nil
-    else
-      o[k] = v
-    end
-  end
-  if o.sleep == nil then
-    local t = M.fake_time()
-    o.clock, o.sleep = t.clock, t.sleep
-  end
-  return planapi.planfix_xml(o)
-end
-
---- Log entries of the XML endpoint.
-function M.xml_log()
-  local out = {}
-  for _, e in ipairs(M.log()) do
-    if e.kind == "xml" then out[#out + 1] = e end
-  end
-  return out
-end
-
-return M.control("DELETE", "log") end
-function M.log() M.XML = {
-  account = "sandbox", api_key = "sandbox-api-key", token = "sandbox-xml-token",
-  login = "robot", password = "robot-pass", private_key = "sandbox-private-key",
-}
-
---- A Planfix XML client on the sandbox: token mode unless `login` is given
--- (then the login mode); the same pacing and retry defaults as M.rest.
-function M.xml(opts)
-  opts = opts or {}
-  local o = {
-    url = M.https_url "xml/", account = M.XML.account, api_key = M.XML.api_key,
-    ca_file = M.env().ca_file, rate = false,
-    retry = { attempts = 3, random = function() return 0 end },
-  }
-  if opts.login then
-    o.login, o.password = M.XML.login, M.XML.password
-  else
-    o.token = M.XML.token
-  end
-  for k, v in pairs(opts) do
-    if k == "login" then
-      if type(v) == "string" then o.login = v end
-    elseif v == "nil" then
-      o[k] = nil
-    else
-      o[k] = v
-    end
-  end
-  if o.sleep == nil then
-    local t = M.fake_time()
-    o.clock, o.sleep = t.clock, t.sleep
-  end
-  return planapi.planfix_xml(o)
-end
-
---- Log entries of the XML endpoint.
-function M.xml_log()
-  local out = {}
-  for _, e in ipairs(M.log()) do
-    if e.kind == "xml" then out[#out + 1] = e end
-  end
-  return out
-end
-
-return M.control("GET", "log") end
+function M.xml_log() return M.log_of "xml" end
 
 --- A fake monotonic clock and a sleep that only advances it: specs of
 -- pacing and backoff run instantly and see every wait.
@@ -379,21 +87,15 @@ function M.fake_time(start)
   return t
 end
 
---- A Planfix REST client on the sandbox. By default no pacing (the
--- sandbox enforces no rate unless a spec turns it on) and retries that
--- wait on a fake clock; real_time = true keeps the real clock and sleep,
--- and a value "nil" removes a default (rate = "nil": the API's own rate).
-function M.rest(opts)
-  opts = opts or {}
-  local real_time = opts.real_time
-  local o = {
-    base_url = M.https_url "rest/",
-    token = M.TOKEN,
-    ca_file = M.env().ca_file,
-    rate = false,
-    retry = { attempts = 3, random = function() return 0 end },
-  }
-  for k, v in pairs(opts) do
+-- Client options for the sandbox: defaults, then the spec's own. By
+-- default no pacing (the sandbox enforces no rate unless a spec turns it
+-- on) and retries that wait on a fake clock; real_time = true keeps the
+-- real clock and sleep, and a value "nil" removes a default (rate = "nil":
+-- the API's own rate).
+local function client_options(defaults, opts)
+  local o = { rate = false, retry = { attempts = 3, random = function() return 0 end } }
+  for k, v in pairs(defaults) do o[k] = v end
+  for k, v in pairs(opts or {}) do
     if k == "real_time" then
       -- not a client option
     elseif v == "nil" then
@@ -402,55 +104,40 @@ function M.rest(opts)
       o[k] = v
     end
   end
-  if o.sleep == nil and not real_time then
+  if o.sleep == nil and not (opts and opts.real_time) then
     local t = M.fake_time()
     o.clock, o.sleep = t.clock, t.sleep
   end
-  return planapi.planfix_rest(o)
+  return o
 end
 
-M.XML = {
-  account = "sandbox", api_key = "sandbox-api-key", token = "sandbox-xml-token",
-  login = "robot", password = "robot-pass", private_key = "sandbox-private-key",
-}
+--- A Planfix REST client on the sandbox.
+function M.rest(opts)
+  return planapi.planfix_rest(client_options({
+    base_url = M.https_url "rest/", token = M.TOKEN, ca_file = M.env().ca_file }, opts))
+end
 
---- A Planfix XML client on the sandbox: token mode unless `login` is given
--- (then the login mode); the same pacing and retry defaults as M.rest.
+--- A Planfix XML client on the sandbox: token mode unless `login = true`
+-- (then the login mode; a string sets another login name).
 function M.xml(opts)
-  opts = opts or {}
-  local o = {
-    url = M.https_url "xml/", account = M.XML.account, api_key = M.XML.api_key,
-    ca_file = M.env().ca_file, rate = false,
-    retry = { attempts = 3, random = function() return 0 end },
-  }
-  if opts.login then
-    o.login, o.password = M.XML.login, M.XML.password
+  local defaults = { url = M.https_url "xml/", account = M.XML.account, api_key = M.XML.api_key,
+    ca_file = M.env().ca_file }
+  local o = {}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  if o.login then
+    defaults.login = type(o.login) == "string" and o.login or M.XML.login
+    defaults.password = M.XML.password
   else
-    o.token = M.XML.token
+    defaults.token = M.XML.token
   end
-  for k, v in pairs(opts) do
-    if k == "login" then
-      if type(v) == "string" then o.login = v end
-    elseif v == "nil" then
-      o[k] = nil
-    else
-      o[k] = v
-    end
-  end
-  if o.sleep == nil then
-    local t = M.fake_time()
-    o.clock, o.sleep = t.clock, t.sleep
-  end
-  return planapi.planfix_xml(o)
+  o.login = nil
+  return planapi.planfix_xml(client_options(defaults, o))
 end
 
---- Log entries of the XML endpoint.
-function M.xml_log()
-  local out = {}
-  for _, e in ipairs(M.log()) do
-    if e.kind == "xml" then out[#out + 1] = e end
-  end
-  return out
+--- A Planado client on the sandbox (strict, as the specs want it).
+function M.planado(opts)
+  return planapi.planado(client_options({
+    url = M.https_url "planado/v2/", api_key = M.PLANADO_KEY, ca_file = M.env().ca_file, strict = true }, opts))
 end
 
 return M
