@@ -221,18 +221,18 @@ function Planado:create(path, body, opts, ref_path)
     if result ~= nil then return result, meta end
     local err = meta
     local ext = type(body) == "table" and body.external_id
-    if not (err.retryable and type(ext) == "string" and ref_path) or attempt >= self.policy.attempts then
-      return nil, err
-    end
+    if not (err.retryable and type(ext) == "string" and ref_path) then return nil, err end
+    -- Pause first: a request still being handled has time to land, so the
+    -- lookup sees it instead of a 404 that would send the POST again.
+    local wait = self.policy:delay(err, attempt, true)
+    if not wait then return nil, err end
+    if wait > 0 then self.sleep(wait) end
     local found, ferr = self:call("GET", ref_path .. "/" .. core.url_escape(ext))
     if found ~= nil then
       found.recovered = true
       return found, { status = 200, attempts = attempt, recovered = true }
     end
     if ferr.status ~= 404 then return nil, err end
-    local wait = self.policy:delay(err, attempt, true)
-    if not wait then return nil, err end
-    if wait > 0 then self.sleep(wait) end
   end
 end
 
