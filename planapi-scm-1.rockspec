@@ -31,8 +31,8 @@ build = {
     ["planapi.core"] = {
       sources = {
         "src/buf.c", "src/client.c", "src/compat.c", "src/core.c", "src/errors.c", "src/fs.c",
-        "src/json.c", "src/limiter.c", "src/secure.c", "src/sign.c", "src/transport_curl.c",
-        "src/url.c", "src/utf8.c", "src/xml_decode.c", "src/xml_encode.c",
+        "src/json.c", "src/limiter.c", "src/limiter_shm.c", "src/secure.c", "src/sign.c",
+        "src/transport_curl.c", "src/url.c", "src/utf8.c", "src/xml_decode.c", "src/xml_encode.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
       incdirs = { "$(CURL_INCDIR)", "$(LIBXML2_INCDIR)/libxml2", "$(OPENSSL_INCDIR)" },
@@ -42,6 +42,7 @@ build = {
     ["planapi"] = "lua/planapi/init.lua",
     ["planapi.client_base"] = "lua/planapi/client_base.lua",
     ["planapi.multipart"] = "lua/planapi/multipart.lua",
+    ["planapi.limiter"] = "lua/planapi/limiter.lua",
     ["planapi.pager"] = "lua/planapi/pager.lua",
     ["planapi.planado"] = "lua/planapi/planado.lua",
     ["planapi.planado_fields"] = "lua/planapi/planado_fields.lua",
@@ -56,6 +57,7 @@ build = {
     ["planapi.planfix_xml_methods"] = "lua/planapi/planfix_xml_methods.lua",
     ["planapi.planfix_xml_resources"] = "lua/planapi/planfix_xml_resources.lua",
     ["planapi.policy"] = "lua/planapi/policy.lua",
+    ["planapi.quota"] = "lua/planapi/quota.lua",
     ["planapi.suggest"] = "lua/planapi/suggest.lua",
     ["planapi.webhook_store"] = "lua/planapi/webhook_store.lua",
   },

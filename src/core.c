@@ -22,6 +22,7 @@
 PA_EXPORT int luaopen_planapi_core(lua_State *L);
 void pa_secure_open(lua_State *L);
 void pa_fs_open(lua_State *L);
+void pa_limiter_shm_open(lua_State *L);
 
 int luaopen_planapi_core(lua_State *L) {
   /* libcurl's global init is thread-safe and idempotent since 7.84; it is
@@ -45,6 +46,7 @@ int luaopen_planapi_core(lua_State *L) {
   pa_sign_open(L);
   pa_secure_open(L);
   pa_fs_open(L);
+  pa_limiter_shm_open(L);
   lua_pushliteral(L, PLANAPI_VERSION);
   lua_setfield(L, -2, "version");
   lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);

@@ -9,6 +9,8 @@
 -- across a C call fails, so C is only ever called for pure work or libcurl.
 local core = require "planapi.core"
 local Policy = require "planapi.policy"
+local Limiter = require "planapi.limiter"
+local Quota = require "planapi.quota"
 
 local M = {}
 
@@ -21,6 +23,8 @@ local TRANSPORT_OPTIONS = {
 local LOOP_OPTIONS = {
   rate = "table|false", retry = "table", clock = "function", sleep = "function",
   transport = "function", on_request = "function",
+  limiter = "string|table", limiter_key = "string", limiter_fallback = "string",
+  quota = "table|false", wall_clock = "function",
 }
 
 local function config_error(msg, level)
@@ -69,7 +73,8 @@ end
 
 --- Set up self.core, self.limiter, self.policy, self.clock, self.sleep and
 -- self.transport from the options.
--- base: { base_url =, headers =, secrets =, rate = default rate table }
+-- base: { base_url =, headers =, secrets =, rate = default rate table,
+--        key = the limiter key: the API and the account, e.g. "planfix_rest:acme" }
 function M.init(self, opts, base)
   local copts = { base_url = base.base_url, headers = base.headers, secrets = base.secrets }
   for k in pairs(TRANSPORT_OPTIONS) do
@@ -91,7 +96,18 @@ function M.init(self, opts, base)
     local merged = {}
     for k, v in pairs(base.rate or {}) do merged[k] = v end
     for k, v in pairs(rate) do merged[k] = v end
-    self.limiter = core.limiter(merged)
+    if opts.limiter_fallback ~= nil and opts.limiter_fallback ~= "local" then
+      config_error("option 'limiter_fallback' can only be \"local\"", 3)
+    end
+    self.limiter = Limiter.new(opts.limiter, { key = opts.limiter_key or base.key, rate = merged,
+      fallback = opts.limiter_fallback })
+  elseif opts.limiter ~= nil then
+    config_error("option 'limiter' needs pacing: it cannot go with rate = false", 3)
+  end
+  if opts.quota then
+    -- With pacing off the day's requests are still counted, by this client.
+    local counter = self.limiter or Limiter.new("local", { rate = { rate = 1e9, per = 1 } })
+    self.quota = Quota.new(opts.quota, counter, opts.wall_clock)
   end
   if opts.retry ~= nil and Policy.is_policy(opts.retry) then
     self.policy = opts.retry
@@ -129,11 +145,22 @@ end
 -- meta = { status =, headers =, attempts =, remaining = }
 function M.run(self, call)
   local req = call.req
-  local attempt = 0
+  local attempt, waited = 0, 0
+  local function fail(err)
+    err.operation = err.operation or call.operation
+    err.attempts = attempt
+    if waited > 0 then err.waited = waited end
+    return nil, err
+  end
   while true do
     attempt = attempt + 1
+    if self.quota then -- a spent budget stops here, before anything is sent
+      local qerr = self.quota:check()
+      if qerr then return fail(qerr) end
+    end
     if self.limiter then
-      local wait = self.limiter:reserve(self.clock())
+      local wait, lerr = self.limiter:reserve(self.clock())
+      if wait == nil then return fail(lerr) end -- a shared limiter out of reach: fail closed
       if wait > 0 then self.sleep(wait) end
     end
     if self.on_request then self.on_request(req, attempt) end
@@ -147,22 +174,25 @@ function M.run(self, call)
       end
     end
     if res then result, err = call.parse(req, res) end
+    if self.quota and (res or err.request_sent ~= false) then self.quota:record(res, err) end
     if result ~= nil then
       local remaining = res.headers["x-ratelimit-remaining"]
       remaining = remaining and tonumber(remaining:match "^%s*(%d+)")
       if remaining then self.remaining = remaining end
       return result, { status = res.status, headers = res.headers, attempts = attempt,
-        remaining = remaining }
+        remaining = remaining, waited = waited }
     end
-    err.operation = err.operation or call.operation
-    err.attempts = attempt
     if res and err.remaining == nil then
       local remaining = res.headers["x-ratelimit-remaining"]
       err.remaining = remaining and tonumber(remaining:match "^%s*(%d+)")
     end
     local wait = self.policy:delay(err, attempt, call.idempotent)
-    if not wait then return nil, err end
-    if wait > 0 then self.sleep(wait) end
+    if not wait then return fail(err) end
+    err.operation = err.operation or call.operation
+    if wait > 0 then
+      self.sleep(wait)
+      waited = waited + wait
+    end
   end
 end
 
@@ -178,6 +208,7 @@ end
 
 function M.close(self)
   self.core:close()
+  if self.limiter and self.limiter.close then self.limiter:close() end
 end
 
 return M

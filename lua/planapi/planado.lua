@@ -59,6 +59,9 @@ function Planado.new(opts)
   }, Planado)
   base.init(self, opts, {
     base_url = opts.url or DEFAULT_URL, headers = headers, secrets = { opts.api_key }, rate = DEFAULT_RATE,
+    -- whether Planado limits per key or per account is unknown: per key, named by
+    -- a hash so the key itself never reaches a file or Redis
+    key = "planado:" .. core.md5_hex(opts.api_key):sub(1, 16),
   })
   self.base_url = self.core:config().base_url
   return self

@@ -64,6 +64,8 @@ function Rest.new(opts)
     headers = { Authorization = "Bearer " .. token },
     secrets = { token },
     rate = DEFAULT_RATE,
+    -- one budget per account: its API host names it
+    key = "planfix_rest:" .. (base_url:match "^%a+://([^/]+)" or base_url),
   })
   self.base_url = self.core:config().base_url
   return self

@@ -89,6 +89,7 @@ function Xml.new(opts)
     headers = { Authorization = "Basic " .. basic, Accept = "application/xml" },
     secrets = { opts.api_key, opts.token, opts.password, opts.private_key, basic },
     rate = DEFAULT_RATE,
+    key = "planfix_xml:" .. opts.account,
   })
   self.url = self.core:config().base_url
   return self

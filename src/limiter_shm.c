@@ -1,0 +1,279 @@
+/* limiter_shm.c: the GCRA limiter shared by every process on a host.
+ *
+ *   core.shm_limiter{ path = "/run/myapp/planapi.limits", key = "planfix_rest:acme",
+ *                     rate = 1, per = 1, burst = 1, margin = 0 }
+ *
+ * The state lives in a small file mapped into every process (MAP_SHARED):
+ * a table of slots, one per key (an API and an account). Each slot's TAT and
+ * its daily request counter are single 64-bit words changed only by atomic
+ * compare-and-swap, so there is no lock: a process that dies mid-wait, or
+ * even mid-update, leaves nothing locked and nothing half-written.
+ * CLOCK_MONOTONIC is the same clock in every process of a host, so "now"
+ * from any of them can be compared.
+ *
+ * Methods are those of the local limiter (reserve, settle, release, info)
+ * plus count(day) / used(day) for the shared daily quota. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "compat.h"
+#include "errors.h"
+
+#define PA_SHM_MT "planapi.shm_limiter"
+#define SHM_MAGIC 0x3149504E414C5000ULL /* "\0PLANPI1" */
+#define SHM_SLOTS 64
+#define SHM_KEY_MAX 96
+
+typedef struct {
+  uint32_t state; /* 0 free, 1 being claimed, 2 ready: changed by CAS only */
+  uint32_t key_len;
+  char key[SHM_KEY_MAX];
+  int64_t tat_ns;    /* theoretical arrival time, CLOCK_MONOTONIC ns */
+  uint64_t day_used; /* day (high 32 bits, YYYYMMDD) and requests that day (low 32) */
+  char pad[128 - 8 - SHM_KEY_MAX - 16];
+} shm_slot;
+
+typedef struct {
+  uint64_t magic;
+  uint32_t version, nslots;
+  char pad[128 - 16];
+  shm_slot slots[SHM_SLOTS];
+} shm_file;
+
+typedef struct {
+  shm_file *map;
+  shm_slot *slot;
+  int64_t interval_ns, tolerance_ns;
+} pa_shm;
+
+static int64_t to_ns(double s) { return (int64_t)(s * 1e9); }
+
+static int64_t load64(int64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+
+static int cas64(int64_t *p, int64_t *expected, int64_t desired) {
+  return __atomic_compare_exchange_n(p, expected, desired, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
+/* Find the slot of key, or claim a free one; NULL if the table is full. */
+static shm_slot *find_slot(shm_file *f, const char *key, size_t klen) {
+  int i;
+  for (i = 0; i < SHM_SLOTS; i++) {
+    shm_slot *s = &f->slots[i];
+    uint32_t st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+    if (st == 0) {
+      uint32_t expected = 0;
+      if (__atomic_compare_exchange_n(&s->state, &expected, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        memcpy(s->key, key, klen);
+        s->key_len = (uint32_t)klen;
+        __atomic_store_n(&s->state, 2, __ATOMIC_RELEASE);
+        return s;
+      }
+      st = expected;
+    }
+    while (st == 1) { /* another process is writing this slot's key: a few instructions */
+      st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+    }
+    if (s->key_len == klen && memcmp(s->key, key, klen) == 0) return s;
+  }
+  return NULL;
+}
+
+static pa_shm *check_shm(lua_State *L) {
+  pa_shm *h = (pa_shm *)luaL_checkudata(L, 1, PA_SHM_MT);
+  if (h->map == NULL) pa_error_raise(L, "the shared limiter is closed");
+  return h;
+}
+
+static double opt_number(lua_State *L, const char *name, double dflt, double min) {
+  double v = dflt;
+  lua_getfield(L, 1, name);
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TNUMBER || !(lua_tonumber(L, -1) >= min))
+      pa_error_raise(L, "shm limiter option '%s' must be a number >= %f", name, min);
+    v = (double)lua_tonumber(L, -1);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+/* The one idempotent destroy: close, __gc, __close and failed opens. */
+static void shm_unmap(pa_shm *h) {
+  if (h->map != NULL) {
+    munmap(h->map, sizeof(shm_file));
+    h->map = NULL;
+    h->slot = NULL;
+  }
+}
+
+static int shm_close(lua_State *L) {
+  shm_unmap((pa_shm *)luaL_checkudata(L, 1, PA_SHM_MT));
+  return 0;
+}
+
+static int shm_new(lua_State *L) {
+  const char *path, *key;
+  size_t klen;
+  double rate, per, burst, margin;
+  int fd;
+  struct stat st;
+  void *map;
+  pa_shm *h;
+  char msg[300];
+
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_getfield(L, 1, "path");
+  path = lua_tostring(L, -1);
+  lua_getfield(L, 1, "key");
+  key = lua_tolstring(L, -1, &klen);
+  if (path == NULL || path[0] == '\0') pa_error_raise(L, "shm limiter needs a file path");
+  if (key == NULL || klen == 0 || klen > SHM_KEY_MAX) pa_error_raise(L, "shm limiter key must be 1 to %d bytes", SHM_KEY_MAX);
+  rate = opt_number(L, "rate", 1, 1e-9);
+  per = opt_number(L, "per", 1, 1e-9);
+  burst = opt_number(L, "burst", 1, 1);
+  margin = opt_number(L, "margin", 0, 0);
+
+  h = (pa_shm *)lua_newuserdatauv(L, sizeof *h, 0);
+  memset(h, 0, sizeof *h);
+  luaL_setmetatable(L, PA_SHM_MT);
+  h->interval_ns = to_ns(per / rate + margin);
+  h->tolerance_ns = to_ns((per / rate + margin) * (burst - 1.0));
+
+  fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    snprintf(msg, sizeof msg, "cannot open the shared limiter file %.200s: %s", path, strerror(errno));
+    return pa_error_return(L, "config", msg);
+  }
+  /* Every process extends the file to the same size; a second ftruncate
+   * to that size changes nothing, so the race is harmless. */
+  if (fstat(fd, &st) != 0 || (st.st_size < (off_t)sizeof(shm_file) && ftruncate(fd, sizeof(shm_file)) != 0)) {
+    snprintf(msg, sizeof msg, "cannot size the shared limiter file %.200s: %s", path, strerror(errno));
+    close(fd);
+    return pa_error_return(L, "config", msg);
+  }
+  map = mmap(NULL, sizeof(shm_file), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd); /* the mapping stays valid */
+  if (map == MAP_FAILED) {
+    snprintf(msg, sizeof msg, "cannot map the shared limiter file %.200s: %s", path, strerror(errno));
+    return pa_error_return(L, "config", msg);
+  }
+  h->map = (shm_file *)map;
+  {
+    uint64_t expected = 0;
+    if (!__atomic_compare_exchange_n(&h->map->magic, &expected, SHM_MAGIC, 0, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE) &&
+        expected != SHM_MAGIC) {
+      shm_unmap(h);
+      snprintf(msg, sizeof msg, "%.200s is not a planapi limiter file", path);
+      return pa_error_return(L, "config", msg);
+    }
+  }
+  h->slot = find_slot(h->map, key, klen);
+  if (h->slot == NULL) {
+    shm_unmap(h);
+    snprintf(msg, sizeof msg, "the shared limiter file %.200s has no free slot (%d keys)", path, SHM_SLOTS);
+    return pa_error_return(L, "config", msg);
+  }
+  return 1;
+}
+
+static int shm_reserve(lua_State *L) {
+  pa_shm *h = check_shm(L);
+  int64_t now = to_ns((double)luaL_checknumber(L, 2));
+  int64_t old = load64(&h->slot->tat_ns), tat, allowed;
+  do {
+    tat = old > now ? old : now;
+    allowed = tat - h->tolerance_ns;
+  } while (!cas64(&h->slot->tat_ns, &old, tat + h->interval_ns));
+  lua_pushnumber(L, allowed > now ? (lua_Number)(allowed - now) / 1e9 : 0);
+  return 1;
+}
+
+static int shm_settle(lua_State *L) {
+  pa_shm *h = check_shm(L);
+  int64_t want = to_ns((double)luaL_checknumber(L, 2)) + h->interval_ns;
+  int64_t old = load64(&h->slot->tat_ns);
+  while (old < want && !cas64(&h->slot->tat_ns, &old, want)) {
+  }
+  return 0;
+}
+
+static int shm_release(lua_State *L) {
+  pa_shm *h = check_shm(L);
+  int64_t now = to_ns((double)luaL_checknumber(L, 2));
+  int64_t old = load64(&h->slot->tat_ns), next;
+  do {
+    next = old - h->interval_ns;
+    if (next < now) next = now;
+  } while (!cas64(&h->slot->tat_ns, &old, next));
+  return 0;
+}
+
+/* The day's count, atomically: a new day starts from zero. */
+static uint32_t day_count(pa_shm *h, uint32_t day, int add) {
+  uint64_t old = __atomic_load_n(&h->slot->day_used, __ATOMIC_ACQUIRE), next;
+  uint32_t used;
+  do {
+    used = (uint32_t)(old >> 32) == day ? (uint32_t)old : 0;
+    if (!add) return used;
+    used++;
+    next = ((uint64_t)day << 32) | used;
+  } while (!__atomic_compare_exchange_n(&h->slot->day_used, &old, next, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE));
+  return used;
+}
+
+static int shm_count(lua_State *L) {
+  pa_shm *h = check_shm(L);
+  lua_pushinteger(L, (lua_Integer)day_count(h, (uint32_t)luaL_checkinteger(L, 2), 1));
+  return 1;
+}
+
+static int shm_used(lua_State *L) {
+  pa_shm *h = check_shm(L);
+  lua_pushinteger(L, (lua_Integer)day_count(h, (uint32_t)luaL_checkinteger(L, 2), 0));
+  return 1;
+}
+
+static int shm_info(lua_State *L) {
+  pa_shm *h = check_shm(L);
+  lua_createtable(L, 0, 4);
+  lua_pushliteral(L, "shm");
+  lua_setfield(L, -2, "kind");
+  lua_pushnumber(L, (lua_Number)h->interval_ns / 1e9);
+  lua_setfield(L, -2, "interval");
+  lua_pushnumber(L, (lua_Number)h->tolerance_ns / (lua_Number)h->interval_ns + 1.0);
+  lua_setfield(L, -2, "burst");
+  lua_pushnumber(L, (lua_Number)load64(&h->slot->tat_ns) / 1e9);
+  lua_setfield(L, -2, "tat");
+  return 1;
+}
+
+void pa_limiter_shm_open(lua_State *L);
+void pa_limiter_shm_open(lua_State *L) {
+  static const luaL_Reg methods[] = {
+    {"reserve", shm_reserve}, {"settle", shm_settle}, {"release", shm_release},
+    {"count", shm_count},     {"used", shm_used},     {"info", shm_info},
+    {"close", shm_close},     {NULL, NULL}
+  };
+  luaL_newmetatable(L, PA_SHM_MT);
+  lua_newtable(L);
+  luaL_setfuncs(L, methods, 0);
+  lua_pushliteral(L, "shm");
+  lua_setfield(L, -2, "kind");
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, shm_close);
+  lua_setfield(L, -2, "__gc");
+#if LUA_VERSION_NUM >= 504
+  lua_pushcfunction(L, shm_close);
+  lua_setfield(L, -2, "__close");
+#endif
+  lua_pop(L, 1);
+  lua_pushcfunction(L, shm_new);
+  lua_setfield(L, -2, "shm_limiter");
+}
