@@ -41,6 +41,7 @@ build = {
     },
     ["planapi"] = "lua/planapi/init.lua",
     ["planapi.client_base"] = "lua/planapi/client_base.lua",
+    ["planapi.cursor"] = "lua/planapi/cursor.lua",
     ["planapi.multipart"] = "lua/planapi/multipart.lua",
     ["planapi.limiter"] = "lua/planapi/limiter.lua",
     ["planapi.pager"] = "lua/planapi/pager.lua",

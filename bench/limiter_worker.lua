@@ -1,0 +1,37 @@
+-- limiter_worker.lua: one process of a shared-rate run. It makes Planfix
+-- REST requests against the sandbox as fast as its limiter lets it, from a
+-- common start time until a common end time (both on CLOCK_MONOTONIC,
+-- which every process of a host shares), then prints its counts as JSON.
+--   lua5.4 bench/limiter_worker.lua SCOPE START END RATE PER MARGIN
+-- SCOPE: local | shm:<file> | redis://host:port/db
+package.path = "lua/?.lua;lua/?/init.lua;spec/helpers/?.lua;" .. package.path
+package.cpath = "./?.so;" .. package.cpath
+local core = require "planapi.core"
+local sandbox = require "sandbox"
+
+local scope, start_at, end_at = arg[1], tonumber(arg[2]), tonumber(arg[3])
+local rate, per, margin = tonumber(arg[4]), tonumber(arg[5]), tonumber(arg[6])
+
+local rest = sandbox.rest {
+  limiter = scope, rate = { rate = rate, per = per, burst = 1, margin = margin },
+  real_time = true, retry = { attempts = 1 },
+}
+-- Warm the connection first (TCP and TLS), on a path the sandbox does not
+-- rate: a handshake inside the measured run would delay one request's
+-- arrival and make the comparison unfair to the server's clock.
+assert(rest.core:perform(rest.core:prepare { method = "GET", url = sandbox.https_url "_sandbox/health" }))
+
+local now = core.monotime()
+if start_at > now then core.sleep(start_at - now) end
+local ok, limited, failed = 0, 0, 0
+while core.monotime() < end_at do
+  local r, err = rest:call "ping"
+  if r then
+    ok = ok + 1
+  elseif err.kind == "rate_limit" then
+    limited = limited + 1
+  else
+    failed = failed + 1
+  end
+end
+io.write(core.json_encode { ok = ok, limited = limited, failed = failed }, "\n")
