@@ -11,7 +11,8 @@ Pager.__index = Pager
 --- pager.new(fetch, opts)
 -- fetch(cursor) -> items, next_cursor | nil, err
 -- opts.cursor   resume here: a page cursor, optionally with `skip` (items of
---               that page already consumed by an item iterator)
+--               that page already consumed by an item iterator); false (the
+--               position of a finished walk) gives nothing more
 -- opts.max_pages, opts.max_items   stop after this many (a safety cap); when a
 --               cap stops the walk before the end, pager.truncated is true
 -- opts.dedupe   drop items whose `id` was already seen (offset paging over
@@ -25,13 +26,15 @@ function Pager.new(fetch, opts)
     end
   end
   local start = opts.cursor
+  local finished = start == false -- a saved position of a walk that had ended
+  if finished then start = nil end
   local self = setmetatable({
     fetch = fetch,
     cursor = start,                 -- the page the next fetch reads
     skip = start and start.skip or 0,
     pages_read = 0,
     items_read = 0,
-    done = false,
+    done = finished,
     max_pages = opts.max_pages,
     max_items = opts.max_items,
     seen = opts.dedupe and {} or nil,
