@@ -63,6 +63,7 @@ gen:
 
 bench: deps all
 	@bench/run-xml-decode
+	@lua5.4 bench/limiter.lua
 
 sandbox-start:
 	@sandbox/run start

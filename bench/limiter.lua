@@ -1,0 +1,63 @@
+-- limiter.lua (bench): how much of an enforced rate several processes on
+-- one account use, and how often they break it, for each limiter scope.
+--   lua5.4 bench/limiter.lua [window_seconds]   (make bench runs it)
+-- The sandbox enforces one request per INTERVAL; every process runs
+-- bench/limiter_worker.lua flat out for the window. Utilization is the
+-- rate the sandbox accepted divided by the limit; violations are requests
+-- the sandbox refused because they came too soon.
+package.path = "lua/?.lua;lua/?/init.lua;spec/helpers/?.lua;" .. package.path
+package.cpath = "./?.so;" .. package.cpath
+local core = require "planapi.core"
+local sandbox = require "sandbox"
+
+local WINDOW = tonumber(arg[1]) or 5
+local INTERVAL, MARGIN = 0.2, 0.004
+
+local function run(scope, n)
+  sandbox.reset()
+  sandbox.config { rate = { enabled = true, interval = INTERVAL } }
+  local start_at = core.monotime() + 1.0
+  local pipes = {}
+  for i = 1, n do
+    pipes[i] = assert(io.popen(("lua5.4 bench/limiter_worker.lua %s %.6f %.6f 1 %s %s")
+      :format(scope, start_at, start_at + WINDOW, INTERVAL, MARGIN)))
+  end
+  for _, p in ipairs(pipes) do
+    p:read "a"
+    p:close()
+  end
+  local times = {}
+  for _, e in ipairs(sandbox.log_of "rest") do
+    if e.path == "/ping" and e.status == 200 then times[#times + 1] = e.time end
+  end
+  table.sort(times)
+  local rate = #times > 1 and (#times - 1) / (times[#times] - times[1]) or 0
+  return rate * INTERVAL, sandbox.stats().rate_violations, #times
+end
+
+sandbox.env()
+local redis = require("redis_server").start()
+local scopes = {
+  { "local", "local" },
+  { "shm", "shm:" .. os.tmpname() },
+  { "redis", redis.url },
+}
+print(("Shared rate: the sandbox enforces one request per %.1f s; %d s runs; margin %.0f ms per interval.")
+  :format(INTERVAL, WINDOW, MARGIN * 1000))
+print ""
+print "| scope | processes | utilization | violations | accepted |"
+print "|---|---|---|---|---|"
+local status = 0
+for _, s in ipairs(scopes) do
+  for _, n in ipairs { 1, 2, 4 } do
+    local util, violations, accepted = run(s[2], n)
+    print(("| %s | %d | %.1f%% | %d | %d |"):format(s[1], n, util * 100, violations, accepted))
+    if s[1] ~= "local" and (violations > 0 or util < 0.95) then status = 1 end
+  end
+end
+redis.stop()
+os.remove(scopes[2][2]:sub(5))
+print ""
+print(status == 0 and "target met: shared scopes use at least 95% of the limit with zero violations"
+  or "target missed: a shared scope broke the limit or used less than 95% of it")
+os.exit(status)
