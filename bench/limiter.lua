@@ -10,8 +10,8 @@ package.cpath = "./?.so;" .. package.cpath
 local core = require "planapi.core"
 local sandbox = require "sandbox"
 
-local WINDOW = tonumber(arg[1]) or 5
-local INTERVAL, MARGIN = 0.2, 0.004
+local WINDOW = tonumber(arg[1]) or 8
+local INTERVAL, MARGIN = 0.5, 0.015
 
 local function run(scope, n)
   sandbox.reset()

@@ -22,6 +22,7 @@
 PA_EXPORT int luaopen_planapi_core(lua_State *L);
 void pa_secure_open(lua_State *L);
 void pa_fs_open(lua_State *L);
+void pa_tcp_open(lua_State *L);
 void pa_limiter_shm_open(lua_State *L);
 
 int luaopen_planapi_core(lua_State *L) {
@@ -46,6 +47,7 @@ int luaopen_planapi_core(lua_State *L) {
   pa_sign_open(L);
   pa_secure_open(L);
   pa_fs_open(L);
+  pa_tcp_open(L);
   pa_limiter_shm_open(L);
   lua_pushliteral(L, PLANAPI_VERSION);
   lua_setfield(L, -2, "version");

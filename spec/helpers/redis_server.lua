@@ -1,59 +1,79 @@
 -- A throwaway redis-server on a free loopback port, for specs and benches.
---   local redis = require("redis_server").start()  -- { port =, url =, stop = function }
+--   local redis = require("redis_server").start { password = "..." }
+--   redis.port, redis.url; redis.stop()
 local core = require "planapi.core"
 
 local M = {}
 
-local function free_port()
-  for _ = 1, 50 do
-    local port = math.random(30000, 60000)
-    local sock = core.tcp_connect and core.tcp_connect("127.0.0.1", port, 0.2)
-    if sock then
-      sock:close()
-    else
-      return port
-    end
+--- A loopback port nothing listens on. Below Linux's ephemeral range
+-- (32768 and up), so no outgoing connection holds it when a server then
+-- binds it.
+function M.free_port()
+  for _ = 1, 100 do
+    local port = math.random(20000, 32000)
+    local sock = core.tcp_connect("127.0.0.1", port, 0.5)
+    if not sock then return port end
+    sock:close()
   end
-  error "no free port for redis-server"
+  error "no free port found"
 end
 
+local dir
+local function tmp_dir()
+  if not dir then
+    local p = assert(io.popen "mktemp -d")
+    dir = p:read "l"
+    p:close()
+  end
+  return dir
+end
+
+--- Start one; it answers PING before this returns. Another port is tried
+-- if it could not bind (someone took the port first).
 function M.start(opts)
   opts = opts or {}
-  assert(os.execute "command -v redis-server > /dev/null", "redis-server is not installed (Debian: redis-server)")
-  local dir = os.tmpname()
-  os.remove(dir)
-  assert(core.mkdir(dir))
-  local port = free_port()
-  local pidfile = dir .. "/redis.pid"
-  local cmd = ("redis-server --port %d --bind 127.0.0.1 --save '' --appendonly no --daemonize yes "
-    .. "--pidfile %s --dir %s --logfile %s/redis.log%s"):format(port, pidfile, dir, dir,
-    opts.password and (" --requirepass " .. opts.password) or "")
-  assert(os.execute(cmd), "redis-server did not start")
-  -- Wait until it answers (daemonize returns before it listens).
-  for _ = 1, 100 do
-    local sock = core.tcp_connect("127.0.0.1", port, 0.2)
-    if sock then
-      sock:close()
-      break
+  assert(os.execute "command -v redis-server > /dev/null 2>&1",
+    "redis-server is not installed (Debian: redis-server; tools/ensure-deps installs it)")
+  local d = tmp_dir()
+  for _ = 1, 5 do
+    local port = M.free_port()
+    local pidfile = ("%s/redis-%d.pid"):format(d, port)
+    os.execute(("redis-server --port %d --bind 127.0.0.1 --save '' --appendonly no --daemonize yes "
+      .. "--pidfile %s --dir %s --logfile %s/redis-%d.log%s"):format(port, pidfile, d, d, port,
+      opts.password and (" --requirepass " .. opts.password) or ""))
+    for _ = 1, 100 do -- up to 5 s: daemonize returns before the server listens
+      local sock = core.tcp_connect("127.0.0.1", port, 0.2)
+      if sock then
+        local reply = sock:send "PING\r\n" and sock:receive "*l"
+        sock:close()
+        if reply == "+PONG" or (reply and reply:match "^%-NOAUTH") then
+          local server = { port = port, pidfile = pidfile, url = ("redis://127.0.0.1:%d/0"):format(port),
+            logfile = ("%s/redis-%d.log"):format(d, port) }
+          function server.stop() M.stop(server) end
+          return server
+        end
+      end
+      core.sleep(0.05)
     end
-    core.sleep(0.02)
   end
-  local server = { port = port, url = ("redis://127.0.0.1:%d/0"):format(port), dir = dir }
-  function server.stop()
-    local f = io.open(pidfile)
-    if f then
-      local pid = f:read "n"
-      f:close()
-      if pid then os.execute("kill " .. pid .. " 2>/dev/null") end
-    end
-    for _ = 1, 100 do
-      if not core.tcp_connect("127.0.0.1", port, 0.1) then break end
-      core.sleep(0.02)
-    end
-    for _, name in ipairs(core.list_dir(dir) or {}) do os.remove(dir .. "/" .. name) end
-    os.remove(dir)
+  error("redis-server did not start (see the logs in " .. d .. ")")
+end
+
+--- Stop a server started here, by the pid it wrote, and wait until it is gone.
+function M.stop(server)
+  local f = server and io.open(server.pidfile)
+  if not f then return end
+  local pid = f:read "l"
+  f:close()
+  if pid and pid:match "^%d+$" then os.execute("kill " .. pid .. " 2>/dev/null") end
+  for _ = 1, 100 do -- redis removes its pidfile as it exits
+    local still = io.open(server.pidfile)
+    if not still then break end
+    still:close()
+    core.sleep(0.05)
   end
-  return server
+  os.remove(server.logfile)
+  os.remove(dir) -- only once empty: the last server's stop removes it
 end
 
 return M

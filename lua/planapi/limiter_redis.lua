@@ -1,0 +1,405 @@
+-- limiter_redis.lua: the GCRA limiter with its state in Redis, so that every
+-- process on every host paces one account at exactly its rate.
+--
+--   local lim = require("planapi.limiter_redis").new {
+--     url = "redis://:secret@10.0.0.5:6379/2",   -- AUTH secret, SELECT 2
+--     key = "planapi:planfix_rest:acme",
+--     rate = 1, per = 1, burst = 1, margin = 0.05,
+--     timeout = 1,                                -- seconds: connect and each reply
+--     connect = function(host, port, timeout, pool) ... end,  -- optional
+--   }
+--   lim:reserve() -> seconds to wait | nil, err     lim:settle() / lim:release() -> true | nil, err
+--   lim:count(20261122) -> that day's requests, this one included | nil, err
+--   lim:used(20261122) -> that day's requests | nil, err
+--   lim:info() -> { kind, server, key, interval, burst, tat, now } | nil, err
+--   lim:close()
+--
+-- The methods are those of the local C limiter (src/limiter.c), with the
+-- same arithmetic, but it runs in one Lua script on the Redis server
+-- (EVALSHA, EVAL when the server lost its script cache) that reads the
+-- server's own clock (TIME): hosts with skewed clocks still agree, and the
+-- `now` argument the call loop passes is ignored. Each call is one round
+-- trip; the reserve-then-store is atomic because Redis runs one script at a
+-- time.
+--
+-- Keys: <key>:tat holds the theoretical arrival time in microseconds and
+-- expires once it is in the past (no key means "no backlog"); <key>:day:<day>
+-- counts a day's requests and expires two days after its first request.
+--
+-- Failure: when Redis cannot be reached, refuses the password, or answers
+-- with an error, every method returns nil, err with err.kind = "transport",
+-- err.retryable = false, a message starting "rate limiter unavailable" and
+-- the underlying error in err.cause. The caller decides whether to fail
+-- closed or pace locally (lua/planapi/limiter.lua). The password never
+-- appears in an error, in tostring(lim), nor in a field of lim.
+--
+-- Connections: one per limiter, opened on first use, with AUTH and SELECT.
+-- A call on a connection that turns out to be dropped (Redis restarted, an
+-- idle timeout, CLIENT KILL) reconnects and tries once more, unless the
+-- reply timed out: the command may have run, and Redis is slow anyway. A
+-- repeated command that had in fact run costs one extra interval or one
+-- extra count, both on the safe side.
+--
+-- connect(host, port, timeout_seconds, pool) returns a connected socket
+-- with the luasocket / ngx.socket.tcp methods (send, receive, close) and
+-- its timeout already set. The default is core.tcp_connect. Under OpenResty
+-- pass a cosocket factory (settimeout takes milliseconds there, and `pool`
+-- is a name for connect's pool option); a socket with setkeepalive goes back
+-- to nginx's pool after every call, since a cosocket cannot outlive its
+-- request, and one reused from the pool (getreusedtimes() > 0) skips AUTH
+-- and SELECT, which it already did.
+local core = require "planapi.core"
+local resp = require "planapi.resp"
+
+local M = {}
+
+local Limiter = {}
+Limiter.__index = Limiter
+
+-- A day's counter outlives its day by one more, so a process in any time
+-- zone, or a job running across midnight, still finds the day it counts.
+local DAY_TTL = 2 * 86400
+
+local SCRIPT = [[
+-- planapi GCRA limiter (lua/planapi/limiter_redis.lua). Times are integer
+-- microseconds on this server's clock, so all clients agree.
+-- KEYS[1]: the TAT key, or a day counter for 'count'.
+-- ARGV: operation, interval, tolerance, day counter TTL in seconds.
+local op = ARGV[1]
+if op == 'count' then
+  local n = redis.call('INCR', KEYS[1])
+  if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[4]) end
+  return n
+end
+-- Before Redis 5 a script was replicated as its text, and TIME would give
+-- replicas another answer: replicate its writes instead (a no-op since 7).
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval, tolerance = tonumber(ARGV[2]), tonumber(ARGV[3])
+-- No key is the same state as a TAT in the past: the key expires once it
+-- stops mattering, so idle accounts leave nothing behind.
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+local function store(v)
+  if v > now then
+    redis.call('SET', KEYS[1], string.format('%.0f', v),
+      'PX', string.format('%.0f', math.ceil((v - now) / 1000) + 1000))
+  else
+    redis.call('DEL', KEYS[1])
+  end
+end
+if op == 'reserve' then
+  store(tat + interval)
+  local wait = tat - tolerance - now
+  if wait < 0 then wait = 0 end
+  return wait
+elseif op == 'settle' then
+  -- The answer has arrived: the next slot is at least one interval away.
+  if tat < now + interval then store(now + interval) end
+  return 1
+elseif op == 'release' then
+  -- A reserved slot that was not used.
+  store(tat - interval)
+  return 1
+elseif op == 'info' then
+  return { tat, now }
+end
+return redis.error_reply('planapi limiter: unknown operation ' .. tostring(op))
+]]
+
+-- The script's SHA1, asked of the first server once per process (it is the
+-- same on every server; only whether a server has the script cached differs).
+local script_sha
+
+-- Passwords live here, not in the object, so that printing or serialising
+-- a limiter cannot show one.
+local passwords = setmetatable({}, { __mode = "k" })
+
+local OPTIONS = {
+  url = "string", key = "string", rate = "number", per = "number", burst = "number",
+  margin = "number", connect = "function", timeout = "number",
+}
+
+local function config_error(msg, level)
+  error(core.error { kind = "config", message = msg }, (level or 1) + 1)
+end
+
+local function unescape(s)
+  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+-- redis://[[user]:password@]host[:port][/db]; host may be [ipv6].
+-- Messages never quote the url: it may carry the password.
+local function parse_url(url)
+  local rest = url:match "^redis://(.*)$"
+  if not rest then
+    config_error("limiter url must be redis://[[user]:password@]host[:port][/db] (rediss:// and others are not supported)", 4)
+  end
+  local target = {}
+  local userinfo, hostpart = rest:match "^(.*)@(.-)$" -- the last @: a password may hold one
+  if userinfo then
+    local user, password = userinfo:match "^([^:]*):(.*)$"
+    if not user then config_error("limiter url: a user name without a password (use redis://user:password@host)", 4) end
+    if user ~= "" then target.user = unescape(user) end
+    if password ~= "" then target.password = unescape(password) end
+  else
+    hostpart = rest
+  end
+  local host, after = hostpart:match "^%[([%x:%.]+)%](.*)$"
+  target.ipv6 = host ~= nil
+  if not host then host, after = hostpart:match "^([^:/?#%[%]]*)(.*)$" end
+  if not host then config_error("limiter url: malformed host", 4) end
+  target.host = host ~= "" and host or "127.0.0.1"
+  target.port = 6379
+  local port, tail = after:match "^:(%d+)(.*)$"
+  if port then
+    target.port = tonumber(port)
+    after = tail
+  end
+  if target.port < 1 or target.port > 65535 then config_error("limiter url: port must be 1 to 65535", 4) end
+  target.db = 0
+  if after ~= "" and after ~= "/" then
+    local db = after:match "^/(%d+)$"
+    if not db then config_error("limiter url: after the host only :port and /db (a number) may follow", 4) end
+    target.db = tonumber(db)
+  end
+  return target
+end
+
+local function check_options(opts)
+  if type(opts) ~= "table" then config_error("limiter_redis.new needs a table of options", 4) end
+  for k, v in pairs(opts) do
+    local want = OPTIONS[k]
+    if not want then
+      local names = {}
+      for name in pairs(OPTIONS) do names[#names + 1] = name end
+      table.sort(names)
+      config_error(("unknown redis limiter option '%s' (valid: %s)"):format(tostring(k), table.concat(names, ", ")), 4)
+    end
+    if type(v) ~= want then config_error(("redis limiter option '%s' must be a %s"):format(k, want), 4) end
+  end
+  for _, k in ipairs { "rate", "per", "burst", "timeout" } do
+    if opts[k] ~= nil and not (opts[k] > 0) then
+      config_error(("redis limiter option '%s' must be a positive number"):format(k), 4)
+    end
+  end
+  if opts.burst ~= nil and opts.burst < 1 then config_error("redis limiter option 'burst' must be at least 1", 4) end
+  if opts.margin ~= nil and not (opts.margin >= 0) then
+    config_error("redis limiter option 'margin' must be a number of seconds, 0 or more", 4)
+  end
+  if opts.key == nil or opts.key == "" then config_error("redis limiter option 'key' is required", 4) end
+end
+
+--- limiter_redis.new{ url =, key =, rate =, per =, burst =, margin =, connect =, timeout = }
+-- Nothing is connected yet: Redis being down at start is the first call's error.
+function M.new(opts)
+  check_options(opts)
+  local target = parse_url(opts.url or "redis://127.0.0.1:6379/0")
+  local rate, per, burst = opts.rate or 1, opts.per or 1, opts.burst or 1
+  -- Whole microseconds: Redis returns script numbers as integers, and the
+  -- server's clock has that resolution anyway.
+  local interval_us = math.max(1, math.floor((per / rate + (opts.margin or 0)) * 1e6 + 0.5))
+  local host_label = target.ipv6 and "[" .. target.host .. "]" or target.host
+  local self = setmetatable({
+    kind = "redis",
+    key = opts.key,
+    server = ("%s:%d/%d"):format(host_label, target.port, target.db),
+    host = target.host, port = target.port, db = target.db, user = target.user,
+    timeout = opts.timeout or 1,
+    connect = opts.connect or core.tcp_connect,
+    interval_us = interval_us,
+    tolerance_us = math.floor(interval_us * (burst - 1) + 0.5),
+    burst = burst,
+    tat_key = opts.key .. ":tat",
+  }, Limiter)
+  -- Connections in one nginx pool must share the database and the user.
+  self.pool = ("planapi-redis:%s:%d:%d:%s"):format(target.host, target.port, target.db, target.user or "")
+  passwords[self] = target.password
+  return self
+end
+
+Limiter.__tostring = function(self)
+  return ("planapi.limiter_redis (redis://%s, key %s)"):format(self.server, self.key)
+end
+
+-- Text safe to show: the password, should any server echo it, becomes ***.
+-- Very short passwords are left alone, as they would mangle ordinary words.
+function Limiter:redact(text)
+  local password = passwords[self]
+  text = tostring(text)
+  if password and #password >= 4 then
+    local i = 1
+    while true do
+      local s, e = text:find(password, i, true)
+      if not s then break end
+      text = text:sub(1, s - 1) .. "***" .. text:sub(e + 1)
+      i = s + 3
+    end
+  end
+  return text
+end
+
+-- The error every method returns when Redis cannot serve it.
+function Limiter:unavailable(cause)
+  local text = self:redact(cause.message or cause)
+  return core.error {
+    kind = "transport", retryable = false,
+    message = ("rate limiter unavailable: redis %s: %s"):format(self.server, text),
+    cause = core.error { kind = cause.kind or "transport", message = text, code = cause.code },
+  }
+end
+
+local function prefixed(prefix, err)
+  return core.error { kind = err.kind, code = err.code, message = prefix .. ": " .. tostring(err.message) }
+end
+
+-- The open connection, or a new one after AUTH and SELECT: sock, fresh | nil, err.
+function Limiter:connection()
+  if self.sock then return self.sock, false end
+  local sock, err = self.connect(self.host, self.port, self.timeout, self.pool)
+  if not sock then return resp.io_error(err) end
+  local reused = sock.getreusedtimes and (sock:getreusedtimes() or 0) > 0
+  if not reused then
+    local password = passwords[self]
+    if password then
+      local args = self.user and { "AUTH", self.user, password } or { "AUTH", password }
+      local ok, aerr = resp.call(sock, args)
+      if ok == nil then
+        sock:close()
+        return nil, prefixed("AUTH failed", aerr)
+      end
+    end
+    if self.db ~= 0 then
+      local ok, serr = resp.call(sock, { "SELECT", self.db })
+      if ok == nil then
+        sock:close()
+        return nil, prefixed("SELECT " .. self.db .. " failed", serr)
+      end
+    end
+  end
+  self.sock = sock
+  return sock, not reused
+end
+
+-- After a complete exchange: a pooled cosocket goes back to nginx's pool.
+function Limiter:finish(sock)
+  if sock.setkeepalive then
+    self.sock = nil
+    sock:setkeepalive()
+  end
+end
+
+function Limiter:drop()
+  local sock = self.sock
+  self.sock = nil
+  if sock then sock:close() end
+end
+
+-- One command: the reply | nil, err. A Redis error reply comes back as it
+-- is (kind "api"); anything else is already the "unavailable" error.
+function Limiter:request(args)
+  for attempt = 1, 2 do
+    local sock, fresh_or_err = self:connection()
+    if not sock then return nil, self:unavailable(fresh_or_err) end
+    local fresh = fresh_or_err
+    local value, err = resp.call(sock, args)
+    if value ~= nil or err.kind == "api" then
+      self:finish(sock)
+      return value, err
+    end
+    self:drop() -- out of step or gone: never reuse it
+    -- Only a connection that sat idle can have been closed under us; a new
+    -- one failing, or a timeout (the command may have run), is the answer.
+    if fresh or attempt == 2 or err.kind == "timeout" then return nil, self:unavailable(err) end
+  end
+end
+
+function Limiter:failed(err)
+  if err.kind == "api" then return self:unavailable(err) end
+  return err
+end
+
+-- Run one operation of the script against key: its reply | nil, err.
+function Limiter:script(op, key)
+  if not script_sha then
+    local sha, err = self:request { "SCRIPT", "LOAD", SCRIPT }
+    if sha == nil then return nil, self:failed(err) end
+    script_sha = sha
+  end
+  local args = { "EVALSHA", script_sha, 1, key, op, self.interval_us, self.tolerance_us, DAY_TTL }
+  local value, err = self:request(args)
+  if value == nil and err.kind == "api" and err.code == "NOSCRIPT" then
+    -- The server lost its script cache (a restart, SCRIPT FLUSH, a failover):
+    -- EVAL runs the text and caches it again.
+    args[1], args[2] = "EVAL", SCRIPT
+    value, err = self:request(args)
+  end
+  if value == nil then return nil, self:failed(err) end
+  return value
+end
+
+--- Reserve the next slot: the seconds to wait before sending | nil, err.
+function Limiter:reserve()
+  local wait_us, err = self:script("reserve", self.tat_key)
+  if wait_us == nil then return nil, err end
+  return wait_us / 1e6
+end
+
+--- The answer arrived: the next slot is at least one interval from now.
+function Limiter:settle()
+  local ok, err = self:script("settle", self.tat_key)
+  if ok == nil then return nil, err end
+  return true
+end
+
+--- A reserved slot was not used (the request was never sent).
+function Limiter:release()
+  local ok, err = self:script("release", self.tat_key)
+  if ok == nil then return nil, err end
+  return true
+end
+
+function Limiter:day_key(day)
+  if type(day) ~= "number" or day ~= math.floor(day) or day < 0 then
+    config_error("the day must be a whole number such as 20261122", 3)
+  end
+  return ("%s:day:%d"):format(self.key, day)
+end
+
+--- Count one request on day (YYYYMMDD): the day's total, this one included | nil, err.
+function Limiter:count(day)
+  return self:script("count", self:day_key(day))
+end
+
+--- The day's total without counting | nil, err.
+function Limiter:used(day)
+  local value, err = self:request { "GET", self:day_key(day) }
+  if value == nil then return nil, self:failed(err) end
+  if value == core.null then return 0 end
+  local n = tonumber(value)
+  if not n then
+    return nil, self:unavailable(core.error { kind = "decode", message = "the day counter holds a non-number" })
+  end
+  return n
+end
+
+--- The shared state as the server sees it; times in seconds of the server's clock.
+function Limiter:info()
+  local r, err = self:script("info", self.tat_key)
+  if r == nil then return nil, err end
+  return {
+    kind = "redis", server = self.server, key = self.key,
+    interval = self.interval_us / 1e6, burst = self.burst,
+    tat = r[1] / 1e6, now = r[2] / 1e6,
+  }
+end
+
+--- Close the connection. The limiter stays usable: a later call connects again.
+function Limiter:close()
+  self:drop()
+  return true
+end
+Limiter.__close = Limiter.close
+
+return M
