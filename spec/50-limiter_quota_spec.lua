@@ -167,6 +167,29 @@ describe("daily quota", function()
       assert.equal(3, #sandbox.log_of "rest")
     end)
 
+    it("takes quota_reserve as the reserve", function()
+      sandbox.config { quota = { limit = 20000, remaining = 3 } }
+      local rest = sandbox.rest { quota_reserve = 2 }
+      assert(rest:call "ping") -- remaining 2
+      local v, err = rest:call "ping"
+      assert.is_nil(v)
+      assert.equal("quota", err.kind)
+      raises_config(function() sandbox.rest { quota_reserve = 2, quota = { reserve = 1 } } end, "once")
+    end)
+
+    it("fails closed when Redis is unreachable, or paces locally when asked", function()
+      local closed = ("redis://127.0.0.1:%d/0"):format(require("redis_server").free_port())
+      local rest = sandbox.rest { limiter = closed, rate = { rate = 1000, per = 1 } }
+      local v, err = rest:call "ping"
+      assert.is_nil(v)
+      assert.equal("transport", err.kind)
+      assert.matches("rate limiter unavailable", err.message)
+      assert.equal(0, #sandbox.log_of "rest") -- nothing was sent
+      local fallback = sandbox.rest { limiter = closed, limiter_fallback = "local", rate = { rate = 1000, per = 1 } }
+      assert(fallback:call "ping")
+      assert.is_true(fallback.limiter.degraded)
+    end)
+
     it("shares the day's count between clients on one shm file", function()
       local file = os.tmpname()
       local a = sandbox.rest { rate = { rate = 1000, per = 1 }, limiter = "shm:" .. file, quota = { limit = 3 } }

@@ -24,7 +24,7 @@ local LOOP_OPTIONS = {
   rate = "table|false", retry = "table", clock = "function", sleep = "function",
   transport = "function", on_request = "function",
   limiter = "string|table", limiter_key = "string", limiter_fallback = "string",
-  quota = "table|false", wall_clock = "function",
+  quota = "table|false", quota_reserve = "number", wall_clock = "function",
 }
 
 local function config_error(msg, level)
@@ -104,10 +104,19 @@ function M.init(self, opts, base)
   elseif opts.limiter ~= nil then
     config_error("option 'limiter' needs pacing: it cannot go with rate = false", 3)
   end
-  if opts.quota then
+  local quota = opts.quota
+  if opts.quota_reserve ~= nil then -- quota_reserve = N: the same as quota = { reserve = N }
+    if quota == false then config_error("quota_reserve cannot go with quota = false", 3) end
+    quota = quota or {}
+    if quota.reserve ~= nil then config_error("give the reserve once: quota_reserve or quota.reserve", 3) end
+    local q = { reserve = opts.quota_reserve }
+    for k, v in pairs(quota) do q[k] = v end
+    quota = q
+  end
+  if quota then
     -- With pacing off the day's requests are still counted, by this client.
     local counter = self.limiter or Limiter.new("local", { rate = { rate = 1e9, per = 1 } })
-    self.quota = Quota.new(opts.quota, counter, opts.wall_clock)
+    self.quota = Quota.new(quota, counter, opts.wall_clock)
   end
   if opts.retry ~= nil and Policy.is_policy(opts.retry) then
     self.policy = opts.retry
