@@ -1,10 +1,12 @@
 # planapi: build, test and tooling.
 #   make                 build planapi/core.so for Lua 5.4
 #   make LUA=luajit      build build/luajit/planapi/core.so for LuaJIT 2.1
+#   make demo            the bridge end to end on a local sandbox: Planfix tasks become Planado jobs and back
 #   make test            install missing packages (as root), build, run every spec against the sandbox
 #   make valgrind        the C-heavy specs under valgrind, failing on any leak or invalid access
 #   make gen             regenerate lua/planapi/planfix_rest_ops.lua from the OpenAPI spec
 #   make bench           benchmarks against baselines measured in the same run (bench/)
+#   make embed           build/embed/planapi-host: a C program embedding Lua 5.4 with the core linked in
 #   make sandbox-start / sandbox-stop
 
 LUA ?= lua5.4
@@ -35,7 +37,7 @@ OBJ_DIR := build/$(LUA)/obj
 OBJS := $(patsubst src/%.c,$(OBJ_DIR)/%.o,$(SRCS))
 MODULE := $(OUT_DIR)/core.so
 
-.PHONY: all test valgrind gen bench sandbox-start sandbox-stop clean deps
+.PHONY: all test valgrind gen bench embed sandbox-start sandbox-stop clean deps
 
 all: $(MODULE)
 
@@ -55,6 +57,10 @@ test: deps
 	@$(MAKE) --no-print-directory all
 	@tools/run-tests
 
+demo: deps
+	@$(MAKE) --no-print-directory -s all
+	@tools/run-demo
+
 valgrind: all
 	@tools/run-valgrind
 
@@ -64,6 +70,27 @@ gen:
 bench: deps all
 	@bench/run-xml-decode
 	@lua5.4 bench/limiter.lua
+
+# The plugin-host example: a program that embeds Lua 5.4 (so it, unlike the
+# module, links liblua) with the module's objects linked in statically.
+EMBED_HOST := build/embed/planapi-host
+EMBED_PC := lua5.4 $(DEPS_PC)
+EMBED_CFLAGS := -std=c99 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) \
+                $(shell pkg-config --cflags $(EMBED_PC) 2>/dev/null) $(CFLAGS)
+EMBED_LIBS := $(shell pkg-config --libs $(EMBED_PC) 2>/dev/null) -lm
+
+ifeq ($(LUA_PC),lua5.4)
+embed: all $(EMBED_HOST)
+
+$(EMBED_HOST): examples/embed/host.c $(OBJS) | build/embed
+	$(CC) $(EMBED_CFLAGS) -o $@ examples/embed/host.c $(OBJS) $(EMBED_LIBS) $(LDFLAGS)
+
+build/embed:
+	mkdir -p $@
+else
+embed:
+	@echo "make embed: the host embeds Lua 5.4; run it without LUA=$(LUA)" >&2; exit 2
+endif
 
 sandbox-start:
 	@sandbox/run start

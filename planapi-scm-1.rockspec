@@ -27,6 +27,9 @@ external_dependencies = {
 }
 build = {
   type = "builtin",
+  install = {
+    bin = { planapi = "bin/planapi" },
+  },
   modules = {
     ["planapi.core"] = {
       sources = {
@@ -41,6 +44,11 @@ build = {
       libraries = { "curl", "xml2", "crypto", "m" },
     },
     ["planapi"] = "lua/planapi/init.lua",
+    ["planapi.cli"] = "lua/planapi/cli/init.lua",
+    ["planapi.cli.args"] = "lua/planapi/cli/args.lua",
+    ["planapi.cli.output"] = "lua/planapi/cli/output.lua",
+    ["planapi.cli.profiles"] = "lua/planapi/cli/profiles.lua",
+    ["planapi.cli.progress"] = "lua/planapi/cli/progress.lua",
     ["planapi.client_base"] = "lua/planapi/client_base.lua",
     ["planapi.cursor"] = "lua/planapi/cursor.lua",
     ["planapi.multipart"] = "lua/planapi/multipart.lua",

@@ -1,0 +1,287 @@
+-- planapi.cli: the `planapi` command (bin/planapi).
+--   planapi planfix-rest get-task-by-id id=42 fields=id,name
+--   planapi planfix-xml task.get task.id=42
+--   planapi planado jobs get <uuid>
+--   planapi planfix-rest get-task-list fields=id,name --all --resume export.cursor > tasks.jsonl
+--   planapi config check
+-- Exit codes: 0 ok, 1 internal error, 2 usage, 3 API error (api, http,
+-- decode, auth), 4 quota or rate limit, 5 transport (transport, timeout, tls).
+local planapi = require "planapi"
+local core = require "planapi.core"
+local args = require "planapi.cli.args"
+local profiles = require "planapi.cli.profiles"
+local output = require "planapi.cli.output"
+local progress = require "planapi.cli.progress"
+
+local M = {}
+
+M.EXIT = { ok = 0, internal = 1, usage = 2, api = 3, quota = 4, transport = 5 }
+local KIND_EXIT = {
+  config = 2, api = 3, http = 3, decode = 3, auth = 3, quota = 4, rate_limit = 4,
+  transport = 5, timeout = 5, tls = 5,
+}
+
+M.USAGE = [[
+usage: planapi [options] <api> <operation> [key.path=value | key.path:=json | @body.json]...
+  planapi planfix-rest <operationId> id=42 fields=id,name     any of the 114 REST operations
+  planapi planfix-xml <method> task.id=42                      any documented XML method
+  planapi planado <resource> <get|list|create|update|upsert|delete|history> [ref] key=value
+  planapi planado call <METHOD> <path> key=value               anything else
+  planapi config check                                        one cheap call per configured API
+options:
+  --all               page through a list, one JSON object per line (JSON Lines)
+  --resume FILE       with --all: continue from the cursor saved in FILE (and keep it there)
+  --max-items N       with --all: stop after N items
+  --format FMT        json (default), jsonl or table
+  --columns a,b,c     the columns of --format table
+  --profile NAME      credentials from the profile file instead of the environment
+Credentials come from the environment or a profile file, never from the command line
+(see README: PLANFIX_TOKEN, PLANFIX_API_KEY, PLANFIX_XML_TOKEN, PLANADO_API_KEY, ...).
+Exit codes: 0 ok, 2 usage, 3 API error, 4 quota or rate limit, 5 transport.
+]]
+
+local API_NAMES = { ["planfix-rest"] = "planfix_rest", ["planfix-xml"] = "planfix_xml", planado = "planado" }
+
+local function is_tty(fd) return os.execute(("test -t %d"):format(fd)) == true end
+
+-- The client of one API with the user's credentials.
+local function client(api, env, profile)
+  local opts = profiles.options(api, env.getenv, profile)
+  if not opts then
+    local names = {}
+    for _, name in pairs(profiles.ENV[api]) do names[#names + 1] = name end
+    table.sort(names)
+    args.usage_error(("%s is not configured: set %s, or use --profile"):format(api:gsub("_", "-"),
+      table.concat(names, " / ")))
+  end
+  return planapi[api](opts)
+end
+
+-- REST parameters come in as text; send numbers and booleans as the spec types them.
+local function typed_rest_params(op_id, params)
+  local op = require("planapi.planfix_rest").operation(op_id)
+  if not op then return params end
+  for k, v in pairs(params) do
+    local t = (op.body_params and op.body_params[k]) or op.query[k]
+    if type(v) == "string" then
+      if (t == "integer" or t == "number") and tonumber(v) then
+        params[k] = tonumber(v)
+      elseif t == "boolean" and (v == "true" or v == "false") then
+        params[k] = v == "true"
+      end
+    end
+  end
+  return params
+end
+
+-- Resolve the command into a runner: { call = fn() -> result, err } or
+-- { pager = fn(cursor) -> pager, page_size =, interval = }.
+local function command(parsed, env)
+  local w = parsed.words
+  local api = API_NAMES[w[1]]
+  if not api then args.usage_error("unknown API '" .. tostring(w[1]) .. "' (planfix-rest, planfix-xml, planado)") end
+  local c = client(api, env, parsed.options["--profile"])
+  local params = parsed.params
+  local interval = c.limiter and c.limiter.info and c.limiter:info().interval
+  if api == "planfix_rest" then
+    local op = w[2] or args.usage_error "planfix-rest needs an operationId (see README)"
+    typed_rest_params(op, params)
+    return c, {
+      call = function() return c:call(op, params) end,
+      pager = function(cursor) return c:pager(op, params, { cursor = cursor }) end,
+      page_size = c.page_size, interval = interval,
+    }
+  elseif api == "planfix_xml" then
+    local method = w[2] or args.usage_error "planfix-xml needs a method name, such as task.get"
+    return c, {
+      call = function() return c:call(method, params) end,
+      pager = function(cursor) return c:pager(method, params, { cursor = cursor }) end,
+      page_size = c.page_size, interval = interval, xml = true,
+    }
+  end
+  -- planado
+  local resource, action, ref = w[2], w[3], w[4]
+  if resource == "call" then
+    local method, path = w[3], w[4]
+    if not (method and path) then args.usage_error "planado call needs a METHOD and a path" end
+    return c, {
+      call = function() return c:call(method:upper(), path, params) end,
+      pager = function(cursor) return c:pager(path, params, { cursor = cursor }) end,
+      interval = interval,
+    }
+  end
+  local res = resource and c[resource]
+  if not res then args.usage_error("unknown Planado resource '" .. tostring(resource) .. "'") end
+  action = action or "list"
+  if action == "list" then
+    return c, {
+      call = function() return res:all(params) end,
+      pager = function(cursor) return res:pager(params, { cursor = cursor }) end,
+      interval = interval, list = true,
+    }
+  end
+  local fn = res[action]
+  if not fn then args.usage_error(("Planado %s has no '%s'"):format(resource, action)) end
+  if action == "history" then
+    if not ref then args.usage_error "planado jobs history needs a job uuid" end
+    return c, {
+      pager = function(cursor)
+        return c:pager("jobs/" .. core.url_escape(ref) .. "/history", nil,
+          { cursor = cursor, list_key = "events", cursor_field = "version" })
+      end,
+      interval = interval,
+    }
+  end
+  return c, {
+    call = function()
+      if action == "get" or action == "delete" then return fn(res, ref) end
+      if action == "update" or action == "upsert" then return fn(res, ref, params) end
+      return fn(res, params)
+    end,
+  }
+end
+
+-- --all: every item of every page as JSON Lines, the cursor kept in --resume.
+local function run_all(runner, parsed, env)
+  if not runner.pager then args.usage_error "--all needs a list operation" end
+  local cursor_file = parsed.options["--resume"]
+  local cursor = cursor_file and planapi.cursor.load(cursor_file) or nil
+  local max_items = tonumber(parsed.options["--max-items"])
+  local pager = runner.pager(cursor)
+  local bar = progress.new { stream = env.stderr, enabled = env.stderr_tty, clock = core.monotime,
+    interval = runner.interval }
+  local rows = parsed.options["--format"] == "table" and {} or nil
+  local n = 0
+  while true do
+    local items, err = pager:next_page()
+    if items == nil then
+      bar:done()
+      return err
+    end
+    if items == false then break end
+    local skip = pager.skip or 0 -- resuming inside a page: those items were written before
+    pager.skip = 0
+    for i = skip + 1, #items do
+      if rows then rows[#rows + 1] = items[i] else env.stdout:write(output.line(items[i])) end
+      n = n + 1
+      if max_items and n >= max_items then break end
+    end
+    env.stdout:flush()
+    if cursor_file then assert(planapi.cursor.save(cursor_file, pager:position())) end
+    bar:page(#items, items.totalCount or tonumber(items["@totalCount"]), runner.page_size)
+    if max_items and n >= max_items then break end
+  end
+  bar:done()
+  if rows then env.stdout:write(output.table(rows, M.columns(parsed))) end
+  return nil
+end
+
+function M.columns(parsed)
+  local c = parsed.options["--columns"]
+  if not c then return nil end
+  local out = {}
+  for name in c:gmatch "[^,]+" do out[#out + 1] = name end
+  return out
+end
+
+local function config_check(parsed, env)
+  local failed = 0
+  local checks = {
+    { "planfix_rest", function(c) return c:call "ping" end },
+    { "planfix_xml", function(c) return c:call("user.getList", { pageCurrent = 1, pageSize = 1 }) end },
+    { "planado", function(c) return c:call("GET", "job_types") end },
+  }
+  local any = false
+  for _, check in ipairs(checks) do
+    local opts = profiles.options(check[1], env.getenv, parsed.options["--profile"])
+    local label = check[1]:gsub("_", "-")
+    if opts then
+      any = true
+      local ok, c = pcall(planapi[check[1]], opts)
+      local r, err
+      if ok then r, err = check[2](c) else err = c end
+      if r then
+        env.stdout:write(("%-14s ok\n"):format(label))
+      else
+        failed = failed + 1
+        env.stdout:write(("%-14s %s\n"):format(label, tostring(err)))
+      end
+    else
+      env.stdout:write(("%-14s not configured\n"):format(label))
+    end
+  end
+  if not any then args.usage_error "no API is configured (see README: environment variables or --profile)" end
+  return failed == 0 and 0 or M.EXIT.api
+end
+
+--- main(argv, env) -> exit code. env: { getenv, stdout, stderr, stdout_tty, stderr_tty } (defaults: the process's)
+function M.main(argv, env)
+  env = env or {}
+  env.getenv = env.getenv or os.getenv
+  env.stdout = env.stdout or io.stdout
+  env.stderr = env.stderr or io.stderr
+  if env.stdout_tty == nil then env.stdout_tty = is_tty(1) end
+  if env.stderr_tty == nil then env.stderr_tty = is_tty(2) end
+  local ok, code = pcall(function()
+    local parsed = args.parse(argv)
+    if parsed.options["--version"] then
+      env.stdout:write("planapi " .. planapi.version .. "\n")
+      return 0
+    end
+    if parsed.options["--help"] or parsed.options["-h"] or #parsed.words == 0 or parsed.words[1] == "help" then
+      env.stdout:write(M.USAGE)
+      return #parsed.words == 0 and not (parsed.options["--help"] or parsed.options["-h"]) and 2 or 0
+    end
+    local fmt = parsed.options["--format"]
+    if fmt and fmt ~= "json" and fmt ~= "jsonl" and fmt ~= "table" then
+      args.usage_error "--format takes json, jsonl or table"
+    end
+    if parsed.words[1] == "config" then
+      if parsed.words[2] ~= "check" then args.usage_error "try: planapi config check" end
+      return config_check(parsed, env)
+    end
+    local c, runner = command(parsed, env)
+    local err
+    if parsed.options["--all"] then
+      err = run_all(runner, parsed, env)
+    else
+      if not runner.call then args.usage_error "this command needs --all" end
+      local result, second = runner.call()
+      if result == nil then err = second end -- on success the second value is meta, not an error
+      if result ~= nil then
+        if fmt == "table" then
+          local rows = result
+          if not (type(rows) == "table" and rows[1] ~= nil) then
+            for _, v in pairs(result) do
+              if type(v) == "table" and v[1] ~= nil then rows = v break end
+            end
+          end
+          env.stdout:write(output.table(type(rows) == "table" and rows[1] ~= nil and rows or { result }, M.columns(parsed)))
+        elseif fmt == "jsonl" then
+          env.stdout:write(output.line(result))
+        else
+          env.stdout:write(output.value(result, env.stdout_tty))
+        end
+      end
+    end
+    if c and c.close then c:close() end
+    if err then
+      env.stderr:write("planapi: ", tostring(err), "\n")
+      return KIND_EXIT[err.kind] or M.EXIT.api
+    end
+    return 0
+  end)
+  if ok then return code end
+  if type(code) == "table" and code.usage then
+    env.stderr:write("planapi: ", code.usage, "\n")
+    return M.EXIT.usage
+  end
+  if core.is_error(code) then
+    env.stderr:write("planapi: ", tostring(code), "\n")
+    return KIND_EXIT[code.kind] or M.EXIT.internal
+  end
+  env.stderr:write("planapi: internal error: ", tostring(code), "\n")
+  return M.EXIT.internal
+end
+
+return M

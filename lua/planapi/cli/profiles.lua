@@ -1,0 +1,56 @@
+-- cli/profiles.lua: credentials, from the environment or a profile file,
+-- never from the command line (argv shows in `ps` and shell history).
+--   PLANFIX_REST_URL or PLANFIX_ACCOUNT, PLANFIX_TOKEN              Planfix REST
+--   PLANFIX_ACCOUNT, PLANFIX_API_KEY, PLANFIX_XML_TOKEN (or
+--     PLANFIX_LOGIN + PLANFIX_PASSWORD), PLANFIX_XML_URL,
+--     PLANFIX_PRIVATE_KEY                                           Planfix XML
+--   PLANADO_API_KEY, PLANADO_URL                                    Planado
+--   PLANAPI_CA_FILE, PLANAPI_LIMITER                                 all of them
+-- A profile file (PLANAPI_PROFILES, or ~/.config/planapi/profiles.json)
+-- holds named sets: { "work": { "planfix_rest": { "account": "acme", "token": "..." },
+--                               "planfix_xml": {...}, "planado": {...} } }.
+local core = require "planapi.core"
+
+local M = {}
+
+local ENV = {
+  planfix_rest = { base_url = "PLANFIX_REST_URL", account = "PLANFIX_ACCOUNT", token = "PLANFIX_TOKEN" },
+  planfix_xml = { account = "PLANFIX_ACCOUNT", api_key = "PLANFIX_API_KEY", token = "PLANFIX_XML_TOKEN",
+    login = "PLANFIX_LOGIN", password = "PLANFIX_PASSWORD", url = "PLANFIX_XML_URL",
+    private_key = "PLANFIX_PRIVATE_KEY" },
+  planado = { api_key = "PLANADO_API_KEY", url = "PLANADO_URL" },
+}
+-- What makes an API "configured".
+local REQUIRED = { planfix_rest = "token", planfix_xml = "api_key", planado = "api_key" }
+
+local function profile_file(getenv)
+  return getenv "PLANAPI_PROFILES" or ((getenv "HOME" or ".") .. "/.config/planapi/profiles.json")
+end
+
+--- The options of one API's client, or nil when it is not configured.
+-- getenv: os.getenv (injectable for specs); profile: a name or nil.
+function M.options(api, getenv, profile)
+  local opts = {}
+  if profile then
+    local path = profile_file(getenv)
+    local f = io.open(path, "rb")
+    if not f then error({ usage = "no profile file at " .. path }, 0) end
+    local doc = core.json_decode(f:read "a")
+    f:close()
+    if type(doc) ~= "table" then error({ usage = path .. " is not a JSON object" }, 0) end
+    local p = doc[profile]
+    if type(p) ~= "table" then error({ usage = "no profile '" .. profile .. "' in " .. path }, 0) end
+    for k, v in pairs(p[api] or {}) do opts[k] = v end
+  else
+    for opt, name in pairs(ENV[api]) do opts[opt] = getenv(name) end
+  end
+  if opts.base_url then opts.account = nil end
+  if api == "planfix_xml" and opts.token then opts.login, opts.password = nil, nil end
+  opts.ca_file = opts.ca_file or getenv "PLANAPI_CA_FILE"
+  opts.limiter = opts.limiter or getenv "PLANAPI_LIMITER"
+  if opts[REQUIRED[api]] == nil then return nil end
+  return opts
+end
+
+M.ENV = ENV
+return M
