@@ -125,6 +125,18 @@ describe("pager", function()
     assert.equal(25, #first + #rest)
   end)
 
+  it("resumes inside the first page at the first item not handed out", function()
+    local fetch = source(25, 10)
+    local pager = Pager.new(fetch)
+    for item in pager:each() do
+      if item.id == 4 then break end
+    end
+    assert.same({ skip = 4 }, pager:position())
+    local rest = ids(Pager.new(fetch, { cursor = pager:position() }):each())
+    assert.equal(5, rest[1])
+    assert.equal(21, #rest)
+  end)
+
   it("reports nil before anything is read and false when all was read", function()
     local fetch = source(5, 10)
     local pager = Pager.new(fetch)

@@ -53,7 +53,9 @@ function Pager:next_page()
   local items, next_cursor = self.fetch(self.cursor)
   if items == nil then return nil, next_cursor end
   self.pages_read = self.pages_read + 1
-  self.page_cursor = self.cursor
+  -- The first page has no cursor; {} stands for it, so that a position
+  -- inside it is { skip = n } (fetch reads an empty cursor as the start).
+  self.page_cursor = self.cursor or {}
   self.cursor = next_cursor
   if next_cursor == nil then self.done = true end
   return items
