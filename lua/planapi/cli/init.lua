@@ -161,13 +161,23 @@ local function run_all(runner, parsed, env)
     if items == false then break end
     local skip = pager.skip or 0 -- resuming inside a page: those items were written before
     pager.skip = 0
+    local written = skip
     for i = skip + 1, #items do
       if rows then rows[#rows + 1] = items[i] else env.stdout:write(output.line(items[i])) end
       n = n + 1
+      written = i
       if max_items and n >= max_items then break end
     end
     env.stdout:flush()
-    if cursor_file then assert(planapi.cursor.save(cursor_file, pager:position())) end
+    if cursor_file then
+      -- Stopped inside this page: resume at its first unwritten item.
+      local position = pager:position()
+      if written < #items then
+        position = { skip = written }
+        for k, v in pairs(pager.page_cursor or {}) do if k ~= "skip" then position[k] = v end end
+      end
+      assert(planapi.cursor.save(cursor_file, position))
+    end
     bar:page(#items, items.totalCount or tonumber(items["@totalCount"]), runner.page_size)
     if max_items and n >= max_items then break end
   end

@@ -1,0 +1,22 @@
+-- make demo's script end to end, twice: the story, and no duplicates.
+-- tools/run-demo runs its own sandbox (build/demo-sandbox), like make demo.
+local function run_demo()
+  local p = assert(io.popen "tools/run-demo 2>&1")
+  local out = p:read "a"
+  local _, _, code = p:close()
+  return out, code
+end
+
+describe("make demo", function()
+  it("tells the story of a task becoming a job and coming back, twice without duplicates", function()
+    for _ = 1, 2 do
+      local out, code = run_demo()
+      assert.equal(0, code, out)
+      local created = tonumber(out:match "the bridge made (%d+) Planado jobs")
+      assert.is_true(created >= 3)
+      assert.matches("Sync again: 0 created, " .. created .. " already there", out)
+      assert.matches("Planfix task %d+ now says: \"Planado: job %d+ finished%. Resolution: Done%. Pump replaced", out)
+      assert.matches("its status is 3 %(Completed%)", out)
+    end
+  end)
+end)
