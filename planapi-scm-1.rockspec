@@ -71,6 +71,7 @@ build = {
     ["planapi.quota"] = "lua/planapi/quota.lua",
     ["planapi.resp"] = "lua/planapi/resp.lua",
     ["planapi.suggest"] = "lua/planapi/suggest.lua",
+    ["planapi.transport.ngx"] = "lua/planapi/transport/ngx.lua",
     ["planapi.webhook_store"] = "lua/planapi/webhook_store.lua",
   },
 }

@@ -11,6 +11,7 @@ local core = require "planapi.core"
 local Policy = require "planapi.policy"
 local Limiter = require "planapi.limiter"
 local Quota = require "planapi.quota"
+local Ngx = require "planapi.transport.ngx"
 
 local M = {}
 
@@ -22,7 +23,7 @@ local TRANSPORT_OPTIONS = {
 -- Options of the call loop.
 local LOOP_OPTIONS = {
   rate = "table|false", retry = "table", clock = "function", sleep = "function",
-  transport = "function", on_request = "function",
+  transport = "function|string", on_request = "function",
   limiter = "string|table", limiter_key = "string", limiter_fallback = "string",
   quota = "table|false", quota_reserve = "number", wall_clock = "function",
 }
@@ -81,8 +82,23 @@ function M.init(self, opts, base)
     if opts[k] ~= nil then copts[k] = opts[k] end
   end
   self.core = core.client(copts)
+  -- Inside nginx (OpenResty): cosockets, ngx.sleep and nginx's clock where the
+  -- phase allows them, decided per call, since a client made in init_worker
+  -- is used in content or a timer (lua/planapi/transport/ngx.lua).
+  local topt = opts.transport
+  if type(topt) == "string" and topt ~= "curl" and topt ~= "ngx" then
+    config_error(("option 'transport' must be a function, \"curl\" or \"ngx\" (got %q)"):format(topt), 3)
+  end
+  local in_nginx = Ngx.ngx() ~= nil
+  if topt == "ngx" and not in_nginx then
+    config_error("transport = \"ngx\" needs nginx's lua module (ngx.socket.tcp): use it inside nginx", 3)
+  end
   self.clock = opts.clock or core.monotime
-  self.sleep = opts.sleep or core.sleep
+  self.sleep = opts.sleep or (in_nginx and Ngx.sleep) or core.sleep
+  -- The shm scope compares times across processes, which only
+  -- CLOCK_MONOTONIC allows; the other scopes take nginx's clock there.
+  local shm = type(opts.limiter) == "string" and opts.limiter:match "^shm:"
+  if opts.clock == nil and in_nginx and not shm then self.clock = Ngx.now end
   self.on_request = opts.on_request
   local rate = opts.rate
   if rate == nil then rate = base.rate end
@@ -123,12 +139,28 @@ function M.init(self, opts, base)
   else
     self.policy = Policy.new(opts.retry)
   end
-  if opts.transport then
+  -- transport_kind: "function" (the user's), "curl", "ngx", or "auto"
+  -- (inside nginx: cosockets where the phase has them, libcurl elsewhere).
+  if type(topt) == "function" then
     local user_transport = opts.transport
+    self.transport_kind = "function"
     self.transport = function(req) return M.normalise_response(self, user_transport(req)) end
   else
     local c = self.core
-    self.transport = function(req) return c:perform(req) end
+    local curl = function(req) return c:perform(req) end
+    self.transport_kind, self.transport = "curl", curl
+    if topt == "ngx" or (topt == nil and in_nginx) then
+      local cosocket = Ngx.new(c, { user_agent = opts.user_agent, proxy = opts.proxy })
+      if topt == "ngx" then
+        self.transport_kind, self.transport = "ngx", cosocket
+      else
+        self.transport_kind = "auto"
+        self.transport = function(req)
+          if Ngx.cosockets() then return cosocket(req) end
+          return curl(req)
+        end
+      end
+    end
   end
 end
 
