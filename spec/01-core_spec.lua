@@ -2,6 +2,7 @@
 -- header parsing, request preparation, the GCRA limiter.
 local core = require "planapi.core"
 local planapi = require "planapi"
+local portable = require "portable"
 
 local function raises_config(fn, pattern)
   local ok, err = pcall(fn)
@@ -32,7 +33,11 @@ describe("JSON encode", function()
   end)
 
   it("keeps 64-bit integers exact and floats round-trippable", function()
-    assert.equal("9007199254740993", core.json_encode(9007199254740993))
+    if math.type then
+      -- 2^53 + 1 exists only as a 5.3+ integer: LuaJIT reads the literal as a float
+      assert.equal("9007199254740993", core.json_encode(9007199254740993))
+    end
+    assert.equal("9007199254740992", core.json_encode(2 ^ 53)) -- digits, not 9.007e+15
     assert.equal("-42", core.json_encode(-42))
     assert.equal("0.1", core.json_encode(0.1))
     assert.equal(1 / 3, core.json_decode(core.json_encode(1 / 3)))
@@ -62,13 +67,17 @@ describe("JSON encode", function()
 end)
 
 describe("JSON decode", function()
+  -- Under LuaJIT every number is a float (number_type says "integer" for an
+  -- integral one): what holds on both is that 42 prints as 42.
   it("gives integers for integral numbers, so ids print as 42, not 42.0", function()
     local v = core.json_decode '{"id":42,"list":[1,2.5,-3],"nested":{"n":100}}'
-    assert.equal("integer", math.type(v.id))
+    assert.equal("integer", portable.number_type(v.id))
     assert.equal("42", tostring(v.id))
-    assert.equal("float", math.type(v.list[2]))
-    assert.equal("integer", math.type(v.list[3]))
-    assert.equal("integer", math.type(v.nested.n))
+    assert.equal("-3", tostring(v.list[3]))
+    assert.equal(2.5, v.list[2])
+    assert.equal("float", portable.number_type(v.list[2]))
+    assert.equal("integer", portable.number_type(v.list[3]))
+    assert.equal("integer", portable.number_type(v.nested.n))
   end)
 
   it("decodes null as planapi.null", function()
@@ -270,14 +279,25 @@ describe("client options", function()
     raises_config(function() c:perform { method = "GET", url = "https://a.example/" } end, "closed")
   end)
 
-  it("closes with a to-be-closed variable", function()
-    local c
-    do
-      local cc <close> = core.client { base_url = "https://a.example/" }
-      c = cc
-    end
-    assert.is_true(c:config().closed)
-  end)
+  -- `<close>` is Lua 5.4 syntax: the chunk is compiled with load() so that
+  -- this file still parses under LuaJIT, where the test is pending.
+  if _VERSION == "Lua 5.4" then
+    it("closes with a to-be-closed variable", function()
+      local scope = assert(load([[
+        local core = ...
+        local c
+        do
+          local cc <close> = core.client { base_url = "https://a.example/" }
+          c = cc
+        end
+        return c
+      ]], "=to-be-closed"))
+      local c = scope(core)
+      assert.is_true(c:config().closed)
+    end)
+  else
+    pending("closes with a to-be-closed variable (Lua 5.4 only: no <close> before 5.4)")
+  end
 end)
 
 describe("GCRA limiter", function()

@@ -122,3 +122,19 @@ describe("Planfix REST sugar", function()
     assert.has_error(function() rest.files:attach(1, "planet", 2) end)
   end)
 end)
+
+describe("multipart form fields", function()
+  local multipart = require "planapi.multipart"
+
+  -- As the JSON and query encoders do, on 5.4 and LuaJIT alike: tostring
+  -- gives "42.0" for a 5.4 float and 1.2345678901235e+15 under LuaJIT.
+  it("write numbers without a fraction or an exponent when integral, others exactly", function()
+    assert.equal("42", multipart.field_part("n", 42).data)
+    assert.equal("42", multipart.field_part("n", 42.0).data)
+    assert.equal("-7", multipart.field_part("n", -7).data)
+    assert.equal("1234567890123456", multipart.field_part("n", 1234567890123456).data)
+    assert.equal("0.1", multipart.field_part("n", 0.1).data)
+    assert.equal(1 / 3, tonumber(multipart.field_part("n", 1 / 3).data))
+    assert.equal("true", multipart.field_part("b", true).data)
+  end)
+end)

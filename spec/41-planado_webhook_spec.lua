@@ -150,6 +150,23 @@ describe("Planado webhook receiver", function()
       assert.equal("duplicate", restarted:claim("ev-2", "job:1", 3))
     end)
 
+    -- Under LuaJIT tostring keeps 14 digits: a version written with it came
+    -- back as 1.7000000001235e+15, and every later version looked stale.
+    it("keeps a 16-digit version exact across processes", function()
+      local s = stores.file { dir = dir }
+      local v = 1700000000123456
+      assert.equal("new", s:claim("ev-1", "job:1", v))
+      local status, previous = stores.file { dir = dir }:claim("ev-2", "job:1", v + 1)
+      assert.equal("new", status)
+      assert.equal(v, previous)
+      assert.equal("stale", s:claim("ev-3", "job:1", v))
+      s:release("ev-2", "job:1", v)
+      local _, restored = s:claim("ev-4", "job:1", v + 2)
+      assert.equal(v, restored)
+      assert.equal("new", s:claim("ev-6", "job:2", 0.1)) -- fractions come back exactly too
+      assert.equal(0.1, select(2, s:claim("ev-7", "job:2", 2)))
+    end)
+
     it("keeps names inside its directory", function()
       local s = stores.file { dir = dir }
       assert.equal("new", s:claim("../../escape", "job:../../x", 1))

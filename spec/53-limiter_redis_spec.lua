@@ -5,6 +5,7 @@
 local core = require "planapi.core"
 local resp = require "planapi.resp"
 local limiter_redis = require "planapi.limiter_redis"
+local portable = require "portable"
 
 local INTERVAL = 1 -- rate 1 per second: waits of whole seconds, far above the test's own latency
 local DAY = 20261122
@@ -100,7 +101,7 @@ describe("resp", function()
     assert.equal("OK", read "+OK\r\n")
     assert.equal(42, read ":42\r\n")
     assert.equal(-7, read ":-7\r\n")
-    assert.equal(math.type and "integer" or "number", (math.type or type)(read ":1\r\n"))
+    assert.equal("integer", portable.number_type(read ":1\r\n"))
     assert.equal("hello", read "$5\r\nhello\r\n")
     assert.equal("", read "$0\r\n\r\n")
     assert.equal("a\r\nb", read "$4\r\na\r\nb\r\n")
@@ -172,7 +173,7 @@ describe("with redis-server", function()
   local server, secured
 
   setup(function()
-    assert(os.execute "command -v redis-server >/dev/null 2>&1", "redis-server is missing: run tools/ensure-deps as root")
+    assert(portable.execute "command -v redis-server >/dev/null 2>&1", "redis-server is missing: run tools/ensure-deps as root")
     server = redis_server.start()
     secured = redis_server.start { password = PASSWORD }
   end)

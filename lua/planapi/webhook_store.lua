@@ -69,6 +69,17 @@ local function safe_name(s)
   return (tostring(s):gsub("[^%w_%.%-]", function(c) return ("%%%02X"):format(c:byte()) end):gsub("^%.", "%%2E"))
 end
 
+-- A version as text that reads back as the same number. tostring is not
+-- enough under LuaJIT (no integer subtype, 14 significant digits):
+-- 1700000000123457 would come back as 1.7000000001235e+15.
+local function number_text(v)
+  if math.type and math.type(v) == "integer" then return tostring(v) end
+  if v == math.floor(v) and v > -2 ^ 53 and v < 2 ^ 53 then return ("%.0f"):format(v) end
+  local s = ("%.15g"):format(v)
+  if tonumber(s) ~= v then s = ("%.17g"):format(v) end
+  return s
+end
+
 local function read_number(path)
   local f = io.open(path, "rb")
   if not f then return nil end
@@ -154,7 +165,7 @@ function M.file(opts)
       core.mkdir(today)
       assert(core.create_exclusive(paths[1]) ~= nil, "cannot record the event in " .. today)
       if version ~= nil and previous ~= nil and version <= previous then return "stale", previous end
-      if version ~= nil then assert(write_atomic(vpath, tostring(version))) end
+      if version ~= nil then assert(write_atomic(vpath, number_text(version))) end
       return "new", previous
     end)
   end
@@ -163,7 +174,7 @@ function M.file(opts)
     return locked(function()
       for _, p in ipairs(event_paths(event_uuid)) do os.remove(p) end
       local vpath = dir .. "/versions/" .. safe_name(key)
-      if previous == nil then os.remove(vpath) else assert(write_atomic(vpath, tostring(previous))) end
+      if previous == nil then os.remove(vpath) else assert(write_atomic(vpath, number_text(previous))) end
       return true
     end)
   end

@@ -2,6 +2,7 @@
 --   local redis = require("redis_server").start { password = "..." }
 --   redis.port, redis.url; redis.stop()
 local core = require "planapi.core"
+local portable = require "portable"
 
 local M = {}
 
@@ -32,7 +33,7 @@ end
 -- if it could not bind (someone took the port first).
 function M.start(opts)
   opts = opts or {}
-  assert(os.execute "command -v redis-server > /dev/null 2>&1",
+  assert(portable.execute "command -v redis-server > /dev/null 2>&1",
     "redis-server is not installed (Debian: redis-server; tools/ensure-deps installs it)")
   local d = tmp_dir()
   for _ = 1, 5 do

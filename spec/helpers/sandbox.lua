@@ -2,6 +2,7 @@
 -- its control API, ready-made clients pointed at it, and a fake clock.
 local core = require "planapi.core"
 local planapi = require "planapi"
+local portable = require "portable"
 
 local M = {}
 
@@ -23,8 +24,8 @@ function M.env()
   if env then return env end
   local path = run_dir() .. "/env.lua"
   local chunk = loadfile(path)
-  if not chunk or os.execute "sandbox/run status > /dev/null 2>&1" ~= true then
-    assert(os.execute "sandbox/run start > /dev/null", "cannot start the sandbox")
+  if not chunk or not portable.execute "sandbox/run status > /dev/null 2>&1" then
+    assert(portable.execute "sandbox/run start > /dev/null", "cannot start the sandbox")
     chunk = assert(loadfile(path))
   end
   env = chunk()

@@ -1,0 +1,69 @@
+-- What specs need to behave the same under Lua 5.4 and LuaJIT 2.1 (Lua 5.1
+-- semantics): the exit status of a shell command, and the type of a number.
+--   local portable = require "portable"
+local M = {}
+
+--- os.execute with Lua 5.4's results under both: true|nil, "exit"|"signal", code.
+-- LuaJIT (built without LUAJIT_ENABLE_LUA52COMPAT, as Debian's is) returns
+-- the raw wait status instead, 0 on success, which is truthy either way.
+function M.execute(cmd)
+  local a, how, code = os.execute(cmd)
+  if type(a) ~= "number" then return a or nil, how, code end
+  if a % 256 == 0 then
+    local status = math.floor(a / 256)
+    return status == 0 or nil, "exit", status
+  end
+  return nil, "signal", a % 128
+end
+
+--- Run a shell command: its output (stdout and stderr) and its exit code.
+-- LuaJIT's popen file:close() gives no exit status, so the output goes
+-- through a temporary file and the status comes from os.execute.
+function M.run(cmd)
+  local tmp = os.tmpname()
+  local _, how, code = M.execute("( " .. cmd .. "\n) > " .. tmp .. " 2>&1")
+  local f = io.open(tmp, "rb")
+  local out = f and f:read "*a" or ""
+  if f then f:close() end
+  os.remove(tmp)
+  if how == "signal" then code = 128 + code end
+  return out, code
+end
+
+--- io.popen(cmd) for reading, whose close() gives Lua 5.4's results under
+-- LuaJIT too: true|nil, "exit", code (LuaJIT's gives true, whatever the
+-- exit status). The output is the command's own, untouched; the status
+-- goes through a temporary file. read and lines are the pipe's.
+function M.popen(cmd)
+  local status_file = os.tmpname()
+  local p, err = io.popen("( " .. cmd .. "\n); echo $? > " .. status_file)
+  if not p then
+    os.remove(status_file)
+    return nil, err
+  end
+  local f = {}
+  function f.read(_, ...) return p:read(...) end
+  function f.lines(_, ...) return p:lines(...) end
+  function f.close()
+    p:close() -- waits for the shell, which wrote the status last
+    local sf = io.open(status_file, "rb")
+    local code = sf and tonumber(sf:read "*a")
+    if sf then sf:close() end
+    os.remove(status_file)
+    if code == nil then return nil, "exit", -1 end
+    return code == 0 or nil, "exit", code
+  end
+  return f
+end
+
+--- math.type where it exists (5.3+). Lua 5.1 and LuaJIT have no integer
+-- subtype: there an integral number counts as "integer" (it prints as 42).
+function M.number_type(v)
+  if math.type then return math.type(v) end
+  if type(v) ~= "number" then return nil end
+  return (v == math.floor(v) and v > -math.huge and v < math.huge) and "integer" or "float"
+end
+
+M.luajit = type(rawget(_G, "jit")) == "table"
+
+return M
