@@ -1,7 +1,8 @@
 -- make demo's script end to end, twice: the story, and no duplicates.
 -- tools/run-demo runs its own sandbox (build/demo-sandbox), like make demo.
+local portable = require "portable"
 local function run_demo()
-  local p = assert(io.popen "tools/run-demo 2>&1")
+  local p = assert(portable.popen "tools/run-demo 2>&1")
   local out = p:read "a"
   local _, _, code = p:close()
   return out, code

@@ -1,6 +1,7 @@
 -- The plugin-host example: a C program that embeds Lua 5.4 with planapi's
 -- core linked in (examples/embed/host.c, `make embed`) runs a plugin that
 -- lists tasks from the sandbox.
+local portable = require "portable"
 local sandbox = require "sandbox"
 
 local HOST = "build/embed/planapi-host"
@@ -16,7 +17,7 @@ local function run(cmd, env, dir)
   local prefix = {}
   for k, v in pairs(env or {}) do prefix[#prefix + 1] = k .. "=" .. shell_quote(v) end
   local cd = dir and ("cd " .. shell_quote(dir) .. " && ") or ""
-  local p = assert(io.popen(("%senv %s %s 2>%s"):format(cd, table.concat(prefix, " "), cmd, shell_quote(errfile))))
+  local p = assert(portable.popen(("%senv %s %s 2>%s"):format(cd, table.concat(prefix, " "), cmd, shell_quote(errfile))))
   local out = p:read "a"
   local ok, _, code = p:close()
   local f = assert(io.open(errfile, "rb"))
@@ -66,7 +67,7 @@ describe("the embedding host (examples/embed)", function()
 
   it("finds the Lua files from any working directory, or with -L", function()
     sandbox.data { tasks = 3 }
-    local root = assert(io.popen "pwd"):read "l"
+    local root = assert(portable.popen "pwd"):read "l"
     local out, err, code = run(("%s/%s %s/examples/embed/plugin.lua"):format(root, HOST, root), sandbox_env(), "/")
     assert.equal(0, code, out .. err)
     assert.matches("tasks: 3\n", out, 1, true)

@@ -1,6 +1,7 @@
 -- examples/export_tasks.lua, run as a user would run it against the
 -- sandbox: a full export to JSON Lines, a run stopped by the daily quota
 -- and resumed with every task exactly once, and progress only on a terminal.
+local portable = require "portable"
 local planapi = require "planapi"
 local sandbox = require "sandbox"
 
@@ -39,7 +40,7 @@ local function export(args, env)
   local errfile = os.tmpname()
   local quoted = {}
   for i, a in ipairs(args) do quoted[i] = shell_quote(a) end
-  local p = assert(io.popen(("%s lua5.4 examples/export_tasks.lua %s 2>%s")
+  local p = assert(portable.popen(("%s lua5.4 examples/export_tasks.lua %s 2>%s")
     :format(env_prefix(env or sandbox_env()), table.concat(quoted, " "), shell_quote(errfile))))
   local out = p:read "a"
   local ok, _, code = p:close()
@@ -170,14 +171,14 @@ describe("examples/export_tasks.lua", function()
   end)
 
   it("shows progress when stderr is a terminal", function()
-    if not os.execute "command -v script > /dev/null 2>&1" then
+    if not portable.execute "command -v script > /dev/null 2>&1" then
       pending "util-linux script(1) is not installed"
       return
     end
     sandbox.data { tasks = 150 }
     -- script(1) gives the example a pseudo-terminal for stdout and stderr.
     local cmd = ("%s lua5.4 examples/export_tasks.lua %s"):format(env_prefix(sandbox_env()), shell_quote(out_path))
-    local p = assert(io.popen(("script -qec %s /dev/null < /dev/null"):format(shell_quote(cmd))))
+    local p = assert(portable.popen(("script -qec %s /dev/null < /dev/null"):format(shell_quote(cmd))))
     local text = p:read "a"
     assert.is_true(p:close())
     assert.matches("\r150 items, 2 pages, [%d.]+ items/s", text)

@@ -1,6 +1,7 @@
 -- The planapi command line against the sandbox: each API, --all with
 -- resume, the output modes, the progress bar on a terminal (a real
 -- pseudo-terminal through `script`) and not in a pipe, exit codes, secrets.
+local portable = require "portable"
 local core = require "planapi.core"
 local sandbox = require "sandbox"
 
@@ -25,7 +26,7 @@ end
 -- Run the CLI in a pipe: stdout, stderr, exit code.
 local function cli(args, extra_env)
   local err_file = os.tmpname()
-  local p = assert(io.popen(("%s bin/planapi %s 2>%s"):format(env_vars(extra_env), args, err_file)))
+  local p = assert(portable.popen(("%s bin/planapi %s 2>%s"):format(env_vars(extra_env), args, err_file)))
   local out = p:read "a"
   local _, _, code = p:close()
   local f = io.open(err_file)
@@ -38,7 +39,7 @@ end
 -- Run the CLI on a pseudo-terminal (util-linux `script`): all it showed.
 local function cli_on_terminal(args)
   local cmd = ("%s bin/planapi %s"):format(env_vars(), args)
-  local p = assert(io.popen("script -qec " .. shell_quote(cmd) .. " /dev/null"))
+  local p = assert(portable.popen("script -qec " .. shell_quote(cmd) .. " /dev/null"))
   local out = p:read "a"
   local _, _, code = p:close()
   return out, code

@@ -11,10 +11,13 @@ local Bridge = require "planfix_to_planado"
 local SECRET = "demo-webhook-secret-" .. tostring(os.time())
 local STATUS_NEW, STATUS_DONE = 1, 3
 
+local receiver_pid -- the webhook receiver's process, stopped whatever happens
+
 local function say(fmt, ...) io.write((fmt):format(...), "\n") io.flush() end
 local function check(v, err, what)
   if v == nil or v == false then
     io.stderr:write("demo failed: ", what, ": ", tostring(err), "\n")
+    if receiver_pid then os.execute("kill " .. receiver_pid .. " 2>/dev/null") end
     os.exit(1)
   end
   return v
@@ -33,7 +36,7 @@ local receiver = assert(io.popen(("exec sh -c 'echo $$; exec env PLANFIX_REST_UR
   .. "PLANADO_URL=%s PLANADO_API_KEY=%s PLANADO_WEBHOOK_SECRET=%s PLANAPI_CA_FILE=%s "
   .. "LUA_PATH=\"lua/?.lua;lua/?/init.lua;;\" LUA_CPATH=\"./?.so;;\" lua5.4 examples/planfix_to_planado.lua serve 0'")
   :format(sandbox.https_url "rest/", sandbox.TOKEN, sandbox.https_url "planado/v2/", sandbox.PLANADO_KEY, SECRET, ca)))
-local receiver_pid = receiver:read "l"
+receiver_pid = receiver:read "l"
 local port = tonumber((receiver:read "l" or ""):match ":(%d+)$")
 check(port, "no port", "starting the webhook receiver")
 sandbox.control("POST", "planado/webhooks", { url = ("http://127.0.0.1:%d/"):format(port), secret = SECRET,

@@ -42,7 +42,10 @@ Exit codes: 0 ok, 2 usage, 3 API error, 4 quota or rate limit, 5 transport.
 
 local API_NAMES = { ["planfix-rest"] = "planfix_rest", ["planfix-xml"] = "planfix_xml", planado = "planado" }
 
-local function is_tty(fd) return os.execute(("test -t %d"):format(fd)) == true end
+local function is_tty(fd)
+  local r = os.execute(("test -t %d"):format(fd))
+  return r == true or r == 0 -- Lua 5.4: true; LuaJIT: the exit status
+end
 
 -- The client of one API with the user's credentials.
 local function client(api, env, profile)
