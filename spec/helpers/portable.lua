@@ -66,4 +66,10 @@ end
 
 M.luajit = type(rawget(_G, "jit")) == "table"
 
+--- Can this host give a program a pseudo-terminal? (script(1) from
+-- util-linux, and a mounted /dev/pts: some containers and chroots lack it.)
+function M.has_pty()
+  return M.execute "script -qec true /dev/null < /dev/null > /dev/null 2>&1" == true
+end
+
 return M
