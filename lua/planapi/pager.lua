@@ -75,6 +75,26 @@ function Pager:position()
   return self.cursor
 end
 
+--- pager:all() -> items | nil, err: every remaining item in one array,
+-- without raising (max_items still caps it).
+function Pager:all()
+  local out = {}
+  while true do
+    local items, err = self:next_page()
+    if items == nil then return nil, err end
+    if items == false then break end
+    for i = self.skip + 1, #items do
+      if self.max_items and #out >= self.max_items then
+        self.truncated = true
+        return out
+      end
+      out[#out + 1] = items[i]
+    end
+    self.skip = 0
+  end
+  return out
+end
+
 --- for items in pager:pages() do ... end  -- raises the error on failure
 function Pager:pages()
   return function()

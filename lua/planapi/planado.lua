@@ -284,14 +284,9 @@ function Planado:pages(path, params, opts) return self:pager(path, params, opts)
 --- pd:all(path, params, opts) -> items | nil, err (no raising)
 function Planado:all(path, params, opts)
   local pager = self:pager(path, params, opts)
-  local out = {}
-  while true do
-    local items, err = pager:next_page()
-    if items == nil then return nil, err end
-    if items == false then break end
-    for _, item in ipairs(items) do out[#out + 1] = item end
-  end
-  return out, pager
+  local items, err = pager:all()
+  if items == nil then return nil, err end
+  return items, pager
 end
 
 function Planado:close()

@@ -370,18 +370,7 @@ end
 --- rest:all(op_id, params, opts) -> items | nil, err: every item in one
 -- array, without raising (set max_items on lists that may be huge).
 function Rest:all(op_id, params, opts)
-  local pager = self:pager(op_id, params, opts)
-  local out = {}
-  while true do
-    local items, err = pager:next_page()
-    if items == nil then return nil, err end
-    if items == false then break end
-    for _, item in ipairs(items) do
-      if pager.max_items and #out >= pager.max_items then return out end
-      out[#out + 1] = item
-    end
-  end
-  return out
+  return self:pager(op_id, params, opts):all()
 end
 
 --- rest:download(file_id) -> bytes, meta | nil, err

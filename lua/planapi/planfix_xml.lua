@@ -357,18 +357,7 @@ end
 
 --- xml:all(method, params, opts) -> items | nil, err (no raising)
 function Xml:all(name, params, opts)
-  local pager = self:pager(name, params, opts)
-  local out = {}
-  while true do
-    local items, err = pager:next_page()
-    if items == nil then return nil, err end
-    if items == false then break end
-    for _, item in ipairs(items) do
-      if pager.max_items and #out >= pager.max_items then return out end
-      out[#out + 1] = item
-    end
-  end
-  return out
+  return self:pager(name, params, opts):all()
 end
 
 --- xml:download(file_id, opts) -> bytes | { file, size } | { location } ...

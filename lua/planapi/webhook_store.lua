@@ -69,17 +69,9 @@ local function safe_name(s)
   return (tostring(s):gsub("[^%w_%.%-]", function(c) return ("%%%02X"):format(c:byte()) end):gsub("^%.", "%%2E"))
 end
 
--- A version as text that reads back as the same number. tostring is not
--- enough under LuaJIT (no integer subtype, 14 significant digits):
--- 1700000000123457 would come back as 1.7000000001235e+15.
-local function number_text(v)
-  if math.type and math.type(v) == "integer" then return tostring(v) end
-  if v == math.floor(v) and v > -2 ^ 53 and v < 2 ^ 53 then return ("%.0f"):format(v) end
-  local s = ("%.15g"):format(v)
-  if tonumber(s) ~= v then s = ("%.17g"):format(v) end
-  return s
-end
-
+-- Versions are written as the JSON encoder writes numbers, exactly:
+-- tostring keeps only 14 digits under LuaJIT, and a large version read
+-- back rounded would make every later delivery look stale.
 local function read_number(path)
   local f = io.open(path, "rb")
   if not f then return nil end
@@ -165,7 +157,7 @@ function M.file(opts)
       core.mkdir(today)
       assert(core.create_exclusive(paths[1]) ~= nil, "cannot record the event in " .. today)
       if version ~= nil and previous ~= nil and version <= previous then return "stale", previous end
-      if version ~= nil then assert(write_atomic(vpath, number_text(version))) end
+      if version ~= nil then assert(write_atomic(vpath, core.json_encode(version))) end
       return "new", previous
     end)
   end
@@ -174,7 +166,7 @@ function M.file(opts)
     return locked(function()
       for _, p in ipairs(event_paths(event_uuid)) do os.remove(p) end
       local vpath = dir .. "/versions/" .. safe_name(key)
-      if previous == nil then os.remove(vpath) else assert(write_atomic(vpath, number_text(previous))) end
+      if previous == nil then os.remove(vpath) else assert(write_atomic(vpath, core.json_encode(previous))) end
       return true
     end)
   end
