@@ -67,9 +67,16 @@ valgrind: all
 gen:
 	$(LUA) tools/gen_rest_ops.lua
 
+# bench: every benchmark against baselines measured in the same run; rewrites
+# BENCHMARKS.md and bench/*.png (bench/run). bench-smoke: the same harness at
+# tiny sizes, one repetition, in seconds; prints the tables, writes only under
+# build/bench-smoke and does not judge targets.
+.PHONY: bench-smoke
 bench: deps all
-	@bench/run-xml-decode
-	@lua5.4 bench/limiter.lua
+	@bench/run
+
+bench-smoke: deps all
+	@bench/run --smoke
 
 # The plugin-host example: a program that embeds Lua 5.4 (so it, unlike the
 # module, links liblua) with the module's objects linked in statically.

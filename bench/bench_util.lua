@@ -1,0 +1,58 @@
+-- bench_util.lua: small helpers shared by the bench/ scripts.
+local M = {}
+
+function M.median(t)
+  local s = {}
+  for i, v in ipairs(t) do s[i] = v end
+  table.sort(s)
+  local n = #s
+  if n == 0 then return 0 / 0 end
+  if n % 2 == 1 then return s[(n + 1) // 2] end
+  return (s[n // 2] + s[n // 2 + 1]) / 2
+end
+
+function M.thousands(n)
+  local s = tostring(math.floor(n + 0.5))
+  local out = s:reverse():gsub("(%d%d%d)", "%1,"):reverse()
+  return (out:gsub("^,", ""))
+end
+
+function M.shell_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+--- This process's memory from /proc/self/status, in MiB: VmRSS, VmHWM.
+function M.rss()
+  local f = assert(io.open "/proc/self/status")
+  local text = f:read "a"
+  f:close()
+  return tonumber(text:match "VmRSS:%s*(%d+)") / 1024, tonumber(text:match "VmHWM:%s*(%d+)") / 1024
+end
+
+--- Writes OUTDIR/NAME.md (the lines of md) and OUTDIR/NAME.targets (one
+-- line per target: "met|missed|partly<TAB>target<TAB>measured"), and
+-- prints the section.
+function M.write_section(outdir, name, md, targets)
+  local text = table.concat(md, "\n") .. "\n"
+  local f = assert(io.open(outdir .. "/" .. name .. ".md", "w"))
+  f:write(text)
+  f:close()
+  f = assert(io.open(outdir .. "/" .. name .. ".targets", "w"))
+  for _, t in ipairs(targets or {}) do
+    local status = t[1]
+    if type(status) == "boolean" then status = status and "met" or "missed" end
+    f:write(status, "\t", t[2], "\t", t[3], "\n")
+  end
+  f:close()
+  io.write(text)
+  -- A smoke run's sizes are too small to judge a target: say so.
+  local label = os.getenv "BENCH_SMOKE" == "1" and "smoke, not judged" or "target"
+  for _, t in ipairs(targets or {}) do
+    local status = t[1]
+    if type(status) == "boolean" then status = status and "met" or "missed" end
+    io.write(("%s %s: %s (%s)\n"):format(label, status, t[2], t[3]))
+  end
+  io.write "\n"
+end
+
+return M
