@@ -15,20 +15,8 @@ local function delivery(event_uuid, job_uuid, version, attempt, extra)
     planapi.json.encode(body)
 end
 
-local function tmpdir()
-  local path = os.tmpname()
-  os.remove(path)
-  assert(planapi.core.mkdir(path))
-  return path
-end
-
-local function rmtree(path)
-  for _, name in ipairs(planapi.core.list_dir(path) or {}) do
-    local p = path .. "/" .. name
-    if not os.remove(p) then rmtree(p) end
-  end
-  os.remove(path)
-end
+local portable = require "portable"
+local tmpdir, rmtree = portable.tmpdir, portable.rmtree
 
 describe("Planado webhook receiver", function()
   it("returns the event: type, uuids, kind, resource, previous, version, attempt", function()

@@ -7,20 +7,8 @@ local sandbox = require "sandbox"
 
 local SECRET = "whsec-e2e-0123456789"
 
-local function tmpdir()
-  local path = os.tmpname()
-  os.remove(path)
-  assert(planapi.core.mkdir(path))
-  return path
-end
-
-local function rmtree(path)
-  for _, name in ipairs(planapi.core.list_dir(path) or {}) do
-    local p = path .. "/" .. name
-    if not os.remove(p) then rmtree(p) end
-  end
-  os.remove(path)
-end
+local portable = require "portable"
+local tmpdir, rmtree = portable.tmpdir, portable.rmtree
 
 -- Start the example receiver on a free port; returns { pid, port, out }.
 local function start_receiver(queue, store)

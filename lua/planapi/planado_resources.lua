@@ -79,6 +79,18 @@ local function upsert(pd, res, collection, kind, uuid_key)
   end
 end
 
+-- A catalog collection (services, products): a list and a create.
+local function catalog(pd, res, collection, kind)
+  local path = "catalog/" .. collection
+  listing(pd, res, path, collection)
+  function res.create(_, fields, opts)
+    pd:check_fields(kind, fields, 2)
+    local result, meta = pd:create(path, fields or {}, opts)
+    if not result then return nil, meta end
+    return result[kind .. "_uuid"], meta
+  end
+end
+
 local BUILD = {
   jobs = function(pd, res)
     crud(pd, res, "jobs", "job", "job_uuid")
@@ -121,24 +133,8 @@ local BUILD = {
     end
   end,
   skills = function(pd, res) listing(pd, res, "skills", "skills") end,
-  services = function(pd, res)
-    listing(pd, res, "catalog/services", "services")
-    function res.create(_, fields, opts)
-      pd:check_fields("service", fields, 2)
-      local result, meta = pd:create("catalog/services", fields or {}, opts)
-      if not result then return nil, meta end
-      return result.service_uuid, meta
-    end
-  end,
-  products = function(pd, res)
-    listing(pd, res, "catalog/products", "products")
-    function res.create(_, fields, opts)
-      pd:check_fields("product", fields, 2)
-      local result, meta = pd:create("catalog/products", fields or {}, opts)
-      if not result then return nil, meta end
-      return result.product_uuid, meta
-    end
-  end,
+  services = function(pd, res) catalog(pd, res, "services", "service") end,
+  products = function(pd, res) catalog(pd, res, "products", "product") end,
   webhooks = function(pd, res)
     listing(pd, res, "webhooks", "webhooks")
     --- for r in pd.webhooks:requests(uuid) do ... end: the delivery log

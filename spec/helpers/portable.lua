@@ -72,4 +72,23 @@ function M.has_pty()
   return M.execute "script -qec true /dev/null < /dev/null > /dev/null 2>&1" == true
 end
 
+--- A new empty temporary directory.
+function M.tmpdir()
+  local core = require "planapi.core"
+  local path = os.tmpname()
+  os.remove(path)
+  assert(core.mkdir(path))
+  return path
+end
+
+--- Remove a directory and everything in it.
+function M.rmtree(path)
+  local core = require "planapi.core"
+  for _, name in ipairs(core.list_dir(path) or {}) do
+    local p = path .. "/" .. name
+    if not os.remove(p) then M.rmtree(p) end
+  end
+  os.remove(path)
+end
+
 return M
