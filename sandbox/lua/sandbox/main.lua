@@ -31,28 +31,36 @@ local function send_api(status, body, headers)
     return util.send_json(status, body, headers)
 end
 
+-- A fault taken for this request: true when it answered the request (the
+-- handler stops there), false when it only delayed it ("slow").
+local function fault_answered(req, f, extra, kind)
+    extra.fault = f.mode
+    if f.mode == "slow" then
+        local generation = control.generation
+        ngx.sleep(f.delay)
+        -- A reset during the delay starts a new world: this request belongs to
+        -- the old one, so it must not take a rate slot or appear in the new log.
+        if control.generation ~= generation then
+            ngx.exit(444)
+            return true
+        end
+        return false
+    end
+    faults.apply(f, function(status) recorder.record(req, status, extra) end, kind)
+    return true
+end
+
 local function handle_rest()
     local req = util.request("/rest")
     req.kind = "rest"
     recorder.count()
 
+    local extra = {}
     local f = faults.take(req.full_path)
-    if f then
-        if f.mode == "slow" then
-            local generation = control.generation
-            ngx.sleep(f.delay)
-            -- A reset during the delay starts a new world: this request belongs to
-            -- the old one, so it must not take a rate slot or appear in the new log.
-            if control.generation ~= generation then return ngx.exit(444) end
-        else
-            return faults.apply(f, function(status)
-                recorder.record(req, status, { fault = f.mode })
-            end)
-        end
-    end
+    if f and fault_answered(req, f, extra) then return end
 
     local status, body, headers = rest.handle(req)
-    recorder.record(req, status, f and { fault = f.mode } or nil)
+    recorder.record(req, status, f and extra or nil)
     return send_api(status, body, headers)
 end
 
@@ -65,18 +73,7 @@ local function handle_xml()
     local extra = xmlapi.log_fields(req)
 
     local f = faults.take(req.full_path, req.xml_method)
-    if f then
-        extra.fault = f.mode
-        if f.mode == "slow" then
-            local generation = control.generation
-            ngx.sleep(f.delay)
-            if control.generation ~= generation then return ngx.exit(444) end
-        else
-            return faults.apply(f, function(status)
-                recorder.record(req, status, extra)
-            end, "xml")
-        end
-    end
+    if f and fault_answered(req, f, extra, "xml") then return end
 
     local status, body, headers = xmlapi.handle(req)
     recorder.record(req, status, extra)
@@ -91,18 +88,7 @@ local function handle_planado()
     local extra = planado.log_fields(req)
 
     local f = faults.take(req.full_path)
-    if f then
-        extra.fault = f.mode
-        if f.mode == "slow" then
-            local generation = control.generation
-            ngx.sleep(f.delay)
-            if control.generation ~= generation then return ngx.exit(444) end
-        else
-            return faults.apply(f, function(status)
-                recorder.record(req, status, extra)
-            end, "planado")
-        end
-    end
+    if f and fault_answered(req, f, extra, "planado") then return end
 
     local status, body, headers, more = planado.handle(req)
     for k, v in pairs(more or {}) do extra[k] = v end
