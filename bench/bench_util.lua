@@ -55,4 +55,24 @@ function M.write_section(outdir, name, md, targets)
   io.write "\n"
 end
 
+--- Start n bench/limiter_worker.lua processes sharing `scope`, one second
+-- from now (all have connected by then), for `window` seconds, and wait for
+-- them. The sandbox is reset and enforces one request per `interval`.
+function M.run_limiter_workers(sandbox, scope, n, window, interval, margin)
+  local core = require "planapi.core"
+  sandbox.reset()
+  sandbox.config { rate = { enabled = true, interval = interval } }
+  local start_at = core.monotime() + 1.0
+  local pipes = {}
+  for i = 1, n do
+    pipes[i] = assert(io.popen(("lua5.4 bench/limiter_worker.lua %s %.6f %.6f 1 %s %s")
+      :format(scope, start_at, start_at + window, interval, margin)))
+  end
+  for _, p in ipairs(pipes) do
+    p:read "a"
+    p:close()
+  end
+  return start_at
+end
+
 return M

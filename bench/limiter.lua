@@ -9,7 +9,7 @@
 -- the sandbox refused because they came too soon.
 package.path = "lua/?.lua;lua/?/init.lua;spec/helpers/?.lua;bench/?.lua;" .. package.path
 package.cpath = "./?.so;" .. package.cpath
-local core = require "planapi.core"
+local bench_util = require "bench_util"
 local sandbox = require "sandbox"
 
 local WINDOW = tonumber(arg[1]) or 8
@@ -19,18 +19,7 @@ local OUTDIR = arg[3]
 local INTERVAL, MARGIN = 0.5, 0.015
 
 local function run(scope, n)
-  sandbox.reset()
-  sandbox.config { rate = { enabled = true, interval = INTERVAL } }
-  local start_at = core.monotime() + 1.0
-  local pipes = {}
-  for i = 1, n do
-    pipes[i] = assert(io.popen(("lua5.4 bench/limiter_worker.lua %s %.6f %.6f 1 %s %s")
-      :format(scope, start_at, start_at + WINDOW, INTERVAL, MARGIN)))
-  end
-  for _, p in ipairs(pipes) do
-    p:read "a"
-    p:close()
-  end
+  bench_util.run_limiter_workers(sandbox, scope, n, WINDOW, INTERVAL, MARGIN)
   local times = {}
   for _, e in ipairs(sandbox.log_of "rest") do
     if e.path == "/ping" and e.status == 200 then times[#times + 1] = e.time end
@@ -72,7 +61,7 @@ out "`local` is each process pacing alone, so n processes make n times the limit
 out ""
 local target = "shared scopes (shm, redis) use at least 95% of the limit with zero violations"
 if OUTDIR then
-  require("bench_util").write_section(OUTDIR, "limiter", md, { { status == 0, target, "see the table" } })
+  bench_util.write_section(OUTDIR, "limiter", md, { { status == 0, target, "see the table" } })
 else
   print(status == 0 and "target met: " .. target or "target missed: " .. target)
 end

@@ -27,18 +27,7 @@ else
   file = os.tmpname()
   scope = "shm:" .. file
 end
-sandbox.reset()
-sandbox.config { rate = { enabled = true, interval = INTERVAL } }
-local start_at = core.monotime() + 1.0
-local pipes = {}
-for i = 1, N do
-  pipes[i] = assert(io.popen(("lua5.4 bench/limiter_worker.lua %s %.6f %.6f 1 %s %s")
-    :format(scope, start_at, start_at + WINDOW, INTERVAL, MARGIN)))
-end
-for _, p in ipairs(pipes) do
-  p:read "a"
-  p:close()
-end
+local start_at = util.run_limiter_workers(sandbox, scope, N, WINDOW, INTERVAL, MARGIN)
 if redis then redis.stop() end
 if file then os.remove(file) end
 
