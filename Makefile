@@ -4,6 +4,9 @@
 #   make demo            the bridge end to end on a local sandbox: Planfix tasks become Planado jobs and back
 #   make test            install missing packages (as root), build, run every spec against the sandbox
 #   make valgrind        the C-heavy specs under valgrind, failing on any leak or invalid access
+#   make sanitize        every spec against an ASan+UBSan (clang) build, failing on any report
+#   make fuzz            each libFuzzer target (fuzz/) for FUZZ_SECONDS (default 600) from its seed corpus
+#   make lint            cppcheck and clang-tidy on src/, luacheck on lua/
 #   make gen             regenerate lua/planapi/planfix_rest_ops.lua from the OpenAPI spec
 #   make bench           benchmarks against baselines measured in the same run (bench/)
 #   make embed           build/embed/planapi-host: a C program embedding Lua 5.4 with the core linked in
@@ -37,7 +40,7 @@ OBJ_DIR := build/$(LUA)/obj
 OBJS := $(patsubst src/%.c,$(OBJ_DIR)/%.o,$(SRCS))
 MODULE := $(OUT_DIR)/core.so
 
-.PHONY: all test valgrind gen bench embed sandbox-start sandbox-stop clean deps
+.PHONY: all test valgrind sanitize fuzz lint gen bench embed sandbox-start sandbox-stop clean deps
 
 all: $(MODULE)
 
@@ -63,6 +66,18 @@ demo: deps
 
 valgrind: all
 	@tools/run-valgrind
+
+# Hardening (SECURITY.md): instrumented builds live under build/sanitize and
+# build/fuzz, never in ./planapi.
+sanitize: deps
+	@tools/run-sanitize
+
+FUZZ_SECONDS ?= 600
+fuzz: deps
+	@tools/run-fuzz --seconds $(FUZZ_SECONDS)
+
+lint: deps
+	@tools/run-lint
 
 gen:
 	$(LUA) tools/gen_rest_ops.lua
