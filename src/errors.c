@@ -64,7 +64,8 @@ static void line_add(line_buf *lb, const char *s, size_t len, size_t max) {
   if (n > room) n = room;
   for (i = 0; i < n; i++) {
     char c = s[i];
-    lb->s[lb->len++] = (c == '\n' || c == '\r' || c == '\t' || c == '\0') ? ' ' : c;
+    if (c == '\n' || c == '\r' || c == '\t' || c == '\0') c = ' ';
+    lb->s[lb->len++] = c;
   }
   if (n < len) {
     memcpy(lb->s + lb->len, "...", 3);

@@ -12,8 +12,16 @@
 void pa_error_push(lua_State *L, const char *kind, const char *message);
 /* Push nil and a new error: the `return nil, err` convention. Returns 2. */
 int pa_error_return(lua_State *L, const char *kind, const char *message);
+/* Static analysers cannot see that lua_error never returns; this tells
+ * clang's analyser (cppcheck learns it from tools/lint/planapi.cfg). */
+#if defined(__clang_analyzer__)
+#define PA_ANALYZER_NORETURN __attribute__((analyzer_noreturn))
+#else
+#define PA_ANALYZER_NORETURN
+#endif
+
 /* Raise a "config" error object: an argument mistake. Never returns. */
-int pa_error_raise(lua_State *L, const char *fmt, ...);
+int pa_error_raise(lua_State *L, const char *fmt, ...) PA_ANALYZER_NORETURN;
 /* 1 when kind is one of the documented kinds. */
 int pa_error_kind_valid(const char *kind);
 /* Register the metatable and put error(), is_error() and kinds into the table on top. */

@@ -53,8 +53,8 @@ static int enc_fail(encoder *e, const char *what) {
   luaL_buffinit(L, &pb);
   luaL_addstring(&pb, "body");
   for (i = 0; i < e->depth; i++) {
-    char tmp[32];
     if (e->path[i].is_index) {
+      char tmp[32];
       snprintf(tmp, sizeof tmp, "[%lld]", (long long)e->path[i].index);
       luaL_addstring(&pb, tmp);
     } else {
@@ -99,7 +99,7 @@ static void enc_string(encoder *e, const char *s, size_t len) {
       case '\b': esc = "\\b"; break;
       case '\f': esc = "\\f"; break;
       default:
-        memcpy(u, "\\u00", 4);
+        u[0] = '\\', u[1] = 'u', u[2] = '0', u[3] = '0';
         u[4] = hex[c >> 4];
         u[5] = hex[c & 15];
         enc_add(e, u, 6);

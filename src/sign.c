@@ -54,7 +54,7 @@ static xmlNodePtr *sorted_children(xmlNodePtr n, size_t *count, int skip_signatu
   size_t k = 0, i;
   for (c = n->children; c; c = c->next)
     if (c->type == XML_ELEMENT_NODE) k++;
-  v = (xmlNodePtr *)malloc((k ? k : 1) * sizeof *v);
+  v = (xmlNodePtr *)malloc((k ? k : 1) * sizeof(xmlNodePtr));
   if (v == NULL) return NULL;
   k = 0;
   for (c = n->children; c; c = c->next) {
@@ -133,7 +133,8 @@ static int sign_string(const char *xml, size_t len, pa_buf *out, const char **er
 
 int pa_md5_hex(const char *s, size_t len, char hex[33]) {
   unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int n = 0, i;
+  unsigned int n = 0;
+  size_t i;
   static const char digits[] = "0123456789abcdef";
   if (!EVP_Digest(s, len, md, &n, EVP_md5(), NULL) || n != 16) return 0;
   for (i = 0; i < n; i++) {

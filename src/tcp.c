@@ -311,7 +311,7 @@ static void take(lua_State *L, pa_tcp *s, size_t n, size_t skip) {
 static int tcp_receive(lua_State *L) {
   pa_tcp *s = check_tcp(L);
   double deadline = deadline_for(s->timeout);
-  io_status st = IO_OK;
+  io_status st;
   int err = 0;
   if (lua_type(L, 2) == LUA_TNUMBER) {
     lua_Number want = lua_tonumber(L, 2);

@@ -16,10 +16,10 @@
 #include "url.h"
 
 /* Headers of one response beyond this are not an API talking. */
-#define MAX_HEADER_BYTES (256 * 1024)
+#define MAX_HEADER_BYTES ((size_t)256 * 1024)
 /* Buffers larger than this are given back after a transfer, so an idle
  * client does not keep the memory of its largest response. */
-#define KEEP_BUFFER_BYTES (1024 * 1024)
+#define KEEP_BUFFER_BYTES ((size_t)1024 * 1024)
 /* Where OpenSSL finds the system CAs when ca_file adds one more. */
 #define SYSTEM_CA_PATH "/etc/ssl/certs"
 
@@ -140,7 +140,8 @@ void pa_headers_push(lua_State *L, const char *s, size_t len) {
         nlen = (size_t)(colon - (s + pos));
         for (i = 0; i < nlen; i++) {
           char ch = s[pos + i];
-          name[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
+          if (ch >= 'A' && ch <= 'Z') ch = (char)(ch - 'A' + 'a');
+          name[i] = ch;
         }
         vstart = (size_t)(colon - s) + 1;
         while (vstart < vend && (s[vstart] == ' ' || s[vstart] == '\t')) vstart++;
@@ -237,7 +238,7 @@ static int fail(lua_State *L, pa_client *c, CURLcode rc) {
     kind = "transport";
     retryable = 0;
     maybe_sent = 1;
-    snprintf(msg, sizeof msg, "response headers are larger than %d bytes", MAX_HEADER_BYTES);
+    snprintf(msg, sizeof msg, "response headers are larger than %zu bytes", MAX_HEADER_BYTES);
   } else if (c->out_of_memory) {
     kind = "transport";
     retryable = 0;

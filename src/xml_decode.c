@@ -162,7 +162,7 @@ static void on_start(void *ctx, const xmlChar *localname, const xmlChar *prefix,
   n.attr_first = (uint32_t)(d->attrs.len / sizeof(xattr));
   for (i = 0; i < nb_attributes; i++) {
     /* five pointers per attribute: localname, prefix, URI, value, end */
-    const xmlChar **a = attributes + i * 5;
+    const xmlChar **a = attributes + (size_t)i * 5;
     xattr at;
     at.name = intern(d, a[0]);
     at.val_len = (uint32_t)(a[4] - a[3]);

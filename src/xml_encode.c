@@ -281,8 +281,6 @@ static void enc_element(xenc *e, const char *name, size_t nlen, int idx) {
 
 void pa_xml_encode_request(lua_State *L, const char *method, size_t mlen, int params, pa_buf *out) {
   xenc *e = (xenc *)lua_newuserdatauv(L, sizeof *e, 0);
-  size_t nkeys = 0, i;
-  xkey *keys;
   params = lua_absindex(L, params);
   e->L = L;
   e->b = out;
@@ -292,6 +290,8 @@ void pa_xml_encode_request(lua_State *L, const char *method, size_t mlen, int pa
   xadd(e, method, mlen);
   XLIT(e, "\">");
   if (lua_type(L, params) == LUA_TTABLE) {
+    size_t nkeys = 0, i;
+    xkey *keys;
     lua_pushnil(L);
     while (lua_next(L, params)) {
       lua_pop(L, 1);

@@ -2,7 +2,10 @@
 -- long export stopped by the quota, a crash or Ctrl-C resumes where it
 -- stopped, with no item lost or repeated.
 --   local pager = rest:pager("get-task-list", params, { cursor = cursor.load "export.cursor" })
---   for task in pager:each() do write(task); n = n + 1; if n % 100 == 0 then cursor.save("export.cursor", pager:position()) end end
+--   for task in pager:each() do
+--     write(task); n = n + 1
+--     if n % 100 == 0 then cursor.save("export.cursor", pager:position()) end
+--   end
 -- Save after the items handed out so far are safely written: resuming
 -- starts with the first item not yet handed out.
 local core = require "planapi.core"

@@ -66,7 +66,9 @@ function M.new(spec, opts)
     end
     return spec
   end
-  if type(spec) ~= "string" then config_error("option 'limiter' must be \"local\", \"shm:<file>\" or \"redis://...\"") end
+  if type(spec) ~= "string" then
+    config_error("option 'limiter' must be \"local\", \"shm:<file>\" or \"redis://...\"")
+  end
   local path = spec:match "^shm:(.+)$"
   if path then
     local lim, err = core.shm_limiter { path = path, key = opts.key, rate = rate.rate, per = rate.per,

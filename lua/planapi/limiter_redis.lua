@@ -134,7 +134,8 @@ end
 local function parse_url(url)
   local rest = url:match "^redis://(.*)$"
   if not rest then
-    config_error("limiter url must be redis://[[user]:password@]host[:port][/db] (rediss:// and others are not supported)", 4)
+    config_error("limiter url must be redis://[[user]:password@]host[:port][/db] "
+      .. "(rediss:// and others are not supported)", 4)
   end
   local target = {}
   local userinfo, hostpart = rest:match "^(.*)@(.-)$" -- the last @: a password may hold one

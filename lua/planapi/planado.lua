@@ -117,7 +117,8 @@ function Planado:prepare(method, path, params, opts)
   opts = opts or {}
   for k in pairs(opts) do
     if k ~= "query" and k ~= "headers" and k ~= "notify_assignees" and k ~= "timeout" then
-      config_error(("unknown call option '%s' (valid: query, headers, notify_assignees, timeout)"):format(tostring(k)), 2)
+      config_error(("unknown call option '%s' (valid: query, headers, notify_assignees, timeout)")
+        :format(tostring(k)), 2)
     end
   end
   local query, body

@@ -25,7 +25,8 @@ return {
   ["0009"]  = { meaning = "A required parameter is missing", class = "caller" },
   ["0010"]  = { meaning = "Account is frozen", class = "config" },
   ["0011"]  = { meaning = "Software update in progress on the account's platform", class = "retry" },
-  ["0012"]  = { meaning = "Authentication error: login mode, no session (sid not sent); token mode, the token does not exist", class = "reauth" },
+  ["0012"]  = { meaning = "Authentication error: login mode, no session (sid not sent); "
+    .. "token mode, the token does not exist", class = "reauth" },
   ["0013"]  = { meaning = "Undefined user", class = "config" },
   ["0014"]  = { meaning = "User is inactive", class = "config" },
   ["0015"]  = { meaning = "Invalid parameter value", class = "caller" },

@@ -26,9 +26,10 @@ function Policy.new(opts)
   opts = opts or {}
   if type(opts) ~= "table" then config_error("retry policy options must be a table") end
   local self = setmetatable({}, Policy)
-  for k, v in pairs(opts) do
+  for k in pairs(opts) do
     if DEFAULTS[k] == nil and k ~= "random" and k ~= "on_retry" then
-      config_error(("unknown retry option '%s' (valid: attempts, base, cap, max_wait, random, on_retry)"):format(tostring(k)))
+      config_error(("unknown retry option '%s' (valid: attempts, base, cap, max_wait, random, on_retry)")
+        :format(tostring(k)))
     end
   end
   for k, dflt in pairs(DEFAULTS) do

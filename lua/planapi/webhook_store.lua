@@ -111,7 +111,9 @@ function M.file(opts)
   local function day(t) return os.date("!%Y%m%d", t) end
   local function event_paths(event_uuid)
     local now, out = clock(), {}
-    for i = 0, retention do out[#out + 1] = ("%s/events/%s/%s"):format(dir, day(now - i * 86400), safe_name(event_uuid)) end
+    for i = 0, retention do
+      out[#out + 1] = ("%s/events/%s/%s"):format(dir, day(now - i * 86400), safe_name(event_uuid))
+    end
     return out
   end
 

@@ -269,7 +269,8 @@ function M.main(argv, env)
               if type(v) == "table" and v[1] ~= nil then rows = v break end
             end
           end
-          env.stdout:write(output.table(type(rows) == "table" and rows[1] ~= nil and rows or { result }, M.columns(parsed)))
+          local list = type(rows) == "table" and rows[1] ~= nil and rows or { result }
+          env.stdout:write(output.table(list, M.columns(parsed)))
         elseif fmt == "jsonl" then
           env.stdout:write(output.line(result))
         else
