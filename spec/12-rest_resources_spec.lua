@@ -95,16 +95,19 @@ describe("Planfix REST sugar", function()
     sandbox.clear_log()
     local bytes = assert(watched.files:download(id))
     assert.equal(data, bytes)
-    local log = sandbox.log()
+    local log = sandbox.log_of "rest"
     assert.equal(1, #log) -- the API call; the presigned URL is outside the API
     assert.equal(302, log[1].status)
+    local fetched = sandbox.log_of "download"
+    assert.equal(1, #fetched)
+    assert.is_nil(fetched[1].headers.authorization)
     assert.equal(2, #sent)
     assert.is_not_nil(sent[1].headers.Authorization)
     assert.matches("/files%-download/", sent[2].url)
     for name in pairs(sent[2].headers) do assert.not_equal("authorization", name:lower()) end
 
     assert(rest.files:attach(id, "task", 2))
-    local e = sandbox.log()[2]
+    local e = sandbox.log_of("rest")[2]
     assert.equal("/file/" .. id .. "/attach/task", e.path)
     assert.equal("2", e.query.id)
   end)

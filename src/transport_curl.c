@@ -6,6 +6,7 @@
  * only copy bytes into C buffers: they never touch Lua, so no Lua error can
  * longjmp through libcurl. Lua values are built after curl_easy_perform
  * has returned. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,6 +224,19 @@ static const char *classify(CURLcode rc, int *retryable, int *maybe_sent) {
   }
 }
 
+/* Did a CURLE_SSL_CONNECT_ERROR come from the network rather than from TLS
+ * itself? The socket's errno says so (ECONNRESET...), or OpenSSL's own
+ * "unexpected eof" when the peer closed without a reset. */
+static int handshake_cut(pa_client *c) {
+  long os_errno = 0;
+  if (curl_easy_getinfo(c->curl, CURLINFO_OS_ERRNO, &os_errno) == CURLE_OK &&
+      (os_errno == ECONNRESET || os_errno == EPIPE || os_errno == ECONNABORTED || os_errno == ETIMEDOUT ||
+       os_errno == ENETRESET))
+    return 1;
+  return strstr(c->errbuf, "unexpected eof") != NULL || strstr(c->errbuf, "Connection reset") != NULL ||
+         strstr(c->errbuf, "SSL_ERROR_SYSCALL") != NULL;
+}
+
 static int fail(lua_State *L, pa_client *c, CURLcode rc) {
   char msg[CURL_ERROR_SIZE + 160];
   int retryable, maybe_sent;
@@ -245,6 +259,14 @@ static int fail(lua_State *L, pa_client *c, CURLcode rc) {
     maybe_sent = 1;
     snprintf(msg, sizeof msg, c->out_of_memory == 2 ? "cannot write the download to its file"
                                                     : "out of memory while receiving the response");
+  } else if (rc == CURLE_SSL_CONNECT_ERROR && handshake_cut(c)) {
+    /* The connection died during the handshake (a reset, a close): a
+     * network failure before anything was sent, not a certificate or TLS
+     * configuration problem, so as retryable as a refused connect. */
+    kind = "transport";
+    retryable = 1;
+    maybe_sent = 0;
+    snprintf(msg, sizeof msg, "connection lost during the TLS handshake: %s", c->errbuf);
   } else {
     kind = classify(rc, &retryable, &maybe_sent);
     snprintf(msg, sizeof msg, "%s%s%s", curl_easy_strerror(rc), c->errbuf[0] ? ": " : "",
@@ -266,6 +288,17 @@ static int fail(lua_State *L, pa_client *c, CURLcode rc) {
   lua_pushinteger(L, (lua_Integer)rc);
   lua_setfield(L, -2, "curl_code");
   return 2;
+}
+
+/* req.idempotent, set by the call loop from the operation; without it the
+ * method decides (POST and PATCH are not idempotent). */
+static int request_idempotent(lua_State *L, const char *method) {
+  int idem;
+  lua_getfield(L, 2, "idempotent");
+  if (lua_type(L, -1) == LUA_TBOOLEAN) idem = lua_toboolean(L, -1);
+  else idem = strcmp(method, "POST") != 0 && strcmp(method, "PATCH") != 0;
+  lua_pop(L, 1);
+  return idem;
 }
 
 #define SETOPT(c, opt, val)                                                   \
@@ -384,6 +417,11 @@ int pa_client_perform(lua_State *L) {
       SETOPT(c, CURLOPT_POSTFIELDS, body ? body : "");
     }
   }
+  /* A write goes on a new connection. On a kept-alive one that died with
+   * the request in flight, libcurl would quietly send it again on a fresh
+   * connection: harmless for a read, a second write if the server had
+   * carried out the first before dropping the connection. */
+  if (!request_idempotent(L, method)) SETOPT(c, CURLOPT_FRESH_CONNECT, 1L);
   if (bad_opt != NULL) {
     pa_client_release_transfer(c);
     return pa_error_return(L, "config", bad_opt);

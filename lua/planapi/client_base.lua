@@ -186,6 +186,9 @@ end
 -- meta = { status =, headers =, attempts =, remaining = }
 function M.run(self, call)
   local req = call.req
+  -- The transports send a request that is not idempotent on a new
+  -- connection, never on a kept-alive one that may die with it in flight.
+  req.idempotent = call.idempotent and true or false
   local attempt, waited = 0, 0
   local function fail(err)
     err.operation = err.operation or call.operation
@@ -235,6 +238,39 @@ function M.run(self, call)
       waited = waited + wait
     end
   end
+end
+
+--- The host a Location points to, without any user:password@ part, for
+-- error messages (the rest of the URL may carry a presigned token).
+local function location_host(location)
+  local authority = type(location) == "string" and location:match "^%a[%w+.-]*://([^/?#]*)"
+  if not authority then return "a relative location" end
+  return authority:gsub("^.*@", "")
+end
+
+--- A 3xx where the API documents no redirect: a typed error, never followed.
+-- Following it would send the request (and its Authorization) wherever a
+-- proxy or a forged answer points, and treating it as success would lose a
+-- write. Pure: parse functions call it.
+function M.redirect_error(self, operation, res)
+  local headers = res.headers or {}
+  local err = self.core:error { kind = "http", status = res.status, operation = operation, retryable = false,
+    message = ("unexpected redirect (HTTP %d) to %s: not followed, the API documents none here")
+      :format(res.status, location_host(headers.location)) }
+  return nil, err
+end
+
+--- Check a Location before following it (a file download): https only
+-- (loopback http only with allow_http), else nil, err. A server-given URL
+-- is runtime data, so a bad one is an error value, never a raise.
+function M.check_location(self, operation, location)
+  if type(location) ~= "string" or location == "" then
+    return nil, self.core:error { kind = "http", operation = operation, message = "redirect without a Location" }
+  end
+  local ok, err = core.check_url(location, self.core:config().allow_http)
+  if ok then return true end
+  return nil, self.core:error { kind = "http", status = 302, operation = operation, retryable = false,
+    message = ("refused to follow the redirect to %s: %s"):format(location_host(location), err.message) }
 end
 
 --- Parse a Retry-After header: seconds, or an HTTP date (then 1 s, since

@@ -254,8 +254,15 @@ function Rest:parse(req, res)
   local op_id = req.operation
   local status = res.status or 0
   local headers = res.headers or {}
-  if status >= 300 and status < 400 and headers.location then
-    return { result = "success", location = headers.location }
+  if status >= 300 and status < 400 then
+    -- Only where the spec documents a redirect (the file download's 302).
+    local op = OPS[op_id]
+    local documented = false
+    for _, s in ipairs(op and op.success or {}) do
+      if s == status then documented = true end
+    end
+    if documented and headers.location then return { result = "success", location = headers.location } end
+    return base.redirect_error(self, op_id, res)
   end
   local body, err = self.core:decode(res)
   if body == nil then
@@ -383,6 +390,9 @@ function Rest:download(file_id, opts)
     return nil, self.core:error { kind = "api", message = "download answered without a redirect",
       operation = "get-file-id-download" }
   end
+  local ok
+  ok, err = base.check_location(self, "get-file-id-download", result.location)
+  if not ok then return nil, err end
   local req = self.core:prepare { method = "GET", url = result.location, headers = { Accept = "*/*" } }
   local res
   res, err = self.transport(req)

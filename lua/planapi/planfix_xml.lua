@@ -231,14 +231,18 @@ function Xml:parse(req, res)
       return { location = headers.location }
     end
   end
+  if status >= 300 and status < 400 then return base.redirect_error(self, name, res) end
   if status == 429 then return nil, http_error(self, name, res) end
   local doc, err = core.xml_decode(res.body or "", lists_for(name, info))
   if doc == nil then
     if status >= 400 or status < 200 then
       return nil, http_error(self, name, res, err.message)
     end
+    -- A proxy's or portal's page says what it is by its type: name it.
+    local ctype = headers["content-type"]
+    local what = (ctype and not ctype:lower():find("xml", 1, true)) and ("got " .. ctype .. ", ") or ""
     return nil, self.core:error { kind = "decode", status = status, operation = name,
-      message = "the response is not the XML expected: " .. err.message }
+      message = "the response is not the XML expected: " .. what .. err.message }
   end
   if doc["@status"] == "error" then
     local code = doc.code
@@ -369,6 +373,8 @@ function Xml:download(file_id, opts)
     { sink = opts.path, timeout = opts.timeout })
   if not result then return nil, err end
   if result.location and opts.follow then
+    local ok, cerr = base.check_location(self, "file.download", result.location)
+    if not ok then return nil, cerr end
     local req = self.core:prepare { method = "GET", url = result.location, headers = { Accept = "*/*" } }
     req.sink = opts.path
     local res, ferr = self.transport(req)

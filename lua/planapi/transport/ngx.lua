@@ -214,6 +214,12 @@ end
 -- says the connection came from the pool and died before a single byte of
 -- the answer: the server dropped an idle connection, and a new one may be
 -- tried (the request never reached it).
+-- req.idempotent, set by the call loop; without it the method decides.
+local function idempotent(req)
+  if type(req.idempotent) == "boolean" then return req.idempotent end
+  return req.method ~= "POST" and req.method ~= "PATCH"
+end
+
 local function exchange(st, n, req, u, deadline)
   local function left_ms()
     n.update_time()
@@ -229,6 +235,18 @@ local function exchange(st, n, req, u, deadline)
   local cms = math.max(1, math.min(ms, st.connect_timeout_ms))
   sock:settimeouts(cms, ms, ms)
   local ok, err = sock:connect(u.connect_host, u.port, { pool = u.pool, pool_size = st.pool_size })
+  -- A write goes on a new connection: on a pooled one that died with it in
+  -- flight, nobody could tell whether the server carried it out, and the
+  -- stale-connection retry below would send it a second time.
+  if ok and not idempotent(req) and (sock:getreusedtimes() or 0) > 0 then
+    for _ = 1, st.pool_size do
+      sock:close() -- drops this idle connection from the pool
+      sock = n.socket.tcp()
+      sock:settimeouts(cms, ms, ms)
+      ok, err = sock:connect(u.connect_host, u.port, { pool = u.pool, pool_size = st.pool_size })
+      if not ok or (sock:getreusedtimes() or 0) == 0 then break end
+    end
+  end
   if not ok then
     sock:close()
     err = tostring(err)
@@ -251,6 +269,13 @@ local function exchange(st, n, req, u, deadline)
       if called and herr == "timeout" then
         return fail(st, "timeout", ("TLS handshake with %s:%d timed out"):format(u.host, u.port),
           { retryable = true, request_sent = false })
+      end
+      -- The connection died during the handshake: a network failure before
+      -- anything was sent, as retryable as a refused connect (not a TLS fault).
+      if called and herr and (herr:find("closed", 1, true) or herr:find("reset", 1, true)
+          or herr:find("broken pipe", 1, true)) then
+        return fail(st, "transport", ("connection to %s:%d lost during the TLS handshake: %s")
+          :format(u.host, u.port, herr), { retryable = true, request_sent = false })
       end
       local why = called and tostring(herr) or
         "certificate verification failed (not trusted by lua_ssl_trusted_certificate, or not for this host name)"

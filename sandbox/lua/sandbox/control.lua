@@ -76,7 +76,7 @@ handlers["POST /config"] = function(req)
     local cfg = body_object(req)
     if not cfg then return bad("body must be a JSON object") end
     local known = { rate = true, quota = true, queue_updates = true, queue_contact_updates = true,
-        download_ttl = true, report_polls = true, tokens = true, xml = true, planado = true }
+        download_ttl = true, download_origin = true, report_polls = true, tokens = true, xml = true, planado = true }
     for k in pairs(cfg) do
         if not known[k] then return bad("unknown config key '" .. tostring(k) .. "'") end
     end

@@ -5,7 +5,8 @@
 -- path (incl. the "/rest" prefix) contains `path` get it, in FIFO order of
 -- the queued faults. Faults act before authentication, rate limiting and
 -- quota, like a failing proxy in front of the service, and do not consume
--- quota. Only "slow" lets the request go on to the normal answer.
+-- quota. Only "slow" and "reset_after" let the request go on to the normal
+-- handling ("reset_after" then drops the connection instead of answering).
 local json = require("sandbox.json")
 local util = require("sandbox.util")
 
@@ -22,6 +23,8 @@ local MODES = {
     status = true, reset = true, slow = true, truncate = true,
     malformed = true, html = true, oversize = true, code = true,
     rate_text = true, -- Planado's quirk: HTTP 200, text/plain "Rate Limit Exceeded"
+    reset_after = true, -- the request is carried out, then the connection drops without an answer
+    redirect = true,    -- a 3xx with a Location, as a misconfigured proxy or a moved API would send
 }
 
 -- Error texts for the "code" mode, from the Planfix error table.
@@ -66,6 +69,14 @@ function M.add(spec)
         if not f.status or f.status < 200 or f.status > 299 then return nil, "status for mode 'code' must be 2xx" end
     elseif f.mode == "truncate" then
         f.size = util.to_int(spec.size) -- declared Content-Length, optional
+    elseif f.mode == "html" then
+        f.status = util.to_int(spec.status or 502)
+        if not f.status or f.status < 200 or f.status > 599 then return nil, "status must be 200..599" end
+    elseif f.mode == "redirect" then
+        f.status = util.to_int(spec.status or 302)
+        if not f.status or f.status < 300 or f.status > 399 then return nil, "status for mode 'redirect' must be 3xx" end
+        if type(spec.location) ~= "string" or spec.location == "" then return nil, "redirect needs a location" end
+        f.location = spec.location
     end
     M.queue[#M.queue + 1] = f
     return f
@@ -208,8 +219,11 @@ function M.apply(f, record, flavour)
         record(200)
         return util.send(200, '{"result":"success","tasks":[{"id":1,"name":"Broken"},', { ["Content-Type"] = util.JSON_TYPE })
     elseif mode == "html" then
-        record(502)
-        return util.send(502, HTML_502, { ["Content-Type"] = "text/html" })
+        record(f.status)
+        return util.send(f.status, HTML_502, { ["Content-Type"] = "text/html" })
+    elseif mode == "redirect" then
+        record(f.status)
+        return util.send(f.status, "Moved\n", { ["Content-Type"] = "text/plain", Location = f.location })
     elseif mode == "oversize" then
         record(200)
         local head, tail = '{"result":"success","padding":"', '"}'

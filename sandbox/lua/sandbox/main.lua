@@ -32,9 +32,11 @@ local function send_api(status, body, headers)
 end
 
 -- A fault taken for this request: true when it answered the request (the
--- handler stops there), false when it only delayed it ("slow").
+-- handler stops there), false when the request goes on to its normal handling
+-- ("slow" after its delay; "reset_after", which finish() then leaves unanswered).
 local function fault_answered(req, f, extra, kind)
     extra.fault = f.mode
+    if f.mode == "reset_after" then return false end
     if f.mode == "slow" then
         local generation = control.generation
         ngx.sleep(f.delay)
@@ -50,6 +52,13 @@ local function fault_answered(req, f, extra, kind)
     return true
 end
 
+-- Sends the answer, unless a "reset_after" fault says the connection drops
+-- once the request has been carried out (and logged, with its real status).
+local function finish(f, send, ...)
+    if f and f.mode == "reset_after" then return ngx.exit(444) end
+    return send(...)
+end
+
 local function handle_rest()
     local req = util.request("/rest")
     req.kind = "rest"
@@ -61,7 +70,7 @@ local function handle_rest()
 
     local status, body, headers = rest.handle(req)
     recorder.record(req, status, f and extra or nil)
-    return send_api(status, body, headers)
+    return finish(f, send_api, status, body, headers)
 end
 
 local function handle_xml()
@@ -77,7 +86,7 @@ local function handle_xml()
 
     local status, body, headers = xmlapi.handle(req)
     recorder.record(req, status, extra)
-    return util.send(status, body, headers)
+    return finish(f, util.send, status, body, headers)
 end
 
 local function handle_planado()
@@ -93,7 +102,7 @@ local function handle_planado()
     local status, body, headers, more = planado.handle(req)
     for k, v in pairs(more or {}) do extra[k] = v end
     recorder.record(req, status, extra)
-    return util.send(status, body, headers)
+    return finish(f, util.send, status, body, headers)
 end
 
 local function handle_record()
@@ -117,7 +126,12 @@ local function dispatch()
     elseif uri:sub(1, 10) == "/_sandbox/" or uri == "/_sandbox" then
         return control.handle()
     elseif uri:sub(1, 16) == "/files-download/" then
-        return rest.download()
+        -- Logged (kind "download") so specs can see which headers reached it.
+        local req = util.request("")
+        req.kind = "download"
+        local status, body, headers = rest.download()
+        recorder.record(req, status)
+        return util.send(status, body, headers)
     end
     return util.send_json(404, { result = "fail", code = 0, error = "Not found: use /rest/, /xml/, /planado/v2/, /record/ or /_sandbox/" })
 end

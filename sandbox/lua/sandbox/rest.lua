@@ -20,6 +20,7 @@ local function default_config()
         queue_updates = {},         -- task id -> true: POST /task/{id} answers 202
         queue_contact_updates = {}, -- contact id -> true: POST /contact/{id} answers 202
         download_ttl = 300,         -- seconds a /file/{id}/download URL stays valid
+        download_origin = nil,      -- scheme://host:port of download URLs (default: the request's own)
         report_polls = 1,           -- /report/status answers "in_progress" this many times
     }
 end
@@ -56,6 +57,16 @@ function M.configure(cfg)
         if not v or v < 0 then return nil, "report_polls must be an integer >= 0" end
         M.config.report_polls = v
     end
+    if cfg.download_origin ~= nil then
+        local v = cfg.download_origin
+        if v == false or v == "" or v == ngx.null then
+            M.config.download_origin = nil
+        elseif type(v) ~= "string" or not v:match("^https?://[^/]+$") then
+            return nil, "download_origin must be scheme://host[:port] (or false)"
+        else
+            M.config.download_origin = v
+        end
+    end
     if cfg.download_ttl ~= nil then
         local v = util.to_number(cfg.download_ttl)
         if not v or v < 0 then return nil, "download_ttl must be a number >= 0" end
@@ -73,6 +84,7 @@ function M.describe()
         queue_updates = ids(M.config.queue_updates),
         queue_contact_updates = ids(M.config.queue_contact_updates),
         download_ttl = M.config.download_ttl,
+        download_origin = M.config.download_origin or ngx.null,
         report_polls = M.config.report_polls,
     }
 end
@@ -1143,7 +1155,7 @@ local function download_url(f, now)
     token_counter = token_counter + 1
     local token = ngx.md5(table.concat({ f.id, now, token_counter, math.random() }, ":"))
     store.db.downloads[token] = { file = f.id, expires = now + M.config.download_ttl }
-    return origin() .. "/files-download/" .. token .. "/" .. ngx.escape_uri(f.name)
+    return (M.config.download_origin or origin()) .. "/files-download/" .. token .. "/" .. ngx.escape_uri(f.name)
 end
 
 M.download_url = download_url
@@ -1253,12 +1265,12 @@ function M.download()
     ngx.update_time()
     local f = d and d.expires >= ngx.now() and store.db.files[d.file]
     if not f then
-        return util.send(403, "Access denied: bad or expired download token\n", { ["Content-Type"] = "text/plain" })
+        return 403, "Access denied: bad or expired download token\n", { ["Content-Type"] = "text/plain" }
     end
-    return util.send(200, f.content, {
+    return 200, f.content, {
         ["Content-Type"] = f.content_type or "application/octet-stream",
         ["Content-Disposition"] = 'attachment; filename="' .. f.name:gsub('[%c"\\]', "_") .. '"',
-    })
+    }
 end
 
 ---------------------------------------------------------------- processes, custom fields, misc
