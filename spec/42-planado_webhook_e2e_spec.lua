@@ -6,6 +6,7 @@ local planapi = require "planapi"
 local sandbox = require "sandbox"
 
 local SECRET = "whsec-e2e-0123456789"
+require("journal").secret(SECRET) -- handed to the receiver process: the secret scan looks for it
 
 local portable = require "portable"
 local tmpdir, rmtree = portable.tmpdir, portable.rmtree
@@ -24,6 +25,7 @@ local function stop_receiver(r)
   os.execute("kill " .. r.pid .. " 2>/dev/null")
   local text = r.out:read "a"
   r.out:close()
+  require("journal").output(text) -- the receiver's log lines, for the secret scan
   return text
 end
 

@@ -10,6 +10,8 @@ local portable = require "portable"
 local INTERVAL = 1 -- rate 1 per second: waits of whole seconds, far above the test's own latency
 local DAY = 20261122
 local PASSWORD = "s3cret-pass-42"
+require("journal").secret(PASSWORD) -- in redis:// URLs: the secret scan looks for it
+require("journal").secret("user-pass-77")
 
 -- ------------------------------------------------------------ helpers
 

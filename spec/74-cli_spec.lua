@@ -165,6 +165,7 @@ describe("planapi command line", function()
 
   it("never echoes a credential, and takes none from the command line", function()
     local secret = "s3cret-cli-token-" .. os.time()
+    require("journal").secret(secret)
     local out, err, code = cli("planfix-rest ping", { PLANFIX_TOKEN = secret })
     assert.equal(3, code)
     assert.is_nil((out .. err):find(secret, 1, true))

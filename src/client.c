@@ -81,8 +81,11 @@ static const char *opt_string(lua_State *L, int opts, const char *name) {
   const char *s = NULL;
   lua_getfield(L, opts, name);
   if (!lua_isnil(L, -1)) {
+    size_t len;
     if (lua_type(L, -1) != LUA_TSTRING) pa_error_raise(L, "option '%s' must be a string", name);
-    s = lua_tostring(L, -1);
+    s = lua_tolstring(L, -1, &len);
+    /* C would silently cut the value at a NUL: refuse it instead */
+    if (strlen(s) != len) pa_error_raise(L, "option '%s' must not contain a NUL byte", name);
   }
   lua_pop(L, 1); /* the string stays alive in the options table */
   return s;
@@ -445,6 +448,7 @@ static int client_prepare(lua_State *L) {
   }
   lua_pop(L, 1);
   if ((url = opt_string(L, 2, "content_type")) != NULL) {
+    check_header(L, "Content-Type", 12, url, strlen(url));
     lua_pushstring(L, url);
     lua_setfield(L, hdrs, "Content-Type");
   }

@@ -21,7 +21,7 @@ local function boundary_for(parts)
 end
 
 local function quoted(s)
-  if s:find('[\r\n"]') then config_error("file name must not contain quotes or line breaks") end
+  if s:find('[\r\n"%z]') then config_error("names in a form part must not contain quotes, line breaks or NUL") end
   return '"' .. s .. '"'
 end
 

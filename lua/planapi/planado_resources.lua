@@ -16,6 +16,15 @@ local function ref_path(collection, ref)
   return collection .. "/" .. core.url_escape(ref)
 end
 
+--- The value an answer was expected to carry, or nil and a decode error:
+-- never nil and the call's meta, which would read as an error that is not one.
+-- A write's answer without it still means the write happened: the message says so.
+local function expect(value, meta, what, wrote)
+  if value ~= nil then return value, meta end
+  return nil, core.error { kind = "decode", status = meta and meta.status,
+    message = ("the answer has no %s%s"):format(what, wrote and " (the request was carried out)" or "") }
+end
+
 -- Methods every listable collection has.
 local function listing(pd, res, path, list_key, cursor_field)
   local function o(opts)
@@ -35,20 +44,20 @@ local function crud(pd, res, collection, kind, uuid_key)
     local result, meta = pd:call("GET", ref_path(collection, ref), nil, opts)
     if not result then return nil, meta end
     -- one documented sample wraps a site as "sites": accept both
-    return result[kind] or result[kind .. "s"], meta
+    return expect(result[kind] or result[kind .. "s"], meta, kind)
   end
   function res.create(_, fields, opts)
     pd:check_fields(kind, fields, 2)
     local result, meta = pd:create(collection, fields or {}, opts, collection)
     if not result then return nil, meta end
-    if result.recovered then return (result[kind] or {}).uuid, meta end
-    return result[uuid_key], meta
+    if result.recovered then return expect((result[kind] or {}).uuid, meta, kind .. " uuid", true) end
+    return expect(result[uuid_key], meta, uuid_key, true)
   end
   function res.update(_, ref, fields, opts)
     pd:check_fields(kind, fields, 2)
     local result, meta = pd:call("PATCH", ref_path(collection, ref), fields or {}, opts)
     if not result then return nil, meta end
-    return result[uuid_key], meta
+    return expect(result[uuid_key], meta, uuid_key, true)
   end
 end
 
@@ -87,7 +96,7 @@ local function catalog(pd, res, collection, kind)
     pd:check_fields(kind, fields, 2)
     local result, meta = pd:create(path, fields or {}, opts)
     if not result then return nil, meta end
-    return result[kind .. "_uuid"], meta
+    return expect(result[kind .. "_uuid"], meta, kind .. "_uuid", true)
   end
 end
 
@@ -129,7 +138,7 @@ local BUILD = {
     function res.create(_, fields, opts)
       local result, meta = pd:create("users", fields or {}, opts)
       if not result then return nil, meta end
-      return result.user_uuid, meta
+      return expect(result.user_uuid, meta, "user_uuid", true)
     end
   end,
   skills = function(pd, res) listing(pd, res, "skills", "skills") end,
@@ -150,7 +159,7 @@ local BUILD = {
       pd:check_fields("print_request", fields, 2)
       local result, meta = pd:call("POST", "print/requests", fields or {}, opts)
       if not result then return nil, meta end
-      return result.uuid, meta
+      return expect(result.uuid, meta, "uuid", true)
     end
   end,
 }

@@ -60,6 +60,13 @@ function Xml.new(opts)
   for _, k in ipairs { "account", "api_key" } do
     if opts[k] == nil or opts[k] == "" then config_error(("planfix_xml option '%s' is required"):format(k), 2) end
   end
+  -- They reach the Authorization header (base64 would hide a line break, but
+  -- a credential with one is a paste error to report, not to send).
+  for _, k in ipairs { "account", "api_key", "token", "private_key" } do
+    if type(opts[k]) == "string" and opts[k]:find "[%c]" then
+      config_error(("planfix_xml option '%s' must not contain control characters (CR, LF, NUL...)"):format(k), 2)
+    end
+  end
   local mode
   if opts.token ~= nil then
     if opts.login ~= nil or opts.password ~= nil then

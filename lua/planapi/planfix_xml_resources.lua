@@ -87,7 +87,14 @@ local function bind_method(xml, def)
     if def.wrap then p = { [def.wrap] = params or {} } end
     local result, meta = xml:call(name, p, opts)
     if result == nil then return nil, meta end
-    if def.unwrap then return result[def.unwrap], meta end
+    if def.unwrap then
+      -- nil with meta would read as nil, err with a table that is no error
+      if result[def.unwrap] == nil then
+        return nil, core.error { kind = "decode", status = meta and meta.status, operation = name,
+          message = ("the answer has no <%s> element"):format(def.unwrap) }
+      end
+      return result[def.unwrap], meta
+    end
     return result, meta
   end
 end

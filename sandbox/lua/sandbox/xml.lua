@@ -106,6 +106,15 @@ function M.text(node, path)
     return (n.text:gsub("^%s+", ""):gsub("%s+$", ""))
 end
 
+-- Text of the element as sent, spaces and line breaks kept (free text such
+-- as a description, which must round-trip exactly), or nil when missing.
+function M.raw_text(node, path)
+    local n = path and M.find(node, path) or node
+    if not n then return nil end
+    if #n.children > 0 then return "" end
+    return n.text
+end
+
 -- Texts of all children called `name` of the element at path (for id lists).
 function M.texts(node, path, name)
     local n = M.find(node, path)
@@ -202,10 +211,12 @@ end
 
 ---------------------------------------------------------------- serializing
 
-local ESC = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;" }
+-- A CR is written as a reference: a literal one would reach the client as
+-- LF (XML's line-end normalisation), and a stored "\r\n" must come back whole.
+local ESC = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["\r"] = "&#13;" }
 
 function M.escape(s)
-    return (tostring(s):gsub('[&<>"]', ESC))
+    return (tostring(s):gsub('[&<>"\r]', ESC))
 end
 
 -- Attribute string from an ordered list { {name, value}, ... }.

@@ -429,13 +429,13 @@ end
 local function apply_task(t, node, creating)
     local changed = {}
     local function mark(n) changed[#changed + 1] = n end
-    local title = xml.text(node, "title")
+    local title = xml.raw_text(node, "title")
     if title ~= nil then
-        if title == "" then fail("0015", "Invalid parameter value: task.title") end
+        if title:match("^%s*$") then fail("0015", "Invalid parameter value: task.title") end
         t.name = title; mark("title")
     end
     local desc = xml.child(node, "description")
-    if desc then t.description = xml.text(desc) or ""; mark("description") end
+    if desc then t.description = xml.raw_text(desc) or ""; mark("description") end
     local imp = param(node, "importance")
     if imp then
         if imp ~= "AVERAGE" and imp ~= "HIGH" then fail("0015", "Invalid parameter value: task.importance") end
