@@ -310,6 +310,22 @@ describe("fault suite", function()
     end)
   end
 
+  describe("a Planado create with an external_id", function()
+    it("carried out, then the connection drops: recovered by a lookup, never posted twice", function()
+      local pd = APIS.planado.make()
+      local tag = new_tag()
+      sandbox.fault { mode = "reset_after", count = 1, path = "/planado/v2/jobs" }
+      local uuid, meta = pd.jobs:create { external_id = tag, description = tag }
+      assert.is_string(uuid, tostring(meta))
+      assert.is_true(meta.recovered)
+      local sent, handled = attempts_of(tag)
+      assert.equal(1, sent)
+      assert.equal(1, handled)
+      assert.equal(uuid, assert(pd.jobs:get(tag)).uuid)
+      pd:close()
+    end)
+  end)
+
   describe("documented redirects (file downloads)", function()
     local function other_host(port) return ("https://localhost:%d"):format(port) end
 
