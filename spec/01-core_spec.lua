@@ -4,14 +4,7 @@ local core = require "planapi.core"
 local planapi = require "planapi"
 local portable = require "portable"
 
-local function raises_config(fn, pattern)
-  local ok, err = pcall(fn)
-  assert.is_false(ok)
-  assert.is_true(core.is_error(err), "expected a planapi error, got " .. tostring(err))
-  assert.equal("config", err.kind)
-  if pattern then assert.matches(pattern, err.message) end
-  return err
-end
+local raises_config = require("expect").raises_config
 
 describe("JSON encode", function()
   it("sorts object keys so the bytes sent are deterministic", function()

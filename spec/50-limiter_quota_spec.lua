@@ -6,12 +6,7 @@ local Limiter = require "planapi.limiter"
 local Quota = require "planapi.quota"
 local sandbox = require "sandbox"
 
-local function raises_config(fn, pattern)
-  local ok, err = pcall(fn)
-  assert.is_false(ok)
-  assert.equal("config", err.kind)
-  if pattern then assert.matches(pattern, err.message) end
-end
+local raises_config = require("expect").raises_config
 
 describe("shm limiter", function()
   local file

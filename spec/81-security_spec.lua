@@ -8,13 +8,7 @@ local sandbox = require "sandbox"
 local portable = require "portable"
 local journal = require "journal"
 
-local function raises_config(fn, pattern)
-  local ok, err = pcall(fn)
-  assert.is_false(ok, "expected an argument error")
-  assert.is_true(core.is_error(err), tostring(err))
-  assert.equal("config", err.kind)
-  if pattern then assert.matches(pattern, err.message) end
-end
+local raises_config = require("expect").raises_config
 
 describe("security", function()
   before_each(function() sandbox.reset() end)
