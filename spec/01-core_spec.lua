@@ -103,6 +103,13 @@ describe("errors", function()
     assert.is_nil(s:find "\n")
   end)
 
+  it("render any code, even a float no integer type holds (found by fuzzing)", function()
+    for _, code in ipairs { 1e300, -1e300, 2^63, 0.5 } do
+      local s = tostring(core.error { kind = "api", message = "m", code = code })
+      assert.matches("code", s)
+    end
+  end)
+
   it("show retry_after and cut very long messages", function()
     local e = core.error { kind = "rate_limit", message = ("x"):rep(5000), retry_after = 2.5, retryable = true }
     local s = tostring(e)
@@ -183,6 +190,13 @@ describe("response headers", function()
     for _, raw in ipairs { ":", "\r\n\r\n", "no colon here", ("x"):rep(1000) .. ":v", "  folded first" } do
       assert.is_table(core.parse_headers(raw))
     end
+  end)
+
+  it("skip a line whose name holds a control character, and keep NULs in joined values (found by fuzzing)", function()
+    local h = core.parse_headers("HTTP/1.1 200 OK\r\nX-A\rX-B: v\r\nX-C: a\0b\r\nX-C: c\r\n\r\n")
+    assert.is_nil(h["x-a\rx-b"])
+    assert.is_nil(h["x-b"])
+    assert.equal("a\0b, c", h["x-c"])
   end)
 end)
 

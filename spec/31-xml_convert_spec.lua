@@ -134,6 +134,8 @@ describe("XML request encoding", function()
     bad({ a = { { 1, 2 } } }, "array inside an array")
     bad({ a = function() end }, "function")
     bad({ [1] = "x" }, "names")
+    bad({ a = { ["#txt"] = "typo" } }, "#text") -- would vanish from the request
+    bad({ a = "\239\191\191" }, "U%+FFFF") -- valid UTF-8, not an XML character
     local t = {}
     t.t = t
     bad({ a = t }, "deep")
@@ -198,6 +200,25 @@ describe("XML response decoding", function()
     assert.same({ ["@lang"] = "ru", ["#text"] = "Текст & <ещё>" }, r.note)
     assert.equal("", r.description)
     assert.equal("", r.blank)
+    -- entities and character references in attribute values too (found by fuzzing)
+    assert.equal("A & B < C", decode('<r><v name="A &amp; B &#60; C"/></r>').v["@name"])
+  end)
+
+  it("writes nothing to stderr, even where libxml2 would (a failed encoding conversion)", function()
+    local script = os.tmpname()
+    local f = assert(io.open(script, "w"))
+    f:write([[
+package.cpath = "./?.so;" .. package.cpath
+local core = require "planapi.core"
+local bad = '<?xml version="1.0" encoding="Shift_JIS"?><r>\129\032\255</r>'
+assert(core.xml_decode(bad) == nil)
+assert(not pcall(core.xml_sign_string, (bad:gsub("<r>", '<request method="a"><r>'):gsub("</r>$", "</r></request>"))))
+io.write "done"
+]])
+    f:close()
+    local out = require("portable").run("lua5.4 " .. script)
+    os.remove(script)
+    assert.equal("done", out)
   end)
 
   it("keeps CDATA text and converts a declared encoding to UTF-8", function()

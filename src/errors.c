@@ -86,7 +86,9 @@ static int line_field(lua_State *L, line_buf *lb, const char *prefix, const char
   if (t == LUA_TSTRING || t == LUA_TNUMBER) {
     size_t len;
     const char *s;
-    if (t == LUA_TNUMBER && !lua_isinteger(L, -1) &&
+    /* the range check first: casting a double outside long long is undefined */
+    if (t == LUA_TNUMBER && !lua_isinteger(L, -1) && lua_tonumber(L, -1) >= -9223372036854775808.0 &&
+        lua_tonumber(L, -1) < 9223372036854775808.0 &&
         lua_tonumber(L, -1) == (lua_Number)(long long)lua_tonumber(L, -1)) {
       /* 5.1/LuaJIT numbers are floats: show 404, not 404.0 */
       char tmp[32];

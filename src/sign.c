@@ -106,8 +106,13 @@ static int sign_string(const char *xml, size_t len, pa_buf *out, const char **er
     return 0;
   }
   /* Our own request: still parsed with no network and no entity expansion. */
-  doc = xmlReadMemory(xml, (int)len, NULL, "UTF-8",
-                      XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+  {
+    pa_xml_handlers saved;
+    pa_xml_quiet(&saved);
+    doc = xmlReadMemory(xml, (int)len, NULL, "UTF-8",
+                        XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+    pa_xml_restore(&saved);
+  }
   if (doc == NULL) {
     *err = "the request is not well-formed XML";
     return 0;

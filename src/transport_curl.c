@@ -124,9 +124,10 @@ void pa_headers_push(lua_State *L, const char *s, size_t len) {
         lua_rawget(L, t); /* key, previous value */
         {
           luaL_Buffer b;
-          const char *prev = lua_tostring(L, -1);
+          size_t plen = 0;
+          const char *prev = lua_tolstring(L, -1, &plen); /* with its length: a value may hold a NUL */
           luaL_buffinit(L, &b);
-          if (prev) luaL_addstring(&b, prev);
+          if (prev) luaL_addlstring(&b, prev, plen);
           luaL_addchar(&b, ' ');
           luaL_addlstring(&b, s + vstart, vend - vstart);
           luaL_pushresult(&b);
@@ -143,6 +144,14 @@ void pa_headers_push(lua_State *L, const char *s, size_t len) {
           char ch = s[pos + i];
           if (ch >= 'A' && ch <= 'Z') ch = (char)(ch - 'A' + 'a');
           name[i] = ch;
+          /* a control character (a bare CR, a NUL) is never in a field name:
+           * the line is junk, not a header someone could copy onward */
+          if ((unsigned char)ch < 0x20 || ch == 0x7f) break;
+        }
+        if (i < nlen) {
+          nlen = 0;
+          pos = end + 1;
+          continue;
         }
         vstart = (size_t)(colon - s) + 1;
         while (vstart < vend && (s[vstart] == ' ' || s[vstart] == '\t')) vstart++;
@@ -152,9 +161,10 @@ void pa_headers_push(lua_State *L, const char *s, size_t len) {
         lua_rawget(L, t);
         if (lua_isstring(L, -1)) {
           luaL_Buffer b;
-          const char *prev = lua_tostring(L, -1);
+          size_t plen;
+          const char *prev = lua_tolstring(L, -1, &plen);
           luaL_buffinit(L, &b);
-          luaL_addstring(&b, prev);
+          luaL_addlstring(&b, prev, plen);
           luaL_addstring(&b, ", ");
           luaL_addlstring(&b, s + vstart, vend - vstart);
           luaL_pushresult(&b);

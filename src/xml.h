@@ -3,8 +3,21 @@
 #ifndef PLANAPI_XML_H
 #define PLANAPI_XML_H
 
+#include <libxml/xmlerror.h>
+
 #include "buf.h"
 #include "compat.h"
+
+/* libxml2's global (thread-local) error handlers, saved while a parse of
+ * ours runs with them silenced (xml_quiet.c): nothing goes to stderr. */
+typedef struct {
+  xmlGenericErrorFunc generic;
+  void *generic_ctx;
+  xmlStructuredErrorFunc structured;
+  void *structured_ctx;
+} pa_xml_handlers;
+void pa_xml_quiet(pa_xml_handlers *saved);
+void pa_xml_restore(const pa_xml_handlers *saved);
 
 /* Append <request method="..."> with the params table at idx; raises a
  * config error on a value or name that has no XML form. */

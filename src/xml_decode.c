@@ -313,7 +313,11 @@ static int parse_doc(xdoc *d, const char *s, size_t len) {
   }
   d->ctxt = ctxt;
   ctxt->userData = d;
-  xmlCtxtUseOptions(ctxt, XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+  /* XML_PARSE_NOENT: without it libxml2 hands an attribute value that had
+   * &amp; or &#38; over with "&#38;" in it (for its tree builder to re-parse).
+   * Only predefined entities and character references can be substituted:
+   * a DOCTYPE, where other entities would be declared, stops the parse. */
+  xmlCtxtUseOptions(ctxt, XML_PARSE_NONET | XML_PARSE_NOENT | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
   sax = ctxt->sax; /* the context's own handler: replace every callback */
   memset(sax, 0, sizeof *sax);
   sax->initialized = XML_SAX2_MAGIC;
@@ -326,7 +330,12 @@ static int parse_doc(xdoc *d, const char *s, size_t len) {
   sax->getEntity = on_entity;
   sax->getParameterEntity = on_entity;
   sax->serror = on_error;
-  xmlParseDocument(ctxt);
+  {
+    pa_xml_handlers saved;
+    pa_xml_quiet(&saved);
+    xmlParseDocument(ctxt);
+    pa_xml_restore(&saved);
+  }
   if (!d->failed && (!ctxt->wellFormed || ctxt->errNo != 0)) doc_fail(d, "invalid XML");
   if (!d->failed && d->nodes.len == 0) doc_fail(d, "no root element");
   return !d->failed;

@@ -77,6 +77,9 @@ static void xadd_text(xenc *e, const char *s, size_t n, int in_attr) {
     if (c >= 0x80) {
       size_t len = pa_utf8_seq((const unsigned char *)s + i, n - i);
       if (len == 0) xenc_fail(e, "text is not valid UTF-8");
+      /* U+FFFE and U+FFFF are valid UTF-8 but not XML 1.0 characters */
+      if (len == 3 && c == 0xEF && (unsigned char)s[i + 1] == 0xBF && ((unsigned char)s[i + 2] & 0xFE) == 0xBE)
+        xenc_fail(e, "text has a character XML cannot carry (U+FFFE or U+FFFF)");
       i += len - 1;
       run += len;
       continue;
@@ -116,7 +119,9 @@ static const char *scalar(xenc *e, int idx, size_t *len, char *tmp, size_t tmple
       } else {
         double d = (double)lua_tonumber(L, idx);
         if (d != d || d - d != 0) xenc_fail(e, "NaN and infinity have no XML form here");
-        if (d == (double)(long long)d) *len = (size_t)snprintf(tmp, tmplen, "%lld", (long long)d);
+        /* the range check first: casting a double outside long long is undefined */
+        if (d >= -9223372036854775808.0 && d < 9223372036854775808.0 && d == (double)(long long)d)
+          *len = (size_t)snprintf(tmp, tmplen, "%lld", (long long)d);
         else *len = (size_t)snprintf(tmp, tmplen, "%.17g", d);
       }
       return tmp;
@@ -192,7 +197,13 @@ static void enc_children(xenc *e, const char *name, size_t nlen, int idx) {
     char tmp[40];
     const char *v;
     if (keys[i].s[0] != '@') {
-      if (keys[i].n == 5 && memcmp(keys[i].s, "#text", 5) == 0) has_text = 1;
+      if (keys[i].s[0] == '#') {
+        /* "#text" is the element's text; any other "#" key is a typo that
+         * would otherwise vanish from the request without a word */
+        if (keys[i].n != 5 || memcmp(keys[i].s, "#text", 5) != 0)
+          xenc_fail(e, "only \"#text\" may start with '#' (the element's text)");
+        has_text = 1;
+      }
       continue;
     }
     if (!valid_name(keys[i].s + 1, keys[i].n - 1)) xenc_fail(e, "attribute name is not a valid XML name");

@@ -1,0 +1,88 @@
+/* response_headers.c: libFuzzer target for the response-header parser
+ * (pa_headers_push in src/transport_curl.c, Lua-visible as
+ * core.parse_headers; the libcurl transport and lua/planapi/transport/ngx.lua
+ * both build res.headers with it).
+ *
+ * The input is a raw header block as a server could send it (status lines,
+ * CRLF or LF, folded lines, repeated names, junk).
+ *
+ * Oracle: core.parse_headers never raises and returns a table whose keys
+ * are non-empty strings with no upper-case ASCII letter, no ':', no CR, no
+ * LF and no other control character, and whose values are strings with no
+ * LF; there are no more keys than lines;
+ * and every line "Name: value" whose name is a token (RFC 9110) is found
+ * under its lower-cased name. */
+#include <string.h>
+
+#include "common.h"
+
+static int parse;
+
+static int is_tchar(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+  lua_State *L = fz_state();
+  (void)argc, (void)argv;
+  lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_getfield(L, -1, "planapi.core");
+  lua_getfield(L, -1, "parse_headers");
+  if (lua_type(L, -1) != LUA_TFUNCTION) fz_fail("core.parse_headers is missing");
+  parse = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_settop(L, 0);
+  return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  lua_State *L = fz_state();
+  const char *s = (const char *)data;
+  size_t lines = 1, i, keys = 0, pos;
+  int t;
+  for (i = 0; i < size; i++) lines += s[i] == '\n';
+  lua_rawgeti(L, LUA_REGISTRYINDEX, parse);
+  lua_pushlstring(L, s, size);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) fz_fail("parse_headers raised: %s", lua_tostring(L, -1));
+  if (lua_type(L, -1) != LUA_TTABLE) fz_fail("parse_headers returned a %s", luaL_typename(L, -1));
+  t = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    size_t klen, vlen;
+    const char *k, *v;
+    if (lua_type(L, -2) != LUA_TSTRING) fz_fail("a header key is a %s", luaL_typename(L, -2));
+    if (lua_type(L, -1) != LUA_TSTRING) fz_fail("a header value is a %s", luaL_typename(L, -1));
+    k = lua_tolstring(L, -2, &klen);
+    v = lua_tolstring(L, -1, &vlen);
+    if (klen == 0) fz_fail("an empty header name");
+    for (i = 0; i < klen; i++) {
+      unsigned char c = (unsigned char)k[i];
+      if (c >= 'A' && c <= 'Z') fz_fail("header name '%s' is not lower-case", k);
+      if (c == ':') fz_fail("header name '%s' has a colon", k);
+      if (c < 0x20 || c == 0x7f) fz_fail("header name '%s' has control character 0x%02x", k, c);
+    }
+    if (memchr(v, '\n', vlen)) fz_fail("the value of '%s' has a line feed", k);
+    keys++;
+    lua_pop(L, 1);
+  }
+  if (keys > lines) fz_fail("%zu keys from %zu lines", keys, lines);
+  /* every well-formed field line is there */
+  for (pos = 0; pos < size;) {
+    size_t end = pos, n = 0;
+    while (end < size && s[end] != '\n') end++;
+    while (pos + n < end && is_tchar((unsigned char)s[pos + n])) n++;
+    if (n > 0 && n < 200 && pos + n < end && s[pos + n] == ':' && !(n >= 5 && memcmp(s + pos, "HTTP/", 5) == 0)) {
+      char name[200];
+      for (i = 0; i < n; i++) {
+        char c = s[pos + i];
+        name[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+      }
+      lua_pushlstring(L, name, n);
+      if (lua_rawget(L, t) != LUA_TSTRING) fz_fail("header line '%.*s' is missing from the table", (int)n, name);
+      lua_pop(L, 1);
+    }
+    pos = end + 1;
+  }
+  fz_done(L);
+  return 0;
+}
