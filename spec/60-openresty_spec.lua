@@ -282,6 +282,46 @@ describe("ngx transport on a fake ngx", function()
     assert.is_true(err.request_sent)
   end)
 
+  it("sends a write on a new connection, never on a pooled one, and never twice", function()
+    -- Two idle pooled connections, then a new one: the POST skips (closes) both.
+    local t, n = scripted { { reused = 2, response = OK }, { reused = 1, response = OK }, { response = OK } }
+    local c = fake_client()
+    local post = c:prepare { method = "POST", path = "task/", body = { name = "once" } }
+    post.idempotent = false
+    assert.equal(200, assert(t(post)).status)
+    assert.equal(3, #n.sockets)
+    assert.is_true(n.sockets[1].closed)
+    assert.is_true(n.sockets[2].closed)
+    assert.is_nil(n.sockets[1].sent)
+    assert.is_nil(n.sockets[2].sent)
+    assert.truthy(n.sockets[3].sent)
+    -- Dropped without an answer on that new connection: an error, not a second send.
+    local t2, n2 = scripted { { response = "" }, { response = OK } }
+    local res, err = t2(post)
+    assert.is_nil(res)
+    assert.equal("transport", err.kind)
+    assert.is_true(err.request_sent)
+    assert.equal(1, #n2.sockets)
+    -- An idempotent POST (a list query) may still use the pool.
+    local t3, n3 = scripted { { reused = 2, response = OK } }
+    local query = c:prepare { method = "POST", path = "task/list", body = {} }
+    query.idempotent = true
+    assert.equal(200, assert(t3(query)).status)
+    assert.equal(1, #n3.sockets)
+    c:close()
+  end)
+
+  it("a connection lost during the TLS handshake is a retryable transport error, nothing sent", function()
+    for _, herr in ipairs { "closed", "connection reset by peer", "broken pipe" } do
+      local t = scripted { { tls_err = herr } }
+      local res, err = t(get())
+      assert.is_nil(res)
+      assert.equal("transport", err.kind, herr)
+      assert.is_true(err.retryable)
+      assert.is_false(err.request_sent)
+    end
+  end)
+
   it("classifies connect, TLS and read failures like the C transport", function()
     local cases = {
       { conn = { connect_err = "connection refused" }, kind = "transport", sent = false, retryable = true },

@@ -210,16 +210,16 @@ end
 
 -- ------------------------------------------------------------------ exchange
 
--- One attempt over one connection. Returns res | nil, err, stale where stale
--- says the connection came from the pool and died before a single byte of
--- the answer: the server dropped an idle connection, and a new one may be
--- tried (the request never reached it).
 -- req.idempotent, set by the call loop; without it the method decides.
 local function idempotent(req)
   if type(req.idempotent) == "boolean" then return req.idempotent end
   return req.method ~= "POST" and req.method ~= "PATCH"
 end
 
+-- One attempt over one connection. Returns res | nil, err, stale where stale
+-- says the connection came from the pool and died before a single byte of
+-- the answer: the server dropped an idle connection, and a new one may be
+-- tried (the request never reached it).
 local function exchange(st, n, req, u, deadline)
   local function left_ms()
     n.update_time()
