@@ -97,6 +97,14 @@ void fz_done(lua_State *L) {
     fprintf(stderr, "FZ_DEBUG: %lu inputs, Lua heap %d kB\n", inputs_done, lua_gc(L, LUA_GCCOUNT, 0));
 }
 
+int fz_feed_bytes(int fn, const uint8_t *data, size_t size, const char *what) {
+  lua_State *L = fz_state();
+  lua_pushlstring(L, (const char *)data, size);
+  fz_call_or_abort(L, fn, 1, what);
+  fz_done(L);
+  return 0;
+}
+
 /* ------------------------------------------------------------ Lua coverage */
 
 #define FZ_LUA_COUNTERS 8192

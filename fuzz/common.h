@@ -43,6 +43,10 @@ void fz_call_or_abort(lua_State *L, int fn, int nargs, const char *what);
 #endif
 void fz_done(lua_State *L);
 
+/* One input of a target whose oracle takes the input's bytes as a string:
+ * call the oracle under reference fn with them, then fz_done. Returns 0. */
+int fz_feed_bytes(int fn, const uint8_t *data, size_t size, const char *what);
+
 /* Print a message and abort(): libFuzzer saves the input as a crash. */
 void fz_fail(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 

@@ -73,9 +73,5 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  lua_State *L = fz_state();
-  lua_pushlstring(L, (const char *)data, size);
-  fz_call_or_abort(L, check, 1, "xml_decode");
-  fz_done(L);
-  return 0;
+  return fz_feed_bytes(check, data, size, "xml_decode");
 }
