@@ -48,7 +48,7 @@ local function note_error(e)
 end
 
 -- Secrets from constructor options.
-local SECRET_OPTIONS = { "token", "api_key", "password", "private_key", "secret", "key" }
+local SECRET_OPTIONS = { "token", "api_key", "password", "private_key", "secret" }
 local function note_options(opts)
   if type(opts) ~= "table" then return end
   for _, k in ipairs(SECRET_OPTIONS) do
