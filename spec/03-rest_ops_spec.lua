@@ -11,12 +11,7 @@ local SPEC_PATH = "../shared/specs/planfix-rest-openapi.json"
 local OPS_PATH = "lua/planapi/planfix_rest_ops.lua"
 local GENERATOR = "tools/gen_rest_ops.lua"
 
-local function slurp(path)
-  local fh = assert(io.open(path, "rb"))
-  local data = fh:read("a")
-  fh:close()
-  return data
-end
+local function slurp(path) return (assert(require("portable").read_file(path))) end
 
 local spec = cjson.decode(slurp(SPEC_PATH))
 local rest_ops = require("planapi.planfix_rest_ops")

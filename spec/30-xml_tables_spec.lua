@@ -5,12 +5,7 @@
 local FACTS = "../shared/docs/api-facts.md"
 local METHODS_SRC = "lua/planapi/planfix_xml_methods.lua"
 
-local function slurp(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local function slurp(path) return (assert(require("portable").read_file(path))) end
 
 -- the text from the heading that starts with `from` up to the next "### " heading
 local function section(text, from)

@@ -205,9 +205,9 @@ describe("XML response decoding", function()
   end)
 
   it("writes nothing to stderr, even where libxml2 would (a failed encoding conversion)", function()
+    local portable = require "portable"
     local script = os.tmpname()
-    local f = assert(io.open(script, "w"))
-    f:write([[
+    portable.write_file(script, [[
 package.cpath = "./?.so;" .. package.cpath
 local core = require "planapi.core"
 local bad = '<?xml version="1.0" encoding="Shift_JIS"?><r>\129\032\255</r>'
@@ -215,8 +215,7 @@ assert(core.xml_decode(bad) == nil)
 assert(not pcall(core.xml_sign_string, (bad:gsub("<r>", '<request method="a"><r>'):gsub("</r>$", "</r></request>"))))
 io.write "done"
 ]])
-    f:close()
-    local out = require("portable").run("lua5.4 " .. script)
+    local out = portable.run("lua5.4 " .. script)
     os.remove(script)
     assert.equal("done", out)
   end)

@@ -18,41 +18,9 @@ require("journal").secret(SECRET) -- given to the gateway's nginx: the secret sc
 
 -- ------------------------------------------------------------------ helpers
 
--- os.execute's success under Lua 5.4 and LuaJIT (which returns a status number).
-local function execute(cmd)
-  local a = os.execute(cmd)
-  if type(a) == "number" then return a == 0 end
-  return a == true
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read "*a"
-  f:close()
-  return s
-end
-
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(text))
-  f:close()
-end
-
-local function tmpdir()
-  local path = os.tmpname()
-  os.remove(path)
-  assert(core.mkdir(path))
-  return path
-end
-
-local function rmtree(path)
-  for _, name in ipairs(core.list_dir(path) or {}) do
-    local p = path .. "/" .. name
-    if not os.remove(p) then rmtree(p) end
-  end
-  os.remove(path)
-end
+local portable = require "portable"
+local execute, read_file, write_file = portable.execute, portable.read_file, portable.write_file
+local tmpdir, rmtree = portable.tmpdir, portable.rmtree
 
 local function contains(haystack, needle)
   return type(haystack) == "string" and haystack:find(needle, 1, true) ~= nil

@@ -9,13 +9,7 @@ local function shell_quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read "a"
-  f:close()
-  return text
-end
+local read = portable.read_file
 
 local function env_prefix(env)
   local vars = { LUA_PATH = "lua/?.lua;lua/?/init.lua;;", LUA_CPATH = "./?.so;;" }

@@ -90,14 +90,10 @@ local function start_proxy(resets)
     :format(sandbox.env().https_port, resets, port_file, dir, pid_file)))
   local port
   assert.is_true(wait_for_log(function()
-    local f = io.open(port_file)
-    port = f and tonumber(f:read "*l")
-    if f then f:close() end
+    port = tonumber(portable.read_file(port_file) or "")
     return port ~= nil
   end), "the flaky proxy did not start")
-  local f = assert(io.open(pid_file))
-  local pid = assert(tonumber(f:read "*l"))
-  f:close()
+  local pid = assert(tonumber(portable.read_file(pid_file)))
   return port, function()
     portable.execute("kill " .. pid .. " 2>/dev/null")
     portable.rmtree(dir)

@@ -19,7 +19,8 @@ describe("security", function()
       local rec = sandbox.http_url "record/xxe"
       local srec = sandbox.https_url "record/xxe-tls"
       return {
-        '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><response status="ok">&x;</response>',
+        '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+          .. '<response status="ok">&x;</response>',
         '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "' .. rec .. '">]><response status="ok">&x;</response>',
         '<!DOCTYPE r [<!ENTITY % p SYSTEM "' .. srec .. '"> %p;]><response status="ok"/>',
         '<!DOCTYPE r [<!ENTITY % p SYSTEM "' .. rec .. '"> <!ENTITY % q "<!ENTITY leak SYSTEM \'' .. rec
@@ -219,11 +220,7 @@ describe("security", function()
       local dir = portable.tmpdir()
       local secret = "planted-secret-" .. os.time()
       assert(portable.execute(("mkdir -p %s/journal %s/step"):format(dir, dir)))
-      local function write(path, text)
-        local f = assert(io.open(path, "w"))
-        f:write(text)
-        f:close()
-      end
+      local write = portable.write_file
       write(dir .. "/journal/secrets-1.txt", secret .. "\n")
       write(dir .. "/busted.tap", "ok 1 - fine\n")
       local out, code = portable.run("lua5.4 tools/scan-secrets " .. dir)
@@ -242,11 +239,7 @@ describe("security", function()
       -- read directly: through portable.run the secrets would land in the journal's output
       local out = {}
       local names = io.popen "ls build/journal/secrets-*.txt"
-      for name in names:lines() do
-        local f = assert(io.open(name))
-        out[#out + 1] = f:read "*a"
-        f:close()
-      end
+      for name in names:lines() do out[#out + 1] = assert(portable.read_file(name)) end
       names:close()
       out = table.concat(out)
       assert.truthy(out:find(sandbox.TOKEN, 1, true))
@@ -271,11 +264,9 @@ describe("security", function()
       for name, given in pairs(cases) do
         local dir = portable.tmpdir()
         local script = dir .. "/ct.lua"
-        local f = assert(io.open(script, "w"))
-        f:write(("package.cpath = './?.so;' .. package.cpath\nlocal core = require 'planapi.core'\n"
+        portable.write_file(script, ("package.cpath = './?.so;' .. package.cpath\nlocal core = require 'planapi.core'\n"
           .. "local g, e = %q, %q\nlocal r\nfor _ = 1, 50 do r = core.secure_equals(g, e) end\nprint(r)\n")
           :format(given, expected))
-        f:close()
         local out, code = portable.run(("valgrind --tool=callgrind --callgrind-out-file=%s/cg.out "
           .. "--toggle-collect='*secure_equals*' lua5.4 %s && callgrind_annotate %s/cg.out"):format(dir, script, dir))
         assert.equal(0, code, out)

@@ -1,5 +1,6 @@
 -- What specs need to behave the same under Lua 5.4 and LuaJIT 2.1 (Lua 5.1
--- semantics): the exit status of a shell command, and the type of a number.
+-- semantics): the exit status of a shell command, and the type of a number;
+-- and the file and directory helpers every spec would otherwise write again.
 --   local portable = require "portable"
 local M = {}
 
@@ -70,6 +71,22 @@ M.luajit = type(rawget(_G, "jit")) == "table"
 -- util-linux, and a mounted /dev/pts: some containers and chroots lack it.)
 function M.has_pty()
   return M.execute "script -qec true /dev/null < /dev/null > /dev/null 2>&1" == true
+end
+
+--- The whole content of a file, or nil when it cannot be read.
+function M.read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read "*a"
+  f:close()
+  return s
+end
+
+--- Write text to a file, replacing it (raises on failure).
+function M.write_file(path, text)
+  local f = assert(io.open(path, "wb"))
+  assert(f:write(text))
+  f:close()
 end
 
 --- A new empty temporary directory.
