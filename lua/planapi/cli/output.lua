@@ -1,6 +1,7 @@
 -- cli/output.lua: results for people (pretty JSON on a terminal, a table)
 -- and for programs (compact JSON, JSON Lines in a pipe).
 local core = require "planapi.core"
+local sorted_keys = require("planapi.client_base").sorted_keys
 
 local M = {}
 
@@ -28,13 +29,6 @@ local function plain(v)
   return out
 end
 M.plain = plain
-
-local function sorted_keys(t)
-  local keys = {}
-  for k in pairs(t) do keys[#keys + 1] = k end
-  table.sort(keys)
-  return keys
-end
 
 local function pretty(v, indent, out)
   if type(v) ~= "table" then
