@@ -1,5 +1,6 @@
 -- The sugar scripts use most: tasks, comments, contacts, projects, users,
 -- data tags, directories and files, against the sandbox's seeded data.
+local core = require "planapi.core"
 local sandbox = require "sandbox"
 
 describe("Planfix REST sugar", function()
@@ -123,6 +124,21 @@ describe("Planfix REST sugar", function()
   it("unknown resources are nil; bad attach targets raise", function()
     assert.is_nil(rest.nothing)
     assert.has_error(function() rest.files:attach(1, "planet", 2) end)
+  end)
+
+  it("an answer without the object asked for is a decode error, never nil and the meta", function()
+    local hollow = sandbox.rest { transport = function()
+      return { status = 200, headers = { ["content-type"] = "application/json" }, body = '{"result":"success"}' }
+    end }
+    local v, err = hollow.tasks:get(1)
+    assert.is_nil(v)
+    assert.is_true(core.is_error(err))
+    assert.equal("decode", err.kind)
+    v, err = hollow.tasks:create { name = "x" }
+    assert.is_nil(v)
+    assert.equal("decode", err.kind)
+    assert.matches("carried out", err.message)
+    hollow:close()
   end)
 end)
 

@@ -240,6 +240,16 @@ function M.run(self, call)
   end
 end
 
+--- Resource sugar's answer: the value the call's answer was to carry, or
+-- nil and a decode error. Never nil and the call's meta, which would read as
+-- `nil, err` with an err that is no error. wrote: the call was a write the
+-- server carried out, which the message says.
+function M.expect(value, meta, what, operation, wrote)
+  if value ~= nil then return value, meta end
+  return nil, core.error { kind = "decode", status = meta and meta.status, operation = operation,
+    message = ("the answer has no %s%s"):format(what, wrote and " (the request was carried out)" or "") }
+end
+
 --- The host a Location points to, without any user:password@ part, for
 -- error messages (the rest of the URL may carry a presigned token).
 local function location_host(location)

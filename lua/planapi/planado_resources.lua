@@ -6,6 +6,7 @@
 --   local r = assert(pd.clients:upsert("crm-7", { organization = true, organization_name = "Acme" }))
 --   if r.created then ... end
 local core = require "planapi.core"
+local base = require "planapi.client_base"
 
 local M = {}
 
@@ -16,13 +17,9 @@ local function ref_path(collection, ref)
   return collection .. "/" .. core.url_escape(ref)
 end
 
---- The value an answer was expected to carry, or nil and a decode error:
--- never nil and the call's meta, which would read as an error that is not one.
--- A write's answer without it still means the write happened: the message says so.
+-- The answer's object, or nil and a decode error (client_base.expect).
 local function expect(value, meta, what, wrote)
-  if value ~= nil then return value, meta end
-  return nil, core.error { kind = "decode", status = meta and meta.status,
-    message = ("the answer has no %s%s"):format(what, wrote and " (the request was carried out)" or "") }
+  return base.expect(value, meta, what, nil, wrote)
 end
 
 -- Methods every listable collection has.

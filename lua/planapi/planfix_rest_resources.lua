@@ -6,6 +6,7 @@
 -- Every method takes the operation's path parameters first (in path order),
 -- then the parameters table, then the call options of rest:call.
 local core = require "planapi.core"
+local base = require "planapi.client_base"
 local Rest = require "planapi.planfix_rest"
 
 local M = {}
@@ -127,9 +128,9 @@ local function method(rest, kind, op_id, key)
           if k ~= "result" and type(x) == "table" then v = x break end
         end
       end
-      return v, meta
+      return base.expect(v, meta, key, op_id)
     elseif kind == "create" then
-      return result.id, meta
+      return base.expect(result.id, meta, "id", op_id, true)
     end
     return result, meta
   end
@@ -147,7 +148,7 @@ local function files_extras(rest, res)
     local result, meta = rest:call("post-file-upload", { file = file, targetType = opts.target or "task" },
       call_opts)
     if result == nil then return nil, meta end
-    return result.id, meta
+    return base.expect(result.id, meta, "id", "post-file-upload", true)
   end
   --- rest.files:download(id) -> bytes
   function res.download(_, id, opts)

@@ -9,6 +9,7 @@
 -- <task><id>), `unwrap` returns that element of the result; paging kinds
 -- take the method's parameters as they are.
 local core = require "planapi.core"
+local base = require "planapi.client_base"
 
 local M = {}
 
@@ -88,12 +89,7 @@ local function bind_method(xml, def)
     local result, meta = xml:call(name, p, opts)
     if result == nil then return nil, meta end
     if def.unwrap then
-      -- nil with meta would read as nil, err with a table that is no error
-      if result[def.unwrap] == nil then
-        return nil, core.error { kind = "decode", status = meta and meta.status, operation = name,
-          message = ("the answer has no <%s> element"):format(def.unwrap) }
-      end
-      return result[def.unwrap], meta
+      return base.expect(result[def.unwrap], meta, ("<%s> element"):format(def.unwrap), name)
     end
     return result, meta
   end
