@@ -5,8 +5,9 @@
 -- path (incl. the "/rest" prefix) contains `path` get it, in FIFO order of
 -- the queued faults. Faults act before authentication, rate limiting and
 -- quota, like a failing proxy in front of the service, and do not consume
--- quota. Only "slow" and "reset_after" let the request go on to the normal
--- handling ("reset_after" then drops the connection instead of answering).
+-- quota. Only "slow", "late" and "reset_after" let the request go on to the
+-- normal handling ("slow" waits before it, "late" after it, before the
+-- answer; "reset_after" then drops the connection instead of answering).
 local json = require("sandbox.json")
 local util = require("sandbox.util")
 
@@ -25,6 +26,7 @@ local MODES = {
     rate_text = true, -- Planado's quirk: HTTP 200, text/plain "Rate Limit Exceeded"
     reset_after = true, -- the request is carried out, then the connection drops without an answer
     redirect = true,    -- a 3xx with a Location, as a misconfigured proxy or a moved API would send
+    late = true,        -- the request is carried out at once, its answer is sent `delay` seconds later
 }
 
 -- Error texts for the "code" mode, from the Planfix error table.
@@ -48,6 +50,10 @@ function M.add(spec)
     f.path = spec.path
     if spec.xml_method ~= nil and type(spec.xml_method) ~= "string" then return nil, "xml_method must be a string" end
     f.xml_method = spec.xml_method
+    if spec.method ~= nil and (type(spec.method) ~= "string" or not spec.method:match("^%u+$")) then
+        return nil, "method must be an upper-case HTTP method, e.g. \"POST\""
+    end
+    f.method = spec.method
     -- Whether code/error were given (the XML answers have their own defaults).
     given[f] = { code = spec.code ~= nil, error = type(spec.error) == "string" }
     if f.mode == "status" then
@@ -55,7 +61,7 @@ function M.add(spec)
         if not f.status or f.status < 100 or f.status > 599 then return nil, "status must be 100..599" end
         f.code = util.to_int(spec.code or 0) or 0
         f.error = type(spec.error) == "string" and spec.error or "Rest API error"
-    elseif f.mode == "slow" then
+    elseif f.mode == "slow" or f.mode == "late" then
         f.delay = util.to_number(spec.delay or 2.0)
         if not f.delay or f.delay < 0 or f.delay > 300 then return nil, "delay must be 0..300 seconds" end
     elseif f.mode == "oversize" then
@@ -82,12 +88,13 @@ function M.add(spec)
     return f
 end
 
--- Takes one use of the first fault matching full_path (and, for the XML
--- API, the request's method attribute), or nil. A fault with xml_method only
--- matches XML requests calling that method.
-function M.take(full_path, xml_method)
+-- Takes one use of the first fault matching full_path and the HTTP method
+-- (and, for the XML API, the request's method attribute), or nil. A fault
+-- with xml_method only matches XML requests calling that method.
+function M.take(full_path, http_method, xml_method)
     for i, f in ipairs(M.queue) do
         if (not f.path or full_path:find(f.path, 1, true))
+            and (not f.method or f.method == http_method)
             and (not f.xml_method or f.xml_method == xml_method) then
             f.count = f.count - 1
             if f.count <= 0 then table.remove(M.queue, i) end

@@ -33,10 +33,11 @@ end
 
 -- A fault taken for this request: true when it answered the request (the
 -- handler stops there), false when the request goes on to its normal handling
--- ("slow" after its delay; "reset_after", which finish() then leaves unanswered).
+-- ("slow" after its delay; "late", whose delay finish() waits out before the
+-- answer; "reset_after", which finish() then leaves unanswered).
 local function fault_answered(req, f, extra, kind)
     extra.fault = f.mode
-    if f.mode == "reset_after" then return false end
+    if f.mode == "reset_after" or f.mode == "late" then return false end
     if f.mode == "slow" then
         local generation = control.generation
         ngx.sleep(f.delay)
@@ -54,8 +55,11 @@ end
 
 -- Sends the answer, unless a "reset_after" fault says the connection drops
 -- once the request has been carried out (and logged, with its real status).
+-- A "late" answer is what the request found when it was carried out, sent
+-- after the delay: a lookup that saw nothing yet still says so afterwards.
 local function finish(f, send, ...)
     if f and f.mode == "reset_after" then return ngx.exit(444) end
+    if f and f.mode == "late" then ngx.sleep(f.delay) end
     return send(...)
 end
 
@@ -65,7 +69,7 @@ local function handle_rest()
     recorder.count()
 
     local extra = {}
-    local f = faults.take(req.full_path)
+    local f = faults.take(req.full_path, req.method)
     if f and fault_answered(req, f, extra) then return end
 
     local status, body, headers = rest.handle(req)
@@ -81,7 +85,7 @@ local function handle_xml()
     xmlapi.prepare(req)
     local extra = xmlapi.log_fields(req)
 
-    local f = faults.take(req.full_path, req.xml_method)
+    local f = faults.take(req.full_path, req.method, req.xml_method)
     if f and fault_answered(req, f, extra, "xml") then return end
 
     local status, body, headers = xmlapi.handle(req)
@@ -96,7 +100,7 @@ local function handle_planado()
     planado.count()
     local extra = planado.log_fields(req)
 
-    local f = faults.take(req.full_path)
+    local f = faults.take(req.full_path, req.method)
     if f and fault_answered(req, f, extra, "planado") then return end
 
     local status, body, headers, more = planado.handle(req)
