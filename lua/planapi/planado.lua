@@ -162,6 +162,20 @@ local function error_text(body, decoded)
   return text ~= "" and text or nil
 end
 
+-- The uniqueness refusal of an external_id (api-facts §3.5: unique). The
+-- body's shape is undocumented, so the message is read for the field and the
+-- refusal; the sandbox says "external_id: has already been taken" (HTTP 422).
+local TAKEN_WORDS = { "taken", "already", "exist", "unique", "duplicate" }
+local function refuses_taken_external_id(status, message)
+  if status ~= 409 and status ~= 422 then return false end
+  local text = message:lower()
+  if not text:find("external", 1, true) then return false end
+  for _, word in ipairs(TAKEN_WORDS) do
+    if text:find(word, 1, true) then return true end
+  end
+  return false
+end
+
 --- pd:parse(req, res) -> result | nil, err (pure)
 function Planado:parse(req, res)
   local op = req.operation
@@ -189,8 +203,10 @@ function Planado:parse(req, res)
   elseif status >= 500 or status == 0 then
     kind, retryable = "http", true
   end
+  local message = error_text(body, decoded) or ("HTTP status " .. status)
   local err = self.core:error { kind = kind, status = status, operation = op, retryable = retryable,
-    message = error_text(body, decoded) or ("HTTP status " .. status) }
+    message = message }
+  if refuses_taken_external_id(status, message) then err.external_id_taken = true end
   -- Keep the raw body (its shape is undocumented), redacted and bounded.
   err.body = self.core:redact(body:sub(1, 2000))
   return nil, err
@@ -212,33 +228,73 @@ function Planado:call(method, path, params, opts)
   })
 end
 
+-- The object a create made, found by its external_id.
+local function recovered(found, attempts)
+  found.recovered = true
+  return found, { status = 200, attempts = attempts, recovered = true }
+end
+
+-- A failure after which the POST may have been carried out: a timeout, a
+-- reset, a 5xx. Not a refusal before any work (a 429), not an unsent request.
+local function ambiguous(err)
+  return err.retryable and not err.rejected and err.request_sent ~= false
+end
+
 --- pd:create(path, body, opts, ref_path) -> result, meta | nil, err
 -- A POST that may have reached the server (a timeout, a reset, a 5xx) is
--- not sent blindly again: with an external_id the object is looked up by
+-- never sent blindly again: with an external_id the object is looked up by
 -- it first (GET ref_path/<external_id>); found means it was created, and
--- the result says `recovered = true`. Without an external_id the error is
--- returned.
+-- the result says `recovered = true`; not found sends the POST again. If
+-- that POST is refused because the external_id is taken, an earlier attempt
+-- won the race after the lookup: the object is looked up again (waiting
+-- while it is not visible yet) and returned as recovered. Without an
+-- external_id the error is returned.
 function Planado:create(path, body, opts, ref_path)
-  local attempt = 0
+  local ext = type(body) == "table" and body.external_id
+  local by_ext = type(ext) == "string" and ext ~= "" and ref_path
+    and (ref_path .. "/" .. core.url_escape(ext)) or nil
+  local attempt, unsure = 0, false
   while true do
     attempt = attempt + 1
     local result, meta = self:call("POST", path, body, opts)
     if result ~= nil then return result, meta end
     local err = meta
-    local ext = type(body) == "table" and body.external_id
-    if not (err.retryable and type(ext) == "string" and ref_path) then return nil, err end
+    if unsure and err.external_id_taken then return self:recover_taken(by_ext, err, attempt) end
+    if not (by_ext and ambiguous(err)) then return nil, err end
+    unsure = true
     -- Pause first: a request still being handled has time to land, so the
     -- lookup sees it instead of a 404 that would send the POST again.
     local wait = self.policy:delay(err, attempt, true)
     if not wait then return nil, err end
     if wait > 0 then self.sleep(wait) end
-    local found, ferr = self:call("GET", ref_path .. "/" .. core.url_escape(ext))
-    if found ~= nil then
-      found.recovered = true
-      return found, { status = 200, attempts = attempt, recovered = true }
-    end
+    local found, ferr = self:call("GET", by_ext)
+    if found ~= nil then return recovered(found, attempt) end
     if ferr.status ~= 404 then return nil, err end
   end
+end
+
+
+--- After an ambiguous attempt, a later POST was refused because the
+-- external_id is taken: the earlier attempt was carried out. Look the object
+-- up, waiting (the policy's backoff, no jitter, as many tries as it allows)
+-- while the server does not show it yet. Never an error for an object that
+-- exists; an error only when the lookups never find it.
+function Planado:recover_taken(by_ext, taken, attempts)
+  local lookups = math.max(1, self.policy.attempts)
+  for i = 1, lookups do
+    local found, ferr = self:call("GET", by_ext)
+    if found ~= nil then return recovered(found, attempts) end
+    if ferr.status ~= 404 then return nil, ferr end
+    if i < lookups then
+      local wait = math.min(self.policy.cap, self.policy.base * 2 ^ (i - 1))
+      if wait > 0 then self.sleep(wait) end
+    end
+  end
+  local err = self.core:error { kind = "api", status = taken.status, operation = taken.operation,
+    retryable = false, message = taken.message .. (" (after an attempt with an unknown outcome; %d lookups by"
+      .. " the external_id found nothing)"):format(lookups) }
+  err.attempts, err.external_id_taken, err.body = attempts, true, taken.body
+  return nil, err
 end
 
 --- pd:pager(path, params, opts) -> pager over `after` keyset pages.
