@@ -45,31 +45,38 @@ end
 
 local function text(v) return type(v) == "string" and v or "" end
 
+-- The job of a task: "existing", uuid when Planado has it, "created", uuid
+-- when this call made it, or nil, err. jobs:create recovers its own POST whose
+-- outcome was unknown; a refusal of the external_id without that means another
+-- run created the job after our lookup, so it is looked up, not counted failed.
+function Bridge:job_for(task)
+  local ext = "planfix-" .. task.id
+  local job, err = self.planado.jobs:get(ext)
+  if job then return "existing", job.uuid end
+  if err.status ~= 404 then return nil, err end
+  local description = text(task.name)
+  if text(task.description) ~= "" then description = description .. "\n\n" .. task.description end
+  local uuid, cerr = self.planado.jobs:create { external_id = ext, description = description }
+  if uuid then return "created", uuid end
+  if not cerr.external_id_taken then return nil, cerr end
+  job, err = self.planado.jobs:get(ext)
+  if job then return "existing", job.uuid end
+  return nil, err
+end
+
 --- sync() -> counts { tasks, created, existing, failed }, jobs { [task id] = uuid }
 -- A job already in Planado (found by its external_id) is left as it is.
 function Bridge:sync()
   local counts, jobs = { tasks = 0, created = 0, existing = 0, failed = 0 }, {}
   for _, task in ipairs(self:tasks()) do
     counts.tasks = counts.tasks + 1
-    local ext = "planfix-" .. task.id
-    local job, err = self.planado.jobs:get(ext)
-    if job then
-      counts.existing = counts.existing + 1
-      jobs[tostring(task.id)] = job.uuid
-    elseif err.status == 404 then
-      local description = text(task.name)
-      if text(task.description) ~= "" then description = description .. "\n\n" .. task.description end
-      local uuid, cerr = self.planado.jobs:create { external_id = ext, description = description }
-      if uuid then
-        counts.created = counts.created + 1
-        jobs[tostring(task.id)] = uuid
-      else
-        counts.failed = counts.failed + 1
-        io.stderr:write("bridge: task ", task.id, ": ", tostring(cerr), "\n")
-      end
+    local how, uuid = self:job_for(task)
+    if how then
+      counts[how] = counts[how] + 1
+      jobs[tostring(task.id)] = uuid
     else
       counts.failed = counts.failed + 1
-      io.stderr:write("bridge: task ", task.id, ": ", tostring(err), "\n")
+      io.stderr:write("bridge: task ", task.id, ": ", tostring(uuid), "\n")
     end
   end
   return counts, jobs

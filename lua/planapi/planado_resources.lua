@@ -59,7 +59,9 @@ local function crud(pd, res, collection, kind, uuid_key)
 end
 
 -- PATCH by external_id creates an unknown client or site: say which happened.
--- A 201 says "created"; otherwise the object's version tells (1 = new).
+-- A 201 says "created"; otherwise the object's version tells (1 = new). A
+-- PATCH is idempotent, so the call loop repeats it after a timeout, a reset
+-- or a 5xx: whichever copy lands first creates, the other one updates.
 local function upsert(pd, res, collection, kind, uuid_key)
   function res.upsert(_, external_id, fields, opts)
     if type(external_id) ~= "string" or external_id == "" then
@@ -69,7 +71,13 @@ local function upsert(pd, res, collection, kind, uuid_key)
     for k, v in pairs(fields or {}) do body[k] = v end
     body.external_id = body.external_id or external_id
     pd:check_fields(kind, body, 2)
-    local result, meta = pd:call("PATCH", ref_path(collection, external_id), body, opts)
+    local path = ref_path(collection, external_id)
+    local result, meta = pd:call("PATCH", path, body, opts)
+    -- Refused as taken: a concurrent create of the same external_id won
+    -- inside the server. It exists now, so the same PATCH updates it.
+    if not result and meta.external_id_taken and body.external_id == external_id then
+      result, meta = pd:call("PATCH", path, body, opts)
+    end
     if not result then return nil, meta end
     local out = { uuid = result[uuid_key] }
     if meta.status == 201 then
