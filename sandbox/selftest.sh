@@ -348,6 +348,21 @@ T0="$(date +%s.%N)"; api GET /ping; T1="$(date +%s.%N)"
 check "slow request does not block others" "$CODE/$(lua5.4 -e "print(($T1 - $T0) < 0.5)")" "200/true"
 wait "$SLOW_PID"
 check "slow request completes" "$(jl 'd.task.id' "$WORK/slow_body")" 1
+ctl POST /fault '{"mode":"status","status":500,"method":"POST"}'
+api GET /ping
+A="$CODE"; api POST /task/list '{}'
+check "fault with method skips other methods" "$A,$CODE" "200,500"
+ctl POST /fault '{"mode":"status","method":"post"}'
+check "fault method must be upper case" "$CODE" 400
+ctl DELETE /log
+ctl POST /fault '{"mode":"late","delay":1.5,"path":"/task/1"}'
+curl -sS --cacert "$CA" -H "Authorization: Bearer sandbox-token" -o "$WORK/late_body" "$REST/task/1" &
+LATE_PID=$!
+sleep 0.4
+ctl GET /log
+check "late request carried out and logged before its answer" "$(jl 'd[1].path .. " " .. d[1].fault .. " " .. d[1].status')" "/task/1 late 200"
+T0="$(date +%s.%N)"; wait "$LATE_PID"; T1="$(date +%s.%N)"
+check "late request answered after its delay" "$(lua5.4 -e "print(($T1 - $T0) >= 0.9)")/$(jl 'd.task.id' "$WORK/late_body")" "true/1"
 ctl POST /fault '{"mode":"truncate"}'
 api GET /ping
 check "fault truncate -> curl 18 (partial)" "$RC" 18
