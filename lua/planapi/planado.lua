@@ -273,7 +273,6 @@ function Planado:create(path, body, opts, ref_path)
   end
 end
 
-
 --- After an ambiguous attempt, a later POST was refused because the
 -- external_id is taken: the earlier attempt was carried out. Look the object
 -- up, waiting (the policy's backoff, no jitter, as many tries as it allows)
