@@ -7,6 +7,7 @@
 #include "client.h"
 #include "compat.h"
 #include "errors.h"
+#include "interrupt.h"
 #include "json.h"
 #include "limiter.h"
 #include "url.h"
@@ -47,6 +48,7 @@ int luaopen_planapi_core(lua_State *L) {
   pa_sign_open(L);
   pa_secure_open(L);
   pa_fs_open(L);
+  pa_interrupt_open(L);
   pa_tcp_open(L);
   pa_limiter_shm_open(L);
   lua_pushliteral(L, PLANAPI_VERSION);

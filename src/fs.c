@@ -8,8 +8,22 @@
  *                                  O_CREAT|O_EXCL: true for the one caller
  *                                  that created it, false if it existed.
  *   core.mkdir(path) -> true | false (existed) | nil, err
- *   core.list_dir(path) -> { names } | nil, err   ("." and ".." left out) */
+ *   core.list_dir(path) -> { names } | nil, err   ("." and ".." left out)
+ *   core.write_file_durably(path, text) -> true | nil, err
+ *                                  path.tmp written in full, fsync'd, renamed
+ *                                  over path, and the folder fsync'd: after
+ *                                  true the new content survives a crash or a
+ *                                  power loss; after nil, err path still holds
+ *                                  its previous content (disk full, EFBIG...).
+ *   core.open_output(path[, keep]) -> out | nil, err
+ *                                  an export's output: created (or emptied)
+ *                                  without keep; with keep, cut to its first
+ *                                  keep bytes (what a saved cursor vouches
+ *                                  for) and appended to. out:write(s),
+ *                                  out:sync(), out:close() -> true | nil, err;
+ *                                  out:size() -> the bytes written so far. */
 #include <dirent.h>
+#include <limits.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -23,6 +37,7 @@
 #include "errors.h"
 
 #define PA_LOCK_MT "planapi.file_lock"
+#define PA_OUTPUT_MT "planapi.output_file"
 
 typedef struct {
   int fd;
@@ -129,6 +144,181 @@ static int l_list_dir(lua_State *L) {
   return 1;
 }
 
+
+/* nil and a config error "cannot <what> <path>: <strerror(err)>". */
+static int io_failure(lua_State *L, const char *what, const char *path, int err) {
+  char msg[320];
+  snprintf(msg, sizeof msg, "cannot %s %.200s: %s", what, path, strerror(err));
+  return pa_error_return(L, "config", msg);
+}
+
+/* The whole buffer or -1 with errno: write(2) may write less than asked
+ * (a file that reaches RLIMIT_FSIZE or a full disk takes what fits). */
+static int write_all(int fd, const char *p, size_t len) {
+  while (len > 0) {
+    ssize_t n = write(fd, p, len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    if (n == 0) {
+      errno = ENOSPC;
+      return -1;
+    }
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+/* fsync the folder that holds path, so a rename in it is on disk too. A
+ * file system that cannot sync a folder (EINVAL) has nothing more to do. */
+static int sync_parent(const char *path) {
+  char dir[PATH_MAX];
+  const char *slash = strrchr(path, '/');
+  int fd, r, saved;
+  if (slash == NULL) {
+    strcpy(dir, ".");
+  } else if (slash == path) {
+    strcpy(dir, "/");
+  } else {
+    size_t n = (size_t)(slash - path);
+    if (n >= sizeof dir) {
+      errno = ENAMETOOLONG;
+      return -1;
+    }
+    memcpy(dir, path, n);
+    dir[n] = '\0';
+  }
+  fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  r = fsync(fd);
+  saved = errno;
+  close(fd);
+  if (r != 0 && saved == EINVAL) r = 0;
+  errno = saved;
+  return r;
+}
+
+static int l_write_file_durably(lua_State *L) {
+  size_t plen, len;
+  const char *path = luaL_checklstring(L, 1, &plen);
+  const char *text = luaL_checklstring(L, 2, &len);
+  const char *tmp = lua_pushfstring(L, "%s.tmp", path);
+  int fd, err;
+  if (plen == 0) return pa_error_raise(L, "write_file_durably needs a path");
+  fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return io_failure(L, "write", tmp, errno);
+  /* Every step is checked: a short write, a failed fsync (the data may be
+   * lost) or close (NFS reports late) leaves path as it was. */
+  if (write_all(fd, text, len) != 0 || fsync(fd) != 0) {
+    err = errno;
+    close(fd);
+    unlink(tmp);
+    return io_failure(L, "write", path, err);
+  }
+  if (close(fd) != 0) {
+    err = errno;
+    unlink(tmp);
+    return io_failure(L, "write", path, err);
+  }
+  if (rename(tmp, path) != 0) {
+    err = errno;
+    unlink(tmp);
+    return io_failure(L, "replace", path, err);
+  }
+  if (sync_parent(path) != 0) return io_failure(L, "sync the folder of", path, errno);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+typedef struct {
+  int fd;
+  long long size; /* bytes in the file: where the next write lands */
+} pa_output;
+
+static pa_output *check_output(lua_State *L) {
+  pa_output *o = (pa_output *)luaL_checkudata(L, 1, PA_OUTPUT_MT);
+  if (o->fd < 0) pa_error_raise(L, "the output file is closed");
+  return o;
+}
+
+static int l_open_output(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  int keep_given = !lua_isnoneornil(L, 2);
+  lua_Number keep = keep_given ? luaL_checknumber(L, 2) : 0;
+  pa_output *o;
+  struct stat st;
+  if (keep_given && !(keep >= 0 && keep <= 9007199254740992.0 && keep == (lua_Number)(long long)keep))
+    return pa_error_raise(L, "open_output: keep must be a whole number of bytes >= 0");
+  o = (pa_output *)lua_newuserdatauv(L, sizeof *o, 0);
+  o->fd = -1;
+  o->size = 0;
+  luaL_setmetatable(L, PA_OUTPUT_MT);
+  /* 0666 and the umask, as a shell's > would create it. */
+  o->fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (keep_given ? 0 : O_TRUNC), 0666);
+  if (o->fd < 0) return io_failure(L, "open", path, errno);
+  if (keep_given) {
+    if (fstat(o->fd, &st) != 0) return io_failure(L, "read the size of", path, errno);
+    if ((long long)st.st_size < (long long)keep) {
+      char msg[320];
+      snprintf(msg, sizeof msg, "%.200s has %lld bytes, fewer than the %lld its cursor records", path,
+               (long long)st.st_size, (long long)keep);
+      close(o->fd);
+      o->fd = -1;
+      return pa_error_return(L, "config", msg);
+    }
+    /* What follows keep was written after the last saved cursor (a line
+     * cut by a crash, or lines the resumed run writes again): drop it. */
+    if (ftruncate(o->fd, (off_t)keep) != 0) return io_failure(L, "truncate", path, errno);
+    o->size = (long long)keep;
+  }
+  if (lseek(o->fd, (off_t)o->size, SEEK_SET) < 0) return io_failure(L, "seek in", path, errno);
+  return 1;
+}
+
+static int output_write(lua_State *L) {
+  pa_output *o = check_output(L);
+  size_t len;
+  const char *s = luaL_checklstring(L, 2, &len);
+  if (write_all(o->fd, s, len) != 0) {
+    int err = errno;
+    /* Where the file ends is now unknown: the next cursor must not
+     * vouch for bytes of a half-written line, so find out. */
+    off_t end = lseek(o->fd, 0, SEEK_END);
+    if (end >= 0) o->size = (long long)end;
+    return io_failure(L, "write", "the output", err);
+  }
+  o->size += (long long)len;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int output_sync(lua_State *L) {
+  pa_output *o = check_output(L);
+  if (fsync(o->fd) != 0) return io_failure(L, "sync", "the output", errno);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int output_size(lua_State *L) {
+  pa_output *o = (pa_output *)luaL_checkudata(L, 1, PA_OUTPUT_MT);
+  lua_pushnumber(L, (lua_Number)o->size);
+  return 1;
+}
+
+static int output_close(lua_State *L) {
+  pa_output *o = (pa_output *)luaL_checkudata(L, 1, PA_OUTPUT_MT);
+  int r = 0;
+  if (o->fd >= 0) { /* idempotent: close and __gc both end here */
+    r = close(o->fd);
+    o->fd = -1;
+  }
+  if (r != 0) return io_failure(L, "close", "the output", errno);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 void pa_fs_open(lua_State *L);
 void pa_fs_open(lua_State *L) {
   luaL_newmetatable(L, PA_LOCK_MT);
@@ -143,6 +333,22 @@ void pa_fs_open(lua_State *L) {
   lua_setfield(L, -2, "unlock");
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
+  luaL_newmetatable(L, PA_OUTPUT_MT);
+  lua_pushcfunction(L, output_close);
+  lua_setfield(L, -2, "__gc");
+  {
+    static const luaL_Reg methods[] = {
+      {"write", output_write}, {"sync", output_sync}, {"size", output_size}, {"close", output_close},
+      {NULL, NULL}};
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
+  lua_pushcfunction(L, l_write_file_durably);
+  lua_setfield(L, -2, "write_file_durably");
+  lua_pushcfunction(L, l_open_output);
+  lua_setfield(L, -2, "open_output");
   lua_pushcfunction(L, l_lock_file);
   lua_setfield(L, -2, "lock_file");
   lua_pushcfunction(L, l_create_exclusive);

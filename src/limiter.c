@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "errors.h"
+#include "interrupt.h"
 
 #define PA_LIMITER_MT "planapi.limiter"
 
@@ -127,7 +128,8 @@ static int l_sleep(lua_State *L) {
   if (!(s > 0)) return 0;
   ts.tv_sec = (time_t)s;
   ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
-  while (nanosleep(&ts, &rem) != 0 && errno == EINTR) ts = rem;
+  /* Ctrl-C (core.catch_interrupt) ends the wait: the next send is refused. */
+  while (nanosleep(&ts, &rem) != 0 && errno == EINTR && !pa_interrupted()) ts = rem;
   return 0;
 }
 

@@ -14,6 +14,7 @@
 
 #include "client.h"
 #include "errors.h"
+#include "interrupt.h"
 #include "url.h"
 
 /* Headers of one response beyond this are not an API talking. */
@@ -79,6 +80,29 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud) {
     return 0;
   }
   return n;
+}
+
+/* libcurl calls this often during a transfer, and at once after a signal
+ * cut its poll short: a non-zero return aborts with
+ * CURLE_ABORTED_BY_CALLBACK. It reads a flag only, never Lua. */
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
+  (void)ud;
+  (void)dltotal;
+  (void)dlnow;
+  (void)ultotal;
+  (void)ulnow;
+  return pa_interrupted();
+}
+
+/* nil and the error of a transfer stopped by Ctrl-C: never retried. */
+static int interrupted_error(lua_State *L, int maybe_sent) {
+  lua_pushnil(L);
+  pa_error_push(L, "transport", "interrupted (Ctrl-C)");
+  lua_pushboolean(L, maybe_sent);
+  lua_setfield(L, -2, "request_sent");
+  lua_pushboolean(L, 1);
+  lua_setfield(L, -2, "interrupted");
+  return 2;
 }
 
 static size_t on_header(char *ptr, size_t size, size_t nitems, void *ud) {
@@ -252,6 +276,11 @@ static int fail(lua_State *L, pa_client *c, CURLcode rc) {
   int retryable, maybe_sent;
   const char *kind;
   curl_off_t sent_bytes = 0;
+  if (rc == CURLE_ABORTED_BY_CALLBACK && pa_interrupted()) {
+    maybe_sent = !(curl_easy_getinfo(c->curl, CURLINFO_REQUEST_SIZE, &sent_bytes) == CURLE_OK && sent_bytes == 0);
+    pa_client_release_transfer(c);
+    return interrupted_error(L, maybe_sent);
+  }
   if (c->over_cap == 1 || rc == CURLE_FILESIZE_EXCEEDED) {
     kind = "transport";
     retryable = 0;
@@ -328,6 +357,7 @@ int pa_client_perform(lua_State *L) {
 
   if (c->closed) return pa_error_raise(L, "the client is closed");
   luaL_checktype(L, 2, LUA_TTABLE);
+  if (pa_interrupted()) return interrupted_error(L, 0); /* Ctrl-C came before: send nothing */
   lua_settop(L, 2);
   lua_getfield(L, 2, "method");
   method = lua_tostring(L, -1);
@@ -415,6 +445,10 @@ int pa_client_perform(lua_State *L) {
   SETOPT(c, CURLOPT_WRITEDATA, (void *)c);
   SETOPT(c, CURLOPT_HEADERFUNCTION, on_header);
   SETOPT(c, CURLOPT_HEADERDATA, (void *)c);
+  if (pa_interrupt_armed()) { /* the command line: Ctrl-C stops the transfer now */
+    SETOPT(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    SETOPT(c, CURLOPT_NOPROGRESS, 0L);
+  }
   if (strcmp(method, "GET") == 0) {
     SETOPT(c, CURLOPT_HTTPGET, 1L);
   } else if (strcmp(method, "HEAD") == 0) {

@@ -104,6 +104,13 @@ function Hook:handle(headers, body)
   local resource_uuid = resource and resource.uuid
   local key = (kind or "event") .. ":" .. tostring(resource_uuid or doc.event_uuid)
   local claim, previous_version = self.store:claim(doc.event_uuid, key, version)
+  if claim == nil then
+    -- The store could not record it (a full disk): 503, so Planado delivers it again.
+    local serr = core.is_error(previous_version) and previous_version
+      or core.error { kind = "config", message = "the webhook store failed: " .. tostring(previous_version) }
+    serr.answer = 503
+    return nil, serr
+  end
   return {
     type = doc.event_type, uuid = doc.event_uuid, kind = kind, resource = resource,
     resource_uuid = resource_uuid, previous = previous, version = version,

@@ -2,6 +2,7 @@
 -- so every event is handled once and an old version never overwrites a
 -- newer one. One operation decides both, atomically:
 --   store:claim(event_uuid, resource_key, version) -> "new" | "duplicate" | "stale", previous_version
+--                                                    | nil, err (nothing claimed: the store cannot write)
 --   store:release(event_uuid, resource_key, previous_version)  -- undo a claim whose handling failed
 -- memory_store: one process (an LRU-like window of recent events).
 -- file_store: several processes on one host (flock; survives restarts).
@@ -80,15 +81,10 @@ local function read_number(path)
   return v
 end
 
--- Write through a temporary file and a rename: a crash leaves the old
--- value or the new one, never half of one.
-local function write_atomic(path, text)
-  local tmp = path .. ".tmp"
-  local f, err = io.open(tmp, "wb")
-  if not f then return nil, err end
-  f:write(text)
-  f:close()
-  return os.rename(tmp, path)
+-- Durably (core.write_file_durably): a crash or a full disk leaves the old
+-- value or the new one, never half of one, and a failure is reported.
+local function write_version(path, version)
+  return core.write_file_durably(path, core.json_encode(version))
 end
 
 --- webhook_store.file{ dir = "/var/lib/myapp/planado", retention_days = 8 }:
@@ -157,9 +153,17 @@ function M.file(opts)
       end
       local today = paths[1]:match "^(.*)/[^/]+$"
       core.mkdir(today)
-      assert(core.create_exclusive(paths[1]) ~= nil, "cannot record the event in " .. today)
+      local created, cerr = core.create_exclusive(paths[1])
+      if created == nil then return nil, cerr end
       if version ~= nil and previous ~= nil and version <= previous then return "stale", previous end
-      if version ~= nil then assert(write_atomic(vpath, core.json_encode(version))) end
+      if version ~= nil then
+        local ok, werr = write_version(vpath, version)
+        if not ok then
+          -- Not claimed after all: the next delivery of the event is handled.
+          os.remove(paths[1])
+          return nil, werr
+        end
+      end
       return "new", previous
     end)
   end
@@ -168,8 +172,11 @@ function M.file(opts)
     return locked(function()
       for _, p in ipairs(event_paths(event_uuid)) do os.remove(p) end
       local vpath = dir .. "/versions/" .. safe_name(key)
-      if previous == nil then os.remove(vpath) else assert(write_atomic(vpath, core.json_encode(previous))) end
-      return true
+      if previous == nil then
+        os.remove(vpath)
+        return true
+      end
+      return write_version(vpath, previous)
     end)
   end
   return store

@@ -1,0 +1,56 @@
+/* interrupt.c: core.catch_interrupt() and core.interrupted().
+ *   core.catch_interrupt()  SIGINT (Ctrl-C) from now on sets a flag instead
+ *                           of ending the process (or raising Lua's
+ *                           "interrupted!" from a hook, which cannot reach a
+ *                           transfer blocked in libcurl). A second Ctrl-C
+ *                           ends the process as usual.
+ *   core.interrupted() -> bool
+ * A library never installs it by itself: the process decides what Ctrl-C
+ * means (the planapi command does). While the flag is set, transfers abort
+ * (kind "transport", err.interrupted = true), new ones are not sent, and
+ * core.sleep returns at once. */
+#include <signal.h>
+#include <string.h>
+
+#include "compat.h"
+#include "errors.h"
+#include "interrupt.h"
+
+static volatile sig_atomic_t interrupted_flag = 0;
+static int armed = 0;
+
+static void on_sigint(int sig) {
+  (void)sig;
+  interrupted_flag = 1;
+}
+
+int pa_interrupted(void) { return interrupted_flag != 0; }
+
+int pa_interrupt_armed(void) { return armed; }
+
+static int l_catch_interrupt(lua_State *L) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_sigint;
+  sigemptyset(&sa.sa_mask);
+  /* No SA_RESTART: a blocking poll or sleep returns EINTR and sees the
+   * flag now, not at its timeout. SA_RESETHAND: the second Ctrl-C is the
+   * default one, for a user who does not want to wait for the cleanup. */
+  sa.sa_flags = SA_RESETHAND;
+  if (sigaction(SIGINT, &sa, NULL) != 0) return pa_error_raise(L, "cannot catch SIGINT");
+  armed = 1;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_interrupted(lua_State *L) {
+  lua_pushboolean(L, interrupted_flag != 0);
+  return 1;
+}
+
+void pa_interrupt_open(lua_State *L) {
+  lua_pushcfunction(L, l_catch_interrupt);
+  lua_setfield(L, -2, "catch_interrupt");
+  lua_pushcfunction(L, l_interrupted);
+  lua_setfield(L, -2, "interrupted");
+}
