@@ -10,6 +10,7 @@ local M = {}
 
 M.OPTIONS = {
   ["--profile"] = "value", ["--format"] = "value", ["--columns"] = "value", ["--resume"] = "value",
+  ["--output"] = "value",
   ["--max-items"] = "value", ["--all"] = "flag", ["--help"] = "flag", ["-h"] = "flag", ["--version"] = "flag",
 }
 

@@ -2,10 +2,12 @@
 --   planapi planfix-rest get-task-by-id id=42 fields=id,name
 --   planapi planfix-xml task.get task.id=42
 --   planapi planado jobs get <uuid>
---   planapi planfix-rest get-task-list fields=id,name --all --resume export.cursor > tasks.jsonl
+--   planapi planfix-rest get-task-list fields=id,name --all --resume tasks.cursor --output tasks.jsonl
 --   planapi config check
 -- Exit codes: 0 ok, 1 internal error, 2 usage, 3 API error (api, http,
--- decode, auth), 4 quota or rate limit, 5 transport (transport, timeout, tls).
+-- decode, auth), 4 quota or rate limit, 5 transport (transport, timeout, tls),
+-- 130 interrupted by Ctrl-C (the transfer is aborted at once, the cursor of
+-- --resume saved; bin/planapi calls core.catch_interrupt).
 local planapi = require "planapi"
 local core = require "planapi.core"
 local args = require "planapi.cli.args"
@@ -15,7 +17,7 @@ local progress = require "planapi.cli.progress"
 
 local M = {}
 
-M.EXIT = { ok = 0, internal = 1, usage = 2, api = 3, quota = 4, transport = 5 }
+M.EXIT = { ok = 0, internal = 1, usage = 2, api = 3, quota = 4, transport = 5, interrupted = 130 }
 local KIND_EXIT = {
   config = 2, api = 3, http = 3, decode = 3, auth = 3, quota = 4, rate_limit = 4,
   transport = 5, timeout = 5, tls = 5,
@@ -31,13 +33,15 @@ usage: planapi [options] <api> <operation> [key.path=value | key.path:=json | @b
 options:
   --all               page through a list, one JSON object per line (JSON Lines)
   --resume FILE       with --all: continue from the cursor saved in FILE (and keep it there)
+  --output FILE       write to FILE instead of stdout; with --resume, a resumed export cuts
+                      what the cursor did not vouch for and appends: every item once
   --max-items N       with --all: stop after N items
   --format FMT        json (default), jsonl or table
   --columns a,b,c     the columns of --format table
   --profile NAME      credentials from the profile file instead of the environment
 Credentials come from the environment or a profile file, never from the command line
 (see README: PLANFIX_TOKEN, PLANFIX_API_KEY, PLANFIX_XML_TOKEN, PLANADO_API_KEY, ...).
-Exit codes: 0 ok, 2 usage, 3 API error, 4 quota or rate limit, 5 transport.
+Exit codes: 0 ok, 2 usage, 3 API error, 4 quota or rate limit, 5 transport, 130 Ctrl-C.
 ]]
 
 local API_NAMES = { ["planfix-rest"] = "planfix_rest", ["planfix-xml"] = "planfix_xml", planado = "planado" }
@@ -144,48 +148,164 @@ local function command(parsed, env)
   }
 end
 
--- --all: every item of every page as JSON Lines, the cursor kept in --resume.
+-- Where --all writes. --output FILE: a cursor.export, whose cursor also
+-- records the file's size, so a resume cuts what the last save did not
+-- vouch for and appends. stdout: the caller's redirection decides (a
+-- resume with `>` would empty the file: README shows --output).
+local function output_sink(parsed, env)
+  local cursor_file, out_path = parsed.options["--resume"], parsed.options["--output"]
+  if out_path then
+    local ex, err = planapi.cursor.export { output = out_path, cursor = cursor_file }
+    if not ex then return nil, err end
+    return {
+      position = ex.position,
+      write = function(_, text) return ex:write(text) end,
+      save = function(_, position) return ex:save(position) end,
+      close = function() return ex:close() end,
+    }
+  end
+  local position, meta
+  if cursor_file then position, meta = planapi.cursor.load(cursor_file) end
+  if meta and meta.output_bytes then
+    args.usage_error(("%s is the cursor of an export into a file: resume it with --output and that file")
+      :format(cursor_file))
+  end
+  return {
+    position = position,
+    write = function(_, text) return env.stdout:write(text) end,
+    save = function(_, pos)
+      env.stdout:flush()
+      if not cursor_file then return true end
+      return planapi.cursor.save(cursor_file, pos)
+    end,
+    close = function() return true end,
+  }
+end
+
+-- The error of a Ctrl-C seen between two requests.
+local function interrupted()
+  local err = core.error { kind = "transport", message = "interrupted (Ctrl-C)" }
+  err.interrupted = true
+  return err
+end
+
+-- Every item of one page from `from` on, up to max_items in all: the index of
+-- the last one written (or, for a table, kept), and the count so far.
+local function write_page(sink, items, from, rows, n, max_items)
+  local written = from - 1
+  for i = from, #items do
+    if rows then
+      rows[#rows + 1] = items[i]
+    else
+      local ok, err = sink:write(output.line(items[i]))
+      if not ok then return nil, err end
+    end
+    n, written = n + 1, i
+    if max_items and n >= max_items then break end
+  end
+  return written, n
+end
+
+-- Stopped inside this page: resume at its first unwritten item.
+local function position_after(pager, items, written)
+  if written >= #items then return pager:position() end
+  local position = { skip = written }
+  for k, v in pairs(pager.page_cursor or {}) do if k ~= "skip" then position[k] = v end end
+  return position
+end
+
+-- --all: every item of every page as JSON Lines, the cursor kept in --resume
+-- and saved after each page, once its lines are written.
 local function run_all(runner, parsed, env)
   if not runner.pager then args.usage_error "--all needs a list operation" end
-  local cursor_file = parsed.options["--resume"]
-  local cursor = cursor_file and planapi.cursor.load(cursor_file) or nil
+  local sink, serr = output_sink(parsed, env)
+  if not sink then return serr end
   local max_items = tonumber(parsed.options["--max-items"])
-  local pager = runner.pager(cursor)
+  local pager = runner.pager(sink.position)
   local bar = progress.new { stream = env.stderr, enabled = env.stderr_tty, clock = core.monotime,
     interval = runner.interval }
   local rows = parsed.options["--format"] == "table" and {} or nil
   local n = 0
-  while true do
-    local items, err = pager:next_page()
-    if items == nil then
-      bar:done()
-      return err
+  local saved = sink.position
+  local function walk()
+    while true do
+      local items, err = pager:next_page()
+      if items == nil then return err end
+      if items == false then return nil end
+      local skip = pager.skip or 0 -- resuming inside a page: those items were written before
+      pager.skip = 0
+      local written, werr = write_page(sink, items, skip + 1, rows, n, max_items)
+      if not written then return werr end
+      n = werr
+      saved = position_after(pager, items, written)
+      local ok, save_err = sink:save(saved)
+      if not ok then return save_err end
+      bar:page(#items, items.totalCount or tonumber(items["@totalCount"]), runner.page_size)
+      if max_items and n >= max_items then return nil end
+      if core.interrupted() then return interrupted() end
     end
-    if items == false then break end
-    local skip = pager.skip or 0 -- resuming inside a page: those items were written before
-    pager.skip = 0
-    local written = skip
-    for i = skip + 1, #items do
-      if rows then rows[#rows + 1] = items[i] else env.stdout:write(output.line(items[i])) end
-      n = n + 1
-      written = i
-      if max_items and n >= max_items then break end
-    end
-    env.stdout:flush()
-    if cursor_file then
-      -- Stopped inside this page: resume at its first unwritten item.
-      local position = pager:position()
-      if written < #items then
-        position = { skip = written }
-        for k, v in pairs(pager.page_cursor or {}) do if k ~= "skip" then position[k] = v end end
-      end
-      assert(planapi.cursor.save(cursor_file, position))
-    end
-    bar:page(#items, items.totalCount or tonumber(items["@totalCount"]), runner.page_size)
-    if max_items and n >= max_items then break end
+  end
+  local err = walk()
+  if err and err.interrupted and parsed.options["--resume"] then
+    -- Ctrl-C before the first page: the cursor file exists all the same,
+    -- so the resume the hint names starts cleanly.
+    local ok, save_err = sink:save(saved)
+    if not ok then err = save_err end
   end
   bar:done()
-  if rows then env.stdout:write(output.table(rows, M.columns(parsed))) end
+  if rows and not err then
+    local ok, werr = sink:write(output.table(rows, M.columns(parsed)))
+    if not ok then err = werr end
+  end
+  local closed, cerr = sink:close()
+  if not err and not closed then err = cerr end
+  return err
+end
+
+-- One line on stderr for Ctrl-C: how to resume, when there is a way.
+local function interrupted_hint(parsed)
+  local cursor_file = parsed.options["--resume"]
+  if cursor_file then
+    return ("interrupted: the position is saved in %s; run the same command again to resume"):format(cursor_file)
+  end
+  if parsed.options["--all"] then
+    return "interrupted: with --resume FILE and --output FILE an export can resume where it stopped"
+  end
+  return "interrupted"
+end
+
+-- The text of one call's result in the chosen format.
+local function result_text(result, parsed, env)
+  local fmt = parsed.options["--format"]
+  if fmt == "table" then
+    local rows = result
+    if not (type(rows) == "table" and rows[1] ~= nil) then
+      for _, v in pairs(result) do
+        if type(v) == "table" and v[1] ~= nil then rows = v break end
+      end
+    end
+    local list = type(rows) == "table" and rows[1] ~= nil and rows or { result }
+    return output.table(list, M.columns(parsed))
+  elseif fmt == "jsonl" then
+    return output.line(result)
+  end
+  return output.value(result, env.stdout_tty and not parsed.options["--output"])
+end
+
+--- Write one call's result to stdout or --output FILE: nil | err.
+function M.write_result(result, parsed, env)
+  local text = result_text(result, parsed, env)
+  local path = parsed.options["--output"]
+  if not path then
+    env.stdout:write(text)
+    return nil
+  end
+  local out, err = core.open_output(path)
+  if not out then return err end
+  local ok, werr = out:write(text)
+  local closed, cerr = out:close()
+  if not ok then return werr end
+  if not closed then return cerr end
   return nil
 end
 
@@ -261,24 +381,13 @@ function M.main(argv, env)
       if not runner.call then args.usage_error "this command needs --all" end
       local result, second = runner.call()
       if result == nil then err = second end -- on success the second value is meta, not an error
-      if result ~= nil then
-        if fmt == "table" then
-          local rows = result
-          if not (type(rows) == "table" and rows[1] ~= nil) then
-            for _, v in pairs(result) do
-              if type(v) == "table" and v[1] ~= nil then rows = v break end
-            end
-          end
-          local list = type(rows) == "table" and rows[1] ~= nil and rows or { result }
-          env.stdout:write(output.table(list, M.columns(parsed)))
-        elseif fmt == "jsonl" then
-          env.stdout:write(output.line(result))
-        else
-          env.stdout:write(output.value(result, env.stdout_tty))
-        end
-      end
+      if result ~= nil then err = M.write_result(result, parsed, env) end
     end
     if c and c.close then c:close() end
+    if err and (err.interrupted or core.interrupted()) then
+      env.stderr:write("planapi: ", interrupted_hint(parsed), "\n")
+      return M.EXIT.interrupted
+    end
     if err then
       env.stderr:write("planapi: ", tostring(err), "\n")
       return KIND_EXIT[err.kind] or M.EXIT.api
