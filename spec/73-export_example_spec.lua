@@ -133,35 +133,68 @@ describe("examples/export_tasks.lua", function()
     assert_each_once(ids_of(out_path), 250)
   end)
 
-  it("resumes inside the first page after a crash", function()
-    sandbox.data { tasks = 150 }
-    -- LUA_INIT runs before the example: the process dies right after its
-    -- 5th cursor save, in the middle of the first page.
+  it("cuts the lines a crash left after the last saved page, and resumes with every task once", function()
+    sandbox.data { tasks = 250 }
+    -- LUA_INIT runs before the example: the process dies as it writes its
+    -- 150th line, in the middle of the second page (saves come per page).
     local crash = sandbox_env { PLANFIX_FIELDS = "id,name", LUA_INIT = [[
       local cursor = require "planapi.cursor"
-      local save, n = cursor.save, 0
-      cursor.save = function(...)
-        local ok, err = save(...)
-        n = n + 1
-        if n == 5 then os.exit(9) end
-        return ok, err
+      local export = cursor.export
+      cursor.export = function(...)
+        local ex, err = export(...)
+        if ex then
+          local write, n = ex.write, 0
+          ex.write = function(self, text)
+            n = n + 1
+            if n == 150 then os.exit(9) end
+            return write(self, text)
+          end
+        end
+        return ex, err
       end]] }
     local _, _, code = export({ out_path }, crash)
     assert.equal(9, code)
-    assert.same({ 1, 2, 3, 4, 5 }, ids_of(out_path))
-    assert.same({ offset = 0, skip = 5, out_bytes = #read(out_path), fields = "id,name" },
-      planapi.cursor.load(cursor_path))
+    assert.equal(149, #ids_of(out_path))
+    local position, meta = planapi.cursor.load(cursor_path)
+    assert.same({ offset = 100 }, position)
+    assert.equal("id,name", meta.fields)
+    local first_page = read(out_path):match(("[^\n]*\n"):rep(100))
+    assert.equal(#first_page, meta.output_bytes) -- the cursor vouches for the saved page only
 
     local out, err
     out, err, code = export({ out_path }, sandbox_env { PLANFIX_FIELDS = "id,name" })
     assert.equal(0, code, out .. err)
-    assert_each_once(ids_of(out_path), 150)
+    local ids = ids_of(out_path)
+    assert_each_once(ids, 250)
+    for i = 1, 250 do assert.equal(i, ids[i]) end
 
     -- A resumed export must keep its fields.
-    assert(planapi.cursor.save(cursor_path, { offset = 100, out_bytes = #read(out_path), fields = "id,name" }))
+    assert(planapi.cursor.save(cursor_path, { offset = 100 }, { output_bytes = #read(out_path), fields = "id,name" }))
     out, err, code = export({ out_path }, sandbox_env { PLANFIX_FIELDS = "id" })
     assert.equal(1, code)
     assert.matches("PLANFIX_FIELDS=id,name", err, 1, true)
+  end)
+
+  it("stops on Ctrl-C with exit code 130, and resumes", function()
+    sandbox.data { tasks = 150 }
+    sandbox.fault { mode = "slow", delay = 30, path = "/task/list" }
+    local errfile = os.tmpname()
+    local p = assert(portable.popen(("(sh -c %s; exit $?) 2>/dev/null"):format(shell_quote(
+      ("echo $$; exec %s lua5.4 examples/export_tasks.lua %s 2>%s"):format(env_prefix(sandbox_env()),
+        shell_quote(out_path), shell_quote(errfile))))))
+    local pid = assert(tonumber(p:read "*l"))
+    require("planapi.core").sleep(1)
+    local t0 = require("planapi.core").monotime()
+    os.execute("kill -s INT " .. pid)
+    p:read "*a"
+    local _, _, status = p:close()
+    assert.equal(130, status)
+    assert.is_true(require("planapi.core").monotime() - t0 < 2) -- the held request was aborted
+    assert.equal("interrupted: run again to resume\n", read(errfile))
+    os.remove(errfile)
+    local out, err, code = export { out_path }
+    assert.equal(0, code, out .. err)
+    assert_each_once(ids_of(out_path), 150)
   end)
 
   it("shows progress when stderr is a terminal", function()
