@@ -35,6 +35,7 @@
 #include "buf.h"
 #include "compat.h"
 #include "errors.h"
+#include "fs.h"
 
 #define PA_LOCK_MT "planapi.file_lock"
 #define PA_OUTPUT_MT "planapi.output_file"
@@ -144,6 +145,38 @@ static int l_list_dir(lua_State *L) {
   return 1;
 }
 
+
+/* The folder part of path into dir ("." when there is none). */
+static void parent_of(const char *path, char *dir, size_t size) {
+  const char *slash = strrchr(path, '/');
+  size_t n;
+  if (slash == NULL) {
+    snprintf(dir, size, ".");
+    return;
+  }
+  n = slash == path ? 1 : (size_t)(slash - path);
+  if (n >= size) n = size - 1;
+  memcpy(dir, path, n);
+  dir[n] = '\0';
+}
+
+int pa_fs_open_error(lua_State *L, const char *what, const char *path, int err) {
+  static const char who[] = "every process that shares it (nginx workers run as nobody unless nginx.conf has a "
+                            "user line)";
+  char dir[PATH_MAX], msg[720];
+  struct stat st;
+  parent_of(path, dir, sizeof dir);
+  if (err == ENOENT && stat(dir, &st) != 0) {
+    snprintf(msg, sizeof msg, "cannot create %s %.160s: the folder %.160s does not exist; create it, writable by %s",
+             what, path, dir, who);
+  } else if (err == EACCES || err == EPERM || err == EROFS) {
+    snprintf(msg, sizeof msg, "cannot open %s %.160s as uid %ld: %s; the folder %.160s must be writable, and the "
+             "file readable and writable, by %s", what, path, (long)geteuid(), strerror(err), dir, who);
+  } else {
+    snprintf(msg, sizeof msg, "cannot open %s %.160s: %s", what, path, strerror(err));
+  }
+  return pa_error_return(L, "config", msg);
+}
 
 /* nil and a config error "cannot <what> <path>: <strerror(err)>". */
 static int io_failure(lua_State *L, const char *what, const char *path, int err) {

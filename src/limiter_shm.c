@@ -24,6 +24,7 @@
 
 #include "compat.h"
 #include "errors.h"
+#include "fs.h"
 
 #define PA_SHM_MT "planapi.shm_limiter"
 #define SHM_MAGIC 0x3149504E414C5000ULL /* "\0PLANPI1" */
@@ -147,8 +148,7 @@ static int shm_new(lua_State *L) {
 
   fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) {
-    snprintf(msg, sizeof msg, "cannot open the shared limiter file %.200s: %s", path, strerror(errno));
-    return pa_error_return(L, "config", msg);
+    return pa_fs_open_error(L, "the shared limiter file", path, errno);
   }
   /* Every process extends the file to the same size; a second ftruncate
    * to that size changes nothing, so the race is harmless. */
