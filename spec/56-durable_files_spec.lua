@@ -78,6 +78,17 @@ describe("durable files", function()
       no_leftovers(dir)
     end)
 
+    it("returns nil, err in this process too when the device is full (a .tmp that leads to /dev/full)", function()
+      local path = dir .. "/tasks.cursor"
+      assert(planapi.cursor.save(path, { offset = 200 }))
+      assert(portable.execute(("ln -s /dev/full %s.tmp"):format(path)))
+      local ok, err = planapi.cursor.save(path, { offset = 300 })
+      assert.is_nil(ok)
+      assert.matches("cannot write .*tasks%.cursor: No space left on device", err.message)
+      assert.same({ offset = 200 }, planapi.cursor.load(path))
+      no_leftovers(dir)
+    end)
+
     it("reports a folder it cannot write to as an error, not a raise", function()
       local ok, err = planapi.cursor.save(dir .. "/missing/tasks.cursor", { offset = 1 })
       assert.is_nil(ok)
@@ -179,6 +190,17 @@ describe("durable files", function()
       assert(ex:line { id = 2 })
       assert(ex:close())
       assert.equal('{"id":1}\n{"id":2}\n', portable.read_file(path))
+    end)
+
+    it("reports a write to a full device, and the size it vouches for stays honest", function()
+      local out = assert(planapi.core.open_output "/dev/full")
+      local ok, err = out:write "a line\n"
+      assert.is_nil(ok)
+      assert.matches("No space left on device", err.message)
+      assert.equal(0, out:size())
+      assert(out:close())
+      assert(out:close()) -- twice is harmless
+      assert.has_error(function() out:write "x" end)
     end)
 
     it("refuses an output shorter than its cursor records, and a cursor saved without an output", function()

@@ -4,6 +4,8 @@
  *                           "interrupted!" from a hook, which cannot reach a
  *                           transfer blocked in libcurl). A second Ctrl-C
  *                           ends the process as usual.
+ *   core.catch_interrupt(false)  back to the default (Ctrl-C ends the
+ *                           process); the flag is cleared either way.
  *   core.interrupted() -> bool
  * A library never installs it by itself: the process decides what Ctrl-C
  * means (the planapi command does). While the flag is set, transfers abort
@@ -30,15 +32,17 @@ int pa_interrupt_armed(void) { return armed; }
 
 static int l_catch_interrupt(lua_State *L) {
   struct sigaction sa;
+  int on = lua_isnoneornil(L, 1) || lua_toboolean(L, 1);
   memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_sigint;
+  sa.sa_handler = on ? on_sigint : SIG_DFL;
   sigemptyset(&sa.sa_mask);
   /* No SA_RESTART: a blocking poll or sleep returns EINTR and sees the
    * flag now, not at its timeout. SA_RESETHAND: the second Ctrl-C is the
    * default one, for a user who does not want to wait for the cleanup. */
-  sa.sa_flags = SA_RESETHAND;
-  if (sigaction(SIGINT, &sa, NULL) != 0) return pa_error_raise(L, "cannot catch SIGINT");
-  armed = 1;
+  sa.sa_flags = on ? SA_RESETHAND : 0;
+  if (sigaction(SIGINT, &sa, NULL) != 0) return pa_error_raise(L, "cannot set the SIGINT handler");
+  interrupted_flag = 0;
+  armed = on;
   lua_pushboolean(L, 1);
   return 1;
 }

@@ -125,7 +125,7 @@ static int l_monotime(lua_State *L) {
 static int l_sleep(lua_State *L) {
   double s = (double)luaL_checknumber(L, 1);
   struct timespec ts, rem;
-  if (!(s > 0)) return 0;
+  if (!(s > 0) || pa_interrupted()) return 0;
   ts.tv_sec = (time_t)s;
   ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
   /* Ctrl-C (core.catch_interrupt) ends the wait: the next send is refused. */

@@ -16,7 +16,7 @@ local planapi = {
   error_kinds = core.error_kinds,
   json = { encode = core.json_encode, decode = core.json_decode },
   policy = require "planapi.policy",
-  --- planapi.cursor.save(path, pager:position()) / planapi.cursor.load(path): resumable exports
+  --- planapi.cursor.save(path, pager:position()) / .load(path) / .export{ output =, cursor = }: resumable exports
   cursor = require "planapi.cursor",
   --- planapi.webhook_store.memory{...} / .file{ dir = ... }: where webhook receivers remember events
   webhook_store = require "planapi.webhook_store",
