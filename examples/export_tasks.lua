@@ -55,7 +55,8 @@ core.catch_interrupt()
 
 -- The output and its cursor: a resumed run has the output cut back to what
 -- the cursor vouches for; a finished one (position false) is left alone.
-local ok, ex, err = pcall(planapi.cursor.export, { output = out_path, cursor = cursor_path, meta = { fields = fields } })
+local ok, ex, err = pcall(planapi.cursor.export,
+  { output = out_path, cursor = cursor_path, meta = { fields = fields } })
 if not ok then fail(1, tostring(ex)) end
 if not ex then fail(1, tostring(err)) end
 if ex.position == false then

@@ -64,7 +64,8 @@ http {
     }
 }
 ]]):format(MODULES, MODULES, dir, dir, dir, dir, dir, dir, dir, repo, repo, repo, limiter, port))
-  assert(portable.execute(("%s -p %s -c %s/nginx.conf -e %s/error.log 2>%s/start.log"):format(NGINX, dir, dir, dir, dir)),
+  assert(portable.execute(("%s -p %s -c %s/nginx.conf -e %s/error.log 2>%s/start.log")
+      :format(NGINX, dir, dir, dir, dir)),
     portable.read_file(dir .. "/start.log"))
   local says
   for _ = 1, 100 do -- the worker comes up

@@ -170,7 +170,7 @@ describe("examples/export_tasks.lua", function()
 
     -- A resumed export must keep its fields.
     assert(planapi.cursor.save(cursor_path, { offset = 100 }, { output_bytes = #read(out_path), fields = "id,name" }))
-    out, err, code = export({ out_path }, sandbox_env { PLANFIX_FIELDS = "id" })
+    _, err, code = export({ out_path }, sandbox_env { PLANFIX_FIELDS = "id" })
     assert.equal(1, code)
     assert.matches("PLANFIX_FIELDS=id,name", err, 1, true)
   end)

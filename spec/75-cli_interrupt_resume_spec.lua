@@ -96,7 +96,8 @@ describe("planapi --all --resume --output, stopped the hard way", function()
           assert.equal(137, code, err)
         else
           assert.equal(130, code, err) -- never an "internal error: interrupted!"
-          assert.matches("^planapi: interrupted: the position is saved in [^\n]*; run the same command again to resume\n$", err)
+          assert.matches("^planapi: interrupted: the position is saved in [^\n]*; "
+            .. "run the same command again to resume\n$", err)
         end
       end
       assert.equal(0, code, ("seed %d: %s"):format(seed, tostring(err)))

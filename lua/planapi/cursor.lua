@@ -31,7 +31,9 @@ function M.save(path, position, meta)
   if meta ~= nil and type(meta) ~= "table" then config_error("cursor.save: meta must be a table", 2) end
   local doc = {}
   for k, v in pairs(meta or {}) do
-    if RESERVED[k] and k ~= "output_bytes" then config_error("cursor.save: meta cannot use the key '" .. k .. "'", 2) end
+    if RESERVED[k] and k ~= "output_bytes" then
+      config_error("cursor.save: meta cannot use the key '" .. k .. "'", 2)
+    end
     doc[k] = v
   end
   if position == false then
