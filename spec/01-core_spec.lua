@@ -123,7 +123,7 @@ describe("errors", function()
       assert.equal(k, core.error { kind = k, message = "m" }.kind)
     end
     assert.same({ "config", "transport", "timeout", "tls", "http", "api", "decode", "auth",
-      "rate_limit", "quota" }, planapi.error_kinds)
+      "rate_limit", "quota", "io" }, planapi.error_kinds)
   end)
 
   it("are recognised by is_error", function()

@@ -174,4 +174,14 @@ describe("planapi --all --resume --output, stopped the hard way", function()
     assert.equal(2, code)
     assert.matches("resume it with %-%-output", err)
   end)
+
+  it("exits 6 with a one-line io error when the output cannot be written, and the cursor is not moved", function()
+    sandbox.data { tasks = 30 }
+    local missing = out .. ".d/missing/tasks.jsonl"
+    local code, err = finish(start(("planfix-rest get-task-list fields=id --all --resume %s --output %s")
+      :format(shell_quote(cursor), shell_quote(missing))))
+    assert.equal(6, code, err)
+    assert.matches("io error: cannot open [^\n]*missing/tasks%.jsonl: No such file or directory\n$", err)
+    assert.is_nil(portable.read_file(cursor))
+  end)
 end)

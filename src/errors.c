@@ -10,7 +10,7 @@
 
 static const char *const kinds[] = {
   "config", "transport", "timeout", "tls", "http", "api",
-  "decode", "auth", "rate_limit", "quota", NULL
+  "decode", "auth", "rate_limit", "quota", "io", NULL
 };
 
 /* Longest message tostring() shows; server text can be long. */

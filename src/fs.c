@@ -10,7 +10,8 @@
  *   core.mkdir(path) -> true | false (existed) | nil, err
  *   core.list_dir(path) -> { names } | nil, err   ("." and ".." left out)
  *   core.write_file_durably(path, text) -> true | nil, err
- *                                  path.tmp written in full, fsync'd, renamed
+ *                                  a temporary file of its own beside path
+ *                                  written in full, fsync'd, renamed
  *                                  over path, and the folder fsync'd: after
  *                                  true the new content survives a crash or a
  *                                  power loss; after nil, err path still holds
@@ -27,6 +28,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -39,6 +41,14 @@
 
 #define PA_LOCK_MT "planapi.file_lock"
 #define PA_OUTPUT_MT "planapi.output_file"
+
+/* nil and an io error (a runtime failure of the file system, never
+ * the caller's mistake) "cannot <what> <path>: <strerror(err)>". */
+static int io_failure(lua_State *L, const char *what, const char *path, int err) {
+  char msg[320];
+  snprintf(msg, sizeof msg, "cannot %s %.200s: %s", what, path, strerror(err));
+  return pa_error_return(L, "io", msg);
+}
 
 typedef struct {
   int fd;
@@ -61,20 +71,15 @@ static int l_lock_file(lua_State *L) {
   k->fd = -1;
   luaL_setmetatable(L, PA_LOCK_MT);
   k->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (k->fd < 0) {
-    char msg[256];
-    snprintf(msg, sizeof msg, "cannot open lock file %.180s: %s", path, strerror(errno));
-    return pa_error_return(L, "config", msg);
-  }
+  if (k->fd < 0) return io_failure(L, "open the lock file", path, errno);
   do {
     r = flock(k->fd, LOCK_EX);
   } while (r != 0 && errno == EINTR);
   if (r != 0) {
-    char msg[256];
-    snprintf(msg, sizeof msg, "cannot lock %.180s: %s", path, strerror(errno));
+    int err = errno;
     close(k->fd);
     k->fd = -1;
-    return pa_error_return(L, "config", msg);
+    return io_failure(L, "lock", path, err);
   }
   return 1;
 }
@@ -91,11 +96,7 @@ static int l_create_exclusive(lua_State *L) {
     lua_pushboolean(L, 0);
     return 1;
   }
-  {
-    char msg[256];
-    snprintf(msg, sizeof msg, "cannot create %.180s: %s", path, strerror(errno));
-    return pa_error_return(L, "config", msg);
-  }
+  return io_failure(L, "create", path, errno);
 }
 
 static int l_mkdir(lua_State *L) {
@@ -108,11 +109,7 @@ static int l_mkdir(lua_State *L) {
     lua_pushboolean(L, 0);
     return 1;
   }
-  {
-    char msg[256];
-    snprintf(msg, sizeof msg, "cannot create directory %.160s: %s", path, strerror(errno));
-    return pa_error_return(L, "config", msg);
-  }
+  return io_failure(L, "create the directory", path, errno);
 }
 
 static int l_list_dir(lua_State *L) {
@@ -124,11 +121,7 @@ static int l_list_dir(lua_State *L) {
   lua_Integer n = 0;
   int ok = 1;
   dir = opendir(path);
-  if (dir == NULL) {
-    char msg[256];
-    snprintf(msg, sizeof msg, "cannot list %.180s: %s", path, strerror(errno));
-    return pa_error_return(L, "config", msg);
-  }
+  if (dir == NULL) return io_failure(L, "list", path, errno);
   /* Names go into C memory first and the directory is closed before any
    * Lua call, so a memory error in Lua cannot leak the DIR. */
   while (ok && (e = readdir(dir)) != NULL) {
@@ -178,12 +171,6 @@ int pa_fs_open_error(lua_State *L, const char *what, const char *path, int err) 
   return pa_error_return(L, "config", msg);
 }
 
-/* nil and a config error "cannot <what> <path>: <strerror(err)>". */
-static int io_failure(lua_State *L, const char *what, const char *path, int err) {
-  char msg[320];
-  snprintf(msg, sizeof msg, "cannot %s %.200s: %s", what, path, strerror(err));
-  return pa_error_return(L, "config", msg);
-}
 
 /* The whole buffer or -1 with errno: write(2) may write less than asked
  * (a file that reaches RLIMIT_FSIZE or a full disk takes what fits). */
@@ -237,11 +224,17 @@ static int l_write_file_durably(lua_State *L) {
   size_t plen, len;
   const char *path = luaL_checklstring(L, 1, &plen);
   const char *text = luaL_checklstring(L, 2, &len);
-  const char *tmp = lua_pushfstring(L, "%s.tmp", path);
+  char tmp[PATH_MAX];
   int fd, err;
   if (plen == 0) return pa_error_raise(L, "write_file_durably needs a path");
-  fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return io_failure(L, "write", tmp, errno);
+  /* A name of its own for each writer (mkstemp: O_EXCL, mode 0600): two
+   * processes saving the same file at once never write into one temporary
+   * file, and the last rename wins whole. */
+  if (snprintf(tmp, sizeof tmp, "%s.XXXXXX", path) >= (int)sizeof tmp)
+    return io_failure(L, "write", path, ENAMETOOLONG);
+  fd = mkstemp(tmp);
+  if (fd < 0) return io_failure(L, "write", path, errno);
+  (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
   /* Every step is checked: a short write, a failed fsync (the data may be
    * lost) or close (NFS reports late) leaves path as it was. */
   if (write_all(fd, text, len) != 0 || fsync(fd) != 0) {

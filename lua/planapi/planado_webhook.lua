@@ -107,7 +107,7 @@ function Hook:handle(headers, body)
   if claim == nil then
     -- The store could not record it (a full disk): 503, so Planado delivers it again.
     local serr = core.is_error(previous_version) and previous_version
-      or core.error { kind = "config", message = "the webhook store failed: " .. tostring(previous_version) }
+      or core.error { kind = "io", message = "the webhook store failed: " .. tostring(previous_version) }
     serr.answer = 503
     return nil, serr
   end

@@ -17,10 +17,10 @@ local progress = require "planapi.cli.progress"
 
 local M = {}
 
-M.EXIT = { ok = 0, internal = 1, usage = 2, api = 3, quota = 4, transport = 5, interrupted = 130 }
+M.EXIT = { ok = 0, internal = 1, usage = 2, api = 3, quota = 4, transport = 5, io = 6, interrupted = 130 }
 local KIND_EXIT = {
   config = 2, api = 3, http = 3, decode = 3, auth = 3, quota = 4, rate_limit = 4,
-  transport = 5, timeout = 5, tls = 5,
+  transport = 5, timeout = 5, tls = 5, io = 6,
 }
 
 M.USAGE = [[
