@@ -14,6 +14,7 @@
 
 #include "errors.h"
 #include "json.h"
+#include "redact.h"
 #include "url.h"
 #include "version.h"
 
@@ -235,7 +236,7 @@ static int client_new(lua_State *L) {
     for (i = 1; i <= n; i++) {
       lua_rawgeti(L, -1, (lua_Integer)i);
       /* Very short strings would redact ordinary words; a real secret is longer. */
-      if (lua_type(L, -1) == LUA_TSTRING && lua_rawlen(L, -1) >= 4)
+      if (lua_type(L, -1) == LUA_TSTRING && lua_rawlen(L, -1) >= PA_REDACT_MIN)
         lua_rawseti(L, -3, (lua_Integer)lua_rawlen(L, -3) + 1);
       else
         lua_pop(L, 1);
@@ -251,24 +252,18 @@ static int client_new(lua_State *L) {
 
 /* ------------------------------------------------------------ redaction */
 
-void pa_client_push_redacted(lua_State *L, int idx, const char *message) {
-  size_t i, n;
+void pa_client_push_redacted_cut(lua_State *L, int idx, const char *text, size_t len, size_t max) {
   idx = lua_absindex(L, idx);
-  lua_pushstring(L, message);
   lua_getiuservalue(L, idx, 1);
-  if (!lua_istable(L, -1)) {
-    lua_pop(L, 1);
-    return;
-  }
-  lua_getfield(L, -1, PA_UV_SECRETS);
-  n = lua_istable(L, -1) ? lua_rawlen(L, -1) : 0;
-  for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, -1, (lua_Integer)i);
-    luaL_gsub(L, lua_tostring(L, -4), lua_tostring(L, -1), "***");
-    lua_replace(L, -5); /* the redacted text takes the message's slot */
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 2);
+  if (lua_istable(L, -1)) lua_getfield(L, -1, PA_UV_SECRETS);
+  else lua_pushnil(L);
+  pa_redact_push(L, lua_istable(L, -1) ? -1 : 0, text, len, max);
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+}
+
+void pa_client_push_redacted(lua_State *L, int idx, const char *message) {
+  pa_client_push_redacted_cut(L, idx, message, strlen(message), 0);
 }
 
 /* client:add_secret(s): one more string to redact from every error (a
@@ -277,7 +272,7 @@ static int client_add_secret(lua_State *L) {
   size_t len;
   pa_client_check(L, 1);
   luaL_checklstring(L, 2, &len);
-  if (len < 4) return 0; /* see client_new: too short to be a secret */
+  if (len < PA_REDACT_MIN) return 0; /* see client_new: too short to be a secret */
   lua_getiuservalue(L, 1, 1);
   lua_getfield(L, -1, PA_UV_SECRETS);
   lua_pushvalue(L, 2);
@@ -285,22 +280,50 @@ static int client_add_secret(lua_State *L) {
   return 0;
 }
 
+/* client:redact(text [, max]): text with the client's secrets masked, then
+ * cut to max bytes (redact.c). */
 static int client_redact(lua_State *L) {
+  size_t len;
+  const char *text;
+  lua_Number max = 0;
   pa_client_check(L, 1);
-  pa_client_push_redacted(L, 1, luaL_checkstring(L, 2));
+  text = luaL_checklstring(L, 2, &len);
+  if (!lua_isnoneornil(L, 3)) {
+    max = lua_tonumber(L, 3);
+    if (lua_type(L, 3) != LUA_TNUMBER || !(max >= 0 && max < 1e15))
+      return pa_error_raise(L, "redact: max must be a length in bytes (0: no cut)");
+  }
+  pa_client_push_redacted_cut(L, 1, text, len, (size_t)max);
   return 1;
 }
 
-/* client:error{ kind=, message=, ... }: an error whose message is redacted. */
+/* Redact every string in the table at idx, and in the tables it holds (an
+ * error's fields: a server's text can reach any of them, not only the
+ * message), except `kind`, which names the error. depth bounds a cycle. */
+static void redact_fields(lua_State *L, int client, int idx, int depth) {
+  idx = lua_absindex(L, idx);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (lua_type(L, -1) == LUA_TSTRING && !(lua_type(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -2), "kind") == 0)) {
+      size_t len;
+      const char *s = lua_tolstring(L, -1, &len);
+      pa_client_push_redacted_cut(L, client, s, len, 0);
+      lua_pushvalue(L, -3);
+      lua_insert(L, -2);
+      lua_rawset(L, idx); /* an existing key: safe during lua_next */
+    } else if (lua_type(L, -1) == LUA_TTABLE && depth > 0) {
+      redact_fields(L, client, -1, depth - 1);
+    }
+    lua_pop(L, 1);
+  }
+}
+
+/* client:error{ kind=, message=, ... }: an error whose every string field
+ * (message, body, code, ...) is redacted. */
 static int client_error(lua_State *L) {
   pa_client_check(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
-  lua_getfield(L, 2, "message");
-  if (lua_type(L, -1) == LUA_TSTRING) {
-    pa_client_push_redacted(L, 1, lua_tostring(L, -1));
-    lua_setfield(L, 2, "message");
-  }
-  lua_pop(L, 1);
+  redact_fields(L, 1, 2, 3);
   lua_getfield(L, lua_upvalueindex(1), "error");
   lua_pushvalue(L, 2);
   lua_call(L, 1, 1);
@@ -524,18 +547,28 @@ static int client_decode(lua_State *L) {
   }
   ctype = header_value(L, 2, "content-type");
   if (body[start] != '{' && body[start] != '[' && !(ctype && strstr(ctype, "json"))) {
-    char msg[256];
-    char snippet[81];
-    size_t i, rest = len - start, n = rest < 80 ? rest : 80;
-    /* cppcheck-suppress knownConditionTrueFalse ; rest >= 1 here: start < len (an empty body returned above) */
+    /* The whole body is redacted before the snippet is cut from it: a
+     * secret cut in two is no longer found by a whole-string search. */
+    const char *type, *snippet;
+    size_t i, n;
+    luaL_Buffer b;
+    pa_client_push_redacted_cut(L, 1, body + start, len - start, 80);
+    if (ctype)
+      pa_client_push_redacted_cut(L, 1, ctype, strlen(ctype), 100);
+    else
+      lua_pushliteral(L, "no content type");
+    type = lua_tostring(L, -1);
+    snippet = lua_tolstring(L, -2, &n);
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, "expected JSON but got ");
+    luaL_addstring(&b, type);
+    luaL_addstring(&b, ": ");
     for (i = 0; i < n; i++) {
-      unsigned char ch = (unsigned char)body[start + i];
-      snippet[i] = (char)((ch < 32 || ch == 127) ? ' ' : ch);
+      unsigned char ch = (unsigned char)snippet[i];
+      luaL_addchar(&b, (char)((ch < 32 || ch == 127) ? ' ' : ch));
     }
-    snippet[n] = '\0';
-    snprintf(msg, sizeof msg, "expected JSON but got %s: %s%s", ctype ? ctype : "no content type",
-             snippet, rest > 80 ? "..." : "");
-    return decode_error(L, status, msg);
+    luaL_pushresult(&b);
+    return decode_error(L, status, lua_tostring(L, -1));
   }
   if (!pa_json_decode(L, body, len)) return decode_error(L, status, lua_tostring(L, -1));
   return 1;

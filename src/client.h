@@ -42,8 +42,11 @@ void pa_client_check_headers(lua_State *L, int idx);
 /* Push the table of a raw response header block (transport_curl.c). */
 void pa_headers_push(lua_State *L, const char *s, size_t len);
 void pa_transport_open(lua_State *L);
-/* Push message with every configured secret of the client at idx replaced. */
+/* Push message with every configured secret of the client at idx masked
+ * (redact.c: fragments and encoded forms too). */
 void pa_client_push_redacted(lua_State *L, int idx, const char *message);
+/* The same for len bytes of text, then cut to max bytes (0: no cut). */
+void pa_client_push_redacted_cut(lua_State *L, int idx, const char *text, size_t len, size_t max);
 /* client:perform(req) -> res | nil, err (transport_curl.c). */
 int pa_client_perform(lua_State *L);
 void pa_client_release_transfer(pa_client *c);

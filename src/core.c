@@ -10,6 +10,7 @@
 #include "interrupt.h"
 #include "json.h"
 #include "limiter.h"
+#include "redact.h"
 #include "url.h"
 #include "version.h"
 #include "xml.h"
@@ -47,6 +48,7 @@ int luaopen_planapi_core(lua_State *L) {
   pa_xml_open(L);
   pa_sign_open(L);
   pa_secure_open(L);
+  pa_redact_open(L);
   pa_fs_open(L);
   pa_interrupt_open(L);
   pa_tcp_open(L);

@@ -224,21 +224,11 @@ Limiter.__tostring = function(self)
   return ("planapi.limiter_redis (redis://%s, key %s)"):format(self.server, self.key)
 end
 
--- Text safe to show: the password, should any server echo it, becomes ***.
--- Very short passwords are left alone, as they would mangle ordinary words.
+-- Text safe to show: the password, should any server echo it (whole, cut or
+-- escaped), becomes *** (core.redact, the clients' routine).
 function Limiter:redact(text)
   local password = passwords[self]
-  text = tostring(text)
-  if password and #password >= 4 then
-    local i = 1
-    while true do
-      local s, e = text:find(password, i, true)
-      if not s then break end
-      text = text:sub(1, s - 1) .. "***" .. text:sub(e + 1)
-      i = s + 3
-    end
-  end
-  return text
+  return core.redact(tostring(text), password and { password } or nil)
 end
 
 -- The error every method returns when Redis cannot serve it.

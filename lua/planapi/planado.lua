@@ -140,8 +140,10 @@ function Planado:prepare(method, path, params, opts)
 end
 
 -- The message of an error body whose shape is undocumented: JSON with
--- errors / error / message, or the start of the text.
-local function error_text(body, decoded)
+-- errors / error / message, or the start of the text. The text is redacted
+-- whole before it is cut (a cut secret escapes a whole-string search), and
+-- again at the cut, which masks what is left of a secret cut there.
+local function error_text(self, body, decoded)
   if type(decoded) == "table" then
     local errs = decoded.errors
     if type(errs) == "table" then
@@ -157,8 +159,8 @@ local function error_text(body, decoded)
       if type(decoded[key]) == "string" then return decoded[key] end
     end
   end
-  local text = (body or ""):gsub("%s+", " ")
-  if #text > 200 then text = text:sub(1, 200) .. "..." end
+  local text = self.core:redact(body or ""):gsub("%s+", " ")
+  text = self.core:redact(text, 200)
   return text ~= "" and text or nil
 end
 
@@ -203,12 +205,12 @@ function Planado:parse(req, res)
   elseif status >= 500 or status == 0 then
     kind, retryable = "http", true
   end
-  local message = error_text(body, decoded) or ("HTTP status " .. status)
+  local message = error_text(self, body, decoded) or ("HTTP status " .. status)
   local err = self.core:error { kind = kind, status = status, operation = op, retryable = retryable,
     message = message }
   if refuses_taken_external_id(status, message) then err.external_id_taken = true end
-  -- Keep the raw body (its shape is undocumented), redacted and bounded.
-  err.body = self.core:redact(body:sub(1, 2000))
+  -- Keep the raw body (its shape is undocumented), redacted, then bounded.
+  err.body = self.core:redact(body, 2000)
   return nil, err
 end
 

@@ -51,6 +51,10 @@ function Hook.new(opts)
     if secret == nil then return true end
     return type(given) == "string" and core.secure_equals(given, secret)
   end
+  -- Every error text goes through the one redaction routine, as the
+  -- clients' do: no part of the secret, whatever a message comes to hold.
+  local secrets = { secret }
+  self.redact = function(text) return core.redact(text, secrets) end
   return self
 end
 
@@ -66,8 +70,8 @@ local function header(headers, name)
   return nil
 end
 
-local function reject(kind, status, message)
-  local err = core.error { kind = kind, message = message, status = status }
+local function reject(self, kind, status, message)
+  local err = core.error { kind = kind, message = self.redact(message), status = status }
   err.answer = status -- the HTTP status to answer with
   return nil, err
 end
@@ -79,17 +83,17 @@ end
 -- err.answer is the HTTP status to reply with (401 wrong secret, 413 too
 -- large, 400 not an event).
 function Hook:handle(headers, body)
-  if type(body) ~= "string" then return reject("decode", 400, "the webhook body must be a string") end
+  if type(body) ~= "string" then return reject(self, "decode", 400, "the webhook body must be a string") end
   if #body > self.max_body then
-    return reject("decode", 413, ("the webhook body is larger than %d bytes"):format(self.max_body))
+    return reject(self, "decode", 413, ("the webhook body is larger than %d bytes"):format(self.max_body))
   end
   if not self.check_secret(header(headers, "x-planado-secret")) then
-    return reject("auth", 401, "X-Planado-Secret is missing or wrong")
+    return reject(self, "auth", 401, "X-Planado-Secret is missing or wrong")
   end
   local doc, err = core.json_decode(body)
-  if doc == nil then return reject("decode", 400, err.message) end
+  if doc == nil then return reject(self, "decode", 400, err.message) end
   if type(doc) ~= "table" or type(doc.event_uuid) ~= "string" or type(doc.event_type) ~= "string" then
-    return reject("decode", 400, "not a Planado event: event_uuid and event_type are required")
+    return reject(self, "decode", 400, "not a Planado event: event_uuid and event_type are required")
   end
   local kind, resource
   for _, k in ipairs(KINDS) do

@@ -27,7 +27,11 @@ local MODES = {
     reset_after = true, -- the request is carried out, then the connection drops without an answer
     redirect = true,    -- a 3xx with a Location, as a misconfigured proxy or a moved API would send
     late = true,        -- the request is carried out at once, its answer is sent `delay` seconds later
+    echo = true,        -- an error page that echoes the request (its headers and body), as debugging proxies do
 }
+
+local ECHO_FORMATS = { html = true, text = true, json = true, xml = true }
+local ECHO_ESCAPES = { none = true, json = true, url = true, xml = true }
 
 -- Error texts for the "code" mode, from the Planfix error table.
 local CODE_TEXT = {
@@ -78,6 +82,17 @@ function M.add(spec)
     elseif f.mode == "html" then
         f.status = util.to_int(spec.status or 502)
         if not f.status or f.status < 200 or f.status > 599 then return nil, "status must be 200..599" end
+    elseif f.mode == "echo" then
+        f.status = util.to_int(spec.status or 502)
+        if not f.status or f.status < 200 or f.status > 599 then return nil, "status must be 200..599" end
+        f.format = spec.format or "html"
+        if not ECHO_FORMATS[f.format] then return nil, "format must be html, text, json or xml" end
+        f.escape = spec.escape or "none"
+        if not ECHO_ESCAPES[f.escape] then return nil, "escape must be none, json, url or xml" end
+        f.pad = util.to_int(spec.pad or 0)
+        if not f.pad or f.pad < 0 or f.pad > 1048576 then return nil, "pad must be 0..1048576" end
+        if spec.first ~= nil and type(spec.first) ~= "string" then return nil, "first must be a header name" end
+        f.first = spec.first
     elseif f.mode == "redirect" then
         f.status = util.to_int(spec.status or 302)
         if not f.status or f.status < 300 or f.status > 399 then return nil, "status for mode 'redirect' must be 3xx" end
@@ -197,12 +212,57 @@ local function apply_planado(f, record)
     return nil
 end
 
+-- The request as an echoing proxy shows it: the request line and headers as
+-- received, then the body; the header `first` (if any) on a line before them.
+local function echo_text(f, req)
+    local first = ""
+    if f.first then
+        local v = ngx.req.get_headers(0)[f.first:lower()]
+        if type(v) == "table" then v = v[1] end
+        if v then first = f.first .. ": " .. v .. "\r\n" end
+    end
+    return first .. (ngx.req.raw_header() or "") .. ((req and req.body) or "")
+end
+
+local ECHO_ESCAPE = {
+    none = function(s) return s end,
+    json = function(s) return json.encode(s):sub(2, -2) end,
+    url = function(s) return (s:gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end)) end,
+    xml = function(s)
+        return (s:gsub("[&<>\"']", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&apos;" }))
+    end,
+}
+
+-- The echo fault's answer: `pad` filler bytes before the echo (so a spec can
+-- put a client's cut at any offset of it), in `format`: for json and xml,
+-- inside the error document's message, which stays a valid document.
+local function send_echo(f, req)
+    local echo = echo_text(f, req)
+    local pad = ("x"):rep(f.pad)
+    if f.format == "json" then
+        return util.send(f.status, json.encode { result = "fail", code = 0, error = pad .. echo,
+            errors = json.array { { message = pad .. echo } } }, { ["Content-Type"] = util.JSON_TYPE })
+    elseif f.format == "xml" then
+        local xml = require("sandbox.xml")
+        return util.send(f.status, xml.error_document(nil, pad .. echo), { ["Content-Type"] = xml.CONTENT_TYPE })
+    end
+    local text = ECHO_ESCAPE[f.escape](echo)
+    if f.format == "text" then
+        return util.send(f.status, pad .. text, { ["Content-Type"] = "text/plain" })
+    end
+    return util.send(f.status, pad .. "<pre>" .. text .. "</pre>\n" .. HTML_502, { ["Content-Type"] = "text/html" })
+end
+
 -- Applies a (non-slow) fault to the current request and ends it. `record` is
 -- called with the status answered before anything is sent. flavour "xml"
 -- gives XML bodies (the Planfix XML API) where the REST answer is JSON;
 -- flavour "planado" gives Planado-shaped JSON.
-function M.apply(f, record, flavour)
+function M.apply(f, record, flavour, req)
     local mode = f.mode
+    if mode == "echo" then
+        record(f.status)
+        return send_echo(f, req)
+    end
     if flavour == "xml" and (mode == "status" or mode == "malformed" or mode == "oversize" or mode == "code") then
         return apply_xml(f, record)
     end

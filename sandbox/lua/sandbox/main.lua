@@ -49,7 +49,7 @@ local function fault_answered(req, f, extra, kind)
         end
         return false
     end
-    faults.apply(f, function(status) recorder.record(req, status, extra) end, kind)
+    faults.apply(f, function(status) recorder.record(req, status, extra) end, kind, req)
     return true
 end
 
