@@ -234,6 +234,37 @@ describe("security", function()
       portable.rmtree(dir)
     end)
 
+    it("the scan finds a fragment of a random secret, and skips the words a test secret is made of", function()
+      local dir = portable.tmpdir()
+      local chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"
+      local random = {}
+      for i = 1, 32 do
+        local k = math.random(1, #chars)
+        random[i] = chars:sub(k, k)
+      end
+      random[9], random[10] = "Q", "7" -- the piece below is of mixed classes
+      random = table.concat(random)
+      local sid = ("%08x%08x%08x%08x"):format(math.random(0, 2 ^ 31), math.random(0, 2 ^ 31),
+        math.random(0, 2 ^ 31), math.random(0, 2 ^ 31))
+      local worded = "planted-secret-" .. os.time()
+      assert(portable.execute(("mkdir -p %s/journal %s/step"):format(dir, dir)))
+      local write = portable.write_file
+      write(dir .. "/journal/secrets-1.txt", random .. "\n" .. sid .. "\n" .. worded .. "\n")
+      -- words of the test secret ("planted-secret-" is in this file) are no finding
+      write(dir .. "/step/step-x.log", "the planted-secret- prefix, " .. sid:sub(1, 11) .. "\n")
+      local out, code = portable.run("lua5.4 tools/scan-secrets " .. dir)
+      assert.equal(0, code, out)
+      -- 8 characters of the random token, 12 of the session id: findings, never printed
+      for _, piece in ipairs { random:sub(9, 16), sid:sub(20, 31) } do
+        write(dir .. "/step/step-x.log", "line 1\nupstream said: Bearer ..." .. piece .. "\n")
+        out, code = portable.run("lua5.4 tools/scan-secrets " .. dir)
+        assert.equal(1, code, out)
+        assert.matches("fragment of secret .*step%-x%.log:2", out)
+        assert.is_nil(out:find(piece, 1, true))
+      end
+      portable.rmtree(dir)
+    end)
+
     it("the journal of this run holds the suite's configured secrets", function()
       journal.secret("journal-probe-" .. os.time())
       -- read directly: through portable.run the secrets would land in the journal's output
