@@ -6,7 +6,7 @@
 --     registered with a C client (XML session ids included), and those a
 --     spec hands to a child process (journal.secret)
 --   build/journal/output-<run>.log   every error the library makes or
---     returns (its tostring, message and body), every error rendered by
+--     returns (its tostring and every string field), every error rendered by
 --     tostring, and the output of every child process a spec runs (CLI,
 --     examples, workers)
 -- Together with busted's own output (failure messages and tracebacks, in
@@ -40,11 +40,24 @@ function M.output(s)
   output_file:flush()
 end
 
+-- An error's line and every string it holds (message, body, code, fields a
+-- client adds, nested tables): a server's text can reach any of them.
 local function note_error(e)
   if not core.is_error(e) then return end
   M.output(tostring(e))
-  if type(e.message) == "string" then M.output(e.message) end
-  if type(e.body) == "string" then M.output(e.body) end
+  local seen = {}
+  local function walk(t, depth)
+    if seen[t] or depth > 3 then return end
+    seen[t] = true
+    for _, v in pairs(t) do
+      if type(v) == "string" then
+        M.output(v)
+      elseif type(v) == "table" then
+        walk(v, depth + 1)
+      end
+    end
+  end
+  walk(e, 1)
 end
 
 -- Secrets from constructor options.
