@@ -373,6 +373,19 @@ check "fault malformed -> JSON content type" "$(header Content-Type)" "applicati
 ctl POST /fault '{"mode":"html"}'
 api GET /ping
 check "fault html -> 502 text/html" "$CODE/$(header Content-Type)" "502/text/html"
+ctl POST /fault '{"mode":"echo","first":"Authorization","pad":3,"format":"text"}'
+api GET /ping
+check "fault echo -> 502, pad, the header first, then the request line" \
+    "$CODE/$(head -c 38 "$WORK/body")/$(grep -c '^GET /rest/ping HTTP/1.1' "$WORK/body")" \
+    "502/xxxAuthorization: Bearer sandbox-token/1"
+ctl POST /fault '{"mode":"echo","escape":"url","format":"text"}'
+api GET /ping
+check_match "fault echo escape url -> percent-encoded" "$(cat "$WORK/body")" "Authorization%3A%20Bearer%20sandbox-token%0D%0A"
+ctl POST /fault '{"mode":"echo","format":"json","status":401}'
+api GET /ping
+check_match "fault echo json -> the echo in error" "$CODE/$(jl d.error)" "^401/GET /rest/ping HTTP/1.1"
+ctl POST /fault '{"mode":"echo","format":"yaml"}'
+check "fault echo: unknown format refused" "$CODE" "400"
 ctl POST /fault '{"mode":"oversize","size":3000000}'
 api GET /ping
 check "fault oversize -> exact size, valid JSON" "$CODE/$(wc -c <"$WORK/body")/$(jl d.result)" "200/3000000/success"

@@ -137,10 +137,13 @@ static void mark_whole(const unsigned char *t, size_t scan, unsigned char *marks
 }
 
 /* The text shown ends (at `end`) with the start of a secret, or starts with
- * its end: what remains of a secret cut there. */
+ * its end: what remains of a secret cut there. A text that is nothing but
+ * such a piece is left alone: a short code ("0005") that happens to start a
+ * session id is no remnant of a cut. */
 static void mark_edges(const unsigned char *t, size_t end, unsigned char *marks, const variant *v) {
   size_t k, top = v->len - 1;
-  if (top > end) top = end;
+  if (end == 0) return;
+  if (top > end - 1) top = end - 1;
   for (k = top; k >= PA_REDACT_EDGE; k--) {
     if (memcmp(t + end - k, v->s, k) == 0) {
       memset(marks + end - k, 1, k);
