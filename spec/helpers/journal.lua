@@ -45,10 +45,10 @@ end
 local function note_error(e)
   if not core.is_error(e) then return end
   M.output(tostring(e))
-  local seen = {}
+  local walked = {}
   local function walk(t, depth)
-    if seen[t] or depth > 3 then return end
-    seen[t] = true
+    if walked[t] or depth > 3 then return end
+    walked[t] = true
     for _, v in pairs(t) do
       if type(v) == "string" then
         M.output(v)
