@@ -157,9 +157,10 @@ function M.task_to_planado(id)
   if uuid then
     return answer(201, { job_uuid = uuid, external_id = external_id, task_id = task_id, created = true })
   end
-  -- Planado refuses a second job with the same external_id (422): the task
-  -- was sent before, so answer with that job instead of making another.
-  if jerr.status == 422 then
+  -- Planado refuses a second job with the same external_id: the task was
+  -- sent before, so answer with that job instead of making another. Any
+  -- other refusal (an invalid field) is the caller's error as it is.
+  if jerr.external_id_taken then
     local job, gerr = c.planado.jobs:get(external_id)
     if job then
       return answer(200, { job_uuid = job.uuid, external_id = external_id, task_id = task_id, created = false })
