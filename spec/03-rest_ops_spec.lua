@@ -97,7 +97,11 @@ describe("planfix_rest_ops", function()
         local param = spec_parameter(raw)
         if param["in"] == "query" then query[param.name] = param.schema.type end
       end
-      assert.are.same(query, rest_ops.ops[expected.id].query, expected.id)
+      -- on the wire: a name the path has too is `query_<name>` in the table
+      local op = rest_ops.ops[expected.id]
+      local on_wire = {}
+      for name, t in pairs(op.query) do on_wire[(op.wire or {})[name] or name] = t end
+      assert.are.same(query, on_wire, expected.id)
     end
   end)
 
@@ -224,11 +228,34 @@ describe("planfix_rest_ops", function()
       assert.are.same({ "id", "key" }, ops["post-update-directory-entry"].path_params)
     end)
 
-    it("requires the attach target id once although it is in path and query", function()
+    it("names the attach target's query id apart from the file's path id, both required", function()
       local op = ops["attach-file-to-task"]
       assert.are.same({ "id" }, op.path_params)
-      assert.are.equal("integer", op.query.id)
-      assert.are.same({ "id" }, op.required)
+      assert.are.equal("integer", op.path_types.id)
+      assert.are.equal("integer", op.query.query_id)
+      assert.are.equal("id", op.wire.query_id)
+      assert.are.same({ "id", "query_id" }, op.required)
+    end)
+
+    it("names a body id apart from the path id (post-task-by-id, post-contact-by-id, main field update)", function()
+      for _, op_id in ipairs { "post-task-by-id", "post-contact-by-id", "post-customfield-main-update" } do
+        local op = ops[op_id]
+        assert.is_not_nil(op.path_types.id, op_id)
+        assert.is_not_nil(op.body_params.body_id, op_id)
+        assert.is_nil(op.body_params.id, op_id)
+        assert.are.equal("id", op.wire.body_id, op_id)
+      end
+    end)
+
+    it("carries the spec's limits: minimum, maximum, enum, lengths, at least one of", function()
+      assert.are.same({ minimum = 1 }, ops["get-task-by-id"].limits.id)
+      assert.are.same({ minimum = 0 }, ops["get-task-list"].limits.offset)
+      assert.are.same({ minimum = 1, maximum = 100 }, ops["get-task-list"].limits.pageSize)
+      assert.are.same({ enum = { "NotUrgent", "Urgent" } }, ops["post-task"].limits.priority)
+      assert.are.same({ "secretToken", "webhookManagedExternally" },
+        ops["post-integration-telegram-bot-webhook"].at_least_one)
+      -- integer fields whose enum lists strings ("0 // Line") get no enum
+      assert.is_nil((ops["post-customfield-add"].limits or {}).type)
     end)
 
     it("takes required body properties", function()

@@ -48,6 +48,7 @@ local function sample(schema)
   if t == "integer" then return 7 end
   if t == "number" then return 3 end
   if t == "boolean" then return true end
+  if t == "string" and schema.minLength then return ("s"):rep(schema.minLength) end
   if t == "array" then return planapi.array { "a" } end
   if t == "object" or schema.properties or schema.allOf then return { id = 1 } end
   return "s-1"

@@ -127,20 +127,77 @@ local function schema_type(schema)
 end
 
 -- Top-level properties (name -> type) and required names of an object
--- schema, merging the members of allOf.
-local function object_properties(schema, props, required)
+-- schema, merging the members of allOf; `schemas` gets each property's
+-- resolved schema (for its constraints).
+local function object_properties(schema, props, required, schemas)
   schema = resolve(schema)
-  props, required = props or {}, required or {}
+  props, required, schemas = props or {}, required or {}, schemas or {}
   for _, part in ipairs(schema.allOf or {}) do
-    object_properties(part, props, required)
+    object_properties(part, props, required, schemas)
   end
   for name, prop in pairs(schema.properties or {}) do
     props[name] = schema_type(prop)
+    schemas[name] = resolve(prop)
   end
   for _, name in ipairs(schema.required or {}) do
     required[name] = true
   end
-  return props, required
+  return props, required, schemas
+end
+
+-- "At least one of these properties": an anyOf whose members only require
+-- names (TelegramWebhookSettingsRequest: secretToken or
+-- webhookManagedExternally).  nil when the schema says no such thing.
+local function at_least_one(schema)
+  schema = resolve(schema)
+  local names = {}
+  for _, part in ipairs(schema.anyOf or {}) do
+    part = resolve(part)
+    for key in pairs(part) do
+      if key ~= "required" then return nil end
+    end
+    for _, name in ipairs(part.required or {}) do names[#names + 1] = name end
+  end
+  if #names == 0 then return nil end
+  table.sort(names)
+  return names
+end
+
+local VALUE_TYPES = { string = "string", integer = "number", number = "number", boolean = "boolean" }
+
+-- The constraints of a scalar parameter the library checks before sending,
+-- as JSON Schema means them: minimum/maximum bind numbers only, lengths
+-- strings only.  The spec has enums the library cannot use, left out here:
+-- integer fields whose enum lists strings ("0 // Line", the custom field
+-- types; see filter_types below for the same habit), and a one-value enum
+-- that is the whole list of language codes written as one string
+-- ("az - ay - sq - ...", communicationLanguageCode).
+local function constraints(schema, t)
+  schema = resolve(schema)
+  local c, any = {}, false
+  if (t == "integer" or t == "number") then
+    for _, key in ipairs({ "minimum", "maximum" }) do
+      if type(schema[key]) == "number" then c[key], any = schema[key], true end
+    end
+  end
+  if t == "string" then
+    if type(schema.minLength) == "number" then c.min_length, any = schema.minLength, true end
+    if type(schema.maxLength) == "number" then c.max_length, any = schema.maxLength, true end
+  end
+  local enum = schema.enum
+  if type(enum) == "table" and #enum > 1 and VALUE_TYPES[t] then
+    local usable = true
+    for _, value in ipairs(enum) do
+      if type(value) ~= VALUE_TYPES[t] or (t == "integer" and math.tointeger(value) == nil) then
+        usable = false
+      end
+    end
+    if usable then
+      c.enum, any = {}, true
+      for i, value in ipairs(enum) do c.enum[i] = value end
+    end
+  end
+  return any and c or nil
 end
 
 ---------------------------------------------------------------------------
@@ -192,8 +249,9 @@ local function request_body(op)
   end
   local kind = BODY_KINDS[media_types[1]]
   if not kind then fail("%s: unsupported media type %s", op.operationId, media_types[1]) end
-  local props, required = object_properties(content[media_types[1]].schema or {})
-  return kind, props, required
+  local schema = content[media_types[1]].schema or {}
+  local props, required, schemas = object_properties(schema)
+  return kind, props, required, schemas, at_least_one(schema)
 end
 
 local function success_statuses(op)
@@ -246,6 +304,31 @@ local function is_idempotent(method, path, statuses)
   return not (method == "POST" and path:sub(-1) == "/")
 end
 
+-- A parameter whose name another location of the same operation uses
+-- too gets its own name, prefixed by where it goes: the path keeps `id`,
+-- the query's `id` of attach-file-to-* becomes `query_id` and the body's
+-- `id` of post-task-by-id becomes `body_id`.  `wire` maps such a name back.
+local function own_name(entry, location, name, taken)
+  if not taken[name] then
+    taken[name] = true
+    return name
+  end
+  local renamed = location .. "_" .. name
+  if taken[renamed] then fail("%s %s: cannot name %s %s", entry.method, entry.path, location, name) end
+  taken[renamed] = true
+  entry.wire = entry.wire or {}
+  entry.wire[renamed] = name
+  return renamed
+end
+
+local function add_limits(entry, name, schema, t)
+  local c = constraints(schema, t)
+  if c then
+    entry.limits = entry.limits or {}
+    entry.limits[name] = c
+  end
+end
+
 local function build_operation(path, path_item, method, op)
   local entry = {
     method = method:upper(),
@@ -253,33 +336,46 @@ local function build_operation(path, path_item, method, op)
     tag = op.tags and op.tags[1],
     summary = op.summary,
     path_params = path_placeholders(path),
+    path_types = {},
     query = {},
     success = success_statuses(op),
   }
-  local required = {}
+  local required, taken = {}, {}
 
-  local declared_path = {}
-  for _, param in ipairs(collect_parameters(path_item, op)) do
+  local params = collect_parameters(path_item, op)
+  for _, param in ipairs(params) do
     if param["in"] == "path" then
-      declared_path[param.name] = true
-    elseif param["in"] == "query" then
-      entry.query[param.name] = schema_type(param.schema or {})
-      if param.required == true then required[param.name] = true end
+      local t = schema_type(param.schema or {})
+      entry.path_types[own_name(entry, "path", param.name, taken)] = t
+      add_limits(entry, param.name, param.schema or {}, t)
+    end
+  end
+  for _, param in ipairs(params) do
+    if param["in"] == "query" then
+      local t = schema_type(param.schema or {})
+      local name = own_name(entry, "query", param.name, taken)
+      entry.query[name] = t
+      add_limits(entry, name, param.schema or {}, t)
+      if param.required == true then required[name] = true end
     end
   end
   for _, name in ipairs(entry.path_params) do
-    if not declared_path[name] then fail("%s: path parameter {%s} not declared", op.operationId, name) end
+    if not entry.path_types[name] then fail("%s: path parameter {%s} not declared", op.operationId, name) end
     required[name] = true -- path parameters are always required
   end
 
-  local kind, body_params, body_required = request_body(op)
+  local kind, body_params, body_required, body_schemas, one_of = request_body(op)
   if kind then
-    entry.body, entry.body_params = kind, body_params
-    for name in pairs(body_required) do required[name] = true end
+    entry.body, entry.body_params = kind, {}
+    for _, wire in ipairs(sorted_keys(body_params)) do
+      local name = own_name(entry, "body", wire, taken)
+      entry.body_params[name] = body_params[wire]
+      add_limits(entry, name, body_schemas[wire], body_params[wire])
+      if body_required[wire] then required[name] = true end
+    end
+    entry.at_least_one = one_of
   end
 
-  -- A name can be required twice (attach-file-to-* take `id` both in the
-  -- path and in the query); the list names each once.
   entry.required = sorted_keys(required)
   entry.paged = paging(entry.query, body_params)
   entry.idempotent = is_idempotent(entry.method, path, entry.success)

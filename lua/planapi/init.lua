@@ -24,9 +24,14 @@ local planapi = {
 }
 
 --- planapi.planfix_rest{ account | base_url, token, ... } -> client (see README)
-function planapi.planfix_rest(opts)
-  return require("planapi.planfix_rest").new(opts)
-end
+-- planapi.planfix_rest.operations() / .operation(op_id): the operations it
+-- knows, without a client (README and the error messages name them so).
+planapi.planfix_rest = setmetatable({
+  operations = function() return require("planapi.planfix_rest").operations() end,
+  operation = function(op_id) return require("planapi.planfix_rest").operation(op_id) end,
+}, {
+  __call = function(_, opts) return require("planapi.planfix_rest").new(opts) end,
+})
 
 --- planapi.planfix_xml{ account, api_key, token | login + password, ... } -> client (see README)
 function planapi.planfix_xml(opts)

@@ -17,12 +17,51 @@ Pager.__index = Pager
 --               cap stops the walk before the end, pager.truncated is true
 -- opts.dedupe   drop items whose `id` was already seen (offset paging over
 --               changing data can repeat an item)
+-- The options every pager takes (Pager.new's), by the type they must have.
+local PAGER_OPTIONS = {
+  cursor = "table|false", max_pages = "number", max_items = "number", dedupe = "boolean",
+}
+
+local function config_error(msg)
+  error(core.error { kind = "config", message = msg }, 0)
+end
+
+local function option_type_ok(v, want)
+  for t in want:gmatch "[^|]+" do
+    if type(v) == t or (t == "false" and v == false) then return true end
+  end
+  return false
+end
+
+--- Pager.check_options(what, opts, extra): a typo in a pager option
+-- (`max_item = 2`) or a value of the wrong type raises a config error, as
+-- client and call options do. extra: the API's own options by type, e.g.
+-- { page_size = "number", timeout = "number" }; what names the method.
+function Pager.check_options(what, opts, extra)
+  if opts == nil then return end
+  if type(opts) ~= "table" then config_error(what .. " options must be a table") end
+  for k, v in pairs(opts) do
+    local want = PAGER_OPTIONS[k] or (extra and extra[k])
+    if want == nil then
+      local valid = {}
+      for name in pairs(PAGER_OPTIONS) do valid[#valid + 1] = name end
+      for name in pairs(extra or {}) do valid[#valid + 1] = name end
+      table.sort(valid)
+      config_error(("unknown %s option '%s' (valid: %s)"):format(what, tostring(k), table.concat(valid, ", ")))
+    end
+    if not option_type_ok(v, want) then
+      config_error(("%s option '%s' must be %s, got %s"):format(what, k, want:gsub("|", " or "), type(v)))
+    end
+  end
+end
+
 function Pager.new(fetch, opts)
   opts = opts or {}
+  Pager.check_options("pager", opts)
   for _, k in ipairs { "max_pages", "max_items" } do
     local v = opts[k]
-    if v ~= nil and (type(v) ~= "number" or v < 1) then
-      error(core.error { kind = "config", message = k .. " must be a positive number" }, 2)
+    if v ~= nil and (v < 1 or v % 1 ~= 0) then
+      config_error(k .. " must be a whole number from 1 up")
     end
   end
   local start = opts.cursor

@@ -34,6 +34,8 @@ local OPTIONS = {
   rate_limit_wait = "number",
 }
 local DEFAULT_URL = "https://api.planadoapp.com/v2/"
+-- pd:pager's own options, beside the pager's (pager.lua)
+local PAGER_OPTIONS = { list_key = "string", cursor_field = "string", headers = "table", timeout = "number" }
 -- A leaky bucket of 60 a minute that "allows occasional spikes" (api-facts
 -- §3.2; newer docs say 90): 1 a second sustained, bursts of 5.
 local DEFAULT_RATE = { rate = 60, per = 60, burst = 5, margin = 0 }
@@ -304,6 +306,7 @@ end
 -- list), dedupe, and the call options.
 function Planado:pager(path, params, opts)
   opts = opts or {}
+  Pager.check_options("planado:pager", opts, PAGER_OPTIONS)
   local fixed = {}
   for k, v in pairs(params or {}) do fixed[k] = v end
   local first_after = fixed.after

@@ -12,6 +12,7 @@ local multipart = require "planapi.multipart"
 local suggest = require "planapi.suggest"
 local ops_table = require "planapi.planfix_rest_ops"
 local codes = require "planapi.planfix_rest_errors"
+local params_check = require "planapi.planfix_rest_params"
 
 local OPS = ops_table.ops
 local config_error = base.config_error
@@ -21,11 +22,15 @@ local resources -- planfix_rest_resources, loaded on first use
 
 local OPTIONS = {
   account = "string", base_url = "string", token = "string", page_size = "number",
+  unchecked = "boolean",
 }
 -- 1 request per second (api-facts §2.8), with 20 ms of slack for the
 -- server's own timing (see src/limiter.c); configurable with `rate`.
 local DEFAULT_RATE = { rate = 1, per = 1, burst = 1, margin = 0.02 }
 local MAX_PAGE_SIZE = 100
+-- rest:pager's own options, beside the pager's (pager.lua): the call options too
+local PAGER_OPTIONS = { page_size = "number", query = "table", body = "table|string", headers = "table",
+  timeout = "number", unchecked = "boolean" }
 
 Rest.__index = function(self, key)
   local method = Rest[key]
@@ -58,7 +63,7 @@ function Rest.new(opts)
   if page_size < 1 or page_size > MAX_PAGE_SIZE or page_size % 1 ~= 0 then
     config_error("planfix_rest option 'page_size' must be a whole number from 1 to 100", 2)
   end
-  local self = setmetatable({ page_size = page_size }, Rest)
+  local self = setmetatable({ page_size = page_size, unchecked = opts.unchecked == true }, Rest)
   base.init(self, opts, {
     base_url = base_url,
     headers = { Authorization = "Bearer " .. token },
@@ -95,36 +100,13 @@ local function lookup(op_id)
   error(err, 3)
 end
 
--- Does value v fit the OpenAPI type t? planapi.null fits every body type.
-local TYPE_CHECKS = {
-  string = function(v) return type(v) == "string" or type(v) == "number" end,
-  integer = function(v)
-    return (type(v) == "number" and v % 1 == 0) or (type(v) == "string" and v:match "^%-?%d+$" ~= nil)
-  end,
-  number = function(v) return type(v) == "number" or (type(v) == "string" and tonumber(v) ~= nil) end,
-  boolean = function(v) return type(v) == "boolean" or v == "true" or v == "false" end,
-  array = function(v) return type(v) == "table" end,
-  object = function(v) return type(v) == "table" end,
-}
-
-local function check_type(op_id, name, v, t)
-  local check = TYPE_CHECKS[t]
-  if check == nil or v == core.null or check(v) then return end
-  config_error(("parameter '%s' of %s must be %s, got %s"):format(name, op_id, t, type(v)), 4)
-end
-
 local function valid_params(op)
   local names = {}
   for _, p in ipairs(op.path_params) do names[#names + 1] = p end
   for p in pairs(op.query) do names[#names + 1] = p end
   for p in pairs(op.body_params or {}) do names[#names + 1] = p end
   table.sort(names)
-  local out, last = {}, nil
-  for _, n in ipairs(names) do
-    if n ~= last then out[#out + 1] = n end
-    last = n
-  end
-  return table.concat(out, ", ")
+  return table.concat(names, ", ")
 end
 
 -- A path segment: percent-encoded, but ':' kept, so "contact:12" stays
@@ -133,66 +115,113 @@ local function path_segment(v)
   return (core.url_escape(v):gsub("%%3A", ":"))
 end
 
+local CALL_OPTIONS = { query = "table", body = "table|string", headers = "table", timeout = "number",
+  unchecked = "boolean" }
+
+local function check_call_options(op_id, opts)
+  for k, v in pairs(opts) do
+    local want = CALL_OPTIONS[k]
+    if want == nil then
+      config_error(("unknown call option '%s' (valid: %s)"):format(tostring(k),
+        table.concat(base.sorted_keys(CALL_OPTIONS), ", ")), 4)
+    end
+    if not want:find(type(v), 1, true) then
+      config_error(("call option '%s' of %s must be a %s"):format(k, op_id, want:gsub("|", " or ")), 4)
+    end
+  end
+end
+
+-- Raise on a value the spec refuses, unless the call is `unchecked`.
+local function check(ctx, name, v, t, in_url)
+  if not ctx.unchecked then params_check.check(ctx.op_id, ctx.op, name, v, t, in_url) end
+end
+
+local function fill_path(ctx, params)
+  local op, op_id = ctx.op, ctx.op_id
+  return (op.path:gsub("{([%w_]+)}", function(name)
+    local v = params[name]
+    if v == nil or v == core.null or v == "" then
+      config_error(("%s needs the path parameter '%s'"):format(op_id, name), 5)
+    end
+    if type(v) ~= "string" and type(v) ~= "number" then
+      config_error(("path parameter '%s' of %s must be a string or a number"):format(name, op_id), 5)
+    end
+    check(ctx, name, v, op.path_types[name], true)
+    return path_segment(v)
+  end))
+end
+
+-- Route each parameter to the query, the JSON body or the multipart parts,
+-- under its name on the wire (op.wire: `query_id` is the query's `id`).
+local function route(ctx, params)
+  local op, op_id = ctx.op, ctx.op_id
+  local wire = op.wire or {}
+  local query, body, parts = {}, nil, nil
+  for k, v in pairs(params) do
+    local on_wire = wire[k] or k
+    if op.path_types[k] then
+      -- filled in by fill_path
+    elseif op.query[k] then
+      check(ctx, k, v, op.query[k], true)
+      query[on_wire] = v
+    elseif op.body == "multipart" and op.body_params and op.body_params[k] then
+      parts = parts or {}
+      parts[#parts + 1] = type(v) == "table" and multipart.file_part(on_wire, v) or multipart.field_part(on_wire, v)
+    elseif op.body_params and op.body_params[k] then
+      check(ctx, k, v, op.body_params[k], false)
+      body = body or {}
+      body[on_wire] = v
+    else
+      config_error(("unknown parameter '%s' for %s (valid: %s)"):format(tostring(k), op_id, valid_params(op)), 4)
+    end
+  end
+  return query, body, parts
+end
+
+-- A required parameter may also come in opts.query or a whole opts.body,
+-- under its name on the wire.
+local function check_required(ctx, params, opts)
+  local op = ctx.op
+  local wire = op.wire or {}
+  for _, name in ipairs(op.required) do
+    local on_wire = wire[name] or name
+    local in_opts = (op.query[name] and opts.query and opts.query[on_wire] ~= nil) or
+      (type(opts.body) == "table" and opts.body[on_wire] ~= nil)
+    if params[name] == nil and not in_opts then
+      config_error(("%s needs the parameter '%s'"):format(ctx.op_id, name), 4)
+    end
+  end
+end
+
 --- rest:prepare(op_id, params, opts) -> req (pure: no I/O)
--- params: the operation's parameters by name, routed as the spec says.
--- opts: { query = extra query parameters (e.g. the target `id` of the
---   attach operations, whose file `id` is in the path), body = a whole body
---   to send instead (table or string), headers =, timeout = }
+-- params: the operation's parameters by name, routed as the spec says and
+--   checked against it (type, enum, minimum, maximum, length, "at least
+--   one of"); a wrong one raises a config error before anything is sent.
+--   Where the path and the query (or the body) both have a name, the other
+--   one is called `query_<name>` (`body_<name>`): attach-file-to-task takes
+--   `id` (the file, in the path) and `query_id` (the task).
+-- opts: { query = extra query parameters, body = a whole body to send
+--   instead (table or string), headers =, timeout =, unchecked = true (send
+--   the parameters as given, without the spec's checks; the client option
+--   `unchecked` sets it for every call) }
 function Rest:prepare(op_id, params, opts)
   local op = lookup(op_id)
   params, opts = params or {}, opts or {}
   if type(params) ~= "table" then config_error("params of " .. op_id .. " must be a table", 2) end
   if type(opts) ~= "table" then config_error("options of " .. op_id .. " must be a table", 2) end
-  for k in pairs(opts) do
-    if k ~= "query" and k ~= "body" and k ~= "headers" and k ~= "timeout" then
-      config_error(("unknown call option '%s' (valid: query, body, headers, timeout)"):format(tostring(k)), 2)
-    end
-  end
+  check_call_options(op_id, opts)
+  local ctx = { op = op, op_id = op_id, unchecked = opts.unchecked or self.unchecked }
 
-  local in_path = {}
-  local path = op.path:gsub("{([%w_]+)}", function(name)
-    local v = params[name]
-    if v == nil or v == core.null or v == "" then
-      config_error(("%s needs the path parameter '%s'"):format(op_id, name), 4)
-    end
-    if type(v) ~= "string" and type(v) ~= "number" then
-      config_error(("path parameter '%s' of %s must be a string or a number"):format(name, op_id), 4)
-    end
-    in_path[name] = true
-    return path_segment(v)
-  end)
-
-  local query, body, content_type = {}, nil, nil
-  local parts -- multipart/form-data: a file part per table, a field per scalar
-  for k, v in pairs(params) do
-    if in_path[k] then
-      -- done above
-    elseif op.query[k] then
-      check_type(op_id, k, v, op.query[k])
-      query[k] = v
-    elseif op.body == "multipart" and op.body_params and op.body_params[k] then
-      parts = parts or {}
-      parts[#parts + 1] = type(v) == "table" and multipart.file_part(k, v) or multipart.field_part(k, v)
-    elseif op.body_params and op.body_params[k] then
-      check_type(op_id, k, v, op.body_params[k])
-      body = body or {}
-      body[k] = v
-    else
-      config_error(("unknown parameter '%s' for %s (valid: %s)"):format(tostring(k), op_id, valid_params(op)), 2)
-    end
-  end
+  local path = fill_path(ctx, params)
+  local query, body, parts = route(ctx, params)
+  local content_type
   if parts then
     table.sort(parts, function(a, b) return a.field < b.field end)
     body, content_type = multipart.encode(parts)
   end
   if opts.body ~= nil then body = opts.body end
-  for _, name in ipairs(op.required) do
-    if params[name] == nil and not in_path[name] and
-        not (opts.body ~= nil and type(opts.body) == "table" and opts.body[name] ~= nil) and
-        not (opts.query and opts.query[name] ~= nil) then
-      config_error(("%s needs the parameter '%s'"):format(op_id, name), 2)
-    end
-  end
+  check_required(ctx, params, opts)
+  if not ctx.unchecked and type(body) ~= "string" then params_check.check_at_least_one(op_id, op, body) end
   if opts.query then
     for k, v in pairs(opts.query) do query[k] = v end
   end
@@ -317,8 +346,14 @@ end
 function Rest:pager(op_id, params, opts)
   local op = lookup(op_id)
   opts = opts or {}
+  Pager.check_options("rest:pager", opts, PAGER_OPTIONS)
   if op.paged ~= "body" and op.paged ~= "query" and op.paged ~= "chunk" then
     config_error(("%s is not a paged list; use rest:call"):format(op_id), 2)
+  end
+  local unchecked = opts.unchecked or self.unchecked
+  if params and params.pageSize ~= nil and not unchecked then
+    params_check.check(op_id, op, "pageSize", params.pageSize, params_check.type_of(op, "pageSize"),
+      op.paged == "query")
   end
   local page_size = opts.page_size or (params and params.pageSize) or self.page_size
   if type(page_size) ~= "number" or page_size < 1 or page_size > MAX_PAGE_SIZE or page_size % 1 ~= 0 then
@@ -328,7 +363,8 @@ function Rest:pager(op_id, params, opts)
   for k, v in pairs(params or {}) do fixed[k] = v end
   local start = fixed.offset or 0
   fixed.offset, fixed.pageSize = nil, nil
-  local call_opts = { query = opts.query, body = opts.body, headers = opts.headers, timeout = opts.timeout }
+  local call_opts = { query = opts.query, body = opts.body, headers = opts.headers, timeout = opts.timeout,
+    unchecked = opts.unchecked }
   local list_key = op.list_key
 
   local fetch

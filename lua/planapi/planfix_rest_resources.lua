@@ -160,9 +160,8 @@ local function files_extras(rest, res)
     if Rest.operation(op_id) == nil then
       config_error("files:attach target must be task, contact or project")
     end
-    local call_opts = { query = { id = target_id } }
-    for k, v in pairs(opts or {}) do call_opts[k] = v end
-    return rest:call(op_id, { id = file_id }, call_opts)
+    -- The file's `id` goes in the path, the target's in the query (query_id).
+    return rest:call(op_id, { id = file_id, query_id = target_id }, opts)
   end
 end
 

@@ -49,6 +49,8 @@ local DEFAULT_URL = Xml.DATA_CENTRES.europe
 -- 1 request per second (api-facts §1.11), with the same slack as REST.
 local DEFAULT_RATE = { rate = 1, per = 1, burst = 1, margin = 0.02 }
 local MAX_PAGE_SIZE = 100
+-- xml:pager's own options, beside the pager's (pager.lua)
+local PAGER_OPTIONS = { page_size = "number", silent = "boolean", timeout = "number", unchecked = "boolean" }
 
 -- Codes whose class is "config" but that are about credentials: kind auth.
 local CREDENTIAL_CODES = { ["0001"] = true, ["0012"] = true, ["0013"] = true, ["0014"] = true,
@@ -328,6 +330,7 @@ function Xml:pager(name, params, opts)
   local info = lookup(name)
   opts = opts or {}
   if not info.paged then config_error(("%s is not a paged list; use xml:call"):format(name), 2) end
+  Pager.check_options("xml:pager", opts, PAGER_OPTIONS)
   local page_size = opts.page_size or (params and tonumber(params.pageSize)) or self.page_size
   if type(page_size) ~= "number" or page_size < 1 or page_size > MAX_PAGE_SIZE or page_size % 1 ~= 0 then
     config_error("page_size must be a whole number from 1 to 100 (the API's cap)", 2)

@@ -64,23 +64,6 @@ local function client(api, env, profile)
   return planapi[api](opts)
 end
 
--- REST parameters come in as text; send numbers and booleans as the spec types them.
-local function typed_rest_params(op_id, params)
-  local op = require("planapi.planfix_rest").operation(op_id)
-  if not op then return params end
-  for k, v in pairs(params) do
-    local t = (op.body_params and op.body_params[k]) or op.query[k]
-    if type(v) == "string" then
-      if (t == "integer" or t == "number") and tonumber(v) then
-        params[k] = tonumber(v)
-      elseif t == "boolean" and (v == "true" or v == "false") then
-        params[k] = v == "true"
-      end
-    end
-  end
-  return params
-end
-
 -- Resolve the command into a runner: { call = fn() -> result, err } or
 -- { pager = fn(cursor) -> pager, page_size =, interval = }.
 local function command(parsed, env)
@@ -92,7 +75,7 @@ local function command(parsed, env)
   local interval = c.limiter and c.limiter.info and c.limiter:info().interval
   if api == "planfix_rest" then
     local op = w[2] or args.usage_error "planfix-rest needs an operationId (see README)"
-    typed_rest_params(op, params)
+    args.rest_params(op, params) -- text to the spec's types
     return c, {
       call = function() return c:call(op, params) end,
       pager = function(cursor) return c:pager(op, params, { cursor = cursor }) end,
