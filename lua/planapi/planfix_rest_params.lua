@@ -53,9 +53,9 @@ local function described(t)
   return ARTICLE[t] or ("a " .. t)
 end
 
-local function got(v)
+local function got(v, t)
   if type(v) == "number" and not finite(v) then return "a non-finite number" end
-  if type(v) == "number" then return "a non-integral number" end
+  if type(v) == "number" and t == "integer" then return "a non-integral number" end
   if type(v) == "table" then return array_shaped(v) and "an array" or "an object" end
   return described(type(v))
 end
@@ -92,7 +92,7 @@ function M.check(op_id, op, name, v, t, in_url)
   if v == core.null and not in_url then return end
   local fits = FITS[t]
   if fits and not fits(v, in_url) then
-    config_error(("parameter '%s' of %s must be %s, got %s"):format(name, op_id, described(t), got(v)))
+    config_error(("parameter '%s' of %s must be %s, got %s"):format(name, op_id, described(t), got(v, t)))
   end
   local limits = op.limits and op.limits[name]
   if limits then check_limits(op_id, name, v, limits) end
@@ -105,7 +105,8 @@ function M.check_at_least_one(op_id, op, body)
   for _, name in ipairs(op.at_least_one) do
     if type(body) == "table" and body[name] ~= nil then return end
   end
-  config_error(("%s needs at least one of the parameters %s"):format(op_id, table.concat(op.at_least_one, ", ")))
+  config_error(("%s needs at least one of the parameters '%s'"):format(op_id,
+    table.concat(op.at_least_one, "', '")))
 end
 
 --- The spec's type of a parameter of op, or nil for a name it does not have.
