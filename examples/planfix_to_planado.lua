@@ -92,9 +92,11 @@ function Bridge:report(task_id, job)
     if not ok then return nil, err end
     return self.planfix.task:change_status { id = task_id, status = self.done_status }
   end
-  local ok, err = self.planfix:call("post-task-add-comment", { id = task_id, description = comment })
+  -- The REST spec types a task's id as an integer; the external_id gave text.
+  local id = tonumber(task_id)
+  local ok, err = self.planfix:call("post-task-add-comment", { id = id, description = comment })
   if not ok then return nil, err end
-  return self.planfix:call("post-task-by-id", { id = task_id, status = { id = tonumber(self.done_status) } })
+  return self.planfix:call("post-task-by-id", { id = id, status = { id = tonumber(self.done_status) } })
 end
 
 --- on_webhook(headers, body) -> event | nil, err: what to answer Planado.

@@ -28,7 +28,7 @@ end
 
 local function comments_of(rest, id)
   local out = {}
-  for c in rest.tasks:comments(id, { fields = "id,description" }) do out[#out + 1] = c.description end
+  for c in rest.tasks:comments(tonumber(id), { fields = "id,description" }) do out[#out + 1] = c.description end
   return out
 end
 
@@ -66,7 +66,7 @@ describe("the Planfix to Planado bridge", function()
     local rest = sandbox.rest()
     local comments = comments_of(rest, id)
     assert.matches("Resolution: Done%. Pump replaced", comments[#comments])
-    local task = assert(rest.tasks:get(id, { fields = "status" }))
+    local task = assert(rest.tasks:get(tonumber(id), { fields = "status" }))
     assert.equal(3, type(task.status) == "table" and task.status.id or task.status)
     -- The same delivery again: answered, not reported twice.
     local again = assert(b:on_webhook(headers, body))

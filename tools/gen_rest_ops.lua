@@ -128,16 +128,20 @@ end
 
 -- Top-level properties (name -> type) and required names of an object
 -- schema, merging the members of allOf; `schemas` gets each property's
--- resolved schema (for its constraints).
-local function object_properties(schema, props, required, schemas)
+-- resolved schema (for its constraints). In a request, a readOnly
+-- property is left out: OpenAPI says it is not sent (CustomField's
+-- listValuesColors is only returned).
+local function object_properties(schema, for_request, props, required, schemas)
   schema = resolve(schema)
   props, required, schemas = props or {}, required or {}, schemas or {}
   for _, part in ipairs(schema.allOf or {}) do
-    object_properties(part, props, required, schemas)
+    object_properties(part, for_request, props, required, schemas)
   end
   for name, prop in pairs(schema.properties or {}) do
-    props[name] = schema_type(prop)
-    schemas[name] = resolve(prop)
+    if not (for_request and resolve(prop).readOnly == true) then
+      props[name] = schema_type(prop)
+      schemas[name] = resolve(prop)
+    end
   end
   for _, name in ipairs(schema.required or {}) do
     required[name] = true
@@ -250,7 +254,7 @@ local function request_body(op)
   local kind = BODY_KINDS[media_types[1]]
   if not kind then fail("%s: unsupported media type %s", op.operationId, media_types[1]) end
   local schema = content[media_types[1]].schema or {}
-  local props, required, schemas = object_properties(schema)
+  local props, required, schemas = object_properties(schema, true)
   return kind, props, required, schemas, at_least_one(schema)
 end
 
@@ -273,7 +277,7 @@ local function list_key(op)
   if not response then return nil end
   local media = (resolve(response).content or {})["application/json"]
   if not media or not media.schema then return nil end
-  local props = object_properties(media.schema)
+  local props = object_properties(media.schema, false)
   local found
   for _, name in ipairs(sorted_keys(props)) do
     if props[name] == "array" and name ~= "failures" and name ~= "result" then
