@@ -62,6 +62,7 @@ build = {
     ["planapi.planfix_rest"] = "lua/planapi/planfix_rest.lua",
     ["planapi.planfix_rest_errors"] = "lua/planapi/planfix_rest_errors.lua",
     ["planapi.planfix_rest_ops"] = "lua/planapi/planfix_rest_ops.lua",
+    ["planapi.planfix_rest_params"] = "lua/planapi/planfix_rest_params.lua",
     ["planapi.planfix_rest_resources"] = "lua/planapi/planfix_rest_resources.lua",
     ["planapi.planfix_xml"] = "lua/planapi/planfix_xml.lua",
     ["planapi.planfix_xml_errors"] = "lua/planapi/planfix_xml_errors.lua",
