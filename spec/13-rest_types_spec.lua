@@ -3,12 +3,24 @@
 -- The cases issue 14 §1 reproduced are here by name. A recording transport
 -- stands in for the network: a mistyped call must raise a config error
 -- naming the parameter and the expected type, and send nothing. What is
--- sent is read back with a separate lua-cjson decoder, not our own.
+-- sent is read back with a separate lua-cjson decoder, not our own; the
+-- CLI runs as bin/planapi against the sandbox, which logs what reached it.
 -- (spec/15-rest_prism_oracle_spec.lua checks the same against Prism.)
 local cjson = require("cjson").new()
 local planapi = require "planapi"
 local expect = require "expect"
 local args = require "planapi.cli.args"
+local portable = require "portable"
+local sandbox = require "sandbox"
+
+local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+-- bin/planapi against the sandbox: its output (stdout and stderr) and exit code.
+local function cli(arguments)
+  local env = ("env -i PATH=\"$PATH\" HOME=/nonexistent PLANFIX_REST_URL=%s PLANFIX_TOKEN=%s PLANAPI_CA_FILE=%s")
+    :format(shell_quote(sandbox.https_url "rest/"), shell_quote(sandbox.TOKEN), shell_quote(sandbox.env().ca_file))
+  return portable.run(env .. " bin/planapi " .. arguments)
+end
 
 local function recording_client(opts)
   local sent = {}
@@ -235,6 +247,24 @@ describe("REST parameters are checked against the spec before sending", function
       assert.equal("1e3", p.offset)
       assert.equal(50, p.pageSize)
     end)
+  end)
+
+  it("bin/planapi types its text by the table, and refuses what is not of its type before sending", function()
+    sandbox.reset()
+    local out, code = cli "planfix-rest get-task-by-id id=1 fields=id,name"
+    assert.equal(0, code, out)
+    assert.matches('"id":1', out, 1, true)
+    out, code = cli "planfix-rest get-task-by-id id=abc"
+    assert.equal(2, code, out)
+    assert.matches("parameter 'id' of get%-task%-by%-id must be an integer", out)
+    out, code = cli "planfix-rest post-integration-telegram-bot-webhook botId=3"
+    assert.equal(2, code, out)
+    assert.matches("at least one of the parameters 'secretToken', 'webhookManagedExternally'", out, 1, true)
+    local sent = 0
+    for _, e in ipairs(sandbox.log()) do
+      if e.kind == "rest" then sent = sent + 1 end
+    end
+    assert.equal(1, sent, "only the valid call reached the server")
   end)
 
   it("planapi.planfix_rest.operations() works as README names it", function()
