@@ -5,7 +5,7 @@
  *
  * Each input is used twice.
  *  1. As JSON text: v1 = json_decode(input); s = json_encode(v1);
- *     v2 = json_decode(s). Oracle: v2 deep-equals v1 (types, integer or
+ *     v2 = json_decode(s), both with nulls = "keep". Oracle: v2 deep-equals v1 (types, integer or
  *     float subtype, values, planapi.null, core.is_array) and
  *     json_encode(v2) == s. json_encode may refuse v1 only for the reasons
  *     a JSON text can carry and ours cannot send: a string that is not
@@ -20,8 +20,8 @@
  *     keys, nesting around the depth limit, values with no JSON form.
  *     Oracle: either a raised planapi "config" error, or a text that is
  *     valid UTF-8 with no raw control character and that decodes back to
- *     the same value (integral floats below 2^53 as integers, empty arrays
- *     as empty tables, integers beyond 2^53 to the nearest double, which
+ *     the same value (integral floats below 2^53 as integers, every array
+ *     marked as one, integers beyond 2^53 to the nearest double, which
  *     is what cjson reads). */
 #include <string.h>
 
@@ -70,7 +70,7 @@ static const char oracle[] =
   "  if type(line) ~= 'string' or line:find('[\\r\\n]') then fail('tostring(error) is not one line: %q', tostring(line)) end\n"
   "end\n"
   "local function bridge(s)\n"
-  "  local v1, err = core.json_decode(s)\n"
+  "  local v1, err = core.json_decode(s, 'keep')\n"
   "  if v1 == nil then\n"
   "    if not core.is_error(err) or err.kind ~= 'decode' then fail('json_decode failed without a decode error') end\n"
   "    return\n"
@@ -82,7 +82,7 @@ static const char oracle[] =
   "    return\n"
   "  end\n"
   "  check_text(s2)\n"
-  "  local v2, err2 = core.json_decode(s2)\n"
+  "  local v2, err2 = core.json_decode(s2, 'keep')\n"
   "  if v2 == nil then fail('our own JSON does not decode: %s\\n%s', tostring(err2), s2) end\n"
   "  same(v1, v2, 'json')\n"
   "  local s3 = core.json_encode(v2)\n"
@@ -130,7 +130,7 @@ static const char oracle[] =
   "    return\n"
   "  end\n"
   "  check_text(s)\n"
-  "  local d, err = core.json_decode(s)\n"
+  "  local d, err = core.json_decode(s, 'keep')\n"
   "  if d == nil then fail('our own JSON does not decode: %s\\n%s', tostring(err), s) end\n"
   "  expect(g, d, 'value')\n"
   "end\n"

@@ -73,8 +73,17 @@ describe("JSON decode", function()
     assert.equal("integer", portable.number_type(v.nested.n))
   end)
 
-  it("decodes null as planapi.null", function()
-    assert.equal(planapi.null, core.json_decode('{"a":null}').a)
+  it("leaves a null member of an object out, keeps it as planapi.null with nulls = \"keep\"", function()
+    local v = core.json_decode('{"a":null,"b":1,"list":[null,2]}')
+    assert.is_nil(v.a)
+    local keys = {}
+    for k in pairs(v) do keys[#keys + 1] = k end
+    table.sort(keys)
+    assert.same({ "b", "list" }, keys)
+    assert.equal(planapi.null, v.list[1]) -- positions in an array matter
+    assert.equal(planapi.null, core.json_decode('{"a":null}', "keep").a)
+    assert.equal(planapi.null, planapi.json.decode('{"a":null}', { nulls = "keep" }).a)
+    assert.equal(planapi.null, core.json_decode("null"))
   end)
 
   it("returns a decode error for invalid JSON, NaN or hex numbers", function()

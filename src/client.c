@@ -522,16 +522,18 @@ static int decode_error(lua_State *L, int status, const char *message) {
   return 2;
 }
 
-/* client:decode(res) -> value | nil, err: the JSON body of a response.
+/* client:decode(res [, nulls]) -> value | nil, err: the JSON body of a
+ * response (nulls: see pa_json_keep_nulls).
  * An empty body decodes to an empty table (Planfix answers some updates
  * with no body); a body that is not JSON is a decode error showing the
  * start of what came instead (a proxy's HTML page, say). */
 static int client_decode(lua_State *L) {
   size_t len, start = 0;
   const char *body, *ctype;
-  int status;
+  int status, keep_nulls;
   pa_client_check(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
+  keep_nulls = pa_json_keep_nulls(L, 3);
   lua_getfield(L, 2, "status");
   status = (int)lua_tointeger(L, -1);
   lua_pop(L, 1);
@@ -570,7 +572,7 @@ static int client_decode(lua_State *L) {
     luaL_pushresult(&b);
     return decode_error(L, status, lua_tostring(L, -1));
   }
-  if (!pa_json_decode(L, body, len)) return decode_error(L, status, lua_tostring(L, -1));
+  if (!pa_json_decode(L, body, len, keep_nulls)) return decode_error(L, status, lua_tostring(L, -1));
   return 1;
 }
 

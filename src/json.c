@@ -185,7 +185,16 @@ static void enc_table(encoder *e, int idx) {
     marked = lua_rawequal(L, -1, -2);
     lua_pop(L, 2);
     if (marked) {
-      enc_array(e, idx, (lua_Integer)lua_rawlen(L, idx));
+      lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+      /* The key after the last item is any key that is not an item: an
+       * XML list container's "@count", say, which [] cannot carry. */
+      if (n > 0) lua_pushinteger(L, n);
+      else lua_pushnil(L);
+      if (lua_next(L, idx)) {
+        lua_pop(L, 2);
+        enc_fail(e, "table mixes array items and string keys");
+      }
+      enc_array(e, idx, n);
       return;
     }
   }
@@ -298,59 +307,240 @@ static int l_json_encode(lua_State *L) {
 
 /* ---------------------------------------------------------------- decode */
 
-#if LUA_VERSION_NUM >= 503
-/* Turn integral floats into integers, in place, at any depth. */
-static void normalise(lua_State *L, int idx, int depth) {
-  if (depth > 1000) return; /* cjson's own depth limit stops before this */
-  luaL_checkstack(L, 4, "JSON decode");
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    int t = lua_type(L, -1);
-    if (t == LUA_TNUMBER && !lua_isinteger(L, -1)) {
-      lua_Number n = lua_tonumber(L, -1);
-      lua_Integer i;
-      if (n == floor(n) && fabs(n) < 9007199254740992.0 && lua_numbertointeger(n, &i)) {
-        lua_pushvalue(L, -2);
-        lua_pushinteger(L, i);
-        lua_rawset(L, idx); /* assigning an existing key is safe during next */
+/* lua-cjson 2.1.0 decodes [] and {} to the same empty table, so the
+ * decoder would lose what an encode needs to send the answer back. Before
+ * decoding, one pass over the bytes finds every empty array outside
+ * strings; if there are any, they are rewritten to ["<S>"], where <S> is a
+ * single byte that is never UTF-8 (0xF8..0xFF) and that occurs nowhere in
+ * the document, so no string the server sent can be taken for it. After
+ * decoding, one pass over the tables marks every array (a table with [1]:
+ * cjson gives objects only string keys), takes the sentinel out of the
+ * empty ones, turns integral floats into integers (cjson 2.1.0 decodes every
+ * number as a float under Lua 5.4, which would make an id print as "42.0"
+ * in a URL) and drops null members of objects unless asked to keep them. */
+
+typedef struct {
+  size_t empties;    /* empty arrays outside strings */
+  unsigned seen_high; /* bit k: byte 0xF8 + k occurs */
+} prescan;
+
+static int is_ws(unsigned char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* The index just past the empty array whose '[' is at i, or 0. */
+static size_t empty_array_end(const char *s, size_t len, size_t i) {
+  size_t j = i + 1;
+  while (j < len && is_ws((unsigned char)s[j])) j++;
+  return j < len && s[j] == ']' ? j + 1 : 0;
+}
+
+static void scan(const char *s, size_t len, prescan *p) {
+  size_t i = 0;
+  p->empties = 0;
+  p->seen_high = 0;
+  while (i < len) {
+    unsigned char c = (unsigned char)s[i++];
+    if (c == '"') {
+      /* A string: only its end and escapes matter, and the bytes that are never UTF-8. */
+      while (i < len) {
+        c = (unsigned char)s[i++];
+        if (c == '"') break;
+        if (c == '\\') i++;
+        else if (c >= 0xF8) p->seen_high |= 1u << (c - 0xF8);
       }
-    } else if (t == LUA_TTABLE) {
-      normalise(L, lua_gettop(L), depth + 1);
+    } else if (c == '[') {
+      if (i < len && (s[i] == ']' || is_ws((unsigned char)s[i])) && empty_array_end(s, len, i - 1))
+        p->empties++;
+    } else if (c >= 0xF8) {
+      p->seen_high |= 1u << (c - 0xF8); /* invalid JSON; cjson says so */
+    }
+  }
+}
+
+/* Copy s to out with each empty array outside strings as ["<sentinel>"]. */
+static size_t rewrite(const char *s, size_t len, char *out, char sentinel) {
+  size_t i = 0, o = 0, end;
+  int in_string = 0;
+  while (i < len) {
+    char c = s[i];
+    if (in_string) {
+      out[o++] = c;
+      i++;
+      if (c == '\\' && i < len) out[o++] = s[i++];
+      else if (c == '"') in_string = 0;
+    } else if (c == '[' && (end = empty_array_end(s, len, i)) != 0) {
+      out[o++] = '[';
+      out[o++] = '"';
+      out[o++] = sentinel;
+      out[o++] = '"';
+      out[o++] = ']';
+      i = end;
+    } else {
+      out[o++] = c;
+      i++;
+      if (c == '"') in_string = 1;
+    }
+  }
+  return o;
+}
+
+typedef struct {
+  lua_State *L;
+  int array_mt;   /* stack index of the planapi.array metatable */
+  int keep_nulls;
+  int sentinel;   /* the sentinel byte, or -1 when there is none */
+} walker;
+
+#if LUA_VERSION_NUM >= 503
+/* The number on top, as an integer if it is an integral float below 2^53. */
+static void to_integer(lua_State *L) {
+  lua_Number n = lua_tonumber(L, -1);
+  lua_Integer i;
+  if (n == floor(n) && fabs(n) < 9007199254740992.0 && lua_numbertointeger(n, &i)) {
+    lua_pop(L, 1);
+    lua_pushinteger(L, i);
+  }
+}
+#define FLOAT_ON_TOP(L) (lua_type(L, -1) == LUA_TNUMBER && !lua_isinteger(L, -1))
+#else
+#define to_integer(L) ((void)0)
+#define FLOAT_ON_TOP(L) 0
+#endif
+
+static void walk(walker *w, int idx, int depth);
+
+static void walk_array(walker *w, int idx, int depth) {
+  lua_State *L = w->L;
+  lua_Integer i, n = (lua_Integer)lua_rawlen(L, idx);
+  lua_pushvalue(L, w->array_mt);
+  lua_setmetatable(L, idx);
+  for (i = 1; i <= n; i++) {
+    int t;
+    lua_rawgeti(L, idx, i);
+    t = lua_type(L, -1);
+    if (t == LUA_TTABLE) {
+      walk(w, lua_gettop(L), depth + 1);
+    } else if (t == LUA_TNUMBER && FLOAT_ON_TOP(L)) {
+      to_integer(L);
+      lua_rawseti(L, idx, i);
+      continue;
+    } else if (t == LUA_TSTRING && n == 1 && w->sentinel >= 0) {
+      size_t len;
+      const char *s = lua_tolstring(L, -1, &len);
+      if (len == 1 && (unsigned char)s[0] == (unsigned)w->sentinel) {
+        lua_pop(L, 1);
+        lua_pushnil(L);
+        lua_rawseti(L, idx, 1); /* the empty array it stood for */
+        continue;
+      }
     }
     lua_pop(L, 1);
   }
 }
-#endif
 
-int pa_json_decode(lua_State *L, const char *s, size_t len) {
+static void walk(walker *w, int idx, int depth) {
+  lua_State *L = w->L;
+  if (depth > 1000) return; /* cjson's own depth limit stops before this */
+  luaL_checkstack(L, 4, "JSON decode");
+  lua_rawgeti(L, idx, 1);
+  if (!lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    walk_array(w, idx, depth);
+    return;
+  }
+  lua_pop(L, 1);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    int t = lua_type(L, -1);
+    if (t == LUA_TTABLE) {
+      walk(w, lua_gettop(L), depth + 1);
+    } else if (t == LUA_TNUMBER && FLOAT_ON_TOP(L)) {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      to_integer(L);
+      lua_rawset(L, idx); /* assigning an existing key is safe during next */
+      continue;
+    } else if (t == LUA_TLIGHTUSERDATA && !w->keep_nulls && lua_touserdata(L, -1) == NULL) {
+      lua_pushvalue(L, -2);
+      lua_pushnil(L);
+      lua_rawset(L, idx); /* clearing a field is safe during next */
+    }
+    lua_pop(L, 1);
+  }
+}
+
+int pa_json_decode(lua_State *L, const char *s, size_t len, int keep_nulls) {
+  prescan p;
+  walker w;
+  int top;
+  scan(s, len, &p);
+  w.sentinel = -1;
+  luaL_getmetatable(L, PA_ARRAY_MT);
   lua_getfield(L, LUA_REGISTRYINDEX, PA_CJSON_DECODE);
-  lua_pushlstring(L, s, len);
+  if (p.empties == 0) {
+    lua_pushlstring(L, s, len);
+  } else {
+    char *out;
+    int k = 0;
+    while (k < 8 && (p.seen_high & (1u << k))) k++;
+    if (k == 8) {
+      lua_pop(L, 2);
+      lua_pushliteral(L, "invalid JSON: its strings hold every byte that is never UTF-8");
+      return 0;
+    }
+    w.sentinel = 0xF8 + k;
+    /* A userdata, so an out-of-memory error while pushing cannot leak it. */
+    out = (char *)lua_newuserdatauv(L, len + 3 * p.empties, 0);
+    len = rewrite(s, len, out, (char)w.sentinel);
+    lua_pushlstring(L, out, len);
+    lua_remove(L, -2);
+  }
   if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
     /* cjson's message names the byte offset; keep it, it never holds secrets
-     * beyond the bytes the server sent, which the caller already has. */
+     * beyond the bytes the server sent, which the caller already has. (The
+     * offset counts the sentinels, 3 bytes each, before it.) */
     const char *msg = lua_tostring(L, -1);
     lua_pushfstring(L, "invalid JSON: %s", msg ? msg : "unknown error");
-    lua_remove(L, -2);
+    lua_replace(L, -3);
+    lua_pop(L, 1);
     return 0;
   }
-#if LUA_VERSION_NUM >= 503
-  if (lua_type(L, -1) == LUA_TTABLE) normalise(L, lua_gettop(L), 0);
-  else if (lua_type(L, -1) == LUA_TNUMBER && !lua_isinteger(L, -1)) {
-    lua_Number n = lua_tonumber(L, -1);
-    lua_Integer i;
-    if (n == floor(n) && fabs(n) < 9007199254740992.0 && lua_numbertointeger(n, &i)) {
-      lua_pop(L, 1);
-      lua_pushinteger(L, i);
-    }
-  }
-#endif
+  top = lua_gettop(L);
+  w.L = L;
+  w.array_mt = top - 1;
+  w.keep_nulls = keep_nulls;
+  if (lua_type(L, top) == LUA_TTABLE) walk(&w, top, 0);
+  else if (FLOAT_ON_TOP(L)) to_integer(L);
+  lua_remove(L, top - 1);
   return 1;
+}
+
+/* The nulls argument of json_decode and client:decode: nil or "absent"
+ * drops null members of objects, "keep" keeps them as planapi.null. */
+int pa_json_keep_nulls(lua_State *L, int idx) {
+  const char *v;
+  if (lua_isnoneornil(L, idx)) return 0;
+  if (lua_type(L, idx) == LUA_TTABLE) {
+    lua_getfield(L, idx, "nulls");
+    v = lua_tostring(L, -1);
+    lua_pop(L, 1);
+    if (v == NULL) return 0;
+  } else {
+    v = lua_tostring(L, idx);
+  }
+  if (v && strcmp(v, "keep") == 0) return 1;
+  if (v && strcmp(v, "absent") == 0) return 0;
+  return pa_error_raise(L, "option 'nulls' must be \"absent\" (the default: a null member is left out) "
+                           "or \"keep\" (it is planapi.null)");
 }
 
 static int l_json_decode(lua_State *L) {
   size_t len;
   const char *s = luaL_checklstring(L, 1, &len);
-  if (!pa_json_decode(L, s, len)) {
+  int keep_nulls = pa_json_keep_nulls(L, 2);
+  lua_settop(L, 1);
+  if (!pa_json_decode(L, s, len, keep_nulls)) {
     const char *msg = lua_tostring(L, -1);
     lua_pushnil(L);
     pa_error_push(L, "decode", msg);

@@ -36,6 +36,7 @@
 #include "errors.h"
 
 #define MAX_DEPTH 256
+#define PA_ARRAY_MT "planapi.array" /* json.c's mark of an array */
 
 /* One distinct element or attribute name. */
 typedef struct {
@@ -353,6 +354,7 @@ typedef struct {
   xdoc *d;
   int lists;  /* stack index of the caller's list table */
   int cache;  /* stack index of the name-string cache */
+  int array_mt; /* stack index of the planapi.array metatable */
   int next;   /* next free cache index */
 } builder;
 
@@ -414,6 +416,9 @@ static void build(builder *b, int32_t ni) {
   }
   if (container) {
     lua_Integer k = 0;
+    /* Marked, so an empty one still prints and encodes as an array. */
+    lua_pushvalue(L, b->array_mt);
+    lua_setmetatable(L, t);
     for (c = n->first_child; c >= 0; c = NODE(d, c)->next_sibling) {
       build(b, c);
       lua_rawseti(L, t, ++k);
@@ -435,6 +440,8 @@ static void build(builder *b, int32_t ni) {
       if (lua_isnil(L, -1)) { /* first occurrence: the array */
         lua_pop(L, 1);
         lua_newtable(L);
+        lua_pushvalue(L, b->array_mt);
+        lua_setmetatable(L, -2);
         lua_pushvalue(L, -2);
         lua_pushvalue(L, -2);
         lua_rawset(L, t);
@@ -489,6 +496,8 @@ int pa_xml_decode(lua_State *L, const char *s, size_t len, int lists) {
     lua_remove(L, -2);
     return 0;
   }
+  luaL_getmetatable(L, PA_ARRAY_MT);
+  b.array_mt = lua_gettop(L);
   lua_newtable(L); /* the name cache */
   b.L = L;
   b.d = d;
@@ -497,8 +506,8 @@ int pa_xml_decode(lua_State *L, const char *s, size_t len, int lists) {
   b.next = 0;
   build(&b, 0);
   doc_free(d); /* give the memory back now, not at the next GC */
-  lua_replace(L, -3); /* result over the arena; drop the cache */
-  lua_pop(L, 1);
+  lua_replace(L, -4); /* result over the arena; drop the metatable and the cache */
+  lua_pop(L, 2);
   return 1;
 }
 

@@ -7,21 +7,23 @@ local M = {}
 
 -- JSON-able shape of a decoded response: XML list containers are arrays
 -- that also carry "@count"/"@totalCount"; they become { "@count": ..., "items": [...] }.
+-- Decoded arrays are marked (planapi.is_array), so an empty one stays [].
 local function plain(v)
   if type(v) ~= "table" then return v end
   local n, has_str = #v, false
+  local is_array = n > 0 or core.is_array(v)
   for k in pairs(v) do
     if type(k) == "string" then has_str = true break end
   end
   local out = {}
-  if n > 0 and not has_str then
+  if is_array and not has_str then
     for i = 1, n do out[i] = plain(v[i]) end
     return core.array(out)
   end
   for k, x in pairs(v) do
     if type(k) == "string" then out[k] = plain(x) end
   end
-  if n > 0 then
+  if is_array then
     local items = {}
     for i = 1, n do items[i] = plain(v[i]) end
     out.items = core.array(items)
