@@ -6,6 +6,7 @@
 #include "url.h"
 
 #include <curl/curl.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -103,10 +104,16 @@ static const char *scalar_text(lua_State *L, int idx, size_t *len, char *tmp, si
         *len = (size_t)snprintf(tmp, tmplen, "%lld", (long long)lua_tointeger(L, idx));
       else {
         lua_Number n = lua_tonumber(L, idx);
-        if (n == (lua_Number)(long long)n)
+        /* NaN and infinity have no query form (it would be "-nan"), as they
+         * have no JSON or XML form: the caller raises. The range check comes
+         * before the cast, which is undefined for 1e300. */
+        if (isnan(n) || isinf(n)) return NULL;
+        if (n == floor(n) && fabs(n) < 9007199254740992.0)
           *len = (size_t)snprintf(tmp, tmplen, "%lld", (long long)n);
-        else
-          *len = (size_t)snprintf(tmp, tmplen, "%.17g", (double)n);
+        else {
+          *len = (size_t)snprintf(tmp, tmplen, "%.15g", (double)n); /* 0.1, not 0.10000000000000001 */
+          if (strtod(tmp, NULL) != (double)n) *len = (size_t)snprintf(tmp, tmplen, "%.17g", (double)n);
+        }
       }
       return tmp;
     default: return NULL;
@@ -130,6 +137,9 @@ static void add_pair(lua_State *L, pa_buf *b, const qkey *k, int vidx) {
   size_t vlen;
   int oom = 0;
   const char *v = scalar_text(L, vidx, &vlen, tmp, sizeof tmp);
+  if (v == NULL && lua_type(L, vidx) == LUA_TNUMBER)
+    pa_error_raise(L, "query parameter '%s' is %s, which has no query form", k->key,
+                   isnan((double)lua_tonumber(L, vidx)) ? "NaN" : "infinite");
   if (v == NULL)
     pa_error_raise(L, "query parameter '%s' must be a string, number, boolean or a list of them "
                       "(got %s)", k->key, luaL_typename(L, vidx));
@@ -189,6 +199,8 @@ static int l_url_escape(lua_State *L) {
   int oom = 0;
   luaL_checkany(L, 1);
   s = scalar_text(L, 1, &len, tmp, sizeof tmp);
+  if (s == NULL && lua_type(L, 1) == LUA_TNUMBER)
+    return pa_error_raise(L, "url_escape: NaN and infinity have no query form");
   if (s == NULL) return luaL_argerror(L, 1, "string, number or boolean expected");
   b = pa_buf_push_owned(L);
   pa_url_escape(b, s, len, &oom);
