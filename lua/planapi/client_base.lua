@@ -27,6 +27,9 @@ local LOOP_OPTIONS = {
   limiter = "string|table", limiter_key = "string", limiter_fallback = "string",
   quota = "table|false", quota_reserve = "number", wall_clock = "function",
 }
+-- Options of the answer's shape: nulls = "absent" (default) leaves a JSON
+-- null member of an object out of the result, "keep" keeps planapi.null.
+local RESULT_OPTIONS = { nulls = "string" }
 
 local function config_error(msg, level)
   error(core.error { kind = "config", message = msg }, (level or 1) + 1)
@@ -59,6 +62,7 @@ function M.check_options(api_name, opts, api_options)
   local valid = {}
   for k, spec in pairs(TRANSPORT_OPTIONS) do valid[k] = spec end
   for k, spec in pairs(LOOP_OPTIONS) do valid[k] = spec end
+  for k, spec in pairs(RESULT_OPTIONS) do valid[k] = spec end
   for k, spec in pairs(api_options) do valid[k] = spec end
   for k, v in pairs(opts) do
     local spec = valid[k]
@@ -82,6 +86,10 @@ function M.init(self, opts, base)
     if opts[k] ~= nil then copts[k] = opts[k] end
   end
   self.core = core.client(copts)
+  if opts.nulls ~= nil and opts.nulls ~= "absent" and opts.nulls ~= "keep" then
+    config_error(("option 'nulls' must be \"absent\" (the default) or \"keep\" (got %q)"):format(opts.nulls), 3)
+  end
+  self.nulls = opts.nulls -- passed to core:decode
   -- Inside nginx (OpenResty): cosockets, ngx.sleep and nginx's clock where the
   -- phase allows them, decided per call, since a client made in init_worker
   -- is used in content or a timer (lua/planapi/transport/ngx.lua).

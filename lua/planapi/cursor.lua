@@ -56,7 +56,7 @@ function M.load(path)
   if not f then return nil end
   local text = f:read "*a"
   f:close()
-  local doc, err = core.json_decode(text)
+  local doc, err = core.json_decode(text, "keep") -- the position exactly as saved
   if type(doc) ~= "table" then
     config_error("the cursor file " .. path .. " is damaged: " .. (err and err.message or "not an object"), 2)
   end

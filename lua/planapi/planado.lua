@@ -193,7 +193,7 @@ function Planado:parse(req, res)
       message = status == 429 and "too many requests" or "rate limit exceeded (HTTP 200 text quirk)" }
   end
   if status >= 300 and status < 400 then return base.redirect_error(self, op, res) end
-  local decoded, derr = self.core:decode(res)
+  local decoded, derr = self.core:decode(res, self.nulls)
   if status >= 200 and status < 300 then
     if decoded == nil then
       derr.operation = op

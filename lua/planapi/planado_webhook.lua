@@ -22,16 +22,18 @@ local function config_error(msg, level)
   error(core.error { kind = "config", message = msg }, (level or 1) + 1)
 end
 
---- planapi.planado_webhook{ secret =, store =, max_body =, allow_unsigned = }
+--- planapi.planado_webhook{ secret =, store =, max_body =, allow_unsigned =, nulls = }
 -- secret: the webhook's secret; required unless allow_unsigned = true.
 -- store: webhook_store.memory (default) or webhook_store.file{ dir = } or
 -- any table with claim and release.
+-- nulls: "absent" (default) or "keep", as for the clients (README: JSON null).
 function Hook.new(opts)
   opts = opts or {}
   for k in pairs(opts) do
-    if k ~= "secret" and k ~= "store" and k ~= "max_body" and k ~= "allow_unsigned" and k ~= "previous_key" then
+    if k ~= "secret" and k ~= "store" and k ~= "max_body" and k ~= "allow_unsigned" and k ~= "previous_key"
+        and k ~= "nulls" then
       config_error(("unknown planado_webhook option '%s' (valid: secret, store, max_body, allow_unsigned, "
-        .. "previous_key)"):format(tostring(k)), 2)
+        .. "previous_key, nulls)"):format(tostring(k)), 2)
     end
   end
   local secret = opts.secret
@@ -41,12 +43,15 @@ function Hook.new(opts)
   if secret ~= nil and (type(secret) ~= "string" or secret == "") then
     config_error("planado_webhook option 'secret' must be a non-empty string", 2)
   end
+  if opts.nulls ~= nil and opts.nulls ~= "absent" and opts.nulls ~= "keep" then
+    config_error("planado_webhook option 'nulls' must be \"absent\" (the default) or \"keep\"", 2)
+  end
   local store = opts.store or stores.memory()
   if type(store) ~= "table" or type(store.claim) ~= "function" or type(store.release) ~= "function" then
     config_error("planado_webhook option 'store' must have claim and release", 2)
   end
   local self = setmetatable({ store = store, max_body = opts.max_body or DEFAULT_MAX_BODY,
-    previous_key = opts.previous_key }, Hook)
+    previous_key = opts.previous_key, nulls = opts.nulls }, Hook)
   self.check_secret = function(given)
     if secret == nil then return true end
     return type(given) == "string" and core.secure_equals(given, secret)
@@ -90,7 +95,7 @@ function Hook:handle(headers, body)
   if not self.check_secret(header(headers, "x-planado-secret")) then
     return reject(self, "auth", 401, "X-Planado-Secret is missing or wrong")
   end
-  local doc, err = core.json_decode(body)
+  local doc, err = core.json_decode(body, self.nulls)
   if doc == nil then return reject(self, "decode", 400, err.message) end
   if type(doc) ~= "table" or type(doc.event_uuid) ~= "string" or type(doc.event_type) ~= "string" then
     return reject(self, "decode", 400, "not a Planado event: event_uuid and event_type are required")

@@ -272,7 +272,7 @@ local function find_list(result, key)
   for k, v in pairs(result) do
     if k ~= "failures" and type(v) == "table" and (v[1] ~= nil or core.is_array(v)) then return v end
   end
-  return {}
+  return core.array()
 end
 
 --- rest:parse(req, res) -> result | nil, err (pure: no I/O)
@@ -293,7 +293,7 @@ function Rest:parse(req, res)
     if documented and headers.location then return { result = "success", location = headers.location } end
     return base.redirect_error(self, op_id, res)
   end
-  local body, err = self.core:decode(res)
+  local body, err = self.core:decode(res, self.nulls)
   if body == nil then
     if status >= 400 or status < 200 then
       return nil, response_error(self, op_id, status, nil, err.message, headers)
@@ -317,7 +317,7 @@ function Rest:parse(req, res)
   if status == 202 then body.queued = true end
   local failures = body.failures
   if type(failures) == "table" and failures[1] == nil and next(failures) ~= nil then
-    body.failures = { failures } -- the spec's example gives a single object
+    body.failures = core.array { failures } -- the spec's example gives a single object
   end
   return body
 end

@@ -54,7 +54,7 @@ function M.control(method, path, body)
   local res, err = c:perform(c:prepare { method = method, path = path, body = body })
   assert(res, err and tostring(err))
   assert(res.status < 300, ("sandbox control %s %s answered %d: %s"):format(method, path, res.status, res.body))
-  return (c:decode(res))
+  return (c:decode(res, "keep")) -- the sandbox's state exactly, nulls included
 end
 
 function M.reset() return M.control("POST", "reset") end

@@ -10,7 +10,7 @@ local M = {}
 
 M.OPTIONS = {
   ["--profile"] = "value", ["--format"] = "value", ["--columns"] = "value", ["--resume"] = "value",
-  ["--output"] = "value",
+  ["--output"] = "value", ["--keep-nulls"] = "flag",
   ["--max-items"] = "value", ["--all"] = "flag", ["--help"] = "flag", ["-h"] = "flag", ["--version"] = "flag",
 }
 
@@ -48,7 +48,7 @@ local function read_json_file(path)
   if not f then usage_error("cannot read " .. path .. ": " .. tostring(err)) end
   local text = f:read "a"
   f:close()
-  local v, derr = core.json_decode(text)
+  local v, derr = core.json_decode(text, "keep") -- a body to send: null means null
   if type(v) ~= "table" then usage_error(path .. " is not a JSON object: " .. (derr and derr.message or "")) end
   return v
 end
@@ -85,7 +85,7 @@ function M.parse(argv)
       local key, json = a:match "^([%w_%.%[%]%-]+):=(.*)$"
       local k2, value = a:match "^([%w_%.%[%]%-]+)=(.*)$"
       if key then
-        local v, err = core.json_decode(json)
+        local v, err = core.json_decode(json, "keep")
         if v == nil and json ~= "null" then usage_error("bad JSON for " .. key .. ": " .. err.message) end
         put(out.params, key, v)
       elseif k2 then

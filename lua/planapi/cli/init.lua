@@ -39,6 +39,7 @@ options:
   --format FMT        json (default), jsonl or table
   --columns a,b,c     the columns of --format table
   --profile NAME      credentials from the profile file instead of the environment
+  --keep-nulls        print a JSON null member as null (default: left out, as the library does)
 Credentials come from the environment or a profile file, never from the command line
 (see README: PLANFIX_TOKEN, PLANFIX_API_KEY, PLANFIX_XML_TOKEN, PLANADO_API_KEY, ...).
 Exit codes: 0 ok, 2 usage, 3 API error, 4 quota or rate limit, 5 transport, 130 Ctrl-C.
@@ -52,7 +53,7 @@ local function is_tty(fd)
 end
 
 -- The client of one API with the user's credentials.
-local function client(api, env, profile)
+local function client(api, env, profile, keep_nulls)
   local opts = profiles.options(api, env.getenv, profile)
   if not opts then
     local names = {}
@@ -61,6 +62,7 @@ local function client(api, env, profile)
     args.usage_error(("%s is not configured: set %s, or use --profile"):format(api:gsub("_", "-"),
       table.concat(names, " / ")))
   end
+  if keep_nulls then opts.nulls = "keep" end
   return planapi[api](opts)
 end
 
@@ -70,7 +72,7 @@ local function command(parsed, env)
   local w = parsed.words
   local api = API_NAMES[w[1]]
   if not api then args.usage_error("unknown API '" .. tostring(w[1]) .. "' (planfix-rest, planfix-xml, planado)") end
-  local c = client(api, env, parsed.options["--profile"])
+  local c = client(api, env, parsed.options["--profile"], parsed.options["--keep-nulls"])
   local params = parsed.params
   local interval = c.limiter and c.limiter.info and c.limiter:info().interval
   if api == "planfix_rest" then
