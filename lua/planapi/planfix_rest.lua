@@ -253,7 +253,10 @@ local function response_error(self, op_id, status, code, text, headers)
   if code == 22 then kind, retryable = "quota", false end
   local meaning = info and info.meaning
   local message
-  if meaning and text and text ~= "" then
+  if text == "" then text = nil end
+  if info and info.generic and text then
+    message = text
+  elseif meaning and text then
     message = meaning .. ": " .. text
   else
     message = text or meaning or (status == 429 and "too many requests") or ("HTTP status " .. status)

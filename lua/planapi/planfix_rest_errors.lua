@@ -7,7 +7,10 @@
 local function caller(meaning) return { kind = "api", meaning = meaning } end
 
 local codes = {
-  [0] = { kind = "api", meaning = "unknown error" }, -- retryable only on HTTP 5xx (see classify)
+  -- Planfix's code for any other error (a bad filter, an unknown field): the
+  -- server's text is the whole message; "unknown error:" before it misled.
+  -- Retryable only on HTTP 5xx (see classify).
+  [0] = { kind = "api", meaning = "the server gave no reason", generic = true },
   [1] = { kind = "auth", meaning = "invalid token" },
   [2] = { kind = "auth", meaning = "token not active" },
   [3] = { kind = "api", meaning = "object is being modified", retryable = true, rejected = true },

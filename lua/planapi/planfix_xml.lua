@@ -197,8 +197,11 @@ local function response_error(self, name, status, code, server_message)
   if code == "0012" and self.mode == "token" then
     kind, meaning = "auth", "the token does not exist"
   end
-  local message = meaning or ("error " .. tostring(code))
-  if server_message and server_message ~= "" and server_message ~= meaning then
+  if server_message == "" then server_message = nil end
+  -- An undocumented code (0, say): the server's text alone, the code is in
+  -- tostring(err) already; "error 0: ..." named nothing.
+  local message = meaning or server_message or "the server gave no reason"
+  if meaning and server_message and server_message ~= meaning then
     message = message .. ": " .. server_message
   end
   if code == "0024" then
