@@ -246,13 +246,14 @@ function Xml:parse(req, res)
   if status >= 300 and status < 400 then return base.redirect_error(self, name, res) end
   if status == 429 then return nil, http_error(self, name, res) end
   local doc, err = core.xml_decode(res.body or "", lists_for(name, info))
+  -- A proxy's or portal's page says what it is by its type: name it, even
+  -- when the page is well-formed XHTML that decodes.
+  local ctype = headers["content-type"]
+  local what = (ctype and not ctype:lower():find("xml", 1, true)) and ("got " .. ctype .. ", ") or ""
   if doc == nil then
     if status >= 400 or status < 200 then
       return nil, http_error(self, name, res, err.message)
     end
-    -- A proxy's or portal's page says what it is by its type: name it.
-    local ctype = headers["content-type"]
-    local what = (ctype and not ctype:lower():find("xml", 1, true)) and ("got " .. ctype .. ", ") or ""
     return nil, self.core:error { kind = "decode", status = status, operation = name,
       message = "the response is not the XML expected: " .. what .. err.message }
   end
@@ -266,7 +267,7 @@ function Xml:parse(req, res)
   if doc["@status"] ~= "ok" then
     if status >= 400 then return nil, http_error(self, name, res) end
     return nil, self.core:error { kind = "decode", status = status, operation = name,
-      message = "the response has no status=\"ok\" or \"error\"" }
+      message = "the response is not the XML expected: " .. what .. "it has no status=\"ok\" or \"error\"" }
   end
   if status >= 400 then return nil, http_error(self, name, res) end
   return doc
