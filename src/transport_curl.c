@@ -271,8 +271,22 @@ static int handshake_cut(pa_client *c) {
          strstr(c->errbuf, "SSL_ERROR_SYSCALL") != NULL;
 }
 
+/* What a newcomer needs after libcurl's "SSL peer certificate or SSH
+ * remote key was not OK": which certificates were trusted, and the option
+ * that changes it. */
+static const char *verify_hint(const pa_client *c, CURLcode rc) {
+  if (rc != CURLE_PEER_FAILED_VERIFICATION) return "";
+  if (strstr(c->errbuf, "subject name") || strstr(c->errbuf, "host name"))
+    return " (the certificate is not for this host name: check the URL)";
+  if (c->ca_file == NULL)
+    return " (the server's certificate is not trusted by the system's CA store: for a private CA, "
+           "such as a sandbox or a corporate proxy, set the client option ca_file to its PEM file)";
+  return " (the server's certificate is not trusted by the client's ca_file: "
+         "is it the CA that issued the server's certificate?)";
+}
+
 static int fail(lua_State *L, pa_client *c, CURLcode rc) {
-  char msg[CURL_ERROR_SIZE + 160];
+  char msg[CURL_ERROR_SIZE + 512]; /* room for verify_hint */
   int retryable, maybe_sent;
   const char *kind;
   curl_off_t sent_bytes = 0;
@@ -308,8 +322,8 @@ static int fail(lua_State *L, pa_client *c, CURLcode rc) {
     snprintf(msg, sizeof msg, "connection lost during the TLS handshake: %s", c->errbuf);
   } else {
     kind = classify(rc, &retryable, &maybe_sent);
-    snprintf(msg, sizeof msg, "%s%s%s", curl_easy_strerror(rc), c->errbuf[0] ? ": " : "",
-             c->errbuf);
+    snprintf(msg, sizeof msg, "%s%s%s%s", curl_easy_strerror(rc), c->errbuf[0] ? ": " : "",
+             c->errbuf, verify_hint(c, rc));
   }
   /* Bytes of request actually written: 0 proves the server got nothing. */
   if (maybe_sent && curl_easy_getinfo(c->curl, CURLINFO_REQUEST_SIZE, &sent_bytes) == CURLE_OK &&
