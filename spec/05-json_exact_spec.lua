@@ -171,23 +171,50 @@ describe("JSON decode then encode", function()
     assert.equal("[ ]", v.e)
     assert.equal(0, #v.a)
     assert.is_true(planapi.is_array(planapi.json.decode "[]"))
+    assert.is_true(planapi.is_array(planapi.json.decode " [ ] "))
     assert.equal('{"a":[],"b":{},"c":[[],{"d":[]}],"e":"[ ]"}', planapi.json.encode(v))
   end)
 
+  it("never takes a number the server sent for an empty array", function()
+    -- Empty arrays stand in as -0 unless the document may hold a -0 of its own.
+    for _, text in ipairs { "[[],-0,[ ]]", "[[],-0.0,[]]", "[[],-1e-400,[]]", "[[],-0e3,[ ]]" } do
+      local v = assert(core.json_decode(text), text)
+      assert.equal("table", type(v[1]), text)
+      assert.is_true(planapi.is_array(v[1]))
+      assert.equal("number", type(v[2]), text)
+      assert.equal(0, v[2], text)
+      assert.is_true(planapi.is_array(v[3]))
+    end
+    assert.equal('{"a":[],"b":-0.5,"c":[1,[]]}', planapi.json.encode(planapi.json.decode '{"a":[],"b":-0.5,"c":[1,[]]}'))
+  end)
+
   it("never takes a string the server sent for an empty array", function()
-    -- Every byte that is never UTF-8 but one, raw in strings: the sentinel
-    -- must be the one left, or the decode refuses; never a string lost.
+    -- With a -0 in the document, empty arrays stand in as a string of one
+    -- byte that is never UTF-8: the one the document does not hold, or the
+    -- decode refuses; never a string lost.
     local chars = {}
     for b = 0xF8, 0xFE do chars[#chars + 1] = '"' .. string.char(b) .. '"' end
-    local v = assert(core.json_decode("[[]," .. table.concat(chars, ",") .. "]"))
+    local v = assert(core.json_decode("[[],-0," .. table.concat(chars, ",") .. "]"))
     assert.equal(0, #v[1])
-    for i = 2, 8 do assert.equal(string.char(0xF8 + i - 2), v[i]) end
+    assert.is_true(planapi.is_array(v[1]))
+    for i = 3, 9 do assert.equal(string.char(0xF8 + i - 3), v[i]) end
     chars[#chars + 1] = '"\255"'
-    local nothing, err = core.json_decode("[[]," .. table.concat(chars, ",") .. "]")
+    local nothing, err = core.json_decode("[[],-0," .. table.concat(chars, ",") .. "]")
     assert.is_nil(nothing)
     assert.equal("decode", err.kind)
     -- Without an empty array, such bytes decode as before.
     assert.equal("\255", core.json_decode('["\255"]')[1])
+  end)
+
+  it("finds every empty array of a document with many of them", function()
+    for _, neg in ipairs { "", "-1e2," } do -- an exponent: the sentinel way
+      local parts = {}
+      for i = 1, 150 do parts[i] = i % 3 == 0 and '{"k":[ ]}' or "[]" end
+      local text = "[" .. neg .. table.concat(parts, ",") .. "]"
+      local v = assert(core.json_decode(text))
+      local want = text:gsub("%[ %]", "[]"):gsub("%-1e2,", "-100,")
+      assert.equal(want, core.json_encode(v))
+    end
   end)
 
   it("reports a cjson error for invalid JSON with an empty array in it", function()

@@ -15,6 +15,9 @@
 
 #include <math.h>
 #include <stdio.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -310,22 +313,131 @@ static int l_json_encode(lua_State *L) {
 /* lua-cjson 2.1.0 decodes [] and {} to the same empty table, so the
  * decoder would lose what an encode needs to send the answer back. Before
  * decoding, one pass over the bytes finds every empty array outside
- * strings; if there are any, they are rewritten to ["<S>"], where <S> is a
- * single byte that is never UTF-8 (0xF8..0xFF) and that occurs nowhere in
- * the document, so no string the server sent can be taken for it. After
- * decoding, one pass over the tables marks every array (a table with [1]:
- * cjson gives objects only string keys), takes the sentinel out of the
- * empty ones, turns integral floats into integers (cjson 2.1.0 decodes every
- * number as a float under Lua 5.4, which would make an id print as "42.0"
- * in a URL) and drops null members of objects unless asked to keep them. */
+ * strings. If there are any, cjson gets a copy of the text in which each
+ * stands in for itself as a placeholder of the same length:
+ *   -0 (padded with spaces)  when the document has no number that could
+ *                            decode to -0.0 itself: the usual case, and the
+ *                            cheapest (one copy, no extra table or string);
+ *   ["<S>"]                  otherwise, where <S> is a single byte that is
+ *                            never UTF-8 (0xF8..0xFF) and occurs nowhere in
+ *                            the document, so no string the server sent can
+ *                            be taken for it.
+ * After decoding, one pass over the tables marks every array (a table with
+ * [1]: cjson gives objects only string keys), puts a marked empty table
+ * where a placeholder is, turns integral floats into integers (cjson 2.1.0
+ * decodes every number as a float under Lua 5.4, which would make an id
+ * print as "42.0" in a URL) and drops null members of objects unless asked
+ * to keep them. Most bytes of an answer are inside strings, which memchr
+ * crosses, so the pre-pass costs little next to cjson. */
 
+/* The pre-pass finds the empty arrays outside strings the way simdjson
+ * finds structure: 16 bytes at a time (SSE2), quotes and brackets as bit
+ * masks, whether a '[' is inside a string from the parity of the quotes
+ * before it. A block with a backslash (an escape) is walked byte by byte.
+ * Empty arrays are overwritten in out (a copy of s) as they are found. */
 typedef struct {
+  const char *s;
+  size_t len;
+  char *out;
+  size_t escaped;    /* the byte at this index is escaped (0: none) */
+  int in_string;
   size_t empties;    /* empty arrays outside strings */
-  unsigned seen_high; /* bit k: byte 0xF8 + k occurs */
-} prescan;
+} scanner;
 
 static int is_ws(unsigned char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* At a '[' outside strings: an empty array becomes -0 and spaces in out. */
+static void on_bracket(scanner *sc, size_t at) {
+  size_t j = at + 1;
+  while (j < sc->len && is_ws((unsigned char)sc->s[j])) j++;
+  if (j >= sc->len || sc->s[j] != ']') return;
+  sc->empties++;
+  sc->out[at] = '-';
+  sc->out[at + 1] = '0';
+  if (j + 1 - at > 2) memset(sc->out + at + 2, ' ', j + 1 - at - 2);
+}
+
+/* Bytes [from, to) one at a time. */
+static void scan_bytes(scanner *sc, size_t from, size_t to) {
+  size_t p;
+  for (p = from; p < to; p++) {
+    char c = sc->s[p];
+    if (sc->in_string) {
+      if (p == sc->escaped && p != 0) continue;
+      if (c == '\\') sc->escaped = p + 1;
+      else if (c == '"') sc->in_string = 0;
+    } else if (c == '"') {
+      sc->in_string = 1;
+    } else if (c == '[') {
+      on_bracket(sc, p);
+    }
+  }
+}
+
+static void scan(scanner *sc) {
+  size_t i = 0;
+#ifdef __SSE2__
+  const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), bracket = _mm_set1_epi8('[');
+  for (; i + 16 <= sc->len; i += 16) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(sc->s + i));
+    unsigned q = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, quote));
+    unsigned b = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, bracket));
+    if (_mm_movemask_epi8(_mm_cmpeq_epi8(v, backslash)) != 0 || sc->escaped == i) {
+      scan_bytes(sc, i, i + 16);
+      continue;
+    }
+    while (b) {
+      unsigned at = (unsigned)__builtin_ctz(b);
+      int inside = sc->in_string ^ (__builtin_popcount(q & ((1u << at) - 1)) & 1);
+      if (!inside) on_bracket(sc, i + at);
+      b &= b - 1;
+    }
+    sc->in_string ^= __builtin_popcount(q) & 1;
+  }
+#endif
+  scan_bytes(sc, i, sc->len);
+}
+
+/* After a '-' at i - 1: could the number decode to -0.0? A zero mantissa
+ * (-0, -0.0), or any exponent (-1e-400 underflows); not a number at all
+ * (a dash in a string) is no. Errs towards yes. */
+static int may_be_negative_zero(const char *s, size_t len, size_t i) {
+  int nonzero = 0, digits = 0;
+  for (; i < len; i++) {
+    char c = s[i];
+    if (c >= '1' && c <= '9') nonzero = 1;
+    else if (c == 'e' || c == 'E') return digits > 0;
+    else if (c != '0' && c != '.') break;
+    digits++;
+  }
+  return digits > 0 && !nonzero;
+}
+
+/* Could any number of s decode to -0.0? Every '-', in strings too (dates
+ * have many, and "-01" is no zero), so a yes may be a false alarm. */
+static int may_hold_negative_zero(const char *s, size_t len) {
+  const char *p = s, *end = s + len;
+  while ((p = (const char *)memchr(p, '-', (size_t)(end - p))) != NULL) {
+    p++;
+    if (may_be_negative_zero(s, len, (size_t)(p - s))) return 1;
+  }
+  return 0;
+}
+
+/* The index just past the string whose opening quote is just before i
+ * (len if it never closes: cjson reports that). */
+static size_t string_end(const char *s, size_t len, size_t i) {
+  for (;;) {
+    const char *q = (const char *)memchr(s + i, '"', len - i);
+    size_t j, backslashes = 0;
+    if (q == NULL) return len;
+    j = (size_t)(q - s);
+    while (j - backslashes > i && s[j - backslashes - 1] == '\\') backslashes++;
+    if (backslashes % 2 == 0) return j + 1;
+    i = j + 1; /* an escaped quote */
+  }
 }
 
 /* The index just past the empty array whose '[' is at i, or 0. */
@@ -335,78 +447,75 @@ static size_t empty_array_end(const char *s, size_t len, size_t i) {
   return j < len && s[j] == ']' ? j + 1 : 0;
 }
 
-static void scan(const char *s, size_t len, prescan *p) {
-  size_t i = 0;
-  p->empties = 0;
-  p->seen_high = 0;
-  while (i < len) {
-    unsigned char c = (unsigned char)s[i++];
-    if (c == '"') {
-      /* A string: only its end and escapes matter, and the bytes that are never UTF-8. */
-      while (i < len) {
-        c = (unsigned char)s[i++];
-        if (c == '"') break;
-        if (c == '\\') i++;
-        else if (c >= 0xF8) p->seen_high |= 1u << (c - 0xF8);
-      }
-    } else if (c == '[') {
-      if (i < len && (s[i] == ']' || is_ws((unsigned char)s[i])) && empty_array_end(s, len, i - 1))
-        p->empties++;
-    } else if (c >= 0xF8) {
-      p->seen_high |= 1u << (c - 0xF8); /* invalid JSON; cjson says so */
-    }
-  }
+/* A byte that is never UTF-8 and is not in s, or -1. */
+static int pick_sentinel(const char *s, size_t len) {
+  int b;
+  for (b = 0xF8; b <= 0xFF; b++)
+    if (memchr(s, b, len) == NULL) return b;
+  return -1;
 }
 
-/* Copy s to out with each empty array outside strings as ["<sentinel>"]. */
-static size_t rewrite(const char *s, size_t len, char *out, char sentinel) {
-  size_t i = 0, o = 0, end;
-  int in_string = 0;
+/* Push a copy of s with every empty array as ["<sentinel>"] (the rare
+ * document with a negative zero of its own). */
+static void push_with_sentinels(lua_State *L, const char *s, size_t len, int sentinel) {
+  luaL_Buffer b;
+  size_t i = 0, copied = 0, end;
+  luaL_buffinit(L, &b);
   while (i < len) {
-    char c = s[i];
-    if (in_string) {
-      out[o++] = c;
-      i++;
-      if (c == '\\' && i < len) out[o++] = s[i++];
-      else if (c == '"') in_string = 0;
-    } else if (c == '[' && (end = empty_array_end(s, len, i)) != 0) {
-      out[o++] = '[';
-      out[o++] = '"';
-      out[o++] = sentinel;
-      out[o++] = '"';
-      out[o++] = ']';
-      i = end;
-    } else {
-      out[o++] = c;
-      i++;
-      if (c == '"') in_string = 1;
+    char c = s[i++];
+    if (c == '"') {
+      i = string_end(s, len, i);
+    } else if (c == '[' && (end = empty_array_end(s, len, i - 1)) != 0) {
+      luaL_addlstring(&b, s + copied, i - copied); /* up to the '[' */
+      luaL_addchar(&b, '"');
+      luaL_addchar(&b, (char)sentinel);
+      luaL_addchar(&b, '"');
+      luaL_addchar(&b, ']');
+      copied = i = end;
     }
   }
-  return o;
+  luaL_addlstring(&b, s + copied, len - copied);
+  luaL_pushresult(&b);
 }
 
 typedef struct {
   lua_State *L;
-  int array_mt;   /* stack index of the planapi.array metatable */
+  int array_mt;       /* stack index of the planapi.array metatable */
   int keep_nulls;
-  int sentinel;   /* the sentinel byte, or -1 when there is none */
+  int negative_zeros; /* -0.0 stands for an empty array */
+  int sentinel;       /* ["<sentinel>"] stands for an empty array, or -1 */
 } walker;
 
+/* The number on top of the stack, as it should be in the result: push a
+ * new marked empty table for the -0 placeholder, an integer for an
+ * integral float below 2^53 (5.3+), and return 1; 0 if it stays. */
+static void push_empty_array(const walker *w);
+static int push_number_fix(const walker *w) {
+  lua_State *L = w->L;
+  lua_Number n;
 #if LUA_VERSION_NUM >= 503
-/* The number on top, as an integer if it is an integral float below 2^53. */
-static void to_integer(lua_State *L) {
-  lua_Number n = lua_tonumber(L, -1);
   lua_Integer i;
-  if (n == floor(n) && fabs(n) < 9007199254740992.0 && lua_numbertointeger(n, &i)) {
-    lua_pop(L, 1);
-    lua_pushinteger(L, i);
-  }
-}
-#define FLOAT_ON_TOP(L) (lua_type(L, -1) == LUA_TNUMBER && !lua_isinteger(L, -1))
-#else
-#define to_integer(L) ((void)0)
-#define FLOAT_ON_TOP(L) 0
+  if (lua_isinteger(L, -1)) return 0;
 #endif
+  n = lua_tonumber(L, -1);
+  if (n == 0 && w->negative_zeros && signbit(n)) {
+    push_empty_array(w);
+    return 1;
+  }
+#if LUA_VERSION_NUM >= 503
+  if (n == floor(n) && fabs(n) < 9007199254740992.0 && lua_numbertointeger(n, &i)) {
+    lua_pushinteger(L, i);
+    return 1;
+  }
+#endif
+  return 0;
+}
+
+static void push_empty_array(const walker *w) {
+  lua_createtable(w->L, 0, 0);
+  lua_pushvalue(w->L, w->array_mt);
+  lua_setmetatable(w->L, -2);
+}
 
 static void walk(walker *w, int idx, int depth);
 
@@ -421,18 +530,14 @@ static void walk_array(walker *w, int idx, int depth) {
     t = lua_type(L, -1);
     if (t == LUA_TTABLE) {
       walk(w, lua_gettop(L), depth + 1);
-    } else if (t == LUA_TNUMBER && FLOAT_ON_TOP(L)) {
-      to_integer(L);
-      lua_rawseti(L, idx, i);
-      continue;
+    } else if (t == LUA_TNUMBER) {
+      if (push_number_fix(w)) lua_rawseti(L, idx, i);
     } else if (t == LUA_TSTRING && n == 1 && w->sentinel >= 0) {
       size_t len;
       const char *s = lua_tolstring(L, -1, &len);
       if (len == 1 && (unsigned char)s[0] == (unsigned)w->sentinel) {
-        lua_pop(L, 1);
         lua_pushnil(L);
         lua_rawseti(L, idx, 1); /* the empty array it stood for */
-        continue;
       }
     }
     lua_pop(L, 1);
@@ -442,64 +547,85 @@ static void walk_array(walker *w, int idx, int depth) {
 static void walk(walker *w, int idx, int depth) {
   lua_State *L = w->L;
   if (depth > 1000) return; /* cjson's own depth limit stops before this */
-  luaL_checkstack(L, 4, "JSON decode");
-  lua_rawgeti(L, idx, 1);
-  if (!lua_isnil(L, -1)) {
-    lua_pop(L, 1);
+  if (depth % 4 == 0) luaL_checkstack(L, 20, "JSON decode"); /* 5 slots a level */
+  lua_pushnil(L);
+  if (!lua_next(L, idx)) return; /* {} */
+  if (lua_type(L, -2) == LUA_TNUMBER) { /* cjson gives objects string keys only */
+    lua_pop(L, 2);
     walk_array(w, idx, depth);
     return;
   }
-  lua_pop(L, 1);
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
+  do {
     int t = lua_type(L, -1);
     if (t == LUA_TTABLE) {
       walk(w, lua_gettop(L), depth + 1);
-    } else if (t == LUA_TNUMBER && FLOAT_ON_TOP(L)) {
-      lua_pushvalue(L, -2);
-      lua_insert(L, -2);
-      to_integer(L);
-      lua_rawset(L, idx); /* assigning an existing key is safe during next */
-      continue;
+    } else if (t == LUA_TNUMBER) {
+      if (push_number_fix(w)) {
+        lua_pushvalue(L, -3);
+        lua_insert(L, -2);
+        lua_rawset(L, idx); /* assigning an existing key is safe during lua_next */
+      }
     } else if (t == LUA_TLIGHTUSERDATA && !w->keep_nulls && lua_touserdata(L, -1) == NULL) {
       lua_pushvalue(L, -2);
       lua_pushnil(L);
       lua_rawset(L, idx); /* clearing a field is safe during next */
     }
     lua_pop(L, 1);
-  }
+  } while (lua_next(L, idx));
+}
+
+/* Push the text cjson decodes: s with every empty array as -0, or (the
+ * rare document with a -0 of its own) as ["<sentinel>"]. Returns 0, or -1
+ * when no sentinel byte is free. */
+static int push_marked_text(lua_State *L, const char *s, size_t len, walker *w) {
+  scanner sc;
+#if LUA_VERSION_NUM >= 502
+  luaL_Buffer b; /* one block, freed as soon as the string is made */
+  sc.out = luaL_buffinitsize(L, &b, len);
+#else
+  sc.out = (char *)lua_newuserdata(L, len); /* 5.1 has no sized buffer */
+#endif
+  memcpy(sc.out, s, len);
+  sc.s = s;
+  sc.len = len;
+  sc.escaped = 0;
+  sc.in_string = 0;
+  sc.empties = 0;
+  scan(&sc);
+#if LUA_VERSION_NUM >= 502
+  luaL_pushresultsize(&b, len);
+#else
+  lua_pushlstring(L, sc.out, len);
+  lua_remove(L, -2);
+#endif
+  w->negative_zeros = sc.empties > 0 && !may_hold_negative_zero(s, len);
+  if (sc.empties == 0 || w->negative_zeros) return 0;
+  lua_pop(L, 1);
+  w->sentinel = pick_sentinel(s, len);
+  if (w->sentinel < 0) return -1;
+  push_with_sentinels(L, s, len, w->sentinel);
+  return 0;
 }
 
 int pa_json_decode(lua_State *L, const char *s, size_t len, int keep_nulls) {
-  prescan p;
   walker w;
   int top;
-  scan(s, len, &p);
+  w.L = L;
+  w.keep_nulls = keep_nulls;
+  w.negative_zeros = 0;
   w.sentinel = -1;
   luaL_getmetatable(L, PA_ARRAY_MT);
   lua_getfield(L, LUA_REGISTRYINDEX, PA_CJSON_DECODE);
-  if (p.empties == 0) {
-    lua_pushlstring(L, s, len);
-  } else {
-    char *out;
-    int k = 0;
-    while (k < 8 && (p.seen_high & (1u << k))) k++;
-    if (k == 8) {
-      lua_pop(L, 2);
-      lua_pushliteral(L, "invalid JSON: its strings hold every byte that is never UTF-8");
-      return 0;
-    }
-    w.sentinel = 0xF8 + k;
-    /* A userdata, so an out-of-memory error while pushing cannot leak it. */
-    out = (char *)lua_newuserdatauv(L, len + 3 * p.empties, 0);
-    len = rewrite(s, len, out, (char)w.sentinel);
-    lua_pushlstring(L, out, len);
-    lua_remove(L, -2);
+  if (push_marked_text(L, s, len, &w) < 0) {
+    lua_pop(L, 2);
+    lua_pushliteral(L, "invalid JSON: its strings hold every byte that is never UTF-8");
+    return 0;
   }
   if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
     /* cjson's message names the byte offset; keep it, it never holds secrets
-     * beyond the bytes the server sent, which the caller already has. (The
-     * offset counts the sentinels, 3 bytes each, before it.) */
+     * beyond the bytes the server sent, which the caller already has. (In
+     * the rare document with a negative zero, the offset counts the 3 bytes
+     * of each sentinel before it.) */
     const char *msg = lua_tostring(L, -1);
     lua_pushfstring(L, "invalid JSON: %s", msg ? msg : "unknown error");
     lua_replace(L, -3);
@@ -507,11 +633,12 @@ int pa_json_decode(lua_State *L, const char *s, size_t len, int keep_nulls) {
     return 0;
   }
   top = lua_gettop(L);
-  w.L = L;
   w.array_mt = top - 1;
-  w.keep_nulls = keep_nulls;
-  if (lua_type(L, top) == LUA_TTABLE) walk(&w, top, 0);
-  else if (FLOAT_ON_TOP(L)) to_integer(L);
+  if (lua_type(L, top) == LUA_TTABLE) {
+    walk(&w, top, 0);
+  } else if (lua_type(L, top) == LUA_TNUMBER) {
+    if (push_number_fix(&w)) lua_replace(L, top);
+  }
   lua_remove(L, top - 1);
   return 1;
 }
