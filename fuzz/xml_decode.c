@@ -9,7 +9,8 @@
  * Oracle: no crash, no sanitizer report; a failure is `nil, err` with a
  * planapi error of kind "decode" (or a raised error); both decodes agree on
  * success; every decoded value has the documented shape (strings and tables
- * only, keys are names, "@attr", "#text" or a contiguous 1..n). */
+ * only, keys are names, "@attr", "#text" or a contiguous 1..n; a table with
+ * items carries planapi.array's mark, and no table another metatable). */
 #include "common.h"
 
 static const char oracle[] =
@@ -25,8 +26,10 @@ static const char oracle[] =
   "  if type(v) == 'string' then return end\n"
   "  if type(v) ~= 'table' then fail('%s is a %s', path, type(v)) end\n"
   "  if depth > 300 then fail('%s nested deeper than the decoder allows', path) end\n"
-  "  if getmetatable(v) ~= nil then fail('%s has a metatable', path) end\n"
+  "  local mt = getmetatable(v)\n"
+  "  if mt ~= nil and mt ~= core.array_mt then fail('%s has a metatable', path) end\n"
   "  local n = #v\n"
+  "  if n > 0 and mt ~= core.array_mt then fail('%s has items but no array mark', path) end\n"
   "  for k, x in pairs(v) do\n"
   "    if math.type(k) == 'integer' then\n"
   "      if k < 1 or k > n then fail('%s has index %d outside 1..%d', path, k, n) end\n"
