@@ -5,15 +5,18 @@ local core = require "planapi.core"
 
 local planapi = {
   version = core.version,
-  --- planapi.null: send JSON null (the same value as cjson.null).
+  --- planapi.null: send JSON null (the same value as cjson.null). In results a null member of an
+  -- object is left out (reads as nil) unless nulls = "keep"; a null item of an array stays planapi.null.
   null = core.null,
   --- planapi.array(t): mark t (or a new table) so it is sent as a JSON array, even empty.
   array = core.array,
+  --- planapi.is_array(t): true for a marked table: every decoded JSON array and XML list container.
   is_array = core.is_array,
   --- planapi.error{ kind =, message =, ... } and planapi.is_error(v): the one error type.
   error = core.error,
   is_error = core.is_error,
   error_kinds = core.error_kinds,
+  --- planapi.json.encode(v) -> text; planapi.json.decode(text [, { nulls = "keep" }]) -> v | nil, err
   json = { encode = core.json_encode, decode = core.json_decode },
   policy = require "planapi.policy",
   --- planapi.cursor.save(path, pager:position()) / .load(path) / .export{ output =, cursor = }: resumable exports
