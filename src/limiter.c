@@ -22,6 +22,7 @@ void pa_gcra_init(pa_gcra *g, double rate, double per, double burst, double marg
   g->interval = per / rate + margin;
   g->tolerance = g->interval * (burst - 1.0);
   g->tat = -INFINITY;
+  g->send_tat = -INFINITY;
 }
 
 double pa_gcra_reserve(pa_gcra *g, double now) {
@@ -43,6 +44,48 @@ void pa_gcra_release(pa_gcra *g, double now) {
   /* A reserved slot that was never used (the request was not sent). */
   g->tat -= g->interval;
   if (g->tat < now) g->tat = now;
+}
+
+double pa_gcra_confirm(pa_gcra *g, double now) {
+  /* GCRA again, on the moments requests are written rather than on the
+   * moments they started waiting: a request that spent 150 ms opening a
+   * connection is held here if another one went out less than an interval
+   * ago. Nothing is recorded while the answer is "wait", so a caller that
+   * gives up leaves no trace. */
+  double tat = g->send_tat > now ? g->send_tat : now;
+  if (tat - g->tolerance > now) return tat - g->tolerance - now;
+  g->send_tat = tat + g->interval;
+  /* Reservations made from now on queue behind this send, so waiters do
+   * not pile up at confirm after a run of slow connections. */
+  if (g->tat < g->send_tat) g->tat = g->send_tat;
+  return 0.0;
+}
+
+static double gcra_confirm_fn(void *state, double now) { return pa_gcra_confirm((pa_gcra *)state, now); }
+
+int pa_pacer_get(lua_State *L, int idx, pa_pacer *p) {
+  pa_gcra *g = (pa_gcra *)luaL_testudata(L, idx, PA_LIMITER_MT);
+  if (g != NULL) {
+    p->confirm = gcra_confirm_fn;
+    p->state = g;
+    return 1;
+  }
+  return pa_shm_pacer_get(L, idx, p);
+}
+
+double pa_monotime(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void pa_sleep(double s) {
+  struct timespec ts, rem;
+  if (!(s > 0) || pa_interrupted()) return;
+  ts.tv_sec = (time_t)s;
+  ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+  /* Ctrl-C (core.catch_interrupt) ends the wait: the next send is refused. */
+  while (nanosleep(&ts, &rem) != 0 && errno == EINTR && !pa_interrupted()) ts = rem;
 }
 
 static double check_positive(lua_State *L, int t, const char *name, double dflt) {
@@ -101,6 +144,12 @@ static int limiter_settle(lua_State *L) {
   return 0;
 }
 
+static int limiter_confirm(lua_State *L) {
+  pa_gcra *g = (pa_gcra *)luaL_checkudata(L, 1, PA_LIMITER_MT);
+  lua_pushnumber(L, (lua_Number)pa_gcra_confirm(g, (double)luaL_checknumber(L, 2)));
+  return 1;
+}
+
 static int limiter_info(lua_State *L) {
   pa_gcra *g = (pa_gcra *)luaL_checkudata(L, 1, PA_LIMITER_MT);
   lua_createtable(L, 0, 3);
@@ -110,26 +159,20 @@ static int limiter_info(lua_State *L) {
   lua_setfield(L, -2, "burst");
   lua_pushnumber(L, (lua_Number)g->tat);
   lua_setfield(L, -2, "tat");
+  lua_pushnumber(L, (lua_Number)g->send_tat);
+  lua_setfield(L, -2, "send_tat");
   return 1;
 }
 
 /* core.monotime(): seconds on a clock that never jumps (NTP, DST). */
 static int l_monotime(lua_State *L) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+  lua_pushnumber(L, (lua_Number)pa_monotime());
   return 1;
 }
 
 /* core.sleep(seconds): blocking sleep for plain Lua (OpenResty passes ngx.sleep). */
 static int l_sleep(lua_State *L) {
-  double s = (double)luaL_checknumber(L, 1);
-  struct timespec ts, rem;
-  if (!(s > 0) || pa_interrupted()) return 0;
-  ts.tv_sec = (time_t)s;
-  ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
-  /* Ctrl-C (core.catch_interrupt) ends the wait: the next send is refused. */
-  while (nanosleep(&ts, &rem) != 0 && errno == EINTR && !pa_interrupted()) ts = rem;
+  pa_sleep((double)luaL_checknumber(L, 1));
   return 0;
 }
 
@@ -138,6 +181,7 @@ void pa_limiter_open(lua_State *L) {
     {"reserve", limiter_reserve},
     {"release", limiter_release},
     {"settle", limiter_settle},
+    {"confirm", limiter_confirm},
     {"info", limiter_info},
     {NULL, NULL}
   };

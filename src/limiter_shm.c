@@ -11,7 +11,7 @@
  * CLOCK_MONOTONIC is the same clock in every process of a host, so "now"
  * from any of them can be compared.
  *
- * Methods are those of the local limiter (reserve, settle, release, info)
+ * Methods are those of the local limiter (reserve, confirm, settle, release, info)
  * plus count(day) / used(day) for the shared daily quota. */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +25,7 @@
 #include "compat.h"
 #include "errors.h"
 #include "fs.h"
+#include "limiter.h"
 
 #define PA_SHM_MT "planapi.shm_limiter"
 #define SHM_MAGIC 0x3149504E414C5000ULL /* "\0PLANPI1" */
@@ -37,9 +38,11 @@ typedef struct {
   char key[SHM_KEY_MAX];
   int64_t tat_ns;    /* theoretical arrival time, CLOCK_MONOTONIC ns */
   uint64_t day_used; /* day (high 32 bits, YYYYMMDD) and requests that day (low 32) */
-  /* cppcheck-suppress unusedStructMember ; one slot per 128 bytes (two cache lines) */
-  char pad[128 - 8 - SHM_KEY_MAX - 16];
-} shm_slot;
+  /* The TAT of the moments requests are written (confirm). It took the
+   * place of padding that files made before it hold as zero: a time long
+   * past, so such a file keeps working. */
+  int64_t send_tat_ns;
+} shm_slot; /* 128 bytes: two cache lines */
 
 typedef struct {
   uint64_t magic;
@@ -53,6 +56,8 @@ typedef struct {
   shm_slot *slot;
   int64_t interval_ns, tolerance_ns;
 } pa_shm;
+
+typedef char shm_slot_is_128_bytes[sizeof(shm_slot) == 128 ? 1 : -1];
 
 static int64_t to_ns(double s) { return (int64_t)(s * 1e9); }
 
@@ -118,11 +123,47 @@ static int shm_close(lua_State *L) {
   return 0;
 }
 
+/* A file or folder of ours alone: owned by this user, nothing for group
+ * or others. NULL, or what is wrong with it. */
+static const char *not_private(const struct stat *st) {
+  if (st->st_uid != geteuid()) return "is owned by another user";
+  if ((st->st_mode & 077) != 0) return "is open to other users (its mode must be 0700 or 0600)";
+  return NULL;
+}
+
+/* core.private_dir(path) -> true | nil, err: create path (0700) unless it
+ * exists, and refuse it unless it is a real folder (not a symlink) owned by
+ * this user and closed to others. Only its last component is created. */
+static int l_private_dir(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1), *why = NULL;
+  struct stat st;
+  char msg[400];
+  if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+    snprintf(msg, sizeof msg, "cannot create the folder %.200s: %s", path, strerror(errno));
+    return pa_error_return(L, "config", msg);
+  }
+  if (lstat(path, &st) != 0) why = strerror(errno);
+  else if (S_ISLNK(st.st_mode)) why = "is a symbolic link";
+  else if (!S_ISDIR(st.st_mode)) why = "is not a folder";
+  else why = not_private(&st);
+  if (why != NULL) {
+    snprintf(msg, sizeof msg, "refusing the folder %.200s: it %s", path, why);
+    return pa_error_return(L, "config", msg);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_getuid(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)geteuid());
+  return 1;
+}
+
 static int shm_new(lua_State *L) {
   const char *path, *key;
   size_t klen;
   double rate, per, burst, margin;
-  int fd;
+  int fd, private_file;
   struct stat st;
   void *map;
   pa_shm *h;
@@ -139,6 +180,9 @@ static int shm_new(lua_State *L) {
   per = opt_number(L, "per", 1, 1e-9);
   burst = opt_number(L, "burst", 1, 1);
   margin = opt_number(L, "margin", 0, 0);
+  lua_getfield(L, 1, "private");
+  private_file = lua_toboolean(L, -1);
+  lua_pop(L, 1);
 
   h = (pa_shm *)lua_newuserdatauv(L, sizeof *h, 0);
   memset(h, 0, sizeof *h);
@@ -146,9 +190,22 @@ static int shm_new(lua_State *L) {
   h->interval_ns = to_ns(per / rate + margin);
   h->tolerance_ns = to_ns((per / rate + margin) * (burst - 1.0));
 
-  fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  /* private: the default scope's file in the user's runtime folder, which
+   * must be a regular file of ours (never a symlink someone planted). */
+  fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | (private_file ? O_NOFOLLOW : 0), 0600);
   if (fd < 0) {
     return pa_fs_open_error(L, "the shared limiter file", path, errno);
+  }
+  if (private_file) {
+    const char *why = NULL;
+    if (fstat(fd, &st) != 0) why = strerror(errno);
+    else if (!S_ISREG(st.st_mode)) why = "is not a regular file";
+    else why = not_private(&st);
+    if (why != NULL) {
+      close(fd);
+      snprintf(msg, sizeof msg, "refusing the shared limiter file %.200s: it %s", path, why);
+      return pa_error_return(L, "config", msg);
+    }
   }
   /* Every process extends the file to the same size; a second ftruncate
    * to that size changes nothing, so the race is harmless. */
@@ -215,6 +272,42 @@ static int shm_release(lua_State *L) {
   return 0;
 }
 
+/* GCRA on the moments requests are written (see pa_gcra_confirm): 0 and
+ * the send recorded, atomically against every other process, or the
+ * seconds to wait first (nothing recorded). */
+static double shm_confirm_at(pa_shm *h, int64_t now) {
+  int64_t old = load64(&h->slot->send_tat_ns), tat, next;
+  do {
+    tat = old > now ? old : now;
+    if (tat - h->tolerance_ns > now) return (double)(tat - h->tolerance_ns - now) / 1e9;
+    next = tat + h->interval_ns;
+  } while (!cas64(&h->slot->send_tat_ns, &old, next));
+  /* Reservations made from now on queue behind this send. */
+  old = load64(&h->slot->tat_ns);
+  while (old < next && !cas64(&h->slot->tat_ns, &old, next)) {
+  }
+  return 0.0;
+}
+
+static double shm_confirm_fn(void *state, double now) {
+  pa_shm *h = (pa_shm *)state;
+  return h->map == NULL ? 0.0 : shm_confirm_at(h, to_ns(now));
+}
+
+int pa_shm_pacer_get(lua_State *L, int idx, pa_pacer *p) {
+  pa_shm *h = (pa_shm *)luaL_testudata(L, idx, PA_SHM_MT);
+  if (h == NULL || h->map == NULL) return 0;
+  p->confirm = shm_confirm_fn;
+  p->state = h;
+  return 1;
+}
+
+static int shm_confirm(lua_State *L) {
+  pa_shm *h = check_shm(L);
+  lua_pushnumber(L, (lua_Number)shm_confirm_at(h, to_ns((double)luaL_checknumber(L, 2))));
+  return 1;
+}
+
 /* Requests counted on `day` in a packed day_used word: a new day starts from zero. */
 static uint32_t used_on(uint64_t packed, uint32_t day) {
   return (uint32_t)(packed >> 32) == day ? (uint32_t)packed : 0;
@@ -259,6 +352,8 @@ static int shm_info(lua_State *L) {
   lua_setfield(L, -2, "burst");
   lua_pushnumber(L, (lua_Number)load64(&h->slot->tat_ns) / 1e9);
   lua_setfield(L, -2, "tat");
+  lua_pushnumber(L, (lua_Number)load64(&h->slot->send_tat_ns) / 1e9);
+  lua_setfield(L, -2, "send_tat");
   return 1;
 }
 
@@ -267,7 +362,7 @@ void pa_limiter_shm_open(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"reserve", shm_reserve}, {"settle", shm_settle}, {"release", shm_release},
     {"count", shm_count},     {"used", shm_used},     {"info", shm_info},
-    {"close", shm_close},     {NULL, NULL}
+    {"close", shm_close},     {"confirm", shm_confirm}, {NULL, NULL}
   };
   luaL_newmetatable(L, PA_SHM_MT);
   lua_newtable(L);
@@ -284,4 +379,8 @@ void pa_limiter_shm_open(lua_State *L) {
   lua_pop(L, 1);
   lua_pushcfunction(L, shm_new);
   lua_setfield(L, -2, "shm_limiter");
+  lua_pushcfunction(L, l_private_dir);
+  lua_setfield(L, -2, "private_dir");
+  lua_pushcfunction(L, l_getuid);
+  lua_setfield(L, -2, "getuid");
 }

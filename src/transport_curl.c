@@ -15,6 +15,7 @@
 #include "client.h"
 #include "errors.h"
 #include "interrupt.h"
+#include "limiter.h"
 #include "url.h"
 
 /* Headers of one response beyond this are not an API talking. */
@@ -211,6 +212,26 @@ static int l_parse_headers(lua_State *L) {
   return 1;
 }
 
+/* CURLOPT_PREREQFUNCTION: the connection is up (TCP, TLS, a proxy's
+ * tunnel) and the request is about to be written. The pacer holds it until
+ * an interval has passed since the last request any sharer wrote, so a
+ * slot spent opening a connection cannot bring two requests closer than
+ * the limit. Pure C (a local or shm limiter), so no Lua runs inside
+ * libcurl; sleeping is fine, the perform blocks anyway. */
+static int on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_port, int local_port) {
+  const pa_pacer *p = (const pa_pacer *)ud;
+  double wait;
+  (void)primary_ip;
+  (void)local_ip;
+  (void)primary_port;
+  (void)local_port;
+  while ((wait = p->confirm(p->state, pa_monotime())) > 0) {
+    if (pa_interrupted()) return CURL_PREREQFUNC_ABORT; /* Ctrl-C: nothing goes out */
+    pa_sleep(wait);
+  }
+  return CURL_PREREQFUNC_OK;
+}
+
 /* Map a CURLcode to an error kind, and say whether the request may have
  * reached the server (a POST that may have been received is not repeated
  * blindly by the retry policy). */
@@ -365,8 +386,9 @@ int pa_client_perform(lua_State *L) {
   size_t body_len = 0;
   long timeout_ms;
   char err[256];
-  int has_ctype = 0, to_file = 0;
+  int has_ctype = 0, to_file = 0, paced;
   size_t sank_bytes = 0;
+  pa_pacer pacer;
   CURLcode rc;
 
   if (c->closed) return pa_error_raise(L, "the client is closed");
@@ -480,6 +502,15 @@ int pa_client_perform(lua_State *L) {
    * connection: harmless for a read, a second write if the server had
    * carried out the first before dropping the connection. */
   if (!request_idempotent(L, method)) SETOPT(c, CURLOPT_FRESH_CONNECT, 1L);
+  /* req.pacer: the call loop's local or shm limiter, confirmed at the send.
+   * It stays referenced by req (argument 2) for the whole transfer. */
+  lua_getfield(L, 2, "pacer");
+  paced = pa_pacer_get(L, -1, &pacer);
+  lua_pop(L, 1);
+  if (paced) {
+    SETOPT(c, CURLOPT_PREREQFUNCTION, on_prereq);
+    SETOPT(c, CURLOPT_PREREQDATA, (void *)&pacer);
+  }
   if (bad_opt != NULL) {
     pa_client_release_transfer(c);
     return pa_error_return(L, "config", bad_opt);

@@ -2,8 +2,10 @@
 -- C client it drives, and the call loop that composes the pure halves with
 -- pacing and retries:
 --
---   prepare (C, pure) -> limiter wait -> transport (libcurl, or any function
---   with the lua-resty-http contract) -> parse (pure) -> retry policy
+--   prepare (C, pure) -> limiter reserve and wait -> transport (libcurl, or
+--   any function with the lua-resty-http contract), which confirms the
+--   spacing with the limiter once the connection is up, right before the
+--   request is written -> parse (pure) -> retry policy
 --
 -- The loop lives in Lua on purpose: a cosocket transport yields, and a yield
 -- across a C call fails, so C is only ever called for pure work or libcurl.
@@ -123,10 +125,36 @@ function M.init(self, opts, base)
     if opts.limiter_fallback ~= nil and opts.limiter_fallback ~= "local" then
       config_error("option 'limiter_fallback' can only be \"local\"", 3)
     end
+    -- By default every process of this user on this host shares one pace
+    -- per account and endpoint; with an injected clock the times are not
+    -- CLOCK_MONOTONIC, which the shared file compares, so it stays local.
     self.limiter = Limiter.new(opts.limiter, { key = opts.limiter_key or base.key, rate = merged,
-      fallback = opts.limiter_fallback })
+      fallback = opts.limiter_fallback, endpoint = base.base_url, shared_default = opts.clock == nil })
+    -- The C transport confirms the send itself, inside libcurl, once the
+    -- connection is up, for a limiter whose confirm is pure C (local or
+    -- shm) on the clock C reads (CLOCK_MONOTONIC).
+    if self.clock == core.monotime then
+      self.pacer = self.limiter.gcra or (type(self.limiter) == "userdata" and self.limiter) or nil
+    end
   elseif opts.limiter ~= nil then
     config_error("option 'limiter' needs pacing: it cannot go with rate = false", 3)
+  end
+  if self.limiter and self.limiter.confirm then
+    local limiter, clock = self.limiter, self.clock
+    -- The request is about to be written: wait until it keeps the spacing
+    -- from the last request any sharer wrote, and record it. true | nil, err
+    -- (a shared limiter out of reach: nothing was sent).
+    self.confirm = function()
+      while true do
+        local wait, err = limiter:confirm(clock())
+        if wait == nil then
+          err.request_sent = false
+          return nil, err
+        end
+        if wait <= 0 then return true end
+        self.sleep(wait)
+      end
+    end
   end
   local quota = opts.quota
   if opts.quota_reserve ~= nil then -- quota_reserve = N: the same as quota = { reserve = N }
@@ -149,13 +177,27 @@ function M.init(self, opts, base)
   end
   -- transport_kind: "function" (the user's), "curl", "ngx", or "auto"
   -- (inside nginx: cosockets where the phase has them, libcurl elsewhere).
+  -- Each transport confirms the send with the limiter (req.confirm, set
+  -- by run) as late as it can: libcurl inside the transfer (req.pacer) or
+  -- just before it, the cosocket transport after connect and handshake, a
+  -- user's function just before it is called.
   if type(topt) == "function" then
     local user_transport = opts.transport
     self.transport_kind = "function"
-    self.transport = function(req) return M.normalise_response(self, user_transport(req)) end
+    self.transport = function(req)
+      local ok, cerr = M.confirm_send(req)
+      if not ok then return nil, cerr end
+      return M.normalise_response(self, user_transport(req))
+    end
   else
     local c = self.core
-    local curl = function(req) return c:perform(req) end
+    local curl = function(req)
+      if req.pacer == nil then
+        local ok, cerr = M.confirm_send(req)
+        if not ok then return nil, cerr end
+      end
+      return c:perform(req)
+    end
     self.transport_kind, self.transport = "curl", curl
     if topt == "ngx" or (topt == nil and in_nginx) then
       local cosocket = Ngx.new(c, { user_agent = opts.user_agent, proxy = opts.proxy })
@@ -170,6 +212,14 @@ function M.init(self, opts, base)
       end
     end
   end
+end
+
+--- Confirm the send of req with its limiter, when the call loop asked for
+-- it (req.confirm): true | nil, err.
+function M.confirm_send(req)
+  local confirm = req.confirm
+  if confirm == nil then return true end
+  return confirm()
 end
 
 --- Bring what a user transport returned to the C transport's shape:
@@ -208,21 +258,33 @@ function M.run(self, call)
     attempt = attempt + 1
     if self.quota then -- a spent budget stops here, before anything is sent
       local qerr = self.quota:check()
-      if qerr then return fail(qerr) end
+      if qerr then
+        qerr.request_sent = false
+        return fail(qerr)
+      end
     end
     if self.limiter then
+      -- The slot this request queues for; the spacing itself is confirmed
+      -- at the moment of sending (self.confirm, in the transport).
       local wait, lerr = self.limiter:reserve(self.clock())
-      if wait == nil then return fail(lerr) end -- a shared limiter out of reach: fail closed
+      if wait == nil then -- a shared limiter out of reach: fail closed
+        lerr.request_sent = false
+        return fail(lerr)
+      end
       if wait > 0 then self.sleep(wait) end
     end
     if self.on_request then self.on_request(req, attempt) end
+    req.confirm, req.pacer = self.confirm, self.pacer
     local res, err = self.transport(req)
+    req.confirm, req.pacer = nil, nil
     local result
     if self.limiter then
       if res == nil and err.request_sent == false then
         self.limiter:release(self.clock()) -- the server never saw it
-      else
-        self.limiter:settle(self.clock()) -- pace from the answer, not the send
+      elseif not self.confirm then
+        -- A custom limiter without confirm: pace from the answer, which
+        -- keeps the spacing for one process whatever the latency.
+        self.limiter:settle(self.clock())
       end
     end
     if res then result, err = call.parse(req, res) end

@@ -1,11 +1,17 @@
 -- limiter.lua: the pacing scope, chosen by one option of every client:
---   limiter = "local"                     this client only (default)
+--   (not set)                             every process of this OS user on this host, for the
+--                                         same account and endpoint (a file in the user's runtime
+--                                         dir, see default_path); this client only with an injected clock
+--   limiter = "local"                     this client only
 --   limiter = "shm:/run/myapp/limits"     every process on this host naming the same file
 --   limiter = "redis://127.0.0.1:6379/0"  every process on every host, Redis holding the state
--- Every scope has the same methods: reserve(now) -> wait | nil, err;
--- settle(now); release(now); count(day) -> requests that day (after
--- counting one); used(day). The state is keyed by API and account, so two
--- accounts never share a budget and one account always does.
+-- Every scope has the same methods: reserve(now) -> wait | nil, err (the
+-- slot a request queues for); confirm(now) -> 0 | wait | nil, err (the
+-- request is about to be written: 0 records the send, a wait says how long
+-- until it keeps the spacing from the last send); settle(now); release(now);
+-- count(day) -> requests that day (after counting one); used(day). The
+-- state is keyed by API and account, so two accounts never share a budget
+-- and one account always does.
 local core = require "planapi.core"
 
 local M = {}
@@ -18,8 +24,10 @@ end
 local function local_scope(rate)
   local g = core.limiter(rate)
   local day, used = nil, 0
-  local lim = { kind = "local" }
+  -- gcra: the C state, which the libcurl transport confirms at the send itself.
+  local lim = { kind = "local", gcra = g }
   function lim.reserve(_, now) return g:reserve(now) end
+  function lim.confirm(_, now) return g:confirm(now) end
   function lim.settle(_, now) g:settle(now) end
   function lim.release(_, now) g:release(now) end
   function lim.count(_, d)
@@ -50,15 +58,59 @@ local function with_fallback(primary, rate)
     end
   end
   lim.reserve, lim.settle, lim.release = try "reserve", try "settle", try "release"
+  lim.confirm = try "confirm"
   lim.count, lim.used = try "count", try "used"
   function lim.info() return primary:info() end
   function lim.close() primary:close() end
   return lim
 end
 
---- limiter.new(spec, { key =, rate = { rate, per, burst, margin }, fallback = "local" | nil })
+--- The folder of the default shared scope: $PLANAPI_RUNTIME_DIR, else
+-- $XDG_RUNTIME_DIR/planapi (the user's own, per login), else
+-- /tmp/planapi-<uid>. core.private_dir creates it 0700 and refuses one
+-- owned by someone else, open to others, or a symlink: another user must
+-- not be able to plant the file that paces our requests.
+-- M.runtime_dir, when a program sets it, comes before all of them (the
+-- specs point it at their sandbox's run dir, as several run side by side).
+function M.default_dir(getenv)
+  if M.runtime_dir then return M.runtime_dir end
+  getenv = getenv or os.getenv
+  local dir = getenv "PLANAPI_RUNTIME_DIR"
+  if dir and dir ~= "" then return dir end
+  local xdg = getenv "XDG_RUNTIME_DIR"
+  if xdg and xdg ~= "" then return xdg .. "/planapi" end
+  return ("/tmp/planapi-%d"):format(core.getuid())
+end
+
+-- The default scope's key: the API and account, and the endpoint, so two
+-- servers (two sandboxes on other ports) never share a budget. Bounded to
+-- the shm slot's key size by a digest.
+local function default_key(key, endpoint)
+  return ("%s#%s"):format(key:sub(1, 60), core.md5_hex(key .. "\0" .. (endpoint or "")):sub(1, 16))
+end
+
+local function shm_scope(path, key, rate, private)
+  local lim, err = core.shm_limiter { path = path, key = key, rate = rate.rate, per = rate.per,
+    burst = rate.burst, margin = rate.margin, private = private }
+  if not lim then error(err, 4) end
+  return lim
+end
+
+--- limiter.new(spec, { key =, endpoint =, rate = { rate, per, burst, margin },
+--                      fallback = "local" | nil, shared_default = bool })
+-- shared_default: spec nil means the user's host-wide scope (else local).
 function M.new(spec, opts)
   local rate = opts.rate
+  if spec == nil and opts.shared_default then
+    local dir = M.default_dir()
+    local ok, err = core.private_dir(dir)
+    if not ok then
+      error(core.error { kind = "config", message = err.message ..
+        " (the default pacing scope lives there: set PLANAPI_RUNTIME_DIR to a folder of your own, "
+        .. "or limiter = \"local\")" }, 3)
+    end
+    return shm_scope(dir .. "/limits", default_key(opts.key, opts.endpoint), rate, true)
+  end
   if spec == nil or spec == "local" then return local_scope(rate) end
   if type(spec) == "table" then
     for _, m in ipairs { "reserve", "settle", "release", "count", "used" } do
@@ -70,12 +122,7 @@ function M.new(spec, opts)
     config_error("option 'limiter' must be \"local\", \"shm:<file>\" or \"redis://...\"")
   end
   local path = spec:match "^shm:(.+)$"
-  if path then
-    local lim, err = core.shm_limiter { path = path, key = opts.key, rate = rate.rate, per = rate.per,
-      burst = rate.burst, margin = rate.margin }
-    if not lim then error(err, 3) end
-    return lim
-  end
+  if path then return shm_scope(path, opts.key, rate) end
   if spec:match "^redis://" then
     local lim = require("planapi.limiter_redis").new {
       url = spec, key = "planapi:" .. opts.key, rate = rate.rate, per = rate.per, burst = rate.burst,

@@ -9,6 +9,7 @@
 --     connect = function(host, port, timeout, pool) ... end,  -- optional
 --   }
 --   lim:reserve() -> seconds to wait | nil, err     lim:settle() / lim:release() -> true | nil, err
+--   lim:confirm() -> 0 (the send is recorded) | seconds to wait first | nil, err
 --   lim:count(20261122) -> that day's requests, this one included | nil, err
 --   lim:used(20261122) -> that day's requests | nil, err
 --   lim:info() -> { kind, server, key, interval, burst, tat, now } | nil, err
@@ -63,7 +64,8 @@ local DAY_TTL = 2 * 86400
 local SCRIPT = [[
 -- planapi GCRA limiter (lua/planapi/limiter_redis.lua). Times are integer
 -- microseconds on this server's clock, so all clients agree.
--- KEYS[1]: the TAT key, or a day counter for 'count'.
+-- KEYS[1]: the TAT key, or a day counter for 'count'; KEYS[2] for 'confirm':
+-- the TAT of the moments requests are written.
 -- ARGV: operation, interval, tolerance, day counter TTL in seconds.
 local op = ARGV[1]
 if op == 'count' then
@@ -81,15 +83,26 @@ local interval, tolerance = tonumber(ARGV[2]), tonumber(ARGV[3])
 -- stops mattering, so idle accounts leave nothing behind.
 local tat = tonumber(redis.call('GET', KEYS[1])) or now
 if tat < now then tat = now end
-local function store(v)
+local function store_at(key, v)
   if v > now then
-    redis.call('SET', KEYS[1], string.format('%.0f', v),
+    redis.call('SET', key, string.format('%.0f', v),
       'PX', string.format('%.0f', math.ceil((v - now) / 1000) + 1000))
   else
-    redis.call('DEL', KEYS[1])
+    redis.call('DEL', key)
   end
 end
-if op == 'reserve' then
+local function store(v) store_at(KEYS[1], v) end
+if op == 'confirm' then
+  -- The request is about to be written (KEYS[2]: the TAT of the sends):
+  -- 0 and the send recorded, or the microseconds to wait, nothing recorded.
+  local send = tonumber(redis.call('GET', KEYS[2])) or now
+  if send < now then send = now end
+  if send - tolerance > now then return send - tolerance - now end
+  store_at(KEYS[2], send + interval)
+  -- Reservations made from now on queue behind this send.
+  if tat < send + interval then store(send + interval) end
+  return 0
+elseif op == 'reserve' then
   store(tat + interval)
   local wait = tat - tolerance - now
   if wait < 0 then wait = 0 end
@@ -213,6 +226,7 @@ function M.new(opts)
     tolerance_us = math.floor(interval_us * (burst - 1) + 0.5),
     burst = burst,
     tat_key = opts.key .. ":tat",
+    send_key = opts.key .. ":send",
   }, Limiter)
   -- Connections in one nginx pool must share the database and the user.
   self.pool = ("planapi-redis:%s:%d:%d:%s"):format(target.host, target.port, target.db, target.user or "")
@@ -318,7 +332,9 @@ function Limiter:script(op, key)
     if sha == nil then return nil, self:failed(err) end
     script_sha = sha
   end
-  local args = { "EVALSHA", script_sha, 1, key, op, self.interval_us, self.tolerance_us, DAY_TTL }
+  local args = op == "confirm"
+    and { "EVALSHA", script_sha, 2, key, self.send_key, op, self.interval_us, self.tolerance_us, DAY_TTL }
+    or { "EVALSHA", script_sha, 1, key, op, self.interval_us, self.tolerance_us, DAY_TTL }
   local value, err = self:request(args)
   if value == nil and err.kind == "api" and err.code == "NOSCRIPT" then
     -- The server lost its script cache (a restart, SCRIPT FLUSH, a failover):
@@ -333,6 +349,14 @@ end
 --- Reserve the next slot: the seconds to wait before sending | nil, err.
 function Limiter:reserve()
   local wait_us, err = self:script("reserve", self.tat_key)
+  if wait_us == nil then return nil, err end
+  return wait_us / 1e6
+end
+
+--- The request is about to be written: 0 and the send is recorded, or the
+-- seconds to wait before asking again | nil, err.
+function Limiter:confirm()
+  local wait_us, err = self:script("confirm", self.tat_key)
   if wait_us == nil then return nil, err end
   return wait_us / 1e6
 end

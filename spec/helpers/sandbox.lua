@@ -6,6 +6,11 @@ local portable = require "portable"
 
 local M = {}
 
+-- The default pacing scope (a file in the user's runtime dir) of every
+-- client the specs make lives in this sandbox's run dir: other sandboxes
+-- on this host run their own specs at the same time.
+require("planapi.limiter").runtime_dir = (os.getenv "PLANAPI_SANDBOX_DIR" or "sandbox/.run") .. "/runtime"
+
 M.TOKEN = "sandbox-token"
 M.PLANADO_KEY = "sandbox-planado-key"
 M.XML = {

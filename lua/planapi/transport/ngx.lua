@@ -289,6 +289,16 @@ local function exchange(st, n, req, u, deadline)
     end
   end
 
+  -- The connection is up: the moment of sending is now, so this is where
+  -- the limiter confirms the spacing from the last request any sharer
+  -- wrote (the call loop's req.confirm; it may ngx.sleep).
+  if req.confirm then
+    local confirmed, cerr = req.confirm()
+    if not confirmed then
+      if not sock:setkeepalive(st.keepalive_ms) then sock:close() end -- nothing was sent on it
+      return nil, cerr
+    end
+  end
   ms = left_ms()
   if ms <= 0 then
     sock:close()
