@@ -2,8 +2,12 @@
 -- REST requests against the sandbox as fast as its limiter lets it, from a
 -- common start time until a common end time (both on CLOCK_MONOTONIC,
 -- which every process of a host shares), then prints its counts as JSON.
---   lua5.4 bench/limiter_worker.lua SCOPE START END RATE PER MARGIN
+--   lua5.4 bench/limiter_worker.lua SCOPE START END RATE PER MARGIN [FRESH_EVERY]
 -- SCOPE: local | shm:<file> | redis://host:port/db
+-- FRESH_EVERY: every Nth request goes on a new connection (the call is
+-- marked not idempotent, which the transport sends on a fresh one), so
+-- with the sandbox's latency mode some requests spend the connection time
+-- after their slot came while others go on a warm connection at once.
 package.path = "lua/?.lua;lua/?/init.lua;spec/helpers/?.lua;" .. package.path
 package.cpath = "./?.so;" .. package.cpath
 local core = require "planapi.core"
@@ -11,7 +15,9 @@ local sandbox = require "sandbox"
 
 local scope, start_at, end_at = arg[1], tonumber(arg[2]), tonumber(arg[3])
 local rate, per, margin = tonumber(arg[4]), tonumber(arg[5]), tonumber(arg[6])
+local fresh_every = tonumber(arg[7] or "")
 
+local base = require "planapi.client_base"
 local rest = sandbox.rest {
   limiter = scope, rate = { rate = rate, per = per, burst = 1, margin = margin },
   real_time = true, retry = { attempts = 1 },
@@ -26,8 +32,15 @@ assert(rest.limiter:used(0))
 local now = core.monotime()
 if start_at > now then core.sleep(start_at - now) end
 local ok, limited, failed = 0, 0, 0
+local function ping(n)
+  if not (fresh_every and n % fresh_every == 0) then return rest:call "ping" end
+  return base.run(rest, { req = rest:prepare "ping", operation = "ping", idempotent = false,
+    parse = function(r, res) return rest:parse(r, res) end })
+end
+local n = 0
 while core.monotime() < end_at do
-  local r, err = rest:call "ping"
+  n = n + 1
+  local r, err = ping(n)
   if r then
     ok = ok + 1
   elseif err.kind == "rate_limit" then

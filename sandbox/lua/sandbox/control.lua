@@ -7,6 +7,7 @@ local store = require("sandbox.store")
 local auth = require("sandbox.auth")
 local faults = require("sandbox.faults")
 local ratelimit = require("sandbox.ratelimit")
+local latency = require("sandbox.latency")
 local recorder = require("sandbox.recorder")
 local rest = require("sandbox.rest")
 local xmlapi = require("sandbox.xmlapi")
@@ -40,6 +41,7 @@ function M.reset_all()
     auth.reset()
     faults.reset()
     ratelimit.reset()
+    latency.reset()
     recorder.reset()
     rest.reset()
     xmlapi.reset()
@@ -51,6 +53,7 @@ local function current_config()
     util.merge(c, rest.describe())
     util.merge(c, xmlapi.describe())
     util.merge(c, planado.describe())
+    util.merge(c, latency.describe())
     local tokens = {}
     for name, t in pairs(auth.tokens) do tokens[name] = { scope = t.scope, active = t.active } end
     c.tokens = tokens
@@ -76,7 +79,8 @@ handlers["POST /config"] = function(req)
     local cfg = body_object(req)
     if not cfg then return bad("body must be a JSON object") end
     local known = { rate = true, quota = true, queue_updates = true, queue_contact_updates = true,
-        download_ttl = true, download_origin = true, report_polls = true, tokens = true, xml = true, planado = true }
+        download_ttl = true, download_origin = true, report_polls = true, tokens = true, xml = true, planado = true,
+        latency = true }
     for k in pairs(cfg) do
         if not known[k] then return bad("unknown config key '" .. tostring(k) .. "'") end
     end
@@ -85,6 +89,7 @@ handlers["POST /config"] = function(req)
     if ok and cfg.tokens ~= nil then ok, err = auth.configure(cfg.tokens) end
     if ok and cfg.xml ~= nil then ok, err = xmlapi.configure(cfg.xml) end
     if ok and cfg.planado ~= nil then ok, err = planado.configure(cfg.planado) end
+    if ok and cfg.latency ~= nil then ok, err = latency.configure(cfg.latency) end
     if not ok then return bad(err) end
     return reply(200, { result = "success", config = current_config() })
 end
@@ -133,6 +138,9 @@ handlers["GET /stats"] = function()
     return reply(200, util.merge(planado.stats(), {
         requests = recorder.requests,
         rate_violations = ratelimit.state.violations,
+        -- the shortest time between two requests the rate check accepted
+        rate_min_gap = ratelimit.state.min_gap or json.null,
+        latency_delayed_connections = latency.state.delayed,
         quota_used = ratelimit.state.quota_used,
         quota_remaining = ratelimit.state.quota and ratelimit.state.quota.remaining or json.null,
         log_entries = #recorder.entries,

@@ -10,6 +10,7 @@ local function defaults()
         quota = nil, -- { limit = N, remaining = N, status = 403 } when configured
         last_accepted = nil, -- ngx.now() of the last request that passed the rate check
         violations = 0,
+        min_gap = nil, -- seconds: the shortest gap between two accepted requests while rated
         quota_used = 0,
     }
 end
@@ -35,6 +36,7 @@ function M.configure(cfg)
             end
             -- A new rate setting starts a fresh window.
             s.last_accepted = nil
+            s.min_gap = nil
         else
             return nil, "rate must be an object or false"
         end
@@ -90,6 +92,9 @@ function M.check()
             return 429, { result = "fail", code = 0, error = "Too many requests" },
                 { ["Retry-After"] = tostring(retry) }
         end
+    end
+    if s.rate.enabled and s.last_accepted and (s.min_gap == nil or now - s.last_accepted < s.min_gap) then
+        s.min_gap = now - s.last_accepted
     end
     s.last_accepted = now
     local q = s.quota
