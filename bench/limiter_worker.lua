@@ -3,7 +3,7 @@
 -- common start time until a common end time (both on CLOCK_MONOTONIC,
 -- which every process of a host shares), then prints its counts as JSON.
 --   lua5.4 bench/limiter_worker.lua SCOPE START END RATE PER MARGIN [FRESH_EVERY]
--- SCOPE: local | shm:<file> | redis://host:port/db
+-- SCOPE: local | shm:<file> | redis://host:port/db | noconfirm:<file>
 -- FRESH_EVERY: every Nth request goes on a new connection (the call is
 -- marked not idempotent, which the transport sends on a fresh one), so
 -- with the sandbox's latency mode some requests spend the connection time
@@ -16,10 +16,24 @@ local sandbox = require "sandbox"
 local scope, start_at, end_at = arg[1], tonumber(arg[2]), tonumber(arg[3])
 local rate, per, margin = tonumber(arg[4]), tonumber(arg[5]), tonumber(arg[6])
 local fresh_every = tonumber(arg[7] or "")
+-- which of its requests go fresh differs between processes (arg 8: the
+-- process's index), so a fresh one is often followed by a warm one
+local fresh_offset = tonumber(arg[8] or "") or 0
 
 local base = require "planapi.client_base"
+-- noconfirm:<file>: the shm scope paced as before confirm existed (slots
+-- only, settled on the answer), for the specs' control runs.
+local limiter = scope
+if scope:match "^noconfirm:" then
+  local shm = assert(core.shm_limiter { path = scope:match "^noconfirm:(.*)$", key = "noconfirm",
+    rate = rate, per = per, margin = margin })
+  limiter = {}
+  for _, m in ipairs { "reserve", "settle", "release", "count", "used", "info" } do
+    limiter[m] = function(_, ...) return shm[m](shm, ...) end
+  end
+end
 local rest = sandbox.rest {
-  limiter = scope, rate = { rate = rate, per = per, burst = 1, margin = margin },
+  limiter = limiter, rate = { rate = rate, per = per, burst = 1, margin = margin },
   real_time = true, retry = { attempts = 1 },
 }
 -- Warm the connection first (TCP and TLS), on a path the sandbox does not
@@ -33,7 +47,7 @@ local now = core.monotime()
 if start_at > now then core.sleep(start_at - now) end
 local ok, limited, failed = 0, 0, 0
 local function ping(n)
-  if not (fresh_every and n % fresh_every == 0) then return rest:call "ping" end
+  if not (fresh_every and (n + fresh_offset) % fresh_every == 0) then return rest:call "ping" end
   return base.run(rest, { req = rest:prepare "ping", operation = "ping", idempotent = false,
     parse = function(r, res) return rest:parse(r, res) end })
 end

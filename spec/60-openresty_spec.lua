@@ -1100,6 +1100,31 @@ describe_gateway("OpenResty gateway with four workers on one account", function(
     end
   end)
 
+  -- Issue 13 §1: every new connection held 150 ms (the sandbox's latency
+  -- mode), 20 requests at once on 4 workers: the workers open connections
+  -- for some requests and reuse kept-alive ones for others, and the server
+  -- still sees every request at least an interval after the one before.
+  it("keeps the spacing when opening a connection takes 150 ms: zero violations, at least 95% of the limit", function()
+    sandbox.config { latency = { connect = 0.15 } }
+    gw = new_gateway { workers = 4 }
+    start(gw)
+    local list = {}
+    for i = 1, 20 do list[i] = { method = "POST", path = ("/tasks/%d/to-planado"):format((i - 1) % 7 + 1) } end
+    local r = http_many(gw.port, list)
+    for i, it in ipairs(r) do
+      assert.is_true(it.status == 201 or it.status == 200, ("request %d: %s %s"):format(i, it.status, it.body))
+    end
+    local stats = sandbox.stats()
+    assert.is_true(stats.latency_delayed_connections >= 4, stats.latency_delayed_connections .. " connections held")
+    assert.equal(0, stats.rate_violations, ("smallest gap %.3f s"):format(stats.rate_min_gap or 0))
+    local times = {}
+    for _, e in ipairs(log_of "rest") do times[#times + 1] = e.time end
+    assert.equal(20, #times)
+    table.sort(times)
+    local util = (#times - 1) / (times[#times] - times[1])
+    assert.is_true(util >= 0.95, ("%.1f%% of the limit"):format(util * 100))
+  end)
+
   it("(control) with a limiter per worker the same rush breaks the rate", function()
     gw = new_gateway { workers = 4, limiter = "local" }
     start(gw)

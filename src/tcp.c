@@ -27,6 +27,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -36,6 +37,7 @@
 #include "buf.h"
 #include "compat.h"
 #include "errors.h"
+#include "limiter.h"
 
 #define PA_TCP_MT "planapi.tcp"
 /* A line longer than this is a peer that is not speaking a line protocol;
@@ -307,6 +309,66 @@ static void take(lua_State *L, pa_tcp *s, size_t n, size_t skip) {
   if (s->pos == s->in.len) s->pos = s->in.len = 0;
 }
 
+/* For a pacer inside libcurl's callbacks, where no Lua may run: write cmd,
+ * read one RESP integer reply. 1 and *out, or 0 and why in err (an error
+ * reply's text, or the failure to talk). */
+int pa_tcp_int_exchange(void *sock, const char *cmd, size_t len, long long *out, char *err, size_t errlen) {
+  pa_tcp *s = (pa_tcp *)sock;
+  double deadline = deadline_for(s->timeout);
+  size_t sent = 0;
+  int e = 0;
+  if (s->fd < 0) {
+    snprintf(err, errlen, "the connection is closed");
+    return 0;
+  }
+  while (sent < len) {
+    ssize_t n = send(s->fd, cmd + sent, len - sent, MSG_NOSIGNAL);
+    if (n > 0) sent += (size_t)n;
+    else if (n < 0 && errno == EINTR) continue;
+    else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && wait_fd(s->fd, POLLOUT, deadline) == IO_OK) continue;
+    else {
+      snprintf(err, errlen, "send failed: %s", errno ? strerror(errno) : "timeout");
+      return 0;
+    }
+  }
+  for (;;) {
+    const char *line = s->in.p ? s->in.p + s->pos : NULL;
+    const char *end = line ? memchr(line, '\n', s->in.len - s->pos) : NULL;
+    if (end != NULL) {
+      size_t n = (size_t)(end - line) + 1;
+      int ok = 0;
+      if (line[0] == ':') {
+        char *stop;
+        errno = 0;
+        *out = strtoll(line + 1, &stop, 10);
+        ok = errno == 0 && stop > line + 1 && (*stop == '\r' || *stop == '\n');
+        if (!ok) snprintf(err, errlen, "a malformed integer reply");
+      } else {
+        int shown = (int)(n > 2 ? n - 2 : 0);
+        snprintf(err, errlen, "%.*s", shown > 200 ? 200 : shown, line[0] == '-' ? line + 1 : line);
+      }
+      s->pos += n;
+      if (s->pos == s->in.len) s->pos = s->in.len = 0;
+      return ok;
+    }
+    {
+      io_status st = fill(s, deadline, &e);
+      if (st != IO_OK) {
+        snprintf(err, errlen, "%s", st == IO_TIMEOUT ? "timed out" : st == IO_CLOSED ? "connection closed" : strerror(e));
+        return 0;
+      }
+    }
+  }
+}
+
+void *pa_tcp_test(lua_State *L, int idx) { return luaL_testudata(L, idx, PA_TCP_MT); }
+
+/* core.is_tcp(v): v is a socket of core.tcp_connect (not a cosocket). */
+static int l_is_tcp(lua_State *L) {
+  lua_pushboolean(L, pa_tcp_test(L, 1) != NULL);
+  return 1;
+}
+
 /* sock:receive(pattern) with pattern "*l" (default), "*a" or a byte count */
 static int tcp_receive(lua_State *L) {
   pa_tcp *s = check_tcp(L);
@@ -400,4 +462,6 @@ void pa_tcp_open(lua_State *L) {
   lua_pop(L, 1);
   lua_pushcfunction(L, l_tcp_connect);
   lua_setfield(L, -2, "tcp_connect");
+  lua_pushcfunction(L, l_is_tcp);
+  lua_setfield(L, -2, "is_tcp");
 }

@@ -216,7 +216,7 @@ static int l_parse_headers(lua_State *L) {
  * tunnel) and the request is about to be written. The pacer holds it until
  * an interval has passed since the last request any sharer wrote, so a
  * slot spent opening a connection cannot bring two requests closer than
- * the limit. Pure C (a local or shm limiter), so no Lua runs inside
+ * the limit. Pure C (a local or shm limiter, or Redis over the C socket), so no Lua runs inside
  * libcurl; sleeping is fine, the perform blocks anyway. */
 static int on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_port, int local_port) {
   const pa_pacer *p = (const pa_pacer *)ud;
@@ -229,7 +229,48 @@ static int on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_por
     if (pa_interrupted()) return CURL_PREREQFUNC_ABORT; /* Ctrl-C: nothing goes out */
     pa_sleep(wait);
   }
-  return CURL_PREREQFUNC_OK;
+  /* A pacer that cannot answer (Redis out of reach): nothing goes out. */
+  return wait < 0 ? CURL_PREREQFUNC_ABORT : CURL_PREREQFUNC_OK;
+}
+
+/* The Redis scope's pacer: req.pacer = { tcp = the limiter's C socket,
+ * command = its confirm call as RESP bytes }, prepared by Lua. Redis reads
+ * its own clock, so now is not used; the reply is the microseconds to wait. */
+typedef struct {
+  void *sock;
+  const char *command;
+  size_t len;
+  int failed;
+  char err[240];
+} redis_pacer;
+
+static double redis_confirm_fn(void *state, double now) {
+  redis_pacer *r = (redis_pacer *)state;
+  long long wait_us = 0;
+  (void)now;
+  if (!pa_tcp_int_exchange(r->sock, r->command, r->len, &wait_us, r->err, sizeof r->err)) {
+    r->failed = 1;
+    return -1.0;
+  }
+  return wait_us > 0 ? (double)wait_us / 1e6 : 0.0;
+}
+
+/* Fill p from req.pacer at idx: a local or shm limiter, or a Redis pacer
+ * table. 0 when there is none. */
+static int pacer_from(lua_State *L, int idx, pa_pacer *p, redis_pacer *r) {
+  if (lua_type(L, idx) != LUA_TTABLE) return pa_pacer_get(L, idx, p);
+  lua_getfield(L, idx, "tcp");
+  r->sock = pa_tcp_test(L, -1);
+  lua_pop(L, 1);
+  lua_getfield(L, idx, "command");
+  r->command = lua_tolstring(L, -1, &r->len); /* stays alive in req.pacer */
+  lua_pop(L, 1);
+  if (r->sock == NULL || r->command == NULL) return 0;
+  r->failed = 0;
+  r->err[0] = '\0';
+  p->confirm = redis_confirm_fn;
+  p->state = r;
+  return 1;
 }
 
 /* Map a CURLcode to an error kind, and say whether the request may have
@@ -389,6 +430,7 @@ int pa_client_perform(lua_State *L) {
   int has_ctype = 0, to_file = 0, paced;
   size_t sank_bytes = 0;
   pa_pacer pacer;
+  redis_pacer rpacer;
   CURLcode rc;
 
   if (c->closed) return pa_error_raise(L, "the client is closed");
@@ -505,7 +547,8 @@ int pa_client_perform(lua_State *L) {
   /* req.pacer: the call loop's local or shm limiter, confirmed at the send.
    * It stays referenced by req (argument 2) for the whole transfer. */
   lua_getfield(L, 2, "pacer");
-  paced = pa_pacer_get(L, -1, &pacer);
+  memset(&rpacer, 0, sizeof rpacer);
+  paced = pacer_from(L, lua_gettop(L), &pacer, &rpacer);
   lua_pop(L, 1);
   if (paced) {
     SETOPT(c, CURLOPT_PREREQFUNCTION, on_prereq);
@@ -537,6 +580,20 @@ int pa_client_perform(lua_State *L) {
   lua_pop(L, 1);
 
   rc = curl_easy_perform(c->curl);
+  if (rc != CURLE_OK && rpacer.failed) {
+    char msg[300];
+    pa_client_release_transfer(c);
+    snprintf(msg, sizeof msg, "rate limiter unavailable: redis: %s", rpacer.err);
+    lua_pushnil(L);
+    pa_error_push(L, "transport", msg);
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "retryable");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "request_sent");
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "pacer_failed");
+    return 2;
+  }
   if (rc != CURLE_OK) return fail(L, c, rc);
   if (c->sink != NULL) {
     if (c->sink_mode == 0) { /* no body at all: an empty file is still a file */

@@ -275,8 +275,11 @@ function M.run(self, call)
     end
     if self.on_request then self.on_request(req, attempt) end
     req.confirm, req.pacer = self.confirm, self.pacer
+    if self.confirm and not req.pacer and self.limiter.pacer then req.pacer = self.limiter:pacer() end
     local res, err = self.transport(req)
     req.confirm, req.pacer = nil, nil
+    -- The Redis pacer failed inside libcurl: its connection is out of step.
+    if res == nil and err.pacer_failed and self.limiter.drop then self.limiter:drop() end
     local result
     if self.limiter then
       if res == nil and err.request_sent == false then

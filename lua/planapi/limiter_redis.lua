@@ -361,6 +361,28 @@ function Limiter:confirm()
   return wait_us / 1e6
 end
 
+--- For the libcurl transport, which confirms inside the transfer where no
+-- Lua may run: { tcp = the C socket, command = the confirm call as RESP
+-- bytes (the same every time: Redis reads its own clock) }, or nil when
+-- that cannot be done (a cosocket, no connection: confirm is then called
+-- from Lua). After a failure reported by C (err.pacer_failed), call drop().
+function Limiter:pacer()
+  if not script_sha then
+    local sha = self:request { "SCRIPT", "LOAD", SCRIPT }
+    if sha == nil then return nil end
+    script_sha = sha
+  end
+  local sock = self:connection()
+  if not sock or sock.setkeepalive or not core.is_tcp(sock) then return nil end
+  if self.pacer_sha ~= script_sha then
+    self.pacer_sha = script_sha
+    self.pacer_table = { command = resp.encode { "EVALSHA", script_sha, 2, self.tat_key, self.send_key, "confirm",
+      self.interval_us, self.tolerance_us, DAY_TTL } }
+  end
+  self.pacer_table.tcp = sock
+  return self.pacer_table
+end
+
 --- The answer arrived: the next slot is at least one interval from now.
 function Limiter:settle()
   local ok, err = self:script("settle", self.tat_key)
