@@ -1,7 +1,9 @@
 -- Several processes on one account, against the sandbox enforcing the
 -- rate: through a shm: file and through redis://, four processes making
 -- requests as fast as their limiter allows see zero violations and use at
--- least 95% of the limit; one killed mid-run stalls nobody.
+-- least 95% of the limit; one killed mid-run stalls nobody; and when
+-- opening a connection takes 150 ms (the sandbox's latency mode) the
+-- server still sees every request an interval after the one before.
 local core = require "planapi.core"
 local sandbox = require "sandbox"
 
@@ -114,8 +116,8 @@ describe("a rate shared by several processes", function()
   end
 
   local function check_latency(scope)
-    local times, totals, stats = latency_run(scope, 16)
-    assert.is_true(stats.latency_delayed_connections >= 8,
+    local times, totals, stats = latency_run(scope, 12)
+    assert.is_true(stats.latency_delayed_connections >= 6,
       "only " .. stats.latency_delayed_connections .. " connections were held")
     assert.equal(0, stats.rate_violations, ("%d violations through %s, smallest gap %.3f s")
       :format(stats.rate_violations, scope, stats.rate_min_gap or 0))
@@ -140,7 +142,7 @@ describe("a rate shared by several processes", function()
 
   it("(control) spacing only the slots, not the sends, breaks the limit under the same latency", function()
     local file = os.tmpname()
-    local _, _, stats = latency_run("noconfirm:" .. file, 8)
+    local _, _, stats = latency_run("noconfirm:" .. file, 6)
     os.remove(file)
     assert.is_true(stats.rate_violations > 0)
   end)

@@ -74,7 +74,9 @@ function M.stop(server)
     core.sleep(0.05)
   end
   os.remove(server.logfile)
-  os.remove(dir) -- only once empty: the last server's stop removes it
+  -- only once empty: the last server's stop removes it, and the next
+  -- start makes a new one
+  if os.remove(dir) then dir = nil end
 end
 
 return M
