@@ -58,15 +58,18 @@ end
 --- Start n bench/limiter_worker.lua processes sharing `scope`, one second
 -- from now (all have connected by then), for `window` seconds, and wait for
 -- them. The sandbox is reset and enforces one request per `interval`.
-function M.run_limiter_workers(sandbox, scope, n, window, interval, margin)
+-- opts (optional): latency = seconds the sandbox holds every new
+-- connection, fresh_every = each process sends every Nth request on a new one.
+function M.run_limiter_workers(sandbox, scope, n, window, interval, margin, opts)
   local core = require "planapi.core"
+  opts = opts or {}
   sandbox.reset()
-  sandbox.config { rate = { enabled = true, interval = interval } }
-  local start_at = core.monotime() + 1.0
+  sandbox.config { rate = { enabled = true, interval = interval }, latency = { connect = opts.latency or 0 } }
+  local start_at = core.monotime() + 1.5
   local pipes = {}
   for i = 1, n do
-    pipes[i] = assert(io.popen(("lua5.4 bench/limiter_worker.lua %s %.6f %.6f 1 %s %s")
-      :format(scope, start_at, start_at + window, interval, margin)))
+    pipes[i] = assert(io.popen(("lua5.4 bench/limiter_worker.lua %s %.6f %.6f 1 %s %s %s %d")
+      :format(scope, start_at, start_at + window, interval, margin, opts.fresh_every or "", i)))
   end
   for _, p in ipairs(pipes) do
     p:read "a"

@@ -55,9 +55,11 @@ double pa_gcra_confirm(pa_gcra *g, double now) {
   double tat = g->send_tat > now ? g->send_tat : now;
   if (tat - g->tolerance > now) return tat - g->tolerance - now;
   g->send_tat = tat + g->interval;
-  /* Reservations made from now on queue behind this send, so waiters do
-   * not pile up at confirm after a run of slow connections. */
-  if (g->tat < g->send_tat) g->tat = g->send_tat;
+  /* The slots may lag the sends (requests that spent time connecting) by
+   * up to one interval, no more: further on, waiters would pile up here
+   * rather than queue for slots. Pushing the slots all the way to the
+   * sends would make every request pay its own wake-up and set-up time. */
+  if (g->tat < tat) g->tat = tat;
   return 0.0;
 }
 

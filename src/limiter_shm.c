@@ -276,15 +276,14 @@ static int shm_release(lua_State *L) {
  * the send recorded, atomically against every other process, or the
  * seconds to wait first (nothing recorded). */
 static double shm_confirm_at(pa_shm *h, int64_t now) {
-  int64_t old = load64(&h->slot->send_tat_ns), tat, next;
+  int64_t old = load64(&h->slot->send_tat_ns), sent;
   do {
-    tat = old > now ? old : now;
-    if (tat - h->tolerance_ns > now) return (double)(tat - h->tolerance_ns - now) / 1e9;
-    next = tat + h->interval_ns;
-  } while (!cas64(&h->slot->send_tat_ns, &old, next));
-  /* Reservations made from now on queue behind this send. */
+    sent = old > now ? old : now;
+    if (sent - h->tolerance_ns > now) return (double)(sent - h->tolerance_ns - now) / 1e9;
+  } while (!cas64(&h->slot->send_tat_ns, &old, sent + h->interval_ns));
+  /* The slots lag the sends by one interval at most (see pa_gcra_confirm). */
   old = load64(&h->slot->tat_ns);
-  while (old < next && !cas64(&h->slot->tat_ns, &old, next)) {
+  while (old < sent && !cas64(&h->slot->tat_ns, &old, sent)) {
   }
   return 0.0;
 }

@@ -323,13 +323,18 @@ int pa_tcp_int_exchange(void *sock, const char *cmd, size_t len, long long *out,
   }
   while (sent < len) {
     ssize_t n = send(s->fd, cmd + sent, len - sent, MSG_NOSIGNAL);
-    if (n > 0) sent += (size_t)n;
-    else if (n < 0 && errno == EINTR) continue;
-    else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && wait_fd(s->fd, POLLOUT, deadline) == IO_OK) continue;
-    else {
-      snprintf(err, errlen, "send failed: %s", errno ? strerror(errno) : "timeout");
+    if (n > 0) {
+      sent += (size_t)n;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (wait_fd(s->fd, POLLOUT, deadline) == IO_OK) continue;
+      snprintf(err, errlen, "send timed out");
       return 0;
     }
+    snprintf(err, errlen, "send failed: %s", strerror(errno));
+    return 0;
   }
   for (;;) {
     const char *line = s->in.p ? s->in.p + s->pos : NULL;

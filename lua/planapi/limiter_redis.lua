@@ -99,8 +99,8 @@ if op == 'confirm' then
   if send < now then send = now end
   if send - tolerance > now then return send - tolerance - now end
   store_at(KEYS[2], send + interval)
-  -- Reservations made from now on queue behind this send.
-  if tat < send + interval then store(send + interval) end
+  -- The slots lag the sends by one interval at most (src/limiter.c).
+  if tat < send then store(send) end
   return 0
 elseif op == 'reserve' then
   store(tat + interval)
