@@ -74,7 +74,7 @@ for _, t in ipairs(targets) do
           or ", and that it walks the decoded tree once more to turn integral floats back into integers"))
     else
       note(("**%s, 1.25x the floor**: %s. The answer is %s, so fixed costs weigh: planapi's call loop (building "
-        .. "the request, the limiter's reserve and settle, the retry policy, the response headers as a Lua table, the "
+        .. "the request, the limiter's reserve and confirm, the retry policy, the response headers as a Lua table, the "
         .. "status and error checks) adds a fixed number of instructions per call (\"cost above the floor\" in the "
         .. "section), a large share of a small call. In time it is a fraction of a millisecond per call.")
         :format(api, (cpu and cpu <= 1.25) and "met by the median CPU time, not by instruction count"
@@ -98,11 +98,12 @@ if status_of "xml: at least 6x" == "missed" then
 end
 for _, t in ipairs(targets) do
   if t.status ~= "met" and t.what:match "^export of" then
-    note(("**%s**: planapi paces from the answer, not the send, so each request costs the interval plus the margin "
-      .. "plus the time the server takes to answer (the sandbox needs a few milliseconds to page through its tasks). "
-      .. "This is a deliberate choice (docs/ARCHITECTURE.md: the server must never see two requests closer than the "
-      .. "interval, whatever the latency); at a short interval that fixed cost is a large share of it, at the "
-      .. "documented 1 request/s a few percent."):format(t.what:match "^(export of [%d,]+ tasks at [^:]+)"))
+    note(("**%s**: planapi paces each client from its answer as well as from the send, so each request costs "
+      .. "the interval plus the margin plus the time the server takes to answer (the sandbox needs a few "
+      .. "milliseconds to page through its tasks). This is a deliberate choice (docs/ARCHITECTURE.md: a server may "
+      .. "read its clock when it starts on a request, not when it arrives); at a short interval that fixed cost is "
+      .. "a large share of it, at the documented 1 request/s a few percent.")
+      :format(t.what:match "^(export of [%d,]+ tasks at [^:]+)"))
   end
 end
 for _, t in ipairs(targets) do

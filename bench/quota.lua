@@ -69,9 +69,10 @@ for _, run in ipairs(runs) do
 end
 sandbox.reset()
 add ""
-add("planapi paces from the answer, not from the send (docs/ARCHITECTURE.md: the server must never see two "
-  .. "requests closer than the interval, whatever the latency), so each request costs the interval, plus the "
-  .. "margin, plus the time the sandbox takes to answer (the gap column minus the interval). At a short interval that "
-  .. "fixed cost is a large share; at the documented 1 request/s it is a few percent.")
+add("planapi spaces the moments requests are written, and each client also starts its next slot an interval "
+  .. "after the previous answer (docs/ARCHITECTURE.md: a server may read its clock when it starts on a request, "
+  .. "not when the request arrives), so each request costs the interval, plus the margin, plus the time the "
+  .. "sandbox takes to answer (the gap column minus the interval). At a short interval that fixed cost is a large "
+  .. "share; at the documented 1 request/s it is a few percent.")
 add ""
 util.write_section(OUT, "quota", md, targets)

@@ -284,9 +284,11 @@ function M.run(self, call)
     if self.limiter then
       if res == nil and err.request_sent == false then
         self.limiter:release(self.clock()) -- the server never saw it
-      elseif not self.confirm then
-        -- A custom limiter without confirm: pace from the answer, which
-        -- keeps the spacing for one process whatever the latency.
+      else
+        -- Also pace from the answer: the next slot is an interval after it.
+        -- A server that reads its clock when it starts working on a request
+        -- (not when the request arrives) may hold one behind the other; a
+        -- sharer that waits for its answer never has two queued there.
         self.limiter:settle(self.clock())
       end
     end
