@@ -225,7 +225,9 @@ describe("the default scope", function()
     assert.equal(0, rest({ account = "other" }).limiter:confirm(now))
     -- its folder and file are the user's alone
     assert.equal("drwx------", portable.run("stat -c %A " .. dir):match "%S+")
-    assert.equal("-rw-------", portable.run("stat -c %A " .. dir .. "/limits"):match "%S+")
+    local files = portable.run("ls " .. dir)
+    assert.matches("^planfix_rest%-%x+%.limits\n", files)
+    assert.equal("-rw-------", portable.run("stat -c %A " .. dir .. "/" .. files:match "%S+"):match "%S+")
   end)
 
   it("is local with limiter = \"local\", and with an injected clock", function()
@@ -245,11 +247,21 @@ describe("the default scope", function()
     ok, err = pcall(rest)
     assert.is_false(ok)
     assert.matches("symbolic link", err.message, 1, true)
-    assert(portable.execute(("rm %s && mkdir -m 0700 %s && ln -s %s/elsewhere %s/limits"):format(dir, dir, base, dir)))
+    -- the file: planted as a symlink, or open to others
+    assert(portable.execute(("rm %s && mkdir -m 0700 %s"):format(dir, dir)))
+    local file = portable.run("ls " .. dir):match "%S+"
+    assert.is_nil(file)
+    assert(pcall(rest)) -- makes the file, to learn its name
+    file = dir .. "/" .. portable.run("ls " .. dir):match "%S+"
+    assert(portable.execute(("rm %s && ln -s %s/elsewhere %s"):format(file, base, file)))
     ok, err = pcall(rest)
     assert.is_false(ok)
-    assert.matches("limits", err.message, 1, true)
-    assert(portable.execute(("rm %s/limits && mkdir -m 0700 %s/owned"):format(dir, base)))
+    assert.matches("cannot open the shared limiter file", err.message, 1, true)
+    assert(portable.execute(("rm %s && touch %s && chmod 0644 %s"):format(file, file, file)))
+    ok, err = pcall(rest)
+    assert.is_false(ok)
+    assert.matches("open to other users", err.message, 1, true)
+    assert(portable.execute(("mkdir -m 0700 %s/owned"):format(base)))
     if core.getuid() == 0 then -- only root can give a folder away
       Limiter.runtime_dir = base .. "/owned"
       assert(portable.execute(("chown 65534 %s/owned"):format(base)))

@@ -84,9 +84,13 @@ end
 
 -- The default scope's key: the API and account, and the endpoint, so two
 -- servers (two sandboxes on other ports) never share a budget. Bounded to
--- the shm slot's key size by a digest.
+-- the shm slot's key size by a digest. Each key gets a file of its own
+-- (<api>-<digest>.limits): a file's slots are never given back, and one
+-- shared file would fill up with every endpoint the user ever paced.
 local function default_key(key, endpoint)
-  return ("%s#%s"):format(key:sub(1, 60), core.md5_hex(key .. "\0" .. (endpoint or "")):sub(1, 16))
+  local digest = core.md5_hex(key .. "\0" .. (endpoint or ""))
+  return ("%s#%s"):format(key:sub(1, 60), digest:sub(1, 16)),
+    ("%s-%s.limits"):format(key:match "^[%w_]+" or "planapi", digest)
 end
 
 local function shm_scope(path, key, rate, private)
@@ -109,7 +113,8 @@ function M.new(spec, opts)
         " (the default pacing scope lives there: set PLANAPI_RUNTIME_DIR to a folder of your own, "
         .. "or limiter = \"local\")" }, 3)
     end
-    return shm_scope(dir .. "/limits", default_key(opts.key, opts.endpoint), rate, true)
+    local key, file = default_key(opts.key, opts.endpoint)
+    return shm_scope(dir .. "/" .. file, key, rate, true)
   end
   if spec == nil or spec == "local" then return local_scope(rate) end
   if type(spec) == "table" then
