@@ -160,6 +160,25 @@ describe("the call loop confirms right before the transport", function()
   end)
 end)
 
+describe("libcurl confirms once the connection is up", function()
+  for _, kind in ipairs { "local", "shm" } do
+    it(kind .. ": the send is recorded after the 150 ms connection, not when the slot came", function()
+      sandbox.reset()
+      sandbox.config { latency = { connect = 0.15 } }
+      local file = os.tmpname()
+      local c = sandbox.rest { limiter = kind == "local" and "local" or "shm:" .. file, real_time = true,
+        rate = { rate = 10, per = 1, burst = 1, margin = 0.01 } }
+      local before = core.monotime()
+      assert(c:call "ping")
+      local sent = c.limiter:info().send_tat - 0.11
+      assert.is_true(sent - before >= 0.14, ("recorded %.3f s after the call began"):format(sent - before))
+      assert.is_true(sent <= core.monotime())
+      c:close()
+      os.remove(file)
+    end)
+  end
+end)
+
 describe("errors decided before anything was sent carry request_sent = false", function()
   local function ok_transport()
     return { status = 200, headers = { ["content-type"] = "application/json" }, body = '{"result":"success"}' }
@@ -269,5 +288,73 @@ describe("the default scope", function()
       assert.is_false(ok)
       assert.matches("owned by another user", err.message, 1, true)
     end
+  end)
+end)
+
+describe("the Redis scope confirms inside libcurl", function()
+  local redis
+  setup(function() redis = require("redis_server").start() end)
+  teardown(function() redis.stop() end)
+
+  local key
+  before_each(function() key = "pacer-" .. tostring(core.monotime()) end)
+
+  local function client(opts) -- every client of a test shares one budget
+    local o = { limiter = redis.url, limiter_key = key,
+      rate = { rate = 10, per = 1, burst = 1, margin = 0.01 }, real_time = true, retry = { attempts = 1 } }
+    for k, v in pairs(opts or {}) do o[k] = v end
+    return sandbox.rest(o)
+  end
+
+  -- Redis's own clock and the send TAT the script keeps: when was the send recorded?
+  local function redis_call(args)
+    local sock = assert(core.tcp_connect("127.0.0.1", redis.port, 1))
+    local v = assert(require("planapi.resp").call(sock, args))
+    sock:close()
+    return v
+  end
+  local function redis_now()
+    local t = redis_call { "TIME" }
+    return tonumber(t[1]) + tonumber(t[2]) / 1e6
+  end
+  local function recorded_send() -- the last send's moment: its TAT minus the interval (0.11 s)
+    return tonumber(redis_call { "GET", "planapi:" .. key .. ":send" }) / 1e6 - 0.11
+  end
+
+  it("records the send once the connection is up (150 ms later), not when the slot came", function()
+    sandbox.reset()
+    sandbox.config { latency = { connect = 0.15 } }
+    local c = client()
+    local base = require "planapi.client_base"
+    local before = redis_now()
+    assert(base.run(c, { req = c:prepare "ping", operation = "ping", idempotent = false,
+      parse = function(r, res) return c:parse(r, res) end }))
+    local after = redis_now()
+    local sent = recorded_send()
+    assert.is_true(sent - before >= 0.14, ("recorded %.3f s after the call began"):format(sent - before))
+    assert.is_true(sent <= after)
+    assert.equal(1, sandbox.stats().latency_delayed_connections)
+    c:close()
+  end)
+
+  it("a failure there (the script gone from Redis) sends nothing: request_sent = false", function()
+    sandbox.reset()
+    local c
+    c = client { on_request = function()
+      local sock = assert(core.tcp_connect("127.0.0.1", redis.port, 1))
+      assert(sock:send "SCRIPT FLUSH\r\n")
+      assert.equal("+OK", sock:receive "*l")
+      sock:close()
+    end }
+    local before = sandbox.stats().requests
+    local r, err = c:call "ping"
+    assert.is_nil(r)
+    assert.matches("rate limiter unavailable: redis: NOSCRIPT", err.message, 1, true)
+    assert.equal(false, err.request_sent)
+    assert.equal(before, sandbox.stats().requests)
+    -- the next call loads the script again and goes through
+    c.on_request = nil
+    assert(c:call "ping")
+    c:close()
   end)
 end)
