@@ -137,6 +137,33 @@ end
 local OK = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 9\r\n\r\n{\"id\":1}\n"
 
 describe("ngx transport on a fake ngx", function()
+  it("confirms the send with the limiter after connect and handshake, right before writing", function()
+    local t, n
+    t, n = scripted { { response = OK } }
+    local order = {}
+    local req = get("task/1", { confirm = function()
+      local s = n.sockets[1]
+      order[#order + 1] = ("confirm: connected=%s tls=%s sent=%s"):format(tostring(s.host ~= nil),
+        tostring(s.tls ~= nil), tostring(s.sent ~= nil))
+      return true
+    end })
+    assert(t(req))
+    assert.same({ "confirm: connected=true tls=true sent=false" }, order)
+    assert.truthy(n.sockets[1].sent)
+  end)
+
+  it("a confirm that fails (the shared limiter out of reach) sends nothing and keeps the connection", function()
+    local t, n = scripted { { response = OK } }
+    local req = get("task/1", { confirm = function()
+      return nil, core.error { kind = "transport", message = "rate limiter unavailable: x", request_sent = false }
+    end })
+    local r, err = t(req)
+    assert.is_nil(r)
+    assert.equal(false, err.request_sent)
+    assert.is_nil(n.sockets[1].sent)
+    assert.truthy(n.sockets[1].kept)
+  end)
+
   it("writes an HTTP/1.1 request and reads a response with Content-Length, then pools the connection", function()
     local t, n = scripted { { response = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
       .. "Set-Cookie: a=1\r\nSET-COOKIE: b=2\r\nContent-Length: 9\r\n\r\n{\"id\":1}\n" } }
