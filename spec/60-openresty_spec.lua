@@ -1131,7 +1131,10 @@ describe_gateway("OpenResty gateway with four workers on one account", function(
   -- mode), 20 requests at once on 4 workers: the workers open connections
   -- for some requests and reuse kept-alive ones for others, and the server
   -- still sees every request at least an interval after the one before.
-  it("keeps the spacing when opening a connection takes 150 ms: zero violations, at least 95% of the limit", function()
+  -- The gateway's nginx runs the same LuaJIT whichever interpreter runs
+  -- busted, so this 25 s run is made once, under Lua 5.4 (make test).
+  local it_once = portable.luajit and pending or it
+  it_once("keeps the spacing when opening a connection takes 150 ms: no violation, at least 95% of the limit", function()
     sandbox.config { latency = { connect = 0.15 } }
     gw = new_gateway { workers = 4 }
     start(gw)
