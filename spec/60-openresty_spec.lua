@@ -1134,7 +1134,7 @@ describe_gateway("OpenResty gateway with four workers on one account", function(
   -- The gateway's nginx runs the same LuaJIT whichever interpreter runs
   -- busted, so this 25 s run is made once, under Lua 5.4 (make test).
   local it_once = portable.luajit and pending or it
-  it_once("keeps the spacing when opening a connection takes 150 ms: no violation, at least 95% of the limit", function()
+  it_once("keeps the spacing when a connection takes 150 ms to open: no violation, 95% of the limit", function()
     sandbox.config { latency = { connect = 0.15 } }
     gw = new_gateway { workers = 4 }
     start(gw)
