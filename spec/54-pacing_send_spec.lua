@@ -358,3 +358,46 @@ describe("the Redis scope confirms inside libcurl", function()
     c:close()
   end)
 end)
+
+describe("Ctrl-C while a send waits for its confirm", function()
+  after_each(function() core.catch_interrupt(false) end)
+
+  local function own_pid()
+    local f = assert(io.open "/proc/self/stat")
+    local pid = tonumber(f:read("*a"):match "^(%d+)")
+    f:close()
+    return pid
+  end
+
+  -- Another sharer of the shm file has just written a request, so this
+  -- client's slot is now but its send must wait 5 s at confirm.
+  local function held(transport)
+    local file = os.tmpname()
+    local opts = { limiter = "shm:" .. file, real_time = true, rate = { rate = 1, per = 5 }, transport = transport }
+    local c = sandbox.rest(opts)
+    assert.equal(0, c.limiter:confirm(core.monotime()))
+    return c, file
+  end
+
+  for _, kind in ipairs { "libcurl", "function" } do
+    it(kind .. " transport: stops at once, nothing sent", function()
+      sandbox.reset()
+      local called = false
+      local c, file = held(kind == "function" and function() called = true return nil, "unreachable" end or nil)
+      core.catch_interrupt()
+      os.execute(("(sleep 0.3; kill -s INT %d) >/dev/null 2>&1 &"):format(own_pid()))
+      local t0 = core.monotime()
+      local r, err = c:call "ping"
+      local took = core.monotime() - t0
+      assert.is_nil(r)
+      assert.is_true(err.interrupted)
+      assert.equal(false, err.request_sent)
+      assert.is_true(took < 2, ("took %.2f s: the confirm waited 5 s"):format(took))
+      assert.is_false(called)
+      core.catch_interrupt(false) -- the control API's requests too are refused until then
+      assert.equal(0, #sandbox.log_of "rest")
+      c:close()
+      os.remove(file)
+    end)
+  end
+end)

@@ -153,6 +153,13 @@ function M.init(self, opts, base)
         end
         if wait <= 0 then return true end
         self.sleep(wait)
+        -- After Ctrl-C (core.catch_interrupt) sleeps return at once: stop
+        -- asking, and send nothing.
+        if core.interrupted and core.interrupted() then
+          local ierr = core.error { kind = "transport", message = "interrupted (Ctrl-C)", request_sent = false }
+          ierr.interrupted = true
+          return nil, ierr
+        end
       end
     end
   end
