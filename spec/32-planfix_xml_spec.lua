@@ -329,4 +329,16 @@ describe("Planfix XML client", function()
     end
     assert.is_nil(tostring(xml):find("robot-pass", 1, true))
   end)
+
+  it("planapi.planfix_xml.methods() and .DATA_CENTRES work as README and the error message name them", function()
+    local planapi = require "planapi"
+    assert.equal(79, #planapi.planfix_xml.methods())
+    assert.matches("^https://", planapi.planfix_xml.DATA_CENTRES.europe)
+    local ok, err = pcall(function() return sandbox.xml():call("task.gett", {}) end)
+    assert.is_false(ok)
+    assert.matches("listed by planfix_xml.methods()", tostring(err), 1, true)
+    local names = {}
+    for _, m in ipairs(planapi.planfix_xml.methods()) do names[m] = true end
+    assert.is_true(names["task.get"] and names["task.getList"])
+  end)
 end)

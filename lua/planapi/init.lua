@@ -37,9 +37,16 @@ planapi.planfix_rest = setmetatable({
 })
 
 --- planapi.planfix_xml{ account, api_key, token | login + password, ... } -> client (see README)
-function planapi.planfix_xml(opts)
-  return require("planapi.planfix_xml").new(opts)
-end
+-- planapi.planfix_xml.methods() / .DATA_CENTRES without a client, as README
+-- and the unknown-method error name them.
+planapi.planfix_xml = setmetatable({
+  methods = function() return require("planapi.planfix_xml").methods() end,
+}, {
+  __call = function(_, opts) return require("planapi.planfix_xml").new(opts) end,
+  __index = function(_, key)
+    if key == "DATA_CENTRES" then return require("planapi.planfix_xml").DATA_CENTRES end
+  end,
+})
 
 --- planapi.planado{ api_key, url, auth_header, strict, ... } -> client (see README)
 function planapi.planado(opts)
