@@ -125,6 +125,29 @@ describe("planapi command line", function()
     assert.equal(5, #l)
   end)
 
+  -- One object is one row, whatever arrays it holds (pairs order must not
+  -- pick one of them as the rows); a list in its envelope is its rows.
+  it("prints one object as one row and a list's items as rows, for every API", function()
+    local job_uuid = "00000001-0000-4000-8000-000000000001"
+    local cases = {
+      { "planfix-rest get-task-by-id id=1 fields=id,name --format table --columns id,name", "^1%s+Prepare quarterly report$", 1 },
+      { "planado jobs get " .. job_uuid .. " --format table --columns uuid,status", "^" .. job_uuid:gsub("%-", "%%-") .. "%s+%a+$", 1 },
+      { "planfix-xml task.get task.id=3 --format table --columns id,title", "^3%s+Call the supplier$", 1 },
+      { "planfix-rest get-task-list fields=id,name pageSize=2 --format table --columns id,name", "^1%s+Prepare quarterly report$", 2 },
+      { "planfix-xml task.getList pageSize=2 --format table --columns id,title", "^1%s+Prepare quarterly report$", 2 },
+      { "planado call GET jobs --format table --columns uuid", "^%x+%-", 3 },
+    }
+    for _, case in ipairs(cases) do
+      for _ = 1, 3 do -- pairs order differs from run to run
+        local out, err, code = cli(case[1])
+        assert.equal(0, code, err)
+        local l = lines(out)
+        assert.equal(2 + case[3], #l, case[1] .. "\n" .. out)
+        assert.matches(case[2], l[3], nil, case[1] .. "\n" .. out)
+      end
+    end
+  end)
+
   it("prints pretty JSON and a progress bar on a terminal, nothing extra in a pipe", function()
     if not portable.has_pty() then
       pending "no pseudo-terminal on this host (script(1) or /dev/pts missing)"
@@ -161,6 +184,38 @@ describe("planapi command line", function()
     _, err, code = cli("planado jobs list", { PLANADO_API_KEY = false })
     assert.equal(2, code)
     assert.matches("PLANADO_API_KEY", err)
+  end)
+
+  -- /dev/full: every write fails with ENOSPC, as stdout redirected to a
+  -- full disk would. stdio buffers, so only a checked flush sees it.
+  it("a stdout it cannot write is an io error (exit 6), and --resume keeps the cursor where the lines stop", function()
+    sandbox.data { tasks = 250 }
+    local function run_into_full(args)
+      local err_file = os.tmpname()
+      local p = assert(portable.popen(("%s bin/planapi %s >/dev/full 2>%s; echo \"rc=$?\"")
+        :format(env_vars(), args, err_file)))
+      local out = p:read "a"
+      p:close()
+      local f = io.open(err_file)
+      local err = f:read "a"
+      f:close()
+      os.remove(err_file)
+      return tonumber(out:match "rc=(%d+)"), err
+    end
+    local code, err = run_into_full "planfix-rest get-task-by-id id=1 fields=id,name"
+    assert.equal(6, code, err)
+    assert.matches("^planapi: io error: ", err)
+    assert.equal(1, #lines(err))
+    local cursor = os.tmpname()
+    os.remove(cursor)
+    code, err = run_into_full("planfix-rest get-task-list fields=id --all --resume " .. cursor)
+    assert.equal(6, code, err)
+    assert.matches("^planapi: io error: ", err)
+    -- Nothing reached stdout, so the cursor must not vouch for any item.
+    local position = require("planapi").cursor.load(cursor)
+    assert.is_true(position == nil or (type(position) == "table" and (position.offset or 0) == 0),
+      "the cursor moved past lines that were never written")
+    os.remove(cursor)
   end)
 
   it("never echoes a credential, and takes none from the command line", function()

@@ -133,6 +133,13 @@ local function command(parsed, env)
   }
 end
 
+-- A stdout write or flush that failed (a full disk, a closed pipe) is an
+-- io error, exit 6, never a silent success.
+local function stdout_done(ok, why)
+  if ok then return true end
+  return nil, core.error { kind = "io", message = "cannot write the output: " .. tostring(why) }
+end
+
 -- Where --all writes. --output FILE: a cursor.export, whose cursor also
 -- records the file's size, so a resume cuts what the last save did not
 -- vouch for and appends. stdout: the caller's redirection decides (a
@@ -157,13 +164,14 @@ local function output_sink(parsed, env)
   end
   return {
     position = position,
-    write = function(_, text) return env.stdout:write(text) end,
+    write = function(_, text) return stdout_done(env.stdout:write(text)) end,
     save = function(_, pos)
-      env.stdout:flush()
-      if not cursor_file then return true end
+      -- The cursor vouches only for lines the flush got out of stdio.
+      local ok, err = stdout_done(env.stdout:flush())
+      if not ok or not cursor_file then return ok, err end
       return planapi.cursor.save(cursor_file, pos)
     end,
-    close = function() return true end,
+    close = function() return stdout_done(env.stdout:flush()) end,
   }
 end
 
@@ -259,18 +267,37 @@ local function interrupted_hint(parsed)
   return "interrupted"
 end
 
+-- The one table an answer wraps: REST's {result, task|tasks}, XML's
+-- {@status, task|tasks}, Planado's {jobs}; nil for an object of its own
+-- (a Planado job holds many arrays, none of them its rows).
+local function wrapped(result)
+  local only, keys = nil, 0
+  for _, v in pairs(result) do
+    keys = keys + 1
+    if type(v) == "table" then
+      if only ~= nil then return nil end
+      only = v
+    end
+  end
+  local envelope = result.result ~= nil or result["@status"] ~= nil or keys == 1
+  return envelope and only or nil
+end
+
+-- The rows of --format table: a list's items, or one object as one row.
+local function table_rows(result)
+  if type(result) ~= "table" then return { result } end
+  if result[1] ~= nil or planapi.is_array(result) then return result end
+  local inner = wrapped(result)
+  if inner == nil then return { result } end
+  if inner[1] ~= nil or planapi.is_array(inner) then return inner end
+  return { inner }
+end
+
 -- The text of one call's result in the chosen format.
 local function result_text(result, parsed, env)
   local fmt = parsed.options["--format"]
   if fmt == "table" then
-    local rows = result
-    if not (type(rows) == "table" and rows[1] ~= nil) then
-      for _, v in pairs(result) do
-        if type(v) == "table" and v[1] ~= nil then rows = v break end
-      end
-    end
-    local list = type(rows) == "table" and rows[1] ~= nil and rows or { result }
-    return output.table(list, M.columns(parsed))
+    return output.table(table_rows(result), M.columns(parsed))
   elseif fmt == "jsonl" then
     return output.line(result)
   end
@@ -282,8 +309,9 @@ function M.write_result(result, parsed, env)
   local text = result_text(result, parsed, env)
   local path = parsed.options["--output"]
   if not path then
-    env.stdout:write(text)
-    return nil
+    local ok, err = stdout_done(env.stdout:write(text))
+    if ok then ok, err = stdout_done(env.stdout:flush()) end
+    return err
   end
   local out, err = core.open_output(path)
   if not out then return err end
