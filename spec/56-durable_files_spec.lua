@@ -121,6 +121,33 @@ describe("durable files", function()
     end)
   end)
 
+  describe("cursor.load", function()
+    -- Only a missing file means "start over": a cursor that is there but
+    -- cannot be read must stop the export, or a resume would redo (and an
+    -- export would replace) what was already written.
+    it("raises an io error for a cursor it cannot read, never taking it for no cursor", function()
+      local dir = os.tmpname()
+      os.remove(dir)
+      assert(planapi.core.mkdir(dir))
+      local file = dir .. "/plain"
+      portable.write_file(file, "x")
+      for _, path in ipairs { dir, file .. "/tasks.cursor" } do
+        local ok, err = pcall(planapi.cursor.load, path)
+        assert.is_false(ok, path)
+        assert.is_true(planapi.is_error(err), tostring(err))
+        assert.equal("io", err.kind)
+        assert.matches("cannot read the cursor " .. path:gsub("%p", "%%%0"), err.message)
+      end
+      assert.is_nil(planapi.cursor.load(dir .. "/missing.cursor"))
+      local ex, err = planapi.cursor.export { output = file, cursor = dir }
+      assert.is_nil(ex)
+      assert.equal("io", err.kind)
+      assert.equal("x", portable.read_file(file), "the output was left as it was")
+      os.remove(file)
+      os.remove(dir)
+    end)
+  end)
+
   describe("webhook_store.file", function()
     it("refuses a claim it cannot record, keeps the old version, and claims it later", function()
       local store = planapi.webhook_store.file { dir = dir }

@@ -17,6 +17,8 @@ local function config_error(msg, level)
   error(core.error { kind = "config", message = msg }, level + 1)
 end
 
+local ENOENT = 2 -- io.open's errno for a file that is not there (Linux)
+
 -- The saved document's own keys; meta may use any other.
 local RESERVED = { cursor = true, done = true, output_bytes = true }
 
@@ -52,10 +54,19 @@ end
 --- cursor.load(path) -> position, meta (position nil when there is no
 -- file: start over; false when the saved export had finished).
 function M.load(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read "*a"
-  f:close()
+  local f, why, errno = io.open(path, "rb")
+  local text
+  if f then
+    text, why = f:read "*a"
+    f:close()
+  elseif errno == ENOENT then
+    return nil
+  end
+  -- There but unreadable (a folder, permissions): starting over would redo,
+  -- or an export replace, what was already written.
+  if text == nil then
+    error(core.error { kind = "io", message = "cannot read the cursor " .. path .. ": " .. tostring(why) }, 2)
+  end
   local doc, err = core.json_decode(text, "keep") -- the position exactly as saved
   if type(doc) ~= "table" then
     config_error("the cursor file " .. path .. " is damaged: " .. (err and err.message or "not an object"), 2)
@@ -98,7 +109,14 @@ function M.export(opts)
   end
   if opts.meta ~= nil and type(opts.meta) ~= "table" then config_error("cursor.export: meta must be a table", 2) end
   local position, meta
-  if opts.cursor then position, meta = M.load(opts.cursor) end
+  if opts.cursor then
+    local ok, a, b = pcall(M.load, opts.cursor)
+    if not ok then
+      if core.is_error(a) and a.kind == "io" then return nil, a end -- a runtime failure: nil, err
+      error(a, 2)
+    end
+    position, meta = a, b
+  end
   local self = setmetatable({ output = opts.output, cursor_path = opts.cursor, position = position,
     meta = position ~= nil and meta or nil, own_meta = opts.meta }, Export)
   if position == false then return self end -- finished: nothing to write, the file stays whole
