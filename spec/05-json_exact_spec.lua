@@ -217,30 +217,38 @@ describe("JSON decode then encode", function()
   end)
 
   it("never takes a string the server sent for an empty array", function()
-    -- With a -0 in the document, empty arrays stand in as a string of one
-    -- byte that is never UTF-8: the one the document does not hold, or the
-    -- decode refuses; never a string lost.
+    -- With an empty object and a -0 in the document, empty arrays stand in
+    -- as a string of one byte that is never UTF-8: the one the document does
+    -- not hold, or the decode refuses; never a string lost.
     local chars = {}
     for b = 0xF8, 0xFE do chars[#chars + 1] = '"' .. string.char(b) .. '"' end
-    local v = assert(core.json_decode("[[],-0," .. table.concat(chars, ",") .. "]"))
+    local v = assert(core.json_decode("[[],{},-0," .. table.concat(chars, ",") .. "]"))
     assert.equal(0, #v[1])
     assert.is_true(planapi.is_array(v[1]))
-    for i = 3, 9 do assert.equal(string.char(0xF8 + i - 3), v[i]) end
+    assert.is_false(planapi.is_array(v[2]))
+    for i = 4, 10 do assert.equal(string.char(0xF8 + i - 4), v[i]) end
     chars[#chars + 1] = '"\255"'
-    local nothing, err = core.json_decode("[[],-0," .. table.concat(chars, ",") .. "]")
+    local nothing, err = core.json_decode("[[],{},-0," .. table.concat(chars, ",") .. "]")
     assert.is_nil(nothing)
     assert.equal("decode", err.kind)
+    -- Without an empty object no stand-in is a string: the same bytes decode.
+    v = assert(core.json_decode("[[],-0," .. table.concat(chars, ",") .. "]"))
+    assert.is_true(planapi.is_array(v[1]))
+    assert.equal(0, #v[1])
+    assert.equal("\255", v[10])
     -- Without an empty array, such bytes decode as before.
     assert.equal("\255", core.json_decode('["\255"]')[1])
   end)
 
   it("finds every empty array of a document with many of them", function()
-    for _, neg in ipairs { "", "-1e2," } do -- an exponent: the sentinel way
+    -- Each way an empty array stands in: braces (no empty object), -0 (an
+    -- empty object), a sentinel string (an empty object and an exponent).
+    for _, lead in ipairs { "", "{ },", "{},-1e2," } do
       local parts = {}
       for i = 1, 150 do parts[i] = i % 3 == 0 and '{"k":[ ]}' or "[]" end
-      local text = "[" .. neg .. table.concat(parts, ",") .. "]"
+      local text = "[" .. lead .. table.concat(parts, ",") .. "]"
       local v = assert(core.json_decode(text))
-      local want = text:gsub("%[ %]", "[]"):gsub("%-1e2,", "-100,")
+      local want = text:gsub("%[ %]", "[]"):gsub("{ }", "{}"):gsub("%-1e2,", "-100,")
       assert.equal(want, core.json_encode(v))
     end
   end)
@@ -250,6 +258,15 @@ describe("JSON decode then encode", function()
     assert.is_nil(v)
     assert.equal("decode", err.kind)
     assert.matches("invalid JSON", err.message)
+    -- The offset and the token are cjson's for the text the server sent,
+    -- whichever stand-in the empty arrays had.
+    local cjson_decode = require("cjson").new().decode
+    for _, text in ipairs { '{"a" []}', "[[] [] ]", "[[],{},-0,x]", '[[],{},-1e2,"\248",{"a" [ ]}]' } do
+      local _, message = pcall(cjson_decode, text)
+      v, err = core.json_decode(text)
+      assert.is_nil(v)
+      assert.equal("invalid JSON: " .. message, err.message)
+    end
   end)
 end)
 

@@ -572,7 +572,7 @@ static int client_decode(lua_State *L) {
     luaL_pushresult(&b);
     return decode_error(L, status, lua_tostring(L, -1));
   }
-  if (!pa_json_decode(L, body, len, keep_nulls)) return decode_error(L, status, lua_tostring(L, -1));
+  if (!pa_json_decode(L, -1, keep_nulls)) return decode_error(L, status, lua_tostring(L, -1));
   return 1;
 }
 

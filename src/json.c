@@ -312,53 +312,111 @@ static int l_json_encode(lua_State *L) {
 
 /* lua-cjson 2.1.0 decodes [] and {} to the same empty table, so the
  * decoder would lose what an encode needs to send the answer back. Before
- * decoding, one pass over the bytes finds every empty array outside
- * strings. If there are any, cjson gets a copy of the text in which each
- * stands in for itself as a placeholder of the same length:
- *   -0 (padded with spaces)  when the document has no number that could
- *                            decode to -0.0 itself: the usual case, and the
- *                            cheapest (one copy, no extra table or string);
- *   ["<S>"]                  otherwise, where <S> is a single byte that is
- *                            never UTF-8 (0xF8..0xFF) and occurs nowhere in
- *                            the document, so no string the server sent can
- *                            be taken for it.
+ * decoding, one pass over the bytes finds every empty array and every empty
+ * object outside strings. With no empty array, cjson decodes the caller's
+ * string itself. Otherwise it gets a copy of the text in which each empty
+ * array stands in for itself as a placeholder of the same length:
+ *   {}  (the brackets swapped, any     when the document has no empty object
+ *       whitespace inside kept)        of its own: then every empty table
+ *                                      cjson returns was an empty array and
+ *                                      is marked where it is (the usual case,
+ *                                      and the cheapest: no extra table,
+ *                                      number or string);
+ *   -0 (padded with spaces)            when it has empty objects but no
+ *                                      number that could decode to -0.0;
+ *   ["<S>"]                            otherwise, where <S> is a single byte
+ *                                      that is never UTF-8 (0xF8..0xFF) and
+ *                                      occurs nowhere in the document, so no
+ *                                      string the server sent can be taken
+ *                                      for it.
  * After decoding, one walk over the tables marks every array (a table whose
- * first key is a number: cjson gives objects only string keys), puts a
- * marked empty table where a placeholder is, turns integral floats into
- * integers (cjson 2.1.0 decodes every number as a float under Lua 5.4, which
- * would make an id print as "42.0" in a URL) and drops null members of
+ * first key is a number: cjson gives objects only string keys), marks or
+ * puts a marked empty table where a placeholder is, turns integral floats
+ * into integers (cjson 2.1.0 decodes every number as a float under Lua 5.4,
+ * which would make an id print as "42.0" in a URL) and drops null members of
  * objects unless asked to keep them. The walk, through lua_next, is most of
  * the cost above cjson's own; a walk that follows the text instead and
  * touches only numbers, nulls and arrays was tried and cost more on a REST
  * page, where every object has a number or a null to fix. */
 
-/* The pre-pass finds the empty arrays outside strings the way simdjson
- * finds structure: 16 bytes at a time (SSE2), quotes and brackets as bit
- * masks, whether a '[' is inside a string from the parity of the quotes
- * before it. A block with a backslash (an escape) is walked byte by byte.
- * Empty arrays are overwritten in out (a copy of s) as they are found. */
+/* The pre-pass finds the empty arrays and objects outside strings the way
+ * simdjson finds structure: 16 bytes at a time (SSE2), quotes and opening
+ * brackets as bit masks, whether a bracket is inside a string from the
+ * parity of the quotes before it. A block with a backslash (an escape) is
+ * walked byte by byte. The copy is made at the first empty array, and
+ * empty arrays are overwritten in it as they are found. */
 typedef struct {
+  lua_State *L;
   const char *s;
   size_t len;
-  char *out;
-  size_t escaped;    /* the byte at this index is escaped (0: none) */
+  char *out;          /* the copy, NULL until the first empty array */
+  int negative_zero;  /* the placeholder is -0 (else {}) */
+  size_t escaped;     /* the byte at this index is escaped (0: none) */
   int in_string;
-  size_t empties;    /* empty arrays outside strings */
+  size_t empty_arrays;
+  size_t empty_objects;
+#if LUA_VERSION_NUM >= 502
+  luaL_Buffer b;      /* one block for the copy, freed when its string is made */
+#endif
 } scanner;
+
+static void scanner_init(scanner *sc, lua_State *L, const char *s, size_t len, int negative_zero) {
+  sc->L = L;
+  sc->s = s;
+  sc->len = len;
+  sc->out = NULL;
+  sc->negative_zero = negative_zero;
+  sc->escaped = 0;
+  sc->in_string = 0;
+  sc->empty_arrays = 0;
+  sc->empty_objects = 0;
+}
+
+/* The copy goes on top of the stack (a buffer, until push_copy). */
+static void start_copy(scanner *sc) {
+#if LUA_VERSION_NUM >= 502
+  sc->out = luaL_buffinitsize(sc->L, &sc->b, sc->len);
+#else
+  sc->out = (char *)lua_newuserdata(sc->L, sc->len); /* 5.1 has no sized buffer */
+#endif
+  memcpy(sc->out, sc->s, sc->len);
+}
+
+/* Replace the buffer on top of the stack with the copy as a string. */
+static void push_copy(scanner *sc) {
+#if LUA_VERSION_NUM >= 502
+  luaL_pushresultsize(&sc->b, sc->len);
+#else
+  lua_pushlstring(sc->L, sc->out, sc->len);
+  lua_remove(sc->L, -2);
+#endif
+}
 
 static int is_ws(unsigned char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-/* At a '[' outside strings: an empty array becomes -0 and spaces in out. */
+/* At a '[' or '{' outside strings: count an empty object; an empty array
+ * becomes its placeholder in the copy. */
 static void on_bracket(scanner *sc, size_t at) {
   size_t j = at + 1;
   while (j < sc->len && is_ws((unsigned char)sc->s[j])) j++;
-  if (j >= sc->len || sc->s[j] != ']') return;
-  sc->empties++;
-  sc->out[at] = '-';
-  sc->out[at + 1] = '0';
-  if (j + 1 - at > 2) memset(sc->out + at + 2, ' ', j + 1 - at - 2);
+  if (j >= sc->len) return;
+  if (sc->s[at] == '{') {
+    if (sc->s[j] == '}') sc->empty_objects++;
+    return;
+  }
+  if (sc->s[j] != ']') return;
+  sc->empty_arrays++;
+  if (sc->out == NULL) start_copy(sc);
+  if (sc->negative_zero) {
+    sc->out[at] = '-';
+    sc->out[at + 1] = '0';
+    if (j + 1 - at > 2) memset(sc->out + at + 2, ' ', j + 1 - at - 2);
+  } else {
+    sc->out[at] = '{';
+    sc->out[j] = '}';
+  }
 }
 
 /* Bytes [from, to) one at a time. */
@@ -372,7 +430,7 @@ static void scan_bytes(scanner *sc, size_t from, size_t to) {
       else if (c == '"') sc->in_string = 0;
     } else if (c == '"') {
       sc->in_string = 1;
-    } else if (c == '[') {
+    } else if (c == '[' || c == '{') {
       on_bracket(sc, p);
     }
   }
@@ -381,11 +439,12 @@ static void scan_bytes(scanner *sc, size_t from, size_t to) {
 static void scan(scanner *sc) {
   size_t i = 0;
 #ifdef __SSE2__
-  const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), bracket = _mm_set1_epi8('[');
+  const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), bracket = _mm_set1_epi8('['),
+                brace = _mm_set1_epi8('{');
   for (; i + 16 <= sc->len; i += 16) {
     __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(sc->s + i));
     unsigned q = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, quote));
-    unsigned b = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, bracket));
+    unsigned b = (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, bracket), _mm_cmpeq_epi8(v, brace)));
     if (_mm_movemask_epi8(_mm_cmpeq_epi8(v, backslash)) != 0 || sc->escaped == i) {
       scan_bytes(sc, i, i + 16);
       continue;
@@ -400,6 +459,19 @@ static void scan(scanner *sc) {
   }
 #endif
   scan_bytes(sc, i, sc->len);
+}
+
+/* Could s hold an empty array: is any ']' (in strings too) right after a
+ * '[' and whitespace? A document without one needs no pre-pass. */
+static int may_hold_empty_array(const char *s, size_t len) {
+  const char *p = s, *end = s + len;
+  while ((p = (const char *)memchr(p, ']', (size_t)(end - p))) != NULL) {
+    const char *q = p;
+    while (q > s && is_ws((unsigned char)q[-1])) q--;
+    if (q > s && q[-1] == '[') return 1;
+    p++;
+  }
+  return 0;
 }
 
 /* After a '-' at i - 1: could the number decode to -0.0? A zero mantissa
@@ -458,7 +530,7 @@ static int pick_sentinel(const char *s, size_t len) {
 }
 
 /* Push a copy of s with every empty array as ["<sentinel>"] (the rare
- * document with a negative zero of its own). */
+ * document with empty objects and a negative zero of its own). */
 static void push_with_sentinels(lua_State *L, const char *s, size_t len, int sentinel) {
   luaL_Buffer b;
   size_t i = 0, copied = 0, end;
@@ -484,39 +556,58 @@ typedef struct {
   lua_State *L;
   int array_mt;       /* stack index of the planapi.array metatable */
   int keep_nulls;
+  int empty_arrays;   /* {} stands for an empty array: every empty table is one */
   int negative_zeros; /* -0.0 stands for an empty array */
   int sentinel;       /* ["<sentinel>"] stands for an empty array, or -1 */
 } walker;
 
-/* The number on top of the stack, as it should be in the result: push a
- * new marked empty table for the -0 placeholder, an integer for an
- * integral float below 2^53 (5.3+), and return 1; 0 if it stays. */
-static void push_empty_array(const walker *w);
-static int push_number_fix(const walker *w) {
-  lua_State *L = w->L;
-  lua_Number n;
+/* What the number on top of the stack becomes in the result. */
+enum { NUMBER_STAYS, NUMBER_INTEGER, NUMBER_EMPTY_ARRAY };
+
+/* NUMBER_INTEGER (the value in *out) for an integral float below 2^53 in
+ * magnitude (5.3+; an integer, which cjson 2.1.0 never gives, comes back
+ * the same), NUMBER_EMPTY_ARRAY for the -0 placeholder. */
+static int number_fix(const walker *w, lua_Integer *out) {
+  lua_Number n = lua_tonumber(w->L, -1);
+  if (n == 0 && w->negative_zeros && signbit(n)) return NUMBER_EMPTY_ARRAY;
 #if LUA_VERSION_NUM >= 503
-  lua_Integer i;
-  if (lua_isinteger(L, -1)) return 0;
-#endif
-  n = lua_tonumber(L, -1);
-  if (n == 0 && w->negative_zeros && signbit(n)) {
-    push_empty_array(w);
-    return 1;
+  /* In range first, so the cast is defined; NaN fails both tests. */
+  if (n > -9007199254740992.0 && n < 9007199254740992.0) {
+    lua_Integer i = (lua_Integer)n;
+    if ((lua_Number)i == n) {
+      *out = i;
+      return NUMBER_INTEGER;
+    }
   }
-#if LUA_VERSION_NUM >= 503
-  if (n == floor(n) && fabs(n) < 9007199254740992.0 && lua_numbertointeger(n, &i)) {
-    lua_pushinteger(L, i);
-    return 1;
-  }
+#else
+  (void)out;
 #endif
-  return 0;
+  return NUMBER_STAYS;
 }
 
-static void push_empty_array(const walker *w) {
-  lua_createtable(w->L, 0, 0);
+static void mark_array(const walker *w, int idx) {
   lua_pushvalue(w->L, w->array_mt);
-  lua_setmetatable(w->L, -2);
+  lua_setmetatable(w->L, idx);
+}
+
+/* Push what number_fix said the number becomes. */
+static void push_fixed(const walker *w, int fix, lua_Integer i) {
+  if (fix == NUMBER_INTEGER) {
+    lua_pushinteger(w->L, i);
+  } else {
+    lua_createtable(w->L, 0, 0);
+    mark_array(w, lua_gettop(w->L));
+  }
+}
+
+/* lua_rawgeti, returning the type of the item as 5.3+ does. */
+static int rawgeti_type(lua_State *L, int idx, lua_Integer i) {
+#if LUA_VERSION_NUM >= 503
+  return lua_rawgeti(L, idx, i);
+#else
+  lua_rawgeti(L, idx, (int)i);
+  return lua_type(L, -1);
+#endif
 }
 
 static void walk(walker *w, int idx, int depth);
@@ -524,16 +615,18 @@ static void walk(walker *w, int idx, int depth);
 static void walk_array(walker *w, int idx, int depth) {
   lua_State *L = w->L;
   lua_Integer i, n = (lua_Integer)lua_rawlen(L, idx);
-  lua_pushvalue(L, w->array_mt);
-  lua_setmetatable(L, idx);
+  mark_array(w, idx);
   for (i = 1; i <= n; i++) {
-    int t;
-    lua_rawgeti(L, idx, i);
-    t = lua_type(L, -1);
+    int t = rawgeti_type(L, idx, i);
     if (t == LUA_TTABLE) {
-      walk(w, lua_gettop(L), depth + 1);
+      walk(w, idx + 1, depth + 1);
     } else if (t == LUA_TNUMBER) {
-      if (push_number_fix(w)) lua_rawseti(L, idx, i);
+      lua_Integer k = 0;
+      int fix = number_fix(w, &k);
+      if (fix != NUMBER_STAYS) {
+        push_fixed(w, fix, k);
+        lua_rawseti(L, idx, i);
+      }
     } else if (t == LUA_TSTRING && n == 1 && w->sentinel >= 0) {
       size_t len;
       const char *s = lua_tolstring(L, -1, &len);
@@ -546,25 +639,31 @@ static void walk_array(walker *w, int idx, int depth) {
   }
 }
 
+/* The table at idx, which is the top of the stack. */
 static void walk(walker *w, int idx, int depth) {
   lua_State *L = w->L;
   if (depth > 1000) return; /* cjson's own depth limit stops before this */
   if (depth % 4 == 0) luaL_checkstack(L, 20, "JSON decode"); /* 5 slots a level */
   lua_pushnil(L);
-  if (!lua_next(L, idx)) return; /* {} */
+  if (!lua_next(L, idx)) { /* {} */
+    if (w->empty_arrays) mark_array(w, idx);
+    return;
+  }
   if (lua_type(L, -2) == LUA_TNUMBER) { /* cjson gives objects string keys only */
     lua_pop(L, 2);
     walk_array(w, idx, depth);
     return;
   }
-  do {
+  do { /* the key at idx + 1, the value at idx + 2 */
     int t = lua_type(L, -1);
     if (t == LUA_TTABLE) {
-      walk(w, lua_gettop(L), depth + 1);
+      walk(w, idx + 2, depth + 1);
     } else if (t == LUA_TNUMBER) {
-      if (push_number_fix(w)) {
-        lua_pushvalue(L, -3);
-        lua_insert(L, -2);
+      lua_Integer k = 0;
+      int fix = number_fix(w, &k);
+      if (fix != NUMBER_STAYS) {
+        lua_pushvalue(L, -2);
+        push_fixed(w, fix, k);
         lua_rawset(L, idx); /* assigning an existing key is safe during lua_next */
       }
     } else if (t == LUA_TLIGHTUSERDATA && !w->keep_nulls && lua_touserdata(L, -1) == NULL) {
@@ -576,62 +675,81 @@ static void walk(walker *w, int idx, int depth) {
   } while (lua_next(L, idx));
 }
 
-/* Push the text cjson decodes: s with every empty array as -0, or (the
- * rare document with a -0 of its own) as ["<sentinel>"]. Returns 0, or -1
- * when no sentinel byte is free. */
-static int push_marked_text(lua_State *L, const char *s, size_t len, walker *w) {
+/* Push the text cjson decodes, the string at idx (s, len) with every empty
+ * array as a placeholder (see above), and set how the walk finds them.
+ * Returns 0, or -1 when no sentinel byte is free. */
+static int push_marked_text(lua_State *L, int idx, const char *s, size_t len, walker *w) {
   scanner sc;
-#if LUA_VERSION_NUM >= 502
-  luaL_Buffer b; /* one block, freed as soon as the string is made */
-  sc.out = luaL_buffinitsize(L, &b, len);
-#else
-  sc.out = (char *)lua_newuserdata(L, len); /* 5.1 has no sized buffer */
-#endif
-  memcpy(sc.out, s, len);
-  sc.s = s;
-  sc.len = len;
-  sc.escaped = 0;
-  sc.in_string = 0;
-  sc.empties = 0;
+  if (!may_hold_empty_array(s, len)) {
+    lua_pushvalue(L, idx);
+    return 0;
+  }
+  scanner_init(&sc, L, s, len, 0);
   scan(&sc);
-#if LUA_VERSION_NUM >= 502
-  luaL_pushresultsize(&b, len);
-#else
-  lua_pushlstring(L, sc.out, len);
-  lua_remove(L, -2);
-#endif
-  w->negative_zeros = sc.empties > 0 && !may_hold_negative_zero(s, len);
-  if (sc.empties == 0 || w->negative_zeros) return 0;
-  lua_pop(L, 1);
+  if (sc.empty_arrays == 0) {
+    lua_pushvalue(L, idx);
+    return 0;
+  }
+  if (sc.empty_objects == 0) {
+    push_copy(&sc);
+    w->empty_arrays = 1;
+    return 0;
+  }
+  lua_pop(L, 1); /* braces would be taken for the empty objects */
+  if (!may_hold_negative_zero(s, len)) {
+    scanner_init(&sc, L, s, len, 1);
+    scan(&sc);
+    push_copy(&sc);
+    w->negative_zeros = 1;
+    return 0;
+  }
   w->sentinel = pick_sentinel(s, len);
   if (w->sentinel < 0) return -1;
   push_with_sentinels(L, s, len, w->sentinel);
   return 0;
 }
 
-int pa_json_decode(lua_State *L, const char *s, size_t len, int keep_nulls) {
+/* On top: cjson's error for the text with placeholders. Replace it with
+ * "invalid JSON: " and cjson's error for the text itself, whose offset and
+ * token are the server's (a placeholder is a whole value where an empty
+ * array was, so the text fails too, at the same place). */
+static void push_decode_error(lua_State *L, int idx, int placeholders) {
+  const char *msg;
+  if (placeholders && lua_type(L, -1) == LUA_TSTRING) {
+    lua_getfield(L, LUA_REGISTRYINDEX, PA_CJSON_DECODE);
+    lua_pushvalue(L, idx);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK && lua_type(L, -1) == LUA_TSTRING) lua_replace(L, -2);
+    else lua_pop(L, 1);
+  }
+  msg = lua_tostring(L, -1);
+  lua_pushfstring(L, "invalid JSON: %s", msg ? msg : "unknown error");
+  lua_replace(L, -2);
+}
+
+int pa_json_decode(lua_State *L, int idx, int keep_nulls) {
   walker w;
+  size_t len;
+  const char *s;
   int top;
+  idx = lua_absindex(L, idx);
+  s = lua_tolstring(L, idx, &len);
   w.L = L;
   w.keep_nulls = keep_nulls;
+  w.empty_arrays = 0;
   w.negative_zeros = 0;
   w.sentinel = -1;
   luaL_getmetatable(L, PA_ARRAY_MT);
   lua_getfield(L, LUA_REGISTRYINDEX, PA_CJSON_DECODE);
-  if (push_marked_text(L, s, len, &w) < 0) {
+  if (push_marked_text(L, idx, s, len, &w) < 0) {
     lua_pop(L, 2);
     lua_pushliteral(L, "invalid JSON: its strings hold every byte that is never UTF-8");
     return 0;
   }
   if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
     /* cjson's message names the byte offset; keep it, it never holds secrets
-     * beyond the bytes the server sent, which the caller already has. (In
-     * the rare document with a negative zero, the offset counts the 3 bytes
-     * of each sentinel before it.) */
-    const char *msg = lua_tostring(L, -1);
-    lua_pushfstring(L, "invalid JSON: %s", msg ? msg : "unknown error");
-    lua_replace(L, -3);
-    lua_pop(L, 1);
+     * beyond the bytes the server sent, which the caller already has. */
+    push_decode_error(L, idx, w.empty_arrays || w.negative_zeros || w.sentinel >= 0);
+    lua_remove(L, -2); /* the metatable */
     return 0;
   }
   top = lua_gettop(L);
@@ -639,7 +757,12 @@ int pa_json_decode(lua_State *L, const char *s, size_t len, int keep_nulls) {
   if (lua_type(L, top) == LUA_TTABLE) {
     walk(&w, top, 0);
   } else if (lua_type(L, top) == LUA_TNUMBER) {
-    if (push_number_fix(&w)) lua_replace(L, top);
+    lua_Integer k = 0;
+    int fix = number_fix(&w, &k);
+    if (fix != NUMBER_STAYS) {
+      push_fixed(&w, fix, k);
+      lua_replace(L, top);
+    }
   }
   lua_remove(L, top - 1);
   return 1;
@@ -665,11 +788,11 @@ int pa_json_keep_nulls(lua_State *L, int idx) {
 }
 
 static int l_json_decode(lua_State *L) {
-  size_t len;
-  const char *s = luaL_checklstring(L, 1, &len);
-  int keep_nulls = pa_json_keep_nulls(L, 2);
+  int keep_nulls;
+  luaL_checkstring(L, 1);
+  keep_nulls = pa_json_keep_nulls(L, 2);
   lua_settop(L, 1);
-  if (!pa_json_decode(L, s, len, keep_nulls)) {
+  if (!pa_json_decode(L, 1, keep_nulls)) {
     const char *msg = lua_tostring(L, -1);
     lua_pushnil(L);
     pa_error_push(L, "decode", msg);

@@ -8,11 +8,12 @@
 /* Append the JSON form of the value at idx to out; raises a config error
  * naming the path of a value that has no JSON form. */
 void pa_json_encode(lua_State *L, int idx, pa_buf *out);
-/* Push the decoded value and return 1, or push a message and return 0.
+/* Decode the string at idx: push the decoded value and return 1, or push a
+ * message and return 0.
  * Every array is marked (planapi.array), empty ones too; integral floats
  * are integers; a null member of an object is left out unless keep_nulls
  * (null items of arrays stay planapi.null: their positions matter). */
-int pa_json_decode(lua_State *L, const char *s, size_t len, int keep_nulls);
+int pa_json_decode(lua_State *L, int idx, int keep_nulls);
 /* The nulls option at idx (nil, "absent", "keep" or a table with .nulls):
  * 1 to keep nulls; raises a config error for anything else. */
 int pa_json_keep_nulls(lua_State *L, int idx);
