@@ -18,6 +18,7 @@
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -340,18 +341,19 @@ static int l_json_encode(lua_State *L) {
  * page, where every object has a number or a null to fix. */
 
 /* The pre-pass finds the empty arrays and objects outside strings the way
- * simdjson finds structure: 16 bytes at a time (SSE2), quotes and opening
- * brackets as bit masks, whether a bracket is inside a string from the
- * parity of the quotes before it. A block with a backslash (an escape) is
- * walked byte by byte. The copy is made at the first empty array, and
- * empty arrays are overwritten in it as they are found. */
+ * simdjson finds structure: 64 bytes at a time (SSE2), quotes and opening
+ * brackets as bit masks, which bytes are inside strings from the parity of
+ * the quotes before them (a prefix xor); only a bracket followed by a
+ * closing one or whitespace is looked at closer. A block with a backslash
+ * (an escape) is walked byte by byte. The copy is made at the first empty
+ * array, and empty arrays are overwritten in it as they are found. */
 typedef struct {
   lua_State *L;
   const char *s;
   size_t len;
   char *out;          /* the copy, NULL until the first empty array */
   int negative_zero;  /* the placeholder is -0 (else {}) */
-  size_t escaped;     /* the byte at this index is escaped (0: none) */
+  size_t escaped;     /* the byte at this index is escaped (SIZE_MAX: none) */
   int in_string;
   size_t empty_arrays;
   size_t empty_objects;
@@ -366,7 +368,7 @@ static void scanner_init(scanner *sc, lua_State *L, const char *s, size_t len, i
   sc->len = len;
   sc->out = NULL;
   sc->negative_zero = negative_zero;
-  sc->escaped = 0;
+  sc->escaped = SIZE_MAX;
   sc->in_string = 0;
   sc->empty_arrays = 0;
   sc->empty_objects = 0;
@@ -425,7 +427,7 @@ static void scan_bytes(scanner *sc, size_t from, size_t to) {
   for (p = from; p < to; p++) {
     char c = sc->s[p];
     if (sc->in_string) {
-      if (p == sc->escaped && p != 0) continue;
+      if (p == sc->escaped) continue;
       if (c == '\\') sc->escaped = p + 1;
       else if (c == '"') sc->in_string = 0;
     } else if (c == '"') {
@@ -436,26 +438,65 @@ static void scan_bytes(scanner *sc, size_t from, size_t to) {
   }
 }
 
+#ifdef __SSE2__
+/* Bit i set when an odd number of the bits 0..i of m are: with the quotes
+ * of a block, which of its bytes are inside a string (or its closing
+ * quote) when none is open before the block. */
+static uint64_t prefix_xor(uint64_t m) {
+  m ^= m << 1;
+  m ^= m << 2;
+  m ^= m << 4;
+  m ^= m << 8;
+  m ^= m << 16;
+  m ^= m << 32;
+  return m;
+}
+
+/* Which of 64 bytes (four vectors) the comparison cmp(v) picks out. */
+#define MASK64(cmp, v0, v1, v2, v3)                                                           \
+  ((uint64_t)(unsigned)_mm_movemask_epi8(cmp(v0)) |                                           \
+   (uint64_t)(unsigned)_mm_movemask_epi8(cmp(v1)) << 16 |                                     \
+   (uint64_t)(unsigned)_mm_movemask_epi8(cmp(v2)) << 32 |                                     \
+   (uint64_t)(unsigned)_mm_movemask_epi8(cmp(v3)) << 48)
+#define IS_QUOTE(v) _mm_cmpeq_epi8((v), _mm_set1_epi8('"'))
+/* '[' and '{' differ only in the bit 0x20. */
+#define IS_OPENING(v) _mm_cmpeq_epi8(_mm_or_si128((v), _mm_set1_epi8(0x20)), _mm_set1_epi8('{'))
+#define IS_BACKSLASH(v) _mm_cmpeq_epi8((v), _mm_set1_epi8('\\'))
+
+/* An opening bracket outside strings at i: only one followed by a closing
+ * bracket or whitespace (or a control byte, which cjson refuses) can be
+ * empty; most are followed by a quote or a value. */
+static void on_opening(scanner *sc, size_t i) {
+  unsigned char next = (unsigned char)sc->s[i + 1];
+  if (next == ']' || next == '}' || next <= ' ') on_bracket(sc, i);
+}
+#endif
+
 static void scan(scanner *sc) {
   size_t i = 0;
 #ifdef __SSE2__
-  const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), bracket = _mm_set1_epi8('['),
-                brace = _mm_set1_epi8('{');
-  for (; i + 16 <= sc->len; i += 16) {
-    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(sc->s + i));
-    unsigned q = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, quote));
-    unsigned b = (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, bracket), _mm_cmpeq_epi8(v, brace)));
-    if (_mm_movemask_epi8(_mm_cmpeq_epi8(v, backslash)) != 0 || sc->escaped == i) {
-      scan_bytes(sc, i, i + 16);
+  /* 65 bytes readable: on_opening looks at the byte after a bracket. */
+  for (; i + 65 <= sc->len; i += 64) {
+    const char *p = sc->s + i;
+    __m128i v0 = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i v1 = _mm_loadu_si128((const __m128i *)(const void *)(p + 16));
+    __m128i v2 = _mm_loadu_si128((const __m128i *)(const void *)(p + 32));
+    __m128i v3 = _mm_loadu_si128((const __m128i *)(const void *)(p + 48));
+    uint64_t inside, open;
+    __m128i backslashes = _mm_or_si128(_mm_or_si128(IS_BACKSLASH(v0), IS_BACKSLASH(v1)),
+                                       _mm_or_si128(IS_BACKSLASH(v2), IS_BACKSLASH(v3)));
+    if (_mm_movemask_epi8(backslashes) != 0 || sc->escaped == i) {
+      scan_bytes(sc, i, i + 64);
       continue;
     }
-    while (b) {
-      unsigned at = (unsigned)__builtin_ctz(b);
-      int inside = sc->in_string ^ (__builtin_popcount(q & ((1u << at) - 1)) & 1);
-      if (!inside) on_bracket(sc, i + at);
-      b &= b - 1;
+    inside = prefix_xor(MASK64(IS_QUOTE, v0, v1, v2, v3));
+    if (sc->in_string) inside = ~inside;
+    open = MASK64(IS_OPENING, v0, v1, v2, v3) & ~inside;
+    while (open) {
+      on_opening(sc, i + (unsigned)__builtin_ctzll(open));
+      open &= open - 1;
     }
-    sc->in_string ^= __builtin_popcount(q) & 1;
+    sc->in_string = (int)(inside >> 63);
   }
 #endif
   scan_bytes(sc, i, sc->len);
