@@ -231,7 +231,7 @@ describe("JSON decode then encode", function()
     local nothing, err = core.json_decode("[[],{},-0," .. table.concat(chars, ",") .. "]")
     assert.is_nil(nothing)
     assert.equal("decode", err.kind)
-    -- Without an empty object no stand-in is a string: the same bytes decode.
+    -- Without an empty object there is no stand-in: the same bytes decode.
     v = assert(core.json_decode("[[],-0," .. table.concat(chars, ",") .. "]"))
     assert.is_true(planapi.is_array(v[1]))
     assert.equal(0, #v[1])
@@ -241,9 +241,10 @@ describe("JSON decode then encode", function()
   end)
 
   it("finds every empty array of a document with many of them", function()
-    -- Each way an empty array stands in: braces (no empty object), -0 (an
-    -- empty object), a sentinel string (an empty object and an exponent).
-    for _, lead in ipairs { "", "{ },", "{},-1e2," } do
+    -- Each way: no stand-in (no empty object; one only inside a string),
+    -- -0 (an empty object), a sentinel string (an empty object and an
+    -- exponent).
+    for _, lead in ipairs { "", '"{}",', "{ },", "{},-1e2," } do
       local parts = {}
       for i = 1, 150 do parts[i] = i % 3 == 0 and '{"k":[ ]}' or "[]" end
       local text = "[" .. lead .. table.concat(parts, ",") .. "]"
@@ -251,6 +252,19 @@ describe("JSON decode then encode", function()
       local want = text:gsub("%[ %]", "[]"):gsub("{ }", "{}"):gsub("%-1e2,", "-100,")
       assert.equal(want, core.json_encode(v))
     end
+  end)
+
+  it("tells an empty array from an empty object when either is only inside a string", function()
+    local v = assert(core.json_decode('["[]",{},{"a":"{ }"},[ ]]'))
+    assert.is_false(planapi.is_array(v[2]))
+    assert.is_true(planapi.is_array(v[4]))
+    assert.equal('["[]",{},{"a":"{ }"},[]]', core.json_encode(v))
+    v = assert(core.json_decode('{"a":[],"b":"{}","c":{"d":"[]"}}'))
+    assert.is_true(planapi.is_array(v.a))
+    assert.equal('{"a":[],"b":"{}","c":{"d":"[]"}}', core.json_encode(v))
+    v = assert(core.json_decode('{"a":{},"b":"[ ]"}'))
+    assert.is_false(planapi.is_array(v.a))
+    assert.equal('{"a":{},"b":"[ ]"}', core.json_encode(v))
   end)
 
   it("reports a cjson error for invalid JSON with an empty array in it", function()

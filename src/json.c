@@ -313,46 +313,45 @@ static int l_json_encode(lua_State *L) {
 
 /* lua-cjson 2.1.0 decodes [] and {} to the same empty table, so the
  * decoder would lose what an encode needs to send the answer back. Before
- * decoding, one pass over the bytes finds every empty array and every empty
- * object outside strings. With no empty array, cjson decodes the caller's
- * string itself. Otherwise it gets a copy of the text in which each empty
- * array stands in for itself as a placeholder of the same length:
- *   {}  (the brackets swapped, any     when the document has no empty object
- *       whitespace inside kept)        of its own: then every empty table
- *                                      cjson returns was an empty array and
- *                                      is marked where it is (the usual case,
- *                                      and the cheapest: no extra table,
- *                                      number or string);
- *   -0 (padded with spaces)            when it has empty objects but no
- *                                      number that could decode to -0.0;
- *   ["<S>"]                            otherwise, where <S> is a single byte
- *                                      that is never UTF-8 (0xF8..0xFF) and
- *                                      occurs nowhere in the document, so no
- *                                      string the server sent can be taken
- *                                      for it.
+ * decoding, the text is looked at for the two kinds of empty table:
+ *   no empty array   cjson decodes the caller's string, and every empty
+ *                    table is an object;
+ *   no empty object  the same, and every empty table is an array (the
+ *                    usual case with arrays: no copy, no extra table);
+ *   both             cjson gets a copy of the text in which each empty
+ *                    array stands in for itself as a placeholder of the
+ *                    same length:
+ *     -0 (padded with spaces)  when the document has no number that could
+ *                              decode to -0.0 itself;
+ *     ["<S>"]                  otherwise, where <S> is a single byte that is
+ *                              never UTF-8 (0xF8..0xFF) and occurs nowhere in
+ *                              the document, so no string the server sent
+ *                              can be taken for it.
+ * A byte search for [ and ] (or { and }) with nothing but whitespace between
+ * them settles the first two cases for most documents; only when both may be
+ * there does a pre-pass look at which are outside strings.
  * After decoding, one walk over the tables marks every array (a table whose
- * first key is a number: cjson gives objects only string keys), marks or
- * puts a marked empty table where a placeholder is, turns integral floats
- * into integers (cjson 2.1.0 decodes every number as a float under Lua 5.4,
- * which would make an id print as "42.0" in a URL) and drops null members of
- * objects unless asked to keep them. The walk, through lua_next, is most of
- * the cost above cjson's own; a walk that follows the text instead and
- * touches only numbers, nulls and arrays was tried and cost more on a REST
- * page, where every object has a number or a null to fix. */
+ * first key is a number: cjson gives objects only string keys) and the empty
+ * tables that are arrays, puts a marked empty table where a placeholder is,
+ * turns integral floats into integers (cjson 2.1.0 decodes every number as a
+ * float under Lua 5.4, which would make an id print as "42.0" in a URL) and
+ * drops null members of objects unless asked to keep them. The walk, through
+ * lua_next, is most of the cost above cjson's own; a walk that follows the
+ * text instead and touches only numbers, nulls and arrays was tried and cost
+ * more on a REST page, where every object has a number or a null to fix. */
 
-/* The pre-pass finds the empty arrays and objects outside strings the way
+/* The pre-pass counts the empty arrays and objects outside strings the way
  * simdjson finds structure: 64 bytes at a time (SSE2), quotes and opening
  * brackets as bit masks, which bytes are inside strings from the parity of
  * the quotes before them (a prefix xor); only a bracket followed by a
  * closing one or whitespace is looked at closer. A block with a backslash
  * (an escape) is walked byte by byte. The copy is made at the first empty
- * array, and empty arrays are overwritten in it as they are found. */
+ * array, and empty arrays become -0 in it as they are found. */
 typedef struct {
   lua_State *L;
   const char *s;
   size_t len;
   char *out;          /* the copy, NULL until the first empty array */
-  int negative_zero;  /* the placeholder is -0 (else {}) */
   size_t escaped;     /* the byte at this index is escaped (SIZE_MAX: none) */
   int in_string;
   size_t empty_arrays;
@@ -362,12 +361,11 @@ typedef struct {
 #endif
 } scanner;
 
-static void scanner_init(scanner *sc, lua_State *L, const char *s, size_t len, int negative_zero) {
+static void scanner_init(scanner *sc, lua_State *L, const char *s, size_t len) {
   sc->L = L;
   sc->s = s;
   sc->len = len;
   sc->out = NULL;
-  sc->negative_zero = negative_zero;
   sc->escaped = SIZE_MAX;
   sc->in_string = 0;
   sc->empty_arrays = 0;
@@ -399,7 +397,7 @@ static int is_ws(unsigned char c) {
 }
 
 /* At a '[' or '{' outside strings: count an empty object; an empty array
- * becomes its placeholder in the copy. */
+ * becomes -0 and spaces in the copy. */
 static void on_bracket(scanner *sc, size_t at) {
   size_t j = at + 1;
   while (j < sc->len && is_ws((unsigned char)sc->s[j])) j++;
@@ -411,14 +409,9 @@ static void on_bracket(scanner *sc, size_t at) {
   if (sc->s[j] != ']') return;
   sc->empty_arrays++;
   if (sc->out == NULL) start_copy(sc);
-  if (sc->negative_zero) {
-    sc->out[at] = '-';
-    sc->out[at + 1] = '0';
-    if (j + 1 - at > 2) memset(sc->out + at + 2, ' ', j + 1 - at - 2);
-  } else {
-    sc->out[at] = '{';
-    sc->out[j] = '}';
-  }
+  sc->out[at] = '-';
+  sc->out[at + 1] = '0';
+  if (j + 1 - at > 2) memset(sc->out + at + 2, ' ', j + 1 - at - 2);
 }
 
 /* Bytes [from, to) one at a time. */
@@ -502,14 +495,15 @@ static void scan(scanner *sc) {
   scan_bytes(sc, i, sc->len);
 }
 
-/* Could s hold an empty array: is any ']' (in strings too) right after a
- * '[' and whitespace? A document without one needs no pre-pass. */
-static int may_hold_empty_array(const char *s, size_t len) {
+/* Could s hold an empty array (open '[', close ']') or an empty object
+ * ('{', '}'): is any close byte, in strings too, right after an open one
+ * and whitespace? */
+static int may_hold_empty(const char *s, size_t len, char open, char close) {
   const char *p = s, *end = s + len;
-  while ((p = (const char *)memchr(p, ']', (size_t)(end - p))) != NULL) {
+  while ((p = (const char *)memchr(p, close, (size_t)(end - p))) != NULL) {
     const char *q = p;
     while (q > s && is_ws((unsigned char)q[-1])) q--;
-    if (q > s && q[-1] == '[') return 1;
+    if (q > s && q[-1] == open) return 1;
     p++;
   }
   return 0;
@@ -597,7 +591,7 @@ typedef struct {
   lua_State *L;
   int array_mt;       /* stack index of the planapi.array metatable */
   int keep_nulls;
-  int empty_arrays;   /* {} stands for an empty array: every empty table is one */
+  int empty_arrays;   /* every empty table is an array (the text has no empty object) */
   int negative_zeros; /* -0.0 stands for an empty array */
   int sentinel;       /* ["<sentinel>"] stands for an empty array, or -1 */
 } walker;
@@ -716,34 +710,38 @@ static void walk(walker *w, int idx, int depth) {
   } while (lua_next(L, idx));
 }
 
-/* Push the text cjson decodes, the string at idx (s, len) with every empty
- * array as a placeholder (see above), and set how the walk finds them.
- * Returns 0, or -1 when no sentinel byte is free. */
+/* Push the text cjson decodes, the string at idx (s, len) itself or a copy
+ * with placeholders (see above), and set how the walk finds the empty
+ * arrays. Returns 0, or -1 when no sentinel byte is free. */
 static int push_marked_text(lua_State *L, int idx, const char *s, size_t len, walker *w) {
   scanner sc;
-  if (!may_hold_empty_array(s, len)) {
+  if (!may_hold_empty(s, len, '[', ']')) {
     lua_pushvalue(L, idx);
     return 0;
   }
-  scanner_init(&sc, L, s, len, 0);
-  scan(&sc);
-  if (sc.empty_arrays == 0) {
-    lua_pushvalue(L, idx);
-    return 0;
-  }
-  if (sc.empty_objects == 0) {
-    push_copy(&sc);
+  if (!may_hold_empty(s, len, '{', '}')) {
     w->empty_arrays = 1;
+    lua_pushvalue(L, idx);
     return 0;
   }
-  lua_pop(L, 1); /* braces would be taken for the empty objects */
+  scanner_init(&sc, L, s, len);
+  scan(&sc);
+  if (sc.empty_arrays == 0) { /* (no copy was made) */
+    lua_pushvalue(L, idx);
+    return 0;
+  }
+  if (sc.empty_objects == 0) { /* the ones seen were in strings */
+    lua_pop(L, 1); /* the copy */
+    w->empty_arrays = 1;
+    lua_pushvalue(L, idx);
+    return 0;
+  }
   if (!may_hold_negative_zero(s, len)) {
-    scanner_init(&sc, L, s, len, 1);
-    scan(&sc);
     push_copy(&sc);
     w->negative_zeros = 1;
     return 0;
   }
+  lua_pop(L, 1); /* the copy: a -0 of the document's own would be taken for [] */
   w->sentinel = pick_sentinel(s, len);
   if (w->sentinel < 0) return -1;
   push_with_sentinels(L, s, len, w->sentinel);
@@ -789,7 +787,7 @@ int pa_json_decode(lua_State *L, int idx, int keep_nulls) {
   if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
     /* cjson's message names the byte offset; keep it, it never holds secrets
      * beyond the bytes the server sent, which the caller already has. */
-    push_decode_error(L, idx, w.empty_arrays || w.negative_zeros || w.sentinel >= 0);
+    push_decode_error(L, idx, w.negative_zeros || w.sentinel >= 0);
     lua_remove(L, -2); /* the metatable */
     return 0;
   }
