@@ -680,7 +680,7 @@ static void walk(walker *w, int idx, int depth) {
   if (depth > 1000) return; /* cjson's own depth limit stops before this */
   if (depth % 4 == 0) luaL_checkstack(L, 20, "JSON decode"); /* 5 slots a level */
   lua_pushnil(L);
-  if (!lua_next(L, idx)) { /* {} */
+  if (!lua_next(L, idx)) { /* an empty table */
     if (w->empty_arrays) mark_array(w, idx);
     return;
   }
