@@ -10,7 +10,7 @@
  *     json_encode(v2) == s. json_encode may refuse v1 only for the reasons
  *     a JSON text can carry and ours cannot send: a string that is not
  *     UTF-8, a number that overflowed to infinity, nesting deeper than 100.
- *     Then, as lua/planapi/planfix_rest.lua does with an error body, an
+ *     Then, as lua/planapi/planfix_rest/init.lua does with an error body, an
  *     error object is built from the decoded code/status/error fields and
  *     tostring() of it must be one line.
  *  2. As generator bytes (common.h) for a Lua value: objects, arrays marked

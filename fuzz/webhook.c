@@ -1,5 +1,5 @@
 /* webhook.c: libFuzzer target for the Planado webhook receiver
- * (lua/planapi/planado_webhook.lua with the memory store of
+ * (lua/planapi/planado/webhook.lua with the memory store of
  * lua/planapi/webhook_store.lua; the C underneath: json_decode,
  * secure_equals, error objects).
  *
@@ -30,7 +30,7 @@
 
 static const char oracle[] =
   "local core = ...\n"
-  "local Hook = require 'planapi.planado_webhook'\n"
+  "local Hook = require 'planapi.planado.webhook'\n"
   "local stores = require 'planapi.webhook_store'\n"
   "local SECRET = 'whsec-fuzz-0123456789'\n"
   "local function fail(fmt, ...) error(('ORACLE: ' .. fmt):format(...), 2) end\n"

@@ -1,7 +1,7 @@
 /* xml_decode.c: libFuzzer target for core.xml_decode (src/xml_decode.c).
  *
  * The input is a Planfix XML answer. It is decoded twice: without a list
- * table, and with the one lua/planapi/planfix_xml.lua passes (every nested
+ * table, and with the one lua/planapi/planfix_xml/init.lua passes (every nested
  * list container plus the root of every list method). The same bytes then
  * go to core.xml_sign_string (src/sign.c), which reads XML with libxml2's
  * tree parser.
@@ -15,7 +15,7 @@
 
 static const char oracle[] =
   "local core = ...\n"
-  "local methods = require 'planapi.planfix_xml_methods'\n"
+  "local methods = require 'planapi.planfix_xml.methods'\n"
   "local lists = {}\n"
   "for name in pairs(methods.nested_lists) do lists[name] = true end\n"
   "for _, info in pairs(methods.methods) do\n"

@@ -1,4 +1,4 @@
--- Checks lua/planapi/planfix_rest_ops.lua against the OpenAPI document it is
+-- Checks lua/planapi/planfix_rest/ops.lua against the OpenAPI document it is
 -- generated from and against the operation table in api-facts §2.12.  The
 -- expectations are derived here by reading the spec directly, not by reusing
 -- the generator's code, so a generator bug shows up as a failure.
@@ -8,13 +8,13 @@ local cjson = require("cjson")
 local portable = require("portable")
 
 local SPEC_PATH = "../shared/specs/planfix-rest-openapi.json"
-local OPS_PATH = "lua/planapi/planfix_rest_ops.lua"
+local OPS_PATH = "lua/planapi/planfix_rest/ops.lua"
 local GENERATOR = "tools/gen_rest_ops.lua"
 
 local function slurp(path) return (assert(require("portable").read_file(path))) end
 
 local spec = cjson.decode(slurp(SPEC_PATH))
-local rest_ops = require("planapi.planfix_rest_ops")
+local rest_ops = require("planapi.planfix_rest.ops")
 
 -- Every operation of the spec as { id, method, path, op, path_item }.
 local spec_ops = {}

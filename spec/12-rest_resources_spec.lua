@@ -143,7 +143,7 @@ describe("Planfix REST sugar", function()
 end)
 
 describe("multipart form fields", function()
-  local multipart = require "planapi.multipart"
+  local multipart = require "planapi.planfix_rest.multipart"
 
   -- As the JSON and query encoders do, on 5.4 and LuaJIT alike: tostring
   -- gives "42.0" for a 5.4 float and 1.2345678901235e+15 under LuaJIT.

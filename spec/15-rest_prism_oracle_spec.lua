@@ -19,7 +19,7 @@
 local cjson = require("cjson").new()
 local planapi = require "planapi"
 local prism = require "prism"
-local ops_table = require "planapi.planfix_rest_ops"
+local ops_table = require "planapi.planfix_rest.ops"
 
 local SPEC_PATH = "../shared/specs/planfix-rest-openapi.json"
 

@@ -3,7 +3,7 @@
 -- exceptions and the §1.10 error table are parsed here, independently of the
 -- hand-written tables.
 local FACTS = "../shared/docs/api-facts.md"
-local METHODS_SRC = "lua/planapi/planfix_xml_methods.lua"
+local METHODS_SRC = "lua/planapi/planfix_xml/methods.lua"
 
 local function slurp(path) return (assert(require("portable").read_file(path))) end
 
@@ -82,7 +82,7 @@ for line in section(facts, "### 1.10"):gmatch("[^\n]+") do
 end
 
 describe("planfix_xml_methods", function()
-  local T = require "planapi.planfix_xml_methods"
+  local T = require "planapi.planfix_xml.methods"
   local M = T.methods
 
   it("the facts table parses to the 79 methods it announces", function()
@@ -262,7 +262,7 @@ describe("planfix_xml_methods", function()
 end)
 
 describe("planfix_xml_errors", function()
-  local E = require "planapi.planfix_xml_errors"
+  local E = require "planapi.planfix_xml.errors"
 
   it("the facts table parses to the expected codes", function()
     assert.equal(101, doc_code_count)

@@ -3,8 +3,8 @@
 -- spec starts on free loopback ports (one plain, one with requirepass) and
 -- stops at the end.
 local core = require "planapi.core"
-local resp = require "planapi.resp"
-local limiter_redis = require "planapi.limiter_redis"
+local resp = require "planapi.limiter.redis_protocol"
+local limiter_redis = require "planapi.limiter.redis"
 local portable = require "portable"
 
 local INTERVAL = 1 -- rate 1 per second: waits of whole seconds, far above the test's own latency

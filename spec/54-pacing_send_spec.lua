@@ -121,7 +121,7 @@ describe("confirm at the moment of sending", function()
   it("redis: the same rule on Redis's own clock, shared by every connection", function()
     local redis = require("redis_server").start()
     local ok, err = pcall(function()
-      local function lim() return require("planapi.limiter_redis").new { url = redis.url, key = "planapi:t",
+      local function lim() return require("planapi.limiter.redis").new { url = redis.url, key = "planapi:t",
         rate = 1, per = 1, margin = 0.02 } end
       local a, b = lim(), lim()
       assert.equal(0, a:confirm())
@@ -309,7 +309,7 @@ describe("the Redis scope confirms inside libcurl", function()
   -- Redis's own clock and the send TAT the script keeps: when was the send recorded?
   local function redis_call(args)
     local sock = assert(core.tcp_connect("127.0.0.1", redis.port, 1))
-    local v = assert(require("planapi.resp").call(sock, args))
+    local v = assert(require("planapi.limiter.redis_protocol").call(sock, args))
     sock:close()
     return v
   end

@@ -7,7 +7,7 @@
 local portable = require "portable"
 local planapi = require "planapi"
 local sandbox = require "sandbox"
-local FIELDS = require "planapi.planado_fields"
+local FIELDS = require "planapi.planado.fields"
 
 local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 

@@ -1,10 +1,10 @@
--- Generates lua/planapi/planfix_rest_ops.lua, the operation table of the
+-- Generates lua/planapi/planfix_rest/ops.lua, the operation table of the
 -- Planfix REST API, from the official OpenAPI document.
 --
 --   lua5.4 tools/gen_rest_ops.lua [spec.json] [out.lua]
 --
 -- Defaults: ../shared/specs/planfix-rest-openapi.json (relative to the repo
--- root) and lua/planapi/planfix_rest_ops.lua.  The output is deterministic
+-- root) and lua/planapi/planfix_rest/ops.lua.  The output is deterministic
 -- (sorted keys, fixed layout, no timestamps) so that regenerating it from the
 -- same spec gives a byte-identical file; spec/03-rest_ops_spec.lua checks this.
 -- The generated file must load under Lua 5.1/LuaJIT as well as 5.4.
@@ -523,7 +523,7 @@ local HTTP_METHODS = { "get", "put", "post", "delete", "options", "head", "patch
 local function main()
   local root = repo_root()
   local spec_path = arg[1] or (root .. "/../shared/specs/planfix-rest-openapi.json")
-  local out_path = arg[2] or (root .. "/lua/planapi/planfix_rest_ops.lua")
+  local out_path = arg[2] or (root .. "/lua/planapi/planfix_rest/ops.lua")
 
   spec = cjson.decode(read_file(spec_path))
 

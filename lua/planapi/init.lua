@@ -55,7 +55,7 @@ end
 
 --- planapi.planado_webhook{ secret, store, ... } -> receiver (see README)
 function planapi.planado_webhook(opts)
-  return require("planapi.planado_webhook").new(opts)
+  return require("planapi.planado.webhook").new(opts)
 end
 
 return planapi

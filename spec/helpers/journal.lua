@@ -90,7 +90,7 @@ local function wrap_constructor(module_name)
   end
 end
 for _, name in ipairs { "planapi.planfix_rest", "planapi.planfix_xml", "planapi.planado",
-  "planapi.planado_webhook" } do
+  "planapi.planado.webhook" } do
   wrap_constructor(name)
 end
 

@@ -56,12 +56,12 @@ end
 --- rest_params(op_id, params) -> params: a REST operation's text arguments
 -- typed as the spec types them (id=42 is the integer 42 where the spec says
 -- integer, inFavorites=true the boolean), by the table the library checks
--- with (planfix_rest_params.lua); text that is not of its type stays text,
+-- with (planfix_rest/params.lua); text that is not of its type stays text,
 -- and the library's check then names the parameter and the type.
 function M.rest_params(op_id, params)
   local op = require("planapi.planfix_rest").operation(op_id)
   if not op then return params end
-  return require("planapi.planfix_rest_params").from_text(op, params)
+  return require("planapi.planfix_rest.params").from_text(op, params)
 end
 
 --- Parse argv into { options = {...}, words = {...}, params = {...} }.

@@ -1,4 +1,4 @@
--- planfix_xml_methods.lua: the Planfix XML API methods, written by hand from
+-- planfix_xml/methods.lua: the Planfix XML API methods, written by hand from
 -- api-facts §1.9 (the method table, 79 methods including auth.login; the
 -- legacy client.getList is left out on purpose) and §1.6 (list counts).
 -- Plain data: it loads under Lua 5.1/LuaJIT and 5.4 alike.

@@ -1,4 +1,4 @@
--- planado_resources.lua: the documented Planado v2 resources as methods.
+-- planado/resources.lua: the documented Planado v2 resources as methods.
 --   local uuid = assert(pd.jobs:create{ external_id = "pf-42", description = "Fix pump" })
 --   local job = assert(pd.jobs:get("pf-42"))          -- a uuid or an external_id
 --   pd.jobs:update(uuid, { scheduled_at = planapi.null }, { notify_assignees = false })

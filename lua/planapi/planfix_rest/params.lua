@@ -1,7 +1,7 @@
--- planfix_rest_params.lua: the spec's types and limits of one REST
+-- planfix_rest/params.lua: the spec's types and limits of one REST
 -- operation's parameters, checked before anything is sent (the library) or
 -- used to read text (the CLI, whose arguments are all text). Both read the
--- same generated table (planfix_rest_ops.lua), so each conversion is
+-- same generated table (planfix_rest/ops.lua), so each conversion is
 -- decided in one place.
 local core = require "planapi.core"
 

@@ -1,18 +1,18 @@
--- planfix_rest.lua: the Planfix REST API client.
+-- planfix_rest/init.lua: the Planfix REST API client.
 --
--- Spec-driven: every one of the operations in planfix_rest_ops.lua (made by
+-- Spec-driven: every one of the operations in planfix_rest/ops.lua (made by
 -- tools/gen_rest_ops.lua from the official OpenAPI file) can be called by
 -- its operationId; each parameter goes to the path, the query or the JSON
 -- body as the spec says. Paged lists get iterators; errors get the
--- documented meaning of their code (planfix_rest_errors.lua).
+-- documented meaning of their code (planfix_rest/errors.lua).
 local core = require "planapi.core"
 local base = require "planapi.client_base"
 local Pager = require "planapi.pager"
-local multipart = require "planapi.multipart"
+local multipart = require "planapi.planfix_rest.multipart"
 local suggest = require "planapi.suggest"
-local ops_table = require "planapi.planfix_rest_ops"
-local codes = require "planapi.planfix_rest_errors"
-local params_check = require "planapi.planfix_rest_params"
+local ops_table = require "planapi.planfix_rest.ops"
+local codes = require "planapi.planfix_rest.errors"
+local params_check = require "planapi.planfix_rest.params"
 
 local OPS = ops_table.ops
 local config_error = base.config_error
@@ -35,7 +35,7 @@ local PAGER_OPTIONS = { page_size = "number", query = "table", body = "table|str
 Rest.__index = function(self, key)
   local method = Rest[key]
   if method ~= nil then return method end
-  resources = resources or require "planapi.planfix_rest_resources"
+  resources = resources or require "planapi.planfix_rest.resources"
   local res = resources.bind(self, key)
   if res ~= nil then rawset(self, key, res) end
   return res

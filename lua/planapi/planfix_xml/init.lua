@@ -1,17 +1,17 @@
--- planfix_xml.lua: the Planfix XML API client (api-facts §1).
+-- planfix_xml/init.lua: the Planfix XML API client (api-facts §1).
 --
--- Every documented method (planfix_xml_methods.lua) by name; requests are
+-- Every documented method (planfix_xml/methods.lua) by name; requests are
 -- encoded and signed in C (xml_encode.c, sign.c), responses decoded in C
 -- (xml_decode.c) with list containers always arrays. Token auth (Basic
 -- api_key:token) or the legacy login mode (auth.login gives a sid that goes
 -- in every body; renewed once on 0005, never in a loop). Errors carry the
--- documented meaning of their code (planfix_xml_errors.lua).
+-- documented meaning of their code (planfix_xml/errors.lua).
 local core = require "planapi.core"
 local base = require "planapi.client_base"
 local Pager = require "planapi.pager"
 local suggest = require "planapi.suggest"
-local tables = require "planapi.planfix_xml_methods"
-local codes = require "planapi.planfix_xml_errors"
+local tables = require "planapi.planfix_xml.methods"
+local codes = require "planapi.planfix_xml.errors"
 
 local METHODS = tables.methods
 local config_error = base.config_error
@@ -22,7 +22,7 @@ local resources -- planfix_xml_resources, loaded on first use
 Xml.__index = function(self, key)
   local method = Xml[key]
   if method ~= nil then return method end
-  resources = resources or require "planapi.planfix_xml_resources"
+  resources = resources or require "planapi.planfix_xml.resources"
   local res = resources.bind(self, key)
   if res ~= nil then rawset(self, key, res) end
   return res

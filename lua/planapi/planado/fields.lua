@@ -1,4 +1,4 @@
--- planado_fields.lua: the documented request fields of Planado API v2
+-- planado/fields.lua: the documented request fields of Planado API v2
 -- resources (api-facts §3.5, §3.6), for strict key checks: Planado silently
 -- ignores unknown keys, so a typo would otherwise be "nothing happened".
 -- field = true: may be sent as planapi.null (clears the value);

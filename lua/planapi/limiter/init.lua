@@ -1,4 +1,4 @@
--- limiter.lua: the pacing scope, chosen by one option of every client:
+-- limiter/init.lua: the pacing scope, chosen by one option of every client:
 --   (not set)                             every process of this OS user on this host, for the
 --                                         same account and endpoint (a file in the user's runtime
 --                                         dir, see default_path); this client only with an injected clock
@@ -129,7 +129,7 @@ function M.new(spec, opts)
   local path = spec:match "^shm:(.+)$"
   if path then return shm_scope(path, opts.key, rate) end
   if spec:match "^redis://" then
-    local lim = require("planapi.limiter_redis").new {
+    local lim = require("planapi.limiter.redis").new {
       url = spec, key = "planapi:" .. opts.key, rate = rate.rate, per = rate.per, burst = rate.burst,
       margin = rate.margin, connect = opts.connect,
     }

@@ -1,4 +1,4 @@
--- planado_webhook.lua: a receiver for Planado webhooks (api-facts §3.7).
+-- planado/webhook.lua: a receiver for Planado webhooks (api-facts §3.7).
 --
 --   local hook = planapi.planado_webhook{ secret = os.getenv "PLANADO_WEBHOOK_SECRET" }
 --   local event, err = hook:handle(headers, body)

@@ -1,4 +1,4 @@
--- planfix_xml_resources.lua: sugar on the common XML API groups, each
+-- planfix_xml/resources.lua: sugar on the common XML API groups, each
 -- method mapping 1:1 to a documented method.
 --   xml.task:get{ id = 1 }                 -> the <task> table
 --   xml.task:add{ title = "Fix pump" }     -> the <task> table (id, general)

@@ -1,4 +1,4 @@
--- planfix_xml_errors.lua: every Planfix XML API error code of api-facts §1.10
+-- planfix_xml/errors.lua: every Planfix XML API error code of api-facts §1.10
 -- (meanings from the official EN/RU error pages; 11001 only from a Go client),
 -- ranges expanded so each code has its own entry. Codes are strings: they are
 -- string(4) on the wire and may start with 0 ("0005", not 5); some have 5 digits.

@@ -1,4 +1,4 @@
--- planfix_rest_errors.lua: the documented Planfix REST error codes
+-- planfix_rest/errors.lua: the documented Planfix REST error codes
 -- (api-facts §2.7), each with its meaning and how a client must react.
 -- kind: the planapi error kind; retryable: worth trying again later;
 -- rejected: the server certainly did nothing, so even a create may be

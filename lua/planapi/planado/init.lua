@@ -1,4 +1,4 @@
--- planado.lua: the Planado API v2 client (api-facts §3).
+-- planado/init.lua: the Planado API v2 client (api-facts §3).
 --
 -- The API's rules, handled: a key left out of a Lua table is left out of
 -- the JSON and planapi.null sends null (any depth); documented fields only
@@ -9,7 +9,7 @@
 local core = require "planapi.core"
 local base = require "planapi.client_base"
 local Pager = require "planapi.pager"
-local FIELDS = require "planapi.planado_fields"
+local FIELDS = require "planapi.planado.fields"
 
 local config_error = base.config_error
 
@@ -19,7 +19,7 @@ local resources -- planado_resources, loaded on first use
 Planado.__index = function(self, key)
   local method = Planado[key]
   if method ~= nil then return method end
-  resources = resources or require "planapi.planado_resources"
+  resources = resources or require "planapi.planado.resources"
   local res = resources.bind(self, key)
   if res ~= nil then rawset(self, key, res) end
   return res

@@ -1,7 +1,7 @@
--- limiter_redis.lua: the GCRA limiter with its state in Redis, so that every
+-- limiter/redis.lua: the GCRA limiter with its state in Redis, so that every
 -- process on every host paces one account at exactly its rate.
 --
---   local lim = require("planapi.limiter_redis").new {
+--   local lim = require("planapi.limiter.redis").new {
 --     url = "redis://:secret@10.0.0.5:6379/2",   -- AUTH secret, SELECT 2
 --     key = "planapi:planfix_rest:acme",
 --     rate = 1, per = 1, burst = 1, margin = 0.05,
@@ -31,7 +31,7 @@
 -- with an error, every method returns nil, err with err.kind = "transport",
 -- err.retryable = false, a message starting "rate limiter unavailable" and
 -- the underlying error in err.cause. The caller decides whether to fail
--- closed or pace locally (lua/planapi/limiter.lua). The password never
+-- closed or pace locally (lua/planapi/limiter/init.lua). The password never
 -- appears in an error, in tostring(lim), nor in a field of lim.
 --
 -- Connections: one per limiter, opened on first use, with AUTH and SELECT.
@@ -50,7 +50,7 @@
 -- request, and one reused from the pool (getreusedtimes() > 0) skips AUTH
 -- and SELECT, which it already did.
 local core = require "planapi.core"
-local resp = require "planapi.resp"
+local resp = require "planapi.limiter.redis_protocol"
 
 local M = {}
 
@@ -62,7 +62,7 @@ Limiter.__index = Limiter
 local DAY_TTL = 2 * 86400
 
 local SCRIPT = [[
--- planapi GCRA limiter (lua/planapi/limiter_redis.lua). Times are integer
+-- planapi GCRA limiter (lua/planapi/limiter/redis.lua). Times are integer
 -- microseconds on this server's clock, so all clients agree.
 -- KEYS[1]: the TAT key, or a day counter for 'count'; KEYS[2] for 'confirm':
 -- the TAT of the moments requests are written.
@@ -235,7 +235,7 @@ function M.new(opts)
 end
 
 Limiter.__tostring = function(self)
-  return ("planapi.limiter_redis (redis://%s, key %s)"):format(self.server, self.key)
+  return ("planapi.limiter.redis (redis://%s, key %s)"):format(self.server, self.key)
 end
 
 -- Text safe to show: the password, should any server echo it (whole, cut or

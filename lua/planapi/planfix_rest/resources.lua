@@ -1,4 +1,4 @@
--- planfix_rest_resources.lua: sugar for what scripts use most.
+-- planfix_rest/resources.lua: sugar for what scripts use most.
 --   rest.tasks:get(42, { fields = "id,name" })     -> task, meta
 --   rest.tasks:create{ name = "Call back" }         -> id, meta
 --   rest.tasks:update(42, { name = "x", silent = true }) -> result (queued, failures)
@@ -7,13 +7,12 @@
 -- then the parameters table, then the call options of rest:call.
 local core = require "planapi.core"
 local base = require "planapi.client_base"
-local Rest = require "planapi.planfix_rest"
 
 local M = {}
 
 -- name = { kind, operationId, key to unwrap }
 -- kinds: get (result[key]), create (result.id), call (the result),
--- each / pages / all / pager (paging, see planfix_rest.lua)
+-- each / pages / all / pager (paging, see planfix_rest/init.lua)
 local DEFS = {
   tasks = {
     get = { "get", "get-task-by-id", "task" },
@@ -105,7 +104,7 @@ end
 
 -- Bind one DEFS entry into a method: (path params..., params, opts).
 local function method(rest, kind, op_id, key)
-  local op = Rest.operation(op_id)
+  local op = rest.operation(op_id)
   local n = #op.path_params
   return function(_, ...)
     local args = { ... }
@@ -157,7 +156,7 @@ local function files_extras(rest, res)
   --- rest.files:attach(file_id, "task" | "contact" | "project", target_id)
   function res.attach(_, file_id, target_type, target_id, opts)
     local op_id = "attach-file-to-" .. tostring(target_type)
-    if Rest.operation(op_id) == nil then
+    if rest.operation(op_id) == nil then
       config_error("files:attach target must be task, contact or project")
     end
     -- The file's `id` goes in the path, the target's in the query (query_id).

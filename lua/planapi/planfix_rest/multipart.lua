@@ -1,4 +1,4 @@
--- multipart.lua: a multipart/form-data body for file uploads (pure).
+-- planfix_rest/multipart.lua: a multipart/form-data body for file uploads (pure).
 local core = require "planapi.core"
 
 local M = {}

@@ -1,4 +1,4 @@
--- resp.lua: the Redis wire protocol, RESP2: a command out, one reply in.
+-- limiter/redis_protocol.lua: the Redis wire protocol, RESP2: a command out, one reply in.
 --
 --   resp.encode { "SET", "k", 42 }  -> "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\n42\r\n"
 --   resp.read(sock)                 -> value | nil, err
