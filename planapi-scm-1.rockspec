@@ -50,6 +50,7 @@ build = {
     ["planapi.cli.profiles"] = "lua/planapi/cli/profiles.lua",
     ["planapi.cli.progress"] = "lua/planapi/cli/progress.lua",
     ["planapi.client_base"] = "lua/planapi/client_base.lua",
+    ["planapi.config_error"] = "lua/planapi/config_error.lua",
     ["planapi.cursor"] = "lua/planapi/cursor.lua",
     ["planapi.planfix_rest.multipart"] = "lua/planapi/planfix_rest/multipart.lua",
     ["planapi.limiter"] = "lua/planapi/limiter/init.lua",

@@ -121,8 +121,10 @@ describe("Planfix REST sugar", function()
     assert.equal(0, #sandbox.log()) -- nothing was sent
   end)
 
-  it("unknown resources are nil; bad attach targets raise", function()
-    assert.is_nil(rest.nothing)
+  it("unknown resources are a config error (spec/07); bad attach targets raise", function()
+    local ok, err = pcall(function() return rest.nothing end)
+    assert.is_false(ok)
+    assert.equal("config", err.kind)
     assert.has_error(function() rest.files:attach(1, "planet", 2) end)
   end)
 

@@ -14,6 +14,8 @@ local Policy = require "planapi.policy"
 local Limiter = require "planapi.limiter"
 local Quota = require "planapi.quota"
 local Ngx = require "planapi.transport.ngx"
+local config_error = require "planapi.config_error"
+local suggest = require "planapi.suggest"
 
 local M = {}
 
@@ -33,10 +35,49 @@ local LOOP_OPTIONS = {
 -- null member of an object out of the result, "keep" keeps planapi.null.
 local RESULT_OPTIONS = { nulls = "string" }
 
-local function config_error(msg, level)
-  error(core.error { kind = "config", message = msg }, (level or 1) + 1)
-end
 M.config_error = config_error
+
+-- Fields init and the call loop keep on every client, some of them nil
+-- (quota, limiter, pacer...): reading one is no mistyped resource.
+local CLIENT_FIELDS = { "core", "limiter", "pacer", "confirm", "quota", "policy", "clock", "sleep",
+  "transport", "transport_kind", "on_request", "nulls", "remaining" }
+
+-- names: the resources module's names(), a list of names or a map of name -> methods.
+local function unknown_resource(api_name, key, names)
+  local set, valid = {}, {}
+  for k, v in pairs(names) do set[type(k) == "string" and k or v] = true end
+  for name in pairs(set) do valid[#valid + 1] = name end
+  table.sort(valid)
+  local near = suggest.nearest(key, set, 1, 2) -- a slip: a plural, a swapped or missing letter
+  -- level 3: unknown_resource, the __index function, the user's line
+  config_error(("unknown %s resource '%s'%s; the resources are %s"):format(api_name, tostring(key),
+    #near > 0 and (" (did you mean " .. table.concat(near, ", ") .. "?)") or "", table.concat(valid, ", ")),
+    3, { valid = valid })
+end
+
+--- The __index of an API client class: its methods, then its resources,
+-- and a config error naming the resources for any other name, so that
+-- `rest.task:get(1)` (for rest.tasks) fails at the user's line instead of
+-- as "attempt to index a nil value".
+-- spec = { api = "planfix_rest", fields = { the API's own instance fields },
+--          resources = function() -> a module with bind(client, name) -> resource | nil
+--          and names() -> the resource names }, called on first use, so the
+--          resources load only when a script uses them.
+function M.resource_index(class, spec)
+  local fields = {}
+  for _, k in ipairs(CLIENT_FIELDS) do fields[k] = true end
+  for _, k in ipairs(spec.fields or {}) do fields[k] = true end
+  local resources
+  return function(self, key)
+    local method = class[key]
+    if method ~= nil or fields[key] or type(key) ~= "string" then return method end
+    resources = resources or spec.resources()
+    local res = resources.bind(self, key)
+    if res == nil then unknown_resource(spec.api, key, resources.names()) end
+    rawset(self, key, res)
+    return res
+  end
+end
 
 local function type_ok(v, spec)
   for t in spec:gmatch "[^|]+" do

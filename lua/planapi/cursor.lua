@@ -13,9 +13,7 @@ local core = require "planapi.core"
 
 local M = {}
 
-local function config_error(msg, level)
-  error(core.error { kind = "config", message = msg }, level + 1)
-end
+local config_error = require "planapi.config_error"
 
 local ENOENT = 2 -- io.open's errno for a file that is not there (Linux)
 

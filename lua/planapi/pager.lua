@@ -3,7 +3,6 @@
 -- items and the cursor of the page after it (nil when that was the last);
 -- the pager turns that into page and item iterators that stop cleanly on
 -- break and can be resumed from a saved cursor.
-local core = require "planapi.core"
 
 local Pager = {}
 Pager.__index = Pager
@@ -22,9 +21,7 @@ local PAGER_OPTIONS = {
   cursor = "table|false", max_pages = "number", max_items = "number", dedupe = "boolean",
 }
 
-local function config_error(msg)
-  error(core.error { kind = "config", message = msg }, 0)
-end
+local config_error = require "planapi.config_error"
 
 local function option_type_ok(v, want)
   for t in want:gmatch "[^|]+" do
@@ -39,7 +36,7 @@ end
 -- { page_size = "number", timeout = "number" }; what names the method.
 function Pager.check_options(what, opts, extra)
   if opts == nil then return end
-  if type(opts) ~= "table" then config_error(what .. " options must be a table") end
+  if type(opts) ~= "table" then config_error(what .. " options must be a table", 0) end
   for k, v in pairs(opts) do
     local want = PAGER_OPTIONS[k] or (extra and extra[k])
     if want == nil then
@@ -47,10 +44,10 @@ function Pager.check_options(what, opts, extra)
       for name in pairs(PAGER_OPTIONS) do valid[#valid + 1] = name end
       for name in pairs(extra or {}) do valid[#valid + 1] = name end
       table.sort(valid)
-      config_error(("unknown %s option '%s' (valid: %s)"):format(what, tostring(k), table.concat(valid, ", ")))
+      config_error(("unknown %s option '%s' (valid: %s)"):format(what, tostring(k), table.concat(valid, ", ")), 0)
     end
     if not option_type_ok(v, want) then
-      config_error(("%s option '%s' must be %s, got %s"):format(what, k, want:gsub("|", " or "), type(v)))
+      config_error(("%s option '%s' must be %s, got %s"):format(what, k, want:gsub("|", " or "), type(v)), 0)
     end
   end
 end
@@ -61,7 +58,7 @@ function Pager.new(fetch, opts)
   for _, k in ipairs { "max_pages", "max_items" } do
     local v = opts[k]
     if v ~= nil and (v < 1 or v % 1 ~= 0) then
-      config_error(k .. " must be a whole number from 1 up")
+      config_error(k .. " must be a whole number from 1 up", 0)
     end
   end
   local start = opts.cursor

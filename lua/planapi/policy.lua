@@ -2,7 +2,6 @@
 -- One policy object serves every planapi client. It never sleeps itself:
 -- it answers "wait N seconds" or "give up", and the caller sleeps through
 -- its injected sleep (ngx.sleep in OpenResty, a fake in specs).
-local core = require "planapi.core"
 
 local Policy = {}
 Policy.__index = Policy
@@ -14,9 +13,7 @@ local DEFAULTS = {
   max_wait = 120,   -- a Retry-After longer than this ends the call instead
 }
 
-local function config_error(msg)
-  error(core.error { kind = "config", message = msg }, 3)
-end
+local config_error = require "planapi.config_error"
 
 --- policy.new{ attempts =, base =, cap =, max_wait =, random =, on_retry = }
 -- random: function() -> [0, 1) (math.random by default), for reproducible specs.
@@ -24,28 +21,28 @@ end
 -- (return false to stop retrying).
 function Policy.new(opts)
   opts = opts or {}
-  if type(opts) ~= "table" then config_error("retry policy options must be a table") end
+  if type(opts) ~= "table" then config_error("retry policy options must be a table", 2) end
   local self = setmetatable({}, Policy)
   for k in pairs(opts) do
     if DEFAULTS[k] == nil and k ~= "random" and k ~= "on_retry" then
       config_error(("unknown retry option '%s' (valid: attempts, base, cap, max_wait, random, on_retry)")
-        :format(tostring(k)))
+        :format(tostring(k)), 2)
     end
   end
   for k, dflt in pairs(DEFAULTS) do
     local v = opts[k]
     if v == nil then v = dflt end
     if type(v) ~= "number" or v < 0 or v ~= v then
-      config_error(("retry option '%s' must be a non-negative number"):format(k))
+      config_error(("retry option '%s' must be a non-negative number"):format(k), 2)
     end
     self[k] = v
   end
-  if self.attempts < 1 then config_error("retry option 'attempts' must be at least 1") end
+  if self.attempts < 1 then config_error("retry option 'attempts' must be at least 1", 2) end
   self.random = opts.random or math.random
   self.on_retry = opts.on_retry
-  if type(self.random) ~= "function" then config_error("retry option 'random' must be a function") end
+  if type(self.random) ~= "function" then config_error("retry option 'random' must be a function", 2) end
   if self.on_retry ~= nil and type(self.on_retry) ~= "function" then
-    config_error("retry option 'on_retry' must be a function")
+    config_error("retry option 'on_retry' must be a function", 2)
   end
   return self
 end

@@ -16,19 +16,17 @@ local core = require "planapi.core"
 local Quota = {}
 Quota.__index = Quota
 
-local function config_error(msg)
-  error(core.error { kind = "config", message = msg }, 4)
-end
+local config_error = require "planapi.config_error"
 
 --- Quota.new(opts, counter, wall_clock)
 -- counter: the limiter (its count/used methods); wall_clock: os.time by default.
 function Quota.new(opts, counter, wall_clock)
-  if type(opts) ~= "table" then config_error("option 'quota' must be a table or false") end
+  if type(opts) ~= "table" then config_error("option 'quota' must be a table or false", 3) end
   for k, v in pairs(opts) do
     if k ~= "limit" and k ~= "reserve" and k ~= "utc_offset" then
-      config_error(("unknown quota option '%s' (valid: limit, reserve, utc_offset)"):format(tostring(k)))
+      config_error(("unknown quota option '%s' (valid: limit, reserve, utc_offset)"):format(tostring(k)), 3)
     end
-    if type(v) ~= "number" then config_error(("quota option '%s' must be a number"):format(k)) end
+    if type(v) ~= "number" then config_error(("quota option '%s' must be a number"):format(k), 3) end
   end
   return setmetatable({
     limit = opts.limit, reserve = opts.reserve or 0, offset = (opts.utc_offset or 0) * 3600,

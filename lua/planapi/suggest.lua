@@ -17,11 +17,15 @@ local function distance(a, b)
   return prev[#b]
 end
 
---- Up to `n` (5) names of the set `names` (name -> anything) closest to `wrong`.
-function M.nearest(wrong, names, n)
+--- Up to `n` (5) names of the set `names` (name -> anything) closest to `wrong`,
+-- only those at most `max_distance` edits away when it is given.
+function M.nearest(wrong, names, n, max_distance)
   local w = tostring(wrong):lower()
   local scored = {}
-  for name in pairs(names) do scored[#scored + 1] = { name = name, d = distance(w, name:lower()) } end
+  for name in pairs(names) do
+    local d = distance(w, name:lower())
+    if max_distance == nil or d <= max_distance then scored[#scored + 1] = { name = name, d = d } end
+  end
   table.sort(scored, function(x, y)
     if x.d ~= y.d then return x.d < y.d end
     return x.name < y.name

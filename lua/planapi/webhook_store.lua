@@ -10,9 +10,7 @@ local core = require "planapi.core"
 
 local M = {}
 
-local function config_error(msg)
-  error(core.error { kind = "config", message = msg }, 3)
-end
+local config_error = require "planapi.config_error"
 
 -- A bounded map that forgets the least recently written half when full:
 -- two generations, each at most max/2 entries, O(1) per operation.
@@ -46,7 +44,7 @@ end
 function M.memory(opts)
   opts = opts or {}
   local max = opts.max or 100000
-  if type(max) ~= "number" or max < 2 then config_error("memory store option 'max' must be a number >= 2") end
+  if type(max) ~= "number" or max < 2 then config_error("memory store option 'max' must be a number >= 2", 2) end
   local events, versions = bounded(max), bounded(max)
   local store = { kind = "memory" }
   function store.claim(_, event_uuid, key, version)
@@ -94,7 +92,7 @@ end
 function M.file(opts)
   opts = opts or {}
   local dir = opts.dir
-  if type(dir) ~= "string" or dir == "" then config_error("file store option 'dir' is required") end
+  if type(dir) ~= "string" or dir == "" then config_error("file store option 'dir' is required", 2) end
   local retention = opts.retention_days or 8
   local clock = opts.time or os.time
   for _, sub in ipairs { dir, dir .. "/events", dir .. "/versions" } do

@@ -16,9 +16,7 @@ local core = require "planapi.core"
 
 local M = {}
 
-local function config_error(msg)
-  error(core.error { kind = "config", message = msg }, 4)
-end
+local config_error = require "planapi.config_error"
 
 -- This client's own state: the C GCRA plus a day counter.
 local function local_scope(rate)
@@ -109,9 +107,8 @@ function M.new(spec, opts)
     local dir = M.default_dir()
     local ok, err = core.private_dir(dir)
     if not ok then
-      error(core.error { kind = "config", message = err.message ..
-        " (the default pacing scope lives there: set PLANAPI_RUNTIME_DIR to a folder of your own, "
-        .. "or limiter = \"local\")" }, 3)
+      config_error(err.message .. " (the default pacing scope lives there: set PLANAPI_RUNTIME_DIR to a folder "
+        .. "of your own, or limiter = \"local\")", 3)
     end
     local key, file = default_key(opts.key, opts.endpoint)
     return shm_scope(dir .. "/" .. file, key, rate, true)
@@ -119,12 +116,12 @@ function M.new(spec, opts)
   if spec == nil or spec == "local" then return local_scope(rate) end
   if type(spec) == "table" then
     for _, m in ipairs { "reserve", "settle", "release", "count", "used" } do
-      if type(spec[m]) ~= "function" then config_error("a custom limiter needs a " .. m .. " method") end
+      if type(spec[m]) ~= "function" then config_error("a custom limiter needs a " .. m .. " method", 3) end
     end
     return spec
   end
   if type(spec) ~= "string" then
-    config_error("option 'limiter' must be \"local\", \"shm:<file>\" or \"redis://...\"")
+    config_error("option 'limiter' must be \"local\", \"shm:<file>\" or \"redis://...\"", 3)
   end
   local path = spec:match "^shm:(.+)$"
   if path then return shm_scope(path, opts.key, rate) end
@@ -136,7 +133,7 @@ function M.new(spec, opts)
     if opts.fallback == "local" then return with_fallback(lim, rate) end
     return lim
   end
-  config_error(("option 'limiter' must be \"local\", \"shm:<file>\" or \"redis://...\" (got %q)"):format(spec))
+  config_error(("option 'limiter' must be \"local\", \"shm:<file>\" or \"redis://...\" (got %q)"):format(spec), 3)
 end
 
 return M

@@ -134,9 +134,7 @@ local OPTIONS = {
   margin = "number", connect = "function", timeout = "number",
 }
 
-local function config_error(msg, level)
-  error(core.error { kind = "config", message = msg }, (level or 1) + 1)
-end
+local config_error = require "planapi.config_error"
 
 local function unescape(s)
   return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))

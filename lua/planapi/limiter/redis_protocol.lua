@@ -18,6 +18,7 @@
 -- Other failures leave the connection out of step and so unusable: "transport"
 -- or "timeout" (the socket's own error) and "decode" (not RESP2).
 local core = require "planapi.core"
+local config_error = require "planapi.config_error"
 
 local M = {}
 
@@ -48,11 +49,11 @@ local function arg_string(v)
     if math.type and math.type(v) == "integer" then return tostring(v) end
     if v == math.floor(v) and v > -2 ^ 63 and v < 2 ^ 63 then return ("%.0f"):format(v) end
     if v ~= v or v == math.huge or v == -math.huge then
-      error(core.error { kind = "config", message = "redis command argument is not a finite number" }, 3)
+      config_error("redis command argument is not a finite number", 3)
     end
     return ("%.17g"):format(v)
   end
-  error(core.error { kind = "config", message = "redis command arguments must be strings or numbers, got " .. t }, 3)
+  config_error("redis command arguments must be strings or numbers, got " .. t, 3)
 end
 
 --- The RESP2 form of a command: an array of bulk strings.

@@ -14,16 +14,13 @@ local FIELDS = require "planapi.planado.fields"
 local config_error = base.config_error
 
 local Planado = {}
-local resources -- planado_resources, loaded on first use
 
-Planado.__index = function(self, key)
-  local method = Planado[key]
-  if method ~= nil then return method end
-  resources = resources or require "planapi.planado.resources"
-  local res = resources.bind(self, key)
-  if res ~= nil then rawset(self, key, res) end
-  return res
-end
+-- pd.jobs, pd.clients...: planado/resources.lua, loaded on first use.
+Planado.__index = base.resource_index(Planado, {
+  api = "planado",
+  fields = { "base_url", "strict", "rate_limit_wait" },
+  resources = function() return require "planapi.planado.resources" end,
+})
 
 Planado.__tostring = function(self)
   return ("planapi.planado (%s)"):format(self.base_url)

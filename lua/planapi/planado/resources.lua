@@ -8,11 +8,13 @@
 local core = require "planapi.core"
 local base = require "planapi.client_base"
 
+local config_error = base.config_error
+
 local M = {}
 
 local function ref_path(collection, ref)
   if type(ref) ~= "string" and type(ref) ~= "number" then
-    error(core.error { kind = "config", message = collection .. ": a uuid or external_id is required" }, 3)
+    config_error(collection .. ": a uuid or external_id is required", 3)
   end
   return collection .. "/" .. core.url_escape(ref)
 end
@@ -65,7 +67,7 @@ end
 local function upsert(pd, res, collection, kind, uuid_key)
   function res.upsert(_, external_id, fields, opts)
     if type(external_id) ~= "string" or external_id == "" then
-      error(core.error { kind = "config", message = collection .. ":upsert needs an external_id" }, 2)
+      config_error(collection .. ":upsert needs an external_id", 2)
     end
     local body = {}
     for k, v in pairs(fields or {}) do body[k] = v end

@@ -18,9 +18,7 @@ Hook.__index = Hook
 local KINDS = { "job", "client", "site" }
 local DEFAULT_MAX_BODY = 1024 * 1024
 
-local function config_error(msg, level)
-  error(core.error { kind = "config", message = msg }, (level or 1) + 1)
-end
+local config_error = require "planapi.config_error"
 
 --- planapi.planado_webhook{ secret =, store =, max_body =, allow_unsigned =, nulls = }
 -- secret: the webhook's secret; required unless allow_unsigned = true.

@@ -18,7 +18,6 @@ local OPS = ops_table.ops
 local config_error = base.config_error
 
 local Rest = {}
-local resources -- planfix_rest_resources, loaded on first use
 
 local OPTIONS = {
   account = "string", base_url = "string", token = "string", page_size = "number",
@@ -32,14 +31,12 @@ local MAX_PAGE_SIZE = 100
 local PAGER_OPTIONS = { page_size = "number", query = "table", body = "table|string", headers = "table",
   timeout = "number", unchecked = "boolean" }
 
-Rest.__index = function(self, key)
-  local method = Rest[key]
-  if method ~= nil then return method end
-  resources = resources or require "planapi.planfix_rest.resources"
-  local res = resources.bind(self, key)
-  if res ~= nil then rawset(self, key, res) end
-  return res
-end
+-- rest.tasks, rest.files...: planfix_rest/resources.lua, loaded on first use.
+Rest.__index = base.resource_index(Rest, {
+  api = "planfix_rest",
+  fields = { "base_url", "page_size", "unchecked" },
+  resources = function() return require "planapi.planfix_rest.resources" end,
+})
 
 Rest.__tostring = function(self)
   return ("planapi.planfix_rest (%s)"):format(self.base_url)
@@ -90,14 +87,10 @@ local function lookup(op_id)
   local op = OPS[op_id]
   if op then return op end
   local near = suggest.nearest(op_id, OPS)
-  local err = core.error {
-    kind = "config",
-    message = ("unknown Planfix REST operation '%s'%s; %d operations are known, listed by "
-      .. "planfix_rest.operations()"):format(tostring(op_id),
-      #near > 0 and (" (did you mean " .. table.concat(near, ", ") .. "?)") or "", ops_table.count),
-    valid = Rest.operations(),
-  }
-  error(err, 3)
+  config_error(("unknown Planfix REST operation '%s'%s; %d operations are known, listed by "
+    .. "planfix_rest.operations()"):format(tostring(op_id),
+    #near > 0 and (" (did you mean " .. table.concat(near, ", ") .. "?)") or "", ops_table.count),
+    3, { valid = Rest.operations() })
 end
 
 local function valid_params(op)

@@ -3,9 +3,7 @@ local core = require "planapi.core"
 
 local M = {}
 
-local function config_error(msg)
-  error(core.error { kind = "config", message = msg }, 4)
-end
+local config_error = require "planapi.config_error"
 
 -- A boundary that cannot occur in the data: random, then checked.
 local function boundary_for(parts)
@@ -21,7 +19,7 @@ local function boundary_for(parts)
 end
 
 local function quoted(s)
-  if s:find('[\r\n"%z]') then config_error("names in a form part must not contain quotes, line breaks or NUL") end
+  if s:find('[\r\n"%z]') then config_error("names in a form part must not contain quotes, line breaks or NUL", 3) end
   return '"' .. s .. '"'
 end
 
@@ -30,21 +28,21 @@ end
 -- optional name (defaults to the path's base name) and content_type.
 function M.file_part(field, spec)
   if type(spec) == "string" then spec = { path = spec } end
-  if type(spec) ~= "table" then config_error("file must be a path or { path = } / { data =, name = }") end
+  if type(spec) ~= "table" then config_error("file must be a path or { path = } / { data =, name = }", 3) end
   local data, name = spec.data, spec.name
   if spec.path ~= nil then
-    if data ~= nil then config_error("give a file's path or its data, not both") end
+    if data ~= nil then config_error("give a file's path or its data, not both", 3) end
     local f, err = io.open(spec.path, "rb")
-    if not f then config_error("cannot read file to upload: " .. tostring(err)) end
+    if not f then config_error("cannot read file to upload: " .. tostring(err), 3) end
     data = f:read "a"
     f:close()
     name = name or spec.path:match "[^/\\]+$"
   end
-  if type(data) ~= "string" then config_error("file data must be a string") end
-  if type(name) ~= "string" or name == "" then config_error("file name is required with data") end
+  if type(data) ~= "string" then config_error("file data must be a string", 3) end
+  if type(name) ~= "string" or name == "" then config_error("file name is required with data", 3) end
   local ctype = spec.content_type or "application/octet-stream"
   if type(ctype) ~= "string" or ctype:find "[\r\n%z]" then
-    config_error("file content_type must be a string without line breaks")
+    config_error("file content_type must be a string without line breaks", 3)
   end
   return { field = field, name = name, data = data, content_type = ctype }
 end
@@ -52,7 +50,7 @@ end
 --- multipart.field_part(field, value) -> part: a plain form field.
 function M.field_part(field, value)
   if type(value) ~= "string" and type(value) ~= "number" and type(value) ~= "boolean" then
-    config_error(("form field '%s' must be a string, number or boolean"):format(field))
+    config_error(("form field '%s' must be a string, number or boolean"):format(field), 3)
   end
   -- Numbers as the JSON encoder writes them, exactly: tostring gives "42.0"
   -- for a 5.4 float and only 14 digits under LuaJIT.

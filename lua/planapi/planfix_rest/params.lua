@@ -7,9 +7,7 @@ local core = require "planapi.core"
 
 local M = {}
 
-local function config_error(msg)
-  error(core.error { kind = "config", message = msg }, 0)
-end
+local config_error = require "planapi.config_error"
 
 local function finite(v)
   return type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge
@@ -68,19 +66,19 @@ local function check_limits(op_id, name, v, limits)
     end
     local listed = {}
     for i, allowed in ipairs(limits.enum) do listed[i] = tostring(allowed) end
-    config_error(("parameter '%s' of %s must be one of %s"):format(name, op_id, table.concat(listed, ", ")))
+    config_error(("parameter '%s' of %s must be one of %s"):format(name, op_id, table.concat(listed, ", ")), 0)
   end
   if limits.minimum and type(v) == "number" and v < limits.minimum then
-    config_error(("parameter '%s' of %s must be at least %d"):format(name, op_id, limits.minimum))
+    config_error(("parameter '%s' of %s must be at least %d"):format(name, op_id, limits.minimum), 0)
   end
   if limits.maximum and type(v) == "number" and v > limits.maximum then
-    config_error(("parameter '%s' of %s must be at most %d"):format(name, op_id, limits.maximum))
+    config_error(("parameter '%s' of %s must be at most %d"):format(name, op_id, limits.maximum), 0)
   end
   if limits.min_length and type(v) == "string" and #v < limits.min_length then
-    config_error(("parameter '%s' of %s must be at least %d characters long"):format(name, op_id, limits.min_length))
+    config_error(("parameter '%s' of %s must be at least %d characters long"):format(name, op_id, limits.min_length), 0)
   end
   if limits.max_length and type(v) == "string" and #v > limits.max_length then
-    config_error(("parameter '%s' of %s must be at most %d characters long"):format(name, op_id, limits.max_length))
+    config_error(("parameter '%s' of %s must be at most %d characters long"):format(name, op_id, limits.max_length), 0)
   end
 end
 
@@ -92,7 +90,7 @@ function M.check(op_id, op, name, v, t, in_url)
   if v == core.null and not in_url then return end
   local fits = FITS[t]
   if fits and not fits(v, in_url) then
-    config_error(("parameter '%s' of %s must be %s, got %s"):format(name, op_id, described(t), got(v, t)))
+    config_error(("parameter '%s' of %s must be %s, got %s"):format(name, op_id, described(t), got(v, t)), 0)
   end
   local limits = op.limits and op.limits[name]
   if limits then check_limits(op_id, name, v, limits) end
@@ -106,7 +104,7 @@ function M.check_at_least_one(op_id, op, body)
     if type(body) == "table" and body[name] ~= nil then return end
   end
   config_error(("%s needs at least one of the parameters '%s'"):format(op_id,
-    table.concat(op.at_least_one, "', '")))
+    table.concat(op.at_least_one, "', '")), 0)
 end
 
 --- The spec's type of a parameter of op, or nil for a name it does not have.

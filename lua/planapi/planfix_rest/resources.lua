@@ -5,7 +5,6 @@
 --   for t in rest.tasks:each{ fields = "id" } do ... end
 -- Every method takes the operation's path parameters first (in path order),
 -- then the parameters table, then the call options of rest:call.
-local core = require "planapi.core"
 local base = require "planapi.client_base"
 
 local M = {}
@@ -98,9 +97,7 @@ local DEFS = {
   },
 }
 
-local function config_error(msg)
-  error(core.error { kind = "config", message = msg }, 3)
-end
+local config_error = require "planapi.config_error"
 
 -- Bind one DEFS entry into a method: (path params..., params, opts).
 local function method(rest, kind, op_id, key)
@@ -111,7 +108,7 @@ local function method(rest, kind, op_id, key)
     local params = {}
     for k, v in pairs(args[n + 1] or {}) do params[k] = v end
     for i = 1, n do
-      if args[i] == nil then config_error(("%s needs %s first"):format(op_id, op.path_params[i])) end
+      if args[i] == nil then config_error(("%s needs %s first"):format(op_id, op.path_params[i]), 2) end
       params[op.path_params[i]] = args[i]
     end
     local opts = args[n + 2]
@@ -157,7 +154,7 @@ local function files_extras(rest, res)
   function res.attach(_, file_id, target_type, target_id, opts)
     local op_id = "attach-file-to-" .. tostring(target_type)
     if rest.operation(op_id) == nil then
-      config_error("files:attach target must be task, contact or project")
+      config_error("files:attach target must be task, contact or project", 2)
     end
     -- The file's `id` goes in the path, the target's in the query (query_id).
     return rest:call(op_id, { id = file_id, query_id = target_id }, opts)

@@ -17,16 +17,14 @@ local METHODS = tables.methods
 local config_error = base.config_error
 
 local Xml = {}
-local resources -- planfix_xml_resources, loaded on first use
 
-Xml.__index = function(self, key)
-  local method = Xml[key]
-  if method ~= nil then return method end
-  resources = resources or require "planapi.planfix_xml.resources"
-  local res = resources.bind(self, key)
-  if res ~= nil then rawset(self, key, res) end
-  return res
-end
+-- xml.task, xml.handbook...: planfix_xml/resources.lua, loaded on first use.
+Xml.__index = base.resource_index(Xml, {
+  api = "planfix_xml",
+  fields = { "account", "mode", "silent", "page_size", "login_name", "credentials", "private_key", "url", "sid",
+    "logins" },
+  resources = function() return require "planapi.planfix_xml.resources" end,
+})
 
 Xml.__tostring = function(self)
   return ("planapi.planfix_xml (%s, %s mode)"):format(self.url, self.mode)
@@ -118,13 +116,9 @@ local function lookup(name, unchecked)
   local info = METHODS[name]
   if info then return info end
   if unchecked then return { writes = true } end -- unknown: treated as a write, never repeated
-  error(core.error {
-    kind = "config",
-    message = ("unknown Planfix XML method '%s' (did you mean %s?); %d methods are documented, "
-      .. "listed by planfix_xml.methods()"):format(tostring(name), table.concat(suggest.nearest(name, METHODS), ", "),
-      #Xml.methods()),
-    valid = Xml.methods(),
-  }, 4)
+  config_error(("unknown Planfix XML method '%s' (did you mean %s?); %d methods are documented, "
+    .. "listed by planfix_xml.methods()"):format(tostring(name), table.concat(suggest.nearest(name, METHODS), ", "),
+    #Xml.methods()), 4, { valid = Xml.methods() })
 end
 
 -- The list-container names the decoder needs for one method, cached.

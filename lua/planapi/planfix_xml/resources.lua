@@ -8,8 +8,9 @@
 -- `wrap` puts the parameters inside the group's element (task.get takes
 -- <task><id>), `unwrap` returns that element of the result; paging kinds
 -- take the method's parameters as they are.
-local core = require "planapi.core"
 local base = require "planapi.client_base"
+
+local config_error = base.config_error
 
 local M = {}
 
@@ -81,7 +82,7 @@ local function bind_method(xml, def)
   assert(xml.method(name), "sugar names an undocumented method " .. name)
   return function(_, params, opts)
     if params ~= nil and type(params) ~= "table" then
-      error(core.error { kind = "config", message = name .. " takes a table of parameters" }, 2)
+      config_error(name .. " takes a table of parameters", 2)
     end
     if def.kind then return xml[def.kind](xml, name, params, opts) end
     local p = params or {}

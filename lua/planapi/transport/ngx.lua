@@ -83,9 +83,7 @@ function M.sleep(seconds)
   return core.sleep(seconds)
 end
 
-local function config_error(msg, level)
-  error(core.error { kind = "config", message = msg }, (level or 1) + 1)
-end
+local config_error = require "planapi.config_error"
 
 local function lua_module_version(n)
   local v = n and n.config and n.config.ngx_lua_version
