@@ -158,9 +158,10 @@ describe("security", function()
         { client = sandbox.xml { login = true, private_key = sandbox.XML.private_key, retry = { attempts = 1 } },
           secrets = { sandbox.XML.password, sandbox.XML.private_key, sandbox.XML.api_key } },
       }
-      local function read(c)
-        if c.jobs then return c.jobs:get "job-ext-1" end
-        if c.task and c.task.get then return c.task:get { id = 1 } end
+      local function read(c) -- by the client's kind (a resource it lacks is a config error)
+        local kind = tostring(c)
+        if kind:find("planapi.planado", 1, true) then return c.jobs:get "job-ext-1" end
+        if kind:find("planapi.planfix_xml", 1, true) then return c.task:get { id = 1 } end
         return c:call("get-task-by-id", { id = 1 })
       end
       local checked = 0
