@@ -218,6 +218,14 @@ describe("planapi command line", function()
     os.remove(cursor)
   end)
 
+  it("a mistyped Planado resource is a usage error naming the resources", function()
+    local out, err, code = cli "planado job list"
+    assert.equal(2, code, err)
+    assert.equal("", out)
+    assert.matches("unknown planado resource 'job' %(did you mean jobs%?%)", err)
+    assert.matches("clients", err)
+  end)
+
   it("never echoes a credential, and takes none from the command line", function()
     local secret = "s3cret-cli-token-" .. os.time()
     require("journal").secret(secret)

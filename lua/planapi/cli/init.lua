@@ -102,7 +102,9 @@ local function command(parsed, env)
       interval = interval,
     }
   end
-  local res = resource and c[resource]
+  -- The client answers a name that is no resource with a config error naming them.
+  local known, res = pcall(function() return resource and c[resource] end)
+  if not known then args.usage_error(res.message) end
   if not res then args.usage_error("unknown Planado resource '" .. tostring(resource) .. "'") end
   action = action or "list"
   if action == "list" then
