@@ -129,12 +129,14 @@ describe("planapi command line", function()
   -- pick one of them as the rows); a list in its envelope is its rows.
   it("prints one object as one row and a list's items as rows, for every API", function()
     local job_uuid = "00000001-0000-4000-8000-000000000001"
-    local cases = {
-      { "planfix-rest get-task-by-id id=1 fields=id,name --format table --columns id,name", "^1%s+Prepare quarterly report$", 1 },
-      { "planado jobs get " .. job_uuid .. " --format table --columns uuid,status", "^" .. job_uuid:gsub("%-", "%%-") .. "%s+%a+$", 1 },
+    local first_task = "^1%s+Prepare quarterly report$"
+    local cases = { -- the command, its first row, how many rows
+      { "planfix-rest get-task-by-id id=1 fields=id,name --format table --columns id,name", first_task, 1 },
+      { "planado jobs get " .. job_uuid .. " --format table --columns uuid,status",
+        "^" .. job_uuid:gsub("%-", "%%-") .. "%s+%a+$", 1 },
       { "planfix-xml task.get task.id=3 --format table --columns id,title", "^3%s+Call the supplier$", 1 },
-      { "planfix-rest get-task-list fields=id,name pageSize=2 --format table --columns id,name", "^1%s+Prepare quarterly report$", 2 },
-      { "planfix-xml task.getList pageSize=2 --format table --columns id,title", "^1%s+Prepare quarterly report$", 2 },
+      { "planfix-rest get-task-list fields=id,name pageSize=2 --format table --columns id,name", first_task, 2 },
+      { "planfix-xml task.getList pageSize=2 --format table --columns id,title", first_task, 2 },
       { "planado call GET jobs --format table --columns uuid", "^%x+%-", 3 },
     }
     for _, case in ipairs(cases) do

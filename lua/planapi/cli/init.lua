@@ -312,8 +312,8 @@ function M.write_result(result, parsed, env)
   local path = parsed.options["--output"]
   if not path then
     local ok, err = stdout_done(env.stdout:write(text))
-    if ok then ok, err = stdout_done(env.stdout:flush()) end
-    return err
+    if not ok then return err end
+    return select(2, stdout_done(env.stdout:flush()))
   end
   local out, err = core.open_output(path)
   if not out then return err end
