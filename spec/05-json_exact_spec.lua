@@ -304,6 +304,9 @@ describe("JSON null", function()
     expect.raises_config(function() planapi.json.decode("{}", { nulls = "drop" }) end, "nulls")
     expect.raises_config(function() planapi.planado { api_key = "k", nulls = "nil" } end, "nulls")
     expect.raises_config(function() planapi.planado_webhook { secret = "s", nulls = true } end, "nulls")
+    -- A misspelt option is a config error, as for clients and pagers, not the default in silence.
+    expect.raises_config(function() planapi.json.decode("{}", { null = "keep" }) end, "'null'")
+    expect.raises_config(function() planapi.json.decode("{}", { [1] = "keep" }) end, "nulls")
   end)
 end)
 

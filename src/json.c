@@ -813,6 +813,16 @@ int pa_json_keep_nulls(lua_State *L, int idx) {
   const char *v;
   if (lua_isnoneornil(L, idx)) return 0;
   if (lua_type(L, idx) == LUA_TTABLE) {
+    /* A misspelt key is refused, as for clients and pagers. */
+    idx = lua_absindex(L, idx);
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+      if (lua_type(L, -2) != LUA_TSTRING || strcmp(lua_tostring(L, -2), "nulls") != 0) {
+        return pa_error_raise(L, "unknown json.decode option '%s' (valid: nulls)",
+                              lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : luaL_typename(L, -2));
+      }
+      lua_pop(L, 1);
+    }
     lua_getfield(L, idx, "nulls");
     v = lua_tostring(L, -1);
     lua_pop(L, 1);
