@@ -136,6 +136,33 @@ describe("planapi --all --resume --output, stopped the hard way", function()
     assert_exactly(250, ids_of(out), "resumed")
   end)
 
+  -- Ctrl-C at any moment of the start, where the command sets itself up
+  -- (a child process spawned then, by system(3), would have the parent
+  -- ignore SIGINT while it runs): every time it exits 130 at once, never
+  -- goes on with the export as if nothing was pressed.
+  it("never loses a Ctrl-C pressed while it starts", function()
+    sandbox.data { tasks = 250 }
+    local seed = os.time()
+    math.randomseed(seed)
+    local args = export:format(shell_quote(cursor), shell_quote(out))
+    for i = 1, 40 do
+      os.remove(cursor) -- a fresh export each time: a finished one would end at once
+      os.remove(out)
+      local run = start(args)
+      core.sleep(math.random() * 0.5)
+      kill(run, "INT")
+      local deadline = core.monotime() + 3
+      while portable.execute(("kill -0 %d 2>/dev/null"):format(run.pid)) and core.monotime() < deadline do
+        core.sleep(0.02)
+      end
+      local lost = core.monotime() >= deadline
+      if lost then kill(run, "KILL") end
+      local code, err = finish(run)
+      assert.is_false(lost, ("seed %d, run %d: still exporting 3 s after Ctrl-C"):format(seed, i))
+      assert.equal(130, code, err) -- by its message, or killed by SIGINT before Lua runs (128 + 2)
+    end
+  end)
+
   it("on Ctrl-C before the first page, leaves a cursor that resumes from the start", function()
     sandbox.data { tasks = 30 }
     sandbox.fault { mode = "slow", delay = 30, path = "/task/list" }

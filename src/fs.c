@@ -22,7 +22,10 @@
  *                                  keep bytes (what a saved cursor vouches
  *                                  for) and appended to. out:write(s),
  *                                  out:sync(), out:close() -> true | nil, err;
- *                                  out:size() -> the bytes written so far. */
+ *                                  out:size() -> the bytes written so far.
+ *   core.isatty(fd) -> bool         isatty(3), for the command line: asking a
+ *                                  child (`test -t`) would have system(3)
+ *                                  ignore Ctrl-C while it runs. */
 #include <dirent.h>
 #include <limits.h>
 #include <errno.h>
@@ -97,6 +100,12 @@ static int l_create_exclusive(lua_State *L) {
     return 1;
   }
   return io_failure(L, "create", path, errno);
+}
+
+static int l_isatty(lua_State *L) {
+  lua_Integer fd = luaL_checkinteger(L, 1);
+  lua_pushboolean(L, fd >= 0 && fd <= INT_MAX && isatty((int)fd));
+  return 1;
 }
 
 static int l_mkdir(lua_State *L) {
@@ -383,4 +392,6 @@ void pa_fs_open(lua_State *L) {
   lua_setfield(L, -2, "mkdir");
   lua_pushcfunction(L, l_list_dir);
   lua_setfield(L, -2, "list_dir");
+  lua_pushcfunction(L, l_isatty);
+  lua_setfield(L, -2, "isatty");
 }

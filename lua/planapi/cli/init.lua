@@ -42,14 +42,16 @@ options:
   --keep-nulls        print a JSON null member as null (default: left out, as the library does)
 Credentials come from the environment or a profile file, never from the command line
 (see README: PLANFIX_TOKEN, PLANFIX_API_KEY, PLANFIX_XML_TOKEN, PLANADO_API_KEY, ...).
-Exit codes: 0 ok, 2 usage, 3 API error, 4 quota or rate limit, 5 transport, 130 Ctrl-C.
+Exit codes: 0 ok, 2 usage, 3 API error, 4 quota or rate limit, 5 transport, 6 a local file
+could not be written, 130 Ctrl-C.
 ]]
 
 local API_NAMES = { ["planfix-rest"] = "planfix_rest", ["planfix-xml"] = "planfix_xml", planado = "planado" }
 
+-- In this process: a child (`test -t`) run by os.execute would have the
+-- command ignore Ctrl-C while it runs (system(3) does), losing it.
 local function is_tty(fd)
-  local r = os.execute(("test -t %d"):format(fd))
-  return r == true or r == 0 -- Lua 5.4: true; LuaJIT: the exit status
+  return core.isatty(fd)
 end
 
 -- The client of one API with the user's credentials.
