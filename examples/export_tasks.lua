@@ -25,8 +25,19 @@
 --
 -- Exit codes: 0 done, 1 an error, 2 usage, 4 the daily quota is spent (run
 -- again after it resets), 130 interrupted (Ctrl-C; run again to resume).
-local planapi = require "planapi"
+-- Ctrl-C from the first moment: until catch_interrupt it is the
+-- interpreter's "interrupted!" error, which here means nothing was done yet.
+local loaded, planapi = pcall(require, "planapi")
+if not loaded then
+  if tostring(planapi):find("interrupted!", 1, true) then
+    io.stderr:write "interrupted: run again to resume\n"
+    os.exit(130)
+  end
+  error(planapi, 0)
+end
 local core = planapi.core
+-- Ctrl-C: abort the request in flight and stop with the last page saved.
+core.catch_interrupt()
 
 local function fail(code, msg)
   io.stderr:write(msg, "\n")
@@ -47,11 +58,9 @@ end
 local fields = os.getenv "PLANFIX_FIELDS"
 if not fields or fields == "" then fields = "id,name,status" end
 
--- Progress only for a person watching: `test -t 2` runs with our stderr.
-local tty = os.execute "test -t 2" == true
-
--- Ctrl-C: abort the request in flight and stop with the last page saved.
-core.catch_interrupt()
+-- Progress only for a person watching (isatty in this process: a `test -t`
+-- child would have Ctrl-C ignored while it runs).
+local tty = core.isatty(2)
 
 -- The output and its cursor: a resumed run has the output cut back to what
 -- the cursor vouches for; a finished one (position false) is left alone.

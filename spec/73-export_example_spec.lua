@@ -197,6 +197,36 @@ describe("examples/export_tasks.lua", function()
     assert_each_once(ids_of(out_path), 150)
   end)
 
+  -- Ctrl-C at any moment of the start: a child the script runs then (a
+  -- `test -t` through os.execute) has system(3) ignore SIGINT meanwhile, and
+  -- the export would go on as if nothing was pressed.
+  it("never loses a Ctrl-C pressed while it starts", function()
+    local core = require "planapi.core"
+    sandbox.data { tasks = 1000 } -- 10 pages at 1 request/s: a lost Ctrl-C is still exporting 3 s later
+    local seed = os.time()
+    math.randomseed(seed)
+    for i = 1, 30 do
+      os.remove(out_path)
+      os.remove(out_path .. ".cursor")
+      local p = assert(portable.popen(("(sh -c %s; exit $?) 2>/dev/null"):format(shell_quote(
+        ("echo $$; exec %s lua5.4 examples/export_tasks.lua %s 2>/dev/null"):format(env_prefix(sandbox_env()),
+          shell_quote(out_path))))))
+      local pid = assert(tonumber(p:read "*l"))
+      core.sleep(math.random() * 0.4)
+      os.execute("kill -s INT " .. pid)
+      local deadline = core.monotime() + 3
+      while portable.execute(("kill -0 %d 2>/dev/null"):format(pid)) and core.monotime() < deadline do
+        core.sleep(0.02)
+      end
+      local lost = core.monotime() >= deadline
+      if lost then os.execute("kill -s KILL " .. pid) end
+      p:read "*a"
+      local _, _, status = p:close()
+      assert.is_false(lost, ("seed %d, run %d: still exporting 3 s after Ctrl-C"):format(seed, i))
+      assert.equal(130, status) -- by its message, or killed by SIGINT before Lua runs (128 + 2)
+    end
+  end)
+
   it("shows progress when stderr is a terminal", function()
     if not portable.has_pty() then
       pending "no pseudo-terminal on this host (script(1) or /dev/pts missing)"
