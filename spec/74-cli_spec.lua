@@ -228,6 +228,18 @@ describe("planapi command line", function()
     assert.matches("clients", err)
   end)
 
+  it("with PLANAPI_LIMITER at a Redis out of reach, exits 5 with the transport error, not an internal one", function()
+    local pw = "redis-pw-" .. os.time()
+    require("journal").secret(pw)
+    for _, cmd in ipairs { "planfix-rest get-task-by-id id=1", "planfix-rest get-task-list --all --max-items 1" } do
+      local out, err, code = cli(cmd, { PLANAPI_LIMITER = "redis://:" .. pw .. "@127.0.0.1:1/0" })
+      assert.equal(5, code, err)
+      assert.matches("^planapi: [^\n]*transport error: rate limiter unavailable", err)
+      assert.equal(1, #lines(err))
+      assert.is_nil((out .. err):find(pw, 1, true))
+    end
+  end)
+
   it("never echoes a credential, and takes none from the command line", function()
     local secret = "s3cret-cli-token-" .. os.time()
     require("journal").secret(secret)

@@ -76,7 +76,10 @@ local function command(parsed, env)
   if not api then args.usage_error("unknown API '" .. tostring(w[1]) .. "' (planfix-rest, planfix-xml, planado)") end
   local c = client(api, env, parsed.options["--profile"], parsed.options["--keep-nulls"])
   local params = parsed.params
-  local interval = c.limiter and c.limiter.info and c.limiter:info().interval
+  -- For the progress bar's ETA only: a Redis scope out of reach has no
+  -- info, and its calls then fail as transport errors of their own.
+  local info = c.limiter and c.limiter.info and c.limiter:info()
+  local interval = info and info.interval
   if api == "planfix_rest" then
     local op = w[2] or args.usage_error "planfix-rest needs an operationId (see README)"
     args.rest_params(op, params) -- text to the spec's types
