@@ -208,337 +208,441 @@ end
 
 -- ------------------------------------------------------------------ exchange
 
+-- One attempt is a row of small steps over one state table, x:
+--   st, n, req, u, deadline   what exchange was given
+--   sock, cms, reused         the connection, its connect timeout, whether it came from the pool
+--   status, minor, headers    the answer's head
+--   out, out_size, sink_file, sink_part, keepalive   the body as it is read
+-- Each step returns true | nil, err[, stale].
+
 -- req.idempotent, set by the call loop; without it the method decides.
 local function idempotent(req)
   if type(req.idempotent) == "boolean" then return req.idempotent end
   return req.method ~= "POST" and req.method ~= "PATCH"
 end
 
+local function left_ms(x)
+  x.n.update_time()
+  return math.floor((x.deadline - x.n.now()) * 1000)
+end
+
+-- Give the next socket operation what is left of the deadline (timeout,
+-- not an inactivity timer); false once nothing is left.
+local function arm(x)
+  local ms = left_ms(x)
+  if ms <= 0 then return false end
+  x.sock:settimeouts(x.cms, ms, ms)
+  return true
+end
+
+local function was_reused(sock)
+  return (sock:getreusedtimes() or 0) > 0
+end
+
+local function connect_socket(x, ms)
+  x.sock:settimeouts(x.cms, ms, ms)
+  return x.sock:connect(x.u.connect_host, x.u.port, { pool = x.u.pool, pool_size = x.st.pool_size })
+end
+
+-- A write goes on a new connection: on a pooled one that died with it in
+-- flight, nobody could tell whether the server carried it out, and the
+-- stale-connection retry would send it a second time.
+local function fresh_for_write(x, ms)
+  local ok, err
+  for _ = 1, x.st.pool_size do
+    x.sock:close() -- drops this idle connection from the pool
+    x.sock = x.n.socket.tcp()
+    ok, err = connect_socket(x, ms)
+    if not ok or not was_reused(x.sock) then break end
+  end
+  return ok, err
+end
+
+local function connect_error(x, err)
+  x.sock:close()
+  err = tostring(err)
+  if err:find("no resolver defined", 1, true) then
+    return fail(x.st, "config", ("cannot resolve %s: nginx needs a `resolver` directive to look host "
+      .. "names up from Lua"):format(x.u.host), { request_sent = false })
+  end
+  return io_error(x.st, x.u, "connecting to", err, false)
+end
+
+local function connect(x)
+  local ms = left_ms(x)
+  if ms <= 0 then return fail(x.st, "timeout", "the request timed out before connecting", {
+    retryable = true, request_sent = false }) end
+  local sock, serr = x.n.socket.tcp()
+  if not sock then return fail(x.st, "transport", "cannot create a socket: " .. tostring(serr),
+    { retryable = true, request_sent = false }) end
+  x.sock, x.cms = sock, math.max(1, math.min(ms, x.st.connect_timeout_ms))
+  local ok, err = connect_socket(x, ms)
+  if ok and not idempotent(x.req) and was_reused(x.sock) then ok, err = fresh_for_write(x, ms) end
+  if not ok then return connect_error(x, err) end
+  x.reused = was_reused(x.sock)
+  return true
+end
+
+-- called, herr: what pcall(sslhandshake) gave back (see handshake).
+local function handshake_error(x, called, herr)
+  local u = x.u
+  if called and herr == "timeout" then
+    return fail(x.st, "timeout", ("TLS handshake with %s:%d timed out"):format(u.host, u.port),
+      { retryable = true, request_sent = false })
+  end
+  -- The connection died during the handshake: a network failure before
+  -- anything was sent, as retryable as a refused connect (not a TLS fault).
+  if called and herr and (herr:find("closed", 1, true) or herr:find("reset", 1, true)
+      or herr:find("broken pipe", 1, true)) then
+    return fail(x.st, "transport", ("connection to %s:%d lost during the TLS handshake: %s")
+      :format(u.host, u.port, herr), { retryable = true, request_sent = false })
+  end
+  local why = called and tostring(herr) or
+    "certificate verification failed (not trusted by lua_ssl_trusted_certificate, or not for this host name)"
+  if u.name:find "^[%d.]+$" or u.name:find ":" then
+    why = why .. "; nginx checks host names only, not IP addresses: use a host name in the URL"
+  elseif called and not why:find("host", 1, true) then
+    why = why .. "; nginx verifies against lua_ssl_trusted_certificate"
+  end
+  return fail(x.st, "tls", ("TLS handshake with %s:%d failed: %s"):format(u.host, u.port, why),
+    { request_sent = false })
+end
+
+-- TLS on a new https connection (a pooled one is already verified).
+local function handshake(x)
+  if x.u.scheme ~= "https" or x.reused then return true end
+  -- reused_session = nil, inside pcall: lua-nginx-module 0.10.23 with
+  -- lua-resty-core 0.1.25 reports a verification failure of a handshake
+  -- that completed at once by tripping an assertion (with `false` it would
+  -- even return true); a raised error here is always a failed verification.
+  local called, sess, herr = pcall(x.sock.sslhandshake, x.sock, nil, x.u.name, true)
+  if called and sess then return true end
+  x.sock:close()
+  return handshake_error(x, called, herr)
+end
+
+-- The connection is up: the moment of sending is now, so this is where
+-- the limiter confirms the spacing from the last request any sharer
+-- wrote (the call loop's req.confirm; it may ngx.sleep).
+local function confirm_send(x)
+  if not x.req.confirm then return true end
+  local confirmed, cerr = x.req.confirm()
+  if confirmed then return true end
+  if not x.sock:setkeepalive(x.st.keepalive_ms) then x.sock:close() end -- nothing was sent on it
+  return nil, cerr
+end
+
+local function send(x)
+  if not arm(x) then
+    x.sock:close()
+    return fail(x.st, "timeout", "the request timed out before it was sent", { retryable = true, request_sent = false })
+  end
+  local sent, werr = x.sock:send(x.req.__wire)
+  if sent then return true end
+  x.sock:close()
+  if x.reused and werr ~= "timeout" then return nil, nil, true end
+  return io_error(x.st, x.u, "sending to", werr, true)
+end
+
+-- A head that could not be read to its end (the socket is closed).
+local function head_error(x, rerr, partial, got_bytes)
+  local u = x.u
+  if not got_bytes and (partial == nil or partial == "") and x.reused and rerr ~= "timeout" then
+    return nil, nil, true
+  end
+  if rerr == "closed" then
+    return fail(x.st, "transport", (got_bytes or (partial and partial ~= "")) and
+      ("%s:%d closed the connection in the middle of the response headers"):format(u.host, u.port) or
+      ("%s:%d closed the connection without answering (empty reply)"):format(u.host, u.port),
+      { retryable = true, request_sent = true })
+  end
+  return io_error(x.st, x.u, "reading from", rerr, true)
+end
+
+-- The bytes of one head (status line and headers) up to its empty line:
+-- text | nil, err, stale. got_bytes: an earlier (1xx) head was read.
+local function read_head_block(x, got_bytes)
+  local reader = x.sock:receiveuntil "\r\n\r\n"
+  local block, size = {}, 0
+  while true do
+    if not arm(x) then
+      x.sock:close()
+      return fail(x.st, "timeout", ("waiting for %s:%d timed out"):format(x.u.host, x.u.port),
+        { retryable = true, request_sent = true })
+    end
+    local data, rerr, partial = reader(8192)
+    if not data then
+      if not rerr then return table.concat(block) end
+      x.sock:close()
+      return head_error(x, rerr, partial, got_bytes)
+    end
+    if data ~= "" then got_bytes = true end
+    size = size + #data
+    if size > MAX_HEADER_BYTES then
+      x.sock:close()
+      return fail(x.st, "transport", ("response headers are larger than %d bytes"):format(MAX_HEADER_BYTES),
+        { request_sent = true })
+    end
+    block[#block + 1] = data
+  end
+end
+
+-- "HTTP/1.1 200 OK..." -> status, minor version | nil when not HTTP/1.x.
+local function status_line(text)
+  local line = text:match "^[^\r\n]*"
+  local major, minor, code = line:match "^HTTP/(%d)%.(%d) (%d%d%d)"
+  if not major then
+    major, code = line:match "^HTTP/(%d) (%d%d%d)"
+    minor = "0"
+  end
+  if major ~= "1" then return nil end
+  return tonumber(code), tonumber(minor)
+end
+
+-- The status line and headers, skipping interim (1xx) answers.
+local function read_head(x)
+  for i = 1, MAX_INTERIM do
+    local text, err, stale = read_head_block(x, i > 1)
+    if not text then return nil, err, stale end
+    local status, minor = status_line(text)
+    if not status then
+      x.sock:close()
+      return fail(x.st, "transport", ("%s:%d did not answer HTTP/1.x"):format(x.u.host, x.u.port),
+        { request_sent = true })
+    end
+    if status >= 200 or status == 101 then
+      x.status, x.minor, x.headers = status, minor, core.parse_headers(text)
+      return true
+    end
+  end
+  x.sock:close()
+  return fail(x.st, "transport", "too many interim (1xx) answers", { request_sent = true })
+end
+
+-- ------------------------------------------------------------------ body
+
+-- req.sink: a 200 body goes to <sink>.part, renamed into place by finish.
+local function open_sink(x)
+  local sink = x.req.sink
+  if sink == nil or x.status ~= 200 then return end
+  if type(sink) ~= "string" or sink == "" then config_error("request sink must be a file path", 4) end
+  x.sink_part = sink .. ".part"
+  x.sink_file = io.open(x.sink_part, "wb")
+  if not x.sink_file then
+    x.sock:close()
+    config_error("cannot write the download to " .. sink, 4)
+  end
+end
+
+local function drop_sink(x)
+  if x.sink_file then
+    x.sink_file:close()
+    os.remove(x.sink_part)
+    x.sink_file = nil
+  end
+end
+
+local function over_cap(x)
+  drop_sink(x)
+  x.sock:close()
+  return fail(x.st, "transport", ("response body is larger than max_body (%d bytes)"):format(x.st.max_body),
+    { request_sent = true })
+end
+
+-- Take a piece of the body: true | false (over max_body) | nil (the sink failed).
+local function emit(x, data)
+  x.out_size = x.out_size + #data
+  if x.out_size > x.st.max_body then return false end
+  if x.sink_file then
+    if not x.sink_file:write(data) then return nil end
+  else
+    x.out[#x.out + 1] = data
+  end
+  return true
+end
+
+-- A body that could not be read to its end. remaining: the bytes a
+-- Content-Length still promised.
+local function body_error(x, rerr, remaining)
+  if rerr == "over_cap" then return over_cap(x) end
+  drop_sink(x)
+  x.sock:close()
+  if rerr == "sink" then
+    return fail(x.st, "transport", "cannot write the download to its file", { request_sent = true })
+  end
+  if rerr == "closed" then
+    return fail(x.st, "transport", remaining and
+      ("transfer closed with %d bytes remaining to read"):format(remaining) or
+      "transfer closed in the middle of a chunked body", { retryable = true, request_sent = true })
+  end
+  return io_error(x.st, x.u, "reading the body from", rerr, true)
+end
+
+-- Read exactly `count` bytes into emit: true | nil, reason for body_error.
+local function read_exact(x, count)
+  while count > 0 do
+    if not arm(x) then return nil, "timeout" end
+    local data, rerr = x.sock:receiveany(math.min(count, READ_CHUNK))
+    if not data then return nil, rerr end
+    count = count - #data
+    local ok_emit = emit(x, data)
+    if ok_emit == false then return nil, "over_cap" end
+    if ok_emit == nil then return nil, "sink" end
+  end
+  return true
+end
+
+-- One line of a chunked body's framing, without its CRLF.
+local function read_line(x, line_reader)
+  local buf, len = {}, 0
+  while true do
+    if not arm(x) then return nil, "timeout" end
+    local data, rerr = line_reader(1024)
+    if not data then
+      if rerr then return nil, rerr end
+      return table.concat(buf)
+    end
+    len = len + #data
+    if len > 8192 then return nil, "a chunk line is too long" end
+    buf[#buf + 1] = data
+  end
+end
+
+-- Trailers up to the empty line, then the answer is complete.
+local function read_trailers(x, line_reader)
+  repeat
+    local line, rerr = read_line(x, line_reader)
+    if not line then return body_error(x, rerr) end
+  until line == ""
+  return true
+end
+
+local function read_chunked(x, te)
+  if not te:find "chunked%s*$" then
+    x.sock:close()
+    return fail(x.st, "transport", "unsupported transfer encoding: " .. te, { request_sent = true })
+  end
+  local line_reader = x.sock:receiveuntil "\r\n"
+  while true do
+    local line, rerr = read_line(x, line_reader)
+    if not line then return body_error(x, rerr) end
+    local hex = line:match "^%s*(%x+)"
+    if not hex or #hex > 15 then
+      drop_sink(x)
+      x.sock:close()
+      return fail(x.st, "transport", "malformed chunked body", { request_sent = true })
+    end
+    local size = tonumber(hex, 16)
+    if size == 0 then return read_trailers(x, line_reader) end
+    if x.out_size + size > x.st.max_body then return over_cap(x) end
+    local done, berr = read_exact(x, size)
+    if not done then return body_error(x, berr) end
+    line, rerr = read_line(x, line_reader)
+    if not line then return body_error(x, rerr) end
+  end
+end
+
+-- Repeated identical values ("10, 10") are one length; different ones are not.
+local function content_length(cl)
+  local first = cl:match "^%s*(%d+)"
+  for v in cl:gmatch "[^,]+" do
+    if v:match "^%s*(%d+)%s*$" ~= first then return nil end
+  end
+  return first and tonumber(first)
+end
+
+local function read_length(x)
+  local length = content_length(x.headers["content-length"])
+  if not length then
+    x.sock:close()
+    return fail(x.st, "transport", "invalid Content-Length in the response", { request_sent = true })
+  end
+  if length > x.st.max_body then return over_cap(x) end
+  local done, berr = read_exact(x, length)
+  if not done then return body_error(x, berr, length - x.out_size) end
+  return true
+end
+
+-- No length: the body ends when the server closes the connection.
+local function read_to_close(x)
+  x.keepalive = false
+  while true do
+    if not arm(x) then return body_error(x, "timeout") end
+    local data, rerr = x.sock:receiveany(READ_CHUNK)
+    if not data then
+      if rerr == "closed" then return true end
+      return body_error(x, rerr)
+    end
+    local ok_emit = emit(x, data)
+    if ok_emit == false then return over_cap(x) end
+    if ok_emit == nil then return body_error(x, "sink") end
+  end
+end
+
+-- The body: none, chunked, by Content-Length, or until the server closes.
+local function read_body(x)
+  local status, headers = x.status, x.headers
+  if x.req.method == "HEAD" or status == 204 or status == 304 or (status >= 100 and status < 200) then
+    return true
+  end
+  local te = (headers["transfer-encoding"] or ""):lower()
+  if te ~= "" and te ~= "identity" then return read_chunked(x, te) end
+  if headers["content-length"] then return read_length(x) end
+  return read_to_close(x)
+end
+
+-- ------------------------------------------------------------------ keep-alive
+
+local function keepalive_allowed(x)
+  local conn = (x.headers.connection or ""):lower()
+  if conn:find "%f[%w]close%f[^%w]" then return false end
+  return not (x.minor == 0 and not conn:find "keep%-alive")
+end
+
+-- Back to the pool when the server keeps it, else closed.
+local function release(x)
+  if x.keepalive and x.status ~= 101 then
+    local kept = x.sock:setkeepalive(x.st.keepalive_ms)
+    if not kept then x.sock:close() end
+  else
+    x.sock:close()
+  end
+end
+
+-- The result; a sink's download is renamed into place only now, complete.
+local function finish(x)
+  local res = { status = x.status, headers = x.headers, body = table.concat(x.out) }
+  if x.sink_file then
+    local closed = x.sink_file:close()
+    x.sink_file = nil
+    if not closed or not os.rename(x.sink_part, x.req.sink) then
+      os.remove(x.sink_part)
+      return fail(x.st, "transport", "cannot write the download to its file", { request_sent = true })
+    end
+    res.body, res.file, res.size = "", x.req.sink, x.out_size
+  end
+  return res
+end
+
+-- Up to the answer's head; what follows depends on the head.
+local HEAD_STEPS = { connect, handshake, confirm_send, send, read_head }
+
 -- One attempt over one connection. Returns res | nil, err, stale where stale
 -- says the connection came from the pool and died before a single byte of
 -- the answer: the server dropped an idle connection, and a new one may be
 -- tried (the request never reached it).
 local function exchange(st, n, req, u, deadline)
-  local function left_ms()
-    n.update_time()
-    return math.floor((deadline - n.now()) * 1000)
+  local x = { st = st, n = n, req = req, u = u, deadline = deadline, out = {}, out_size = 0 }
+  for i = 1, #HEAD_STEPS do
+    local ok, err, stale = HEAD_STEPS[i](x)
+    if not ok then return nil, err, stale end
   end
-  local ms = left_ms()
-  if ms <= 0 then return fail(st, "timeout", "the request timed out before connecting", {
-    retryable = true, request_sent = false }) end
-
-  local sock, serr = n.socket.tcp()
-  if not sock then return fail(st, "transport", "cannot create a socket: " .. tostring(serr),
-    { retryable = true, request_sent = false }) end
-  local cms = math.max(1, math.min(ms, st.connect_timeout_ms))
-  sock:settimeouts(cms, ms, ms)
-  local ok, err = sock:connect(u.connect_host, u.port, { pool = u.pool, pool_size = st.pool_size })
-  -- A write goes on a new connection: on a pooled one that died with it in
-  -- flight, nobody could tell whether the server carried it out, and the
-  -- stale-connection retry below would send it a second time.
-  if ok and not idempotent(req) and (sock:getreusedtimes() or 0) > 0 then
-    for _ = 1, st.pool_size do
-      sock:close() -- drops this idle connection from the pool
-      sock = n.socket.tcp()
-      sock:settimeouts(cms, ms, ms)
-      ok, err = sock:connect(u.connect_host, u.port, { pool = u.pool, pool_size = st.pool_size })
-      if not ok or (sock:getreusedtimes() or 0) == 0 then break end
-    end
-  end
-  if not ok then
-    sock:close()
-    err = tostring(err)
-    if err:find("no resolver defined", 1, true) then
-      return fail(st, "config", ("cannot resolve %s: nginx needs a `resolver` directive to look host "
-        .. "names up from Lua"):format(u.host), { request_sent = false })
-    end
-    return io_error(st, u, "connecting to", err, false)
-  end
-  local reused = (sock:getreusedtimes() or 0) > 0
-
-  if u.scheme == "https" and not reused then
-    -- reused_session = nil, inside pcall: lua-nginx-module 0.10.23 with
-    -- lua-resty-core 0.1.25 reports a verification failure of a handshake
-    -- that completed at once by tripping an assertion (with `false` it would
-    -- even return true); a raised error here is always a failed verification.
-    local called, sess, herr = pcall(sock.sslhandshake, sock, nil, u.name, true)
-    if not called or not sess then
-      sock:close()
-      if called and herr == "timeout" then
-        return fail(st, "timeout", ("TLS handshake with %s:%d timed out"):format(u.host, u.port),
-          { retryable = true, request_sent = false })
-      end
-      -- The connection died during the handshake: a network failure before
-      -- anything was sent, as retryable as a refused connect (not a TLS fault).
-      if called and herr and (herr:find("closed", 1, true) or herr:find("reset", 1, true)
-          or herr:find("broken pipe", 1, true)) then
-        return fail(st, "transport", ("connection to %s:%d lost during the TLS handshake: %s")
-          :format(u.host, u.port, herr), { retryable = true, request_sent = false })
-      end
-      local why = called and tostring(herr) or
-        "certificate verification failed (not trusted by lua_ssl_trusted_certificate, or not for this host name)"
-      if u.name:find "^[%d.]+$" or u.name:find ":" then
-        why = why .. "; nginx checks host names only, not IP addresses: use a host name in the URL"
-      elseif called and not why:find("host", 1, true) then
-        why = why .. "; nginx verifies against lua_ssl_trusted_certificate"
-      end
-      return fail(st, "tls", ("TLS handshake with %s:%d failed: %s"):format(u.host, u.port, why),
-        { request_sent = false })
-    end
-  end
-
-  -- The connection is up: the moment of sending is now, so this is where
-  -- the limiter confirms the spacing from the last request any sharer
-  -- wrote (the call loop's req.confirm; it may ngx.sleep).
-  if req.confirm then
-    local confirmed, cerr = req.confirm()
-    if not confirmed then
-      if not sock:setkeepalive(st.keepalive_ms) then sock:close() end -- nothing was sent on it
-      return nil, cerr
-    end
-  end
-  ms = left_ms()
-  if ms <= 0 then
-    sock:close()
-    return fail(st, "timeout", "the request timed out before it was sent", { retryable = true, request_sent = false })
-  end
-  sock:settimeouts(cms, ms, ms)
-  local sent, werr = sock:send(req.__wire)
-  if not sent then
-    sock:close()
-    if reused and werr ~= "timeout" then return nil, nil, true end
-    return io_error(st, u, "sending to", werr, true)
-  end
-
-  -- The status line and headers, skipping interim (1xx) answers.
-  local status, minor, headers
-  local got_bytes = false
-  for _ = 1, MAX_INTERIM do
-    local reader = sock:receiveuntil "\r\n\r\n"
-    local block, size = {}, 0
-    while true do
-      ms = left_ms()
-      if ms <= 0 then
-        sock:close()
-        return fail(st, "timeout", ("waiting for %s:%d timed out"):format(u.host, u.port),
-          { retryable = true, request_sent = true })
-      end
-      sock:settimeouts(cms, ms, ms)
-      local data, rerr, partial = reader(8192)
-      if not data then
-        if not rerr then break end
-        sock:close()
-        if not got_bytes and (partial == nil or partial == "") and reused and rerr ~= "timeout" then
-          return nil, nil, true
-        end
-        if rerr == "closed" then
-          return fail(st, "transport", (got_bytes or (partial and partial ~= "")) and
-            ("%s:%d closed the connection in the middle of the response headers"):format(u.host, u.port) or
-            ("%s:%d closed the connection without answering (empty reply)"):format(u.host, u.port),
-            { retryable = true, request_sent = true })
-        end
-        return io_error(st, u, "reading from", rerr, true)
-      end
-      if data ~= "" then got_bytes = true end
-      size = size + #data
-      if size > MAX_HEADER_BYTES then
-        sock:close()
-        return fail(st, "transport", ("response headers are larger than %d bytes"):format(MAX_HEADER_BYTES),
-          { request_sent = true })
-      end
-      block[#block + 1] = data
-    end
-    got_bytes = true
-    local text = table.concat(block)
-    local line = text:match "^[^\r\n]*"
-    local major, mnr, code = line:match "^HTTP/(%d)%.(%d) (%d%d%d)"
-    if not major then
-      major, code = line:match "^HTTP/(%d) (%d%d%d)"
-      mnr = "0"
-    end
-    if not major or major ~= "1" then
-      sock:close()
-      return fail(st, "transport", ("%s:%d did not answer HTTP/1.x"):format(u.host, u.port), { request_sent = true })
-    end
-    status, minor = tonumber(code), tonumber(mnr)
-    if status >= 200 or status == 101 then
-      headers = core.parse_headers(text)
-      break
-    end
-  end
-  if not headers then
-    sock:close()
-    return fail(st, "transport", "too many interim (1xx) answers", { request_sent = true })
-  end
-
-  -- The body: none, by Content-Length, chunked, or until the server closes.
-  local out, out_size, sink_file, sink_part = {}, 0, nil, nil
-  if req.sink ~= nil and status == 200 then
-    if type(req.sink) ~= "string" or req.sink == "" then config_error("request sink must be a file path", 3) end
-    sink_part = req.sink .. ".part"
-    sink_file = io.open(sink_part, "wb")
-    if not sink_file then
-      sock:close()
-      config_error("cannot write the download to " .. req.sink, 3)
-    end
-  end
-  local function drop_sink()
-    if sink_file then
-      sink_file:close()
-      os.remove(sink_part)
-      sink_file = nil
-    end
-  end
-  local function over_cap()
-    drop_sink()
-    sock:close()
-    return fail(st, "transport", ("response body is larger than max_body (%d bytes)"):format(st.max_body),
-      { request_sent = true })
-  end
-  local function emit(data)
-    out_size = out_size + #data
-    if out_size > st.max_body then return false end
-    if sink_file then
-      if not sink_file:write(data) then return nil end
-    else
-      out[#out + 1] = data
-    end
-    return true
-  end
-  -- Read exactly `count` bytes into emit; false, err on failure.
-  local function read_exact(count)
-    while count > 0 do
-      ms = left_ms()
-      if ms <= 0 then return nil, "timeout" end
-      sock:settimeouts(cms, ms, ms)
-      local data, rerr = sock:receiveany(math.min(count, READ_CHUNK))
-      if not data then return nil, rerr end
-      count = count - #data
-      local ok_emit = emit(data)
-      if ok_emit == false then return nil, "over_cap" end
-      if ok_emit == nil then return nil, "sink" end
-    end
-    return true
-  end
-  local function body_error(rerr, remaining)
-    if rerr == "over_cap" then return over_cap() end
-    drop_sink()
-    sock:close()
-    if rerr == "sink" then
-      return fail(st, "transport", "cannot write the download to its file", { request_sent = true })
-    end
-    if rerr == "closed" then
-      return fail(st, "transport", remaining and
-        ("transfer closed with %d bytes remaining to read"):format(remaining) or
-        "transfer closed in the middle of a chunked body", { retryable = true, request_sent = true })
-    end
-    return io_error(st, u, "reading the body from", rerr, true)
-  end
-
-  local keepalive = true
-  local conn = (headers.connection or ""):lower()
-  if conn:find "%f[%w]close%f[^%w]" then keepalive = false end
-  if minor == 0 and not conn:find "keep%-alive" then keepalive = false end
-  local no_body = req.method == "HEAD" or status == 204 or status == 304 or (status >= 100 and status < 200)
-  local te = (headers["transfer-encoding"] or ""):lower()
-  if no_body then
-    -- nothing to read
-  elseif te ~= "" and te ~= "identity" then
-    if not te:find "chunked%s*$" then
-      sock:close()
-      return fail(st, "transport", "unsupported transfer encoding: " .. te, { request_sent = true })
-    end
-    local line_reader = sock:receiveuntil "\r\n"
-    local function read_line()
-      local buf, len = {}, 0
-      while true do
-        ms = left_ms()
-        if ms <= 0 then return nil, "timeout" end
-        sock:settimeouts(cms, ms, ms)
-        local data, rerr = line_reader(1024)
-        if not data then
-          if rerr then return nil, rerr end
-          return table.concat(buf)
-        end
-        len = len + #data
-        if len > 8192 then return nil, "a chunk line is too long" end
-        buf[#buf + 1] = data
-      end
-    end
-    while true do
-      local line, rerr = read_line()
-      if not line then return body_error(rerr) end
-      local hex = line:match "^%s*(%x+)"
-      if not hex or #hex > 15 then
-        drop_sink()
-        sock:close()
-        return fail(st, "transport", "malformed chunked body", { request_sent = true })
-      end
-      local size = tonumber(hex, 16)
-      if size == 0 then
-        -- Trailers up to the empty line, then the answer is complete.
-        repeat
-          line, rerr = read_line()
-          if not line then return body_error(rerr) end
-        until line == ""
-        break
-      end
-      if out_size + size > st.max_body then return over_cap() end
-      local done, berr = read_exact(size)
-      if not done then return body_error(berr) end
-      line, rerr = read_line()
-      if not line then return body_error(rerr) end
-    end
-  elseif headers["content-length"] then
-    local cl = headers["content-length"]
-    local first = cl:match "^%s*(%d+)"
-    -- Repeated identical values ("10, 10") are one length; different ones are not.
-    for v in cl:gmatch "[^,]+" do
-      if v:match "^%s*(%d+)%s*$" ~= first then first = nil break end
-    end
-    local length = first and tonumber(first)
-    if not length then
-      sock:close()
-      return fail(st, "transport", "invalid Content-Length in the response", { request_sent = true })
-    end
-    if length > st.max_body then return over_cap() end
-    local done, berr = read_exact(length)
-    if not done then return body_error(berr, length - out_size) end
-  else
-    -- No length: the body ends when the server closes the connection.
-    keepalive = false
-    while true do
-      ms = left_ms()
-      if ms <= 0 then return body_error "timeout" end
-      sock:settimeouts(cms, ms, ms)
-      local data, rerr = sock:receiveany(READ_CHUNK)
-      if not data then
-        if rerr == "closed" then break end
-        return body_error(rerr)
-      end
-      local ok_emit = emit(data)
-      if ok_emit == false then return over_cap() end
-      if ok_emit == nil then return body_error "sink" end
-    end
-  end
-
-  if keepalive and status ~= 101 then
-    local kept = sock:setkeepalive(st.keepalive_ms)
-    if not kept then sock:close() end
-  else
-    sock:close()
-  end
-  local res = { status = status, headers = headers, body = table.concat(out) }
-  if sink_file then
-    local closed = sink_file:close()
-    sink_file = nil
-    if not closed or not os.rename(sink_part, req.sink) then
-      os.remove(sink_part)
-      return fail(st, "transport", "cannot write the download to its file", { request_sent = true })
-    end
-    res.body, res.file, res.size = "", req.sink, out_size
-  end
-  return res
+  open_sink(x)
+  x.keepalive = keepalive_allowed(x)
+  local ok, err = read_body(x)
+  if not ok then return nil, err end
+  release(x)
+  return finish(x)
 end
 
 --- transport.new(client, opts) -> function(req) -> res | nil, err
