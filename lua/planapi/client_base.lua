@@ -119,30 +119,36 @@ function M.check_options(api_name, opts, api_options)
   end
 end
 
---- Set up self.core, self.limiter, self.policy, self.clock, self.sleep and
--- self.transport from the options.
--- base: { base_url =, headers =, secrets =, rate = default rate table,
---        key = the limiter key: the API and the account, e.g. "planfix_rest:acme" }
-function M.init(self, opts, base)
+-- ------------------------------------------------------------------ init
+-- Each step reads its options and sets its part of self; a bad option is a
+-- config error raised at the caller of the client's constructor (level 4:
+-- the step, init, the API's new, its caller).
+
+-- self.core, the C client, and the answer's shape.
+local function core_setup(self, opts, base)
   local copts = { base_url = base.base_url, headers = base.headers, secrets = base.secrets }
   for k in pairs(TRANSPORT_OPTIONS) do
     if opts[k] ~= nil then copts[k] = opts[k] end
   end
   self.core = core.client(copts)
   if opts.nulls ~= nil and opts.nulls ~= "absent" and opts.nulls ~= "keep" then
-    config_error(("option 'nulls' must be \"absent\" (the default) or \"keep\" (got %q)"):format(opts.nulls), 3)
+    config_error(("option 'nulls' must be \"absent\" (the default) or \"keep\" (got %q)"):format(opts.nulls), 4)
   end
   self.nulls = opts.nulls -- passed to core:decode
-  -- Inside nginx (OpenResty): cosockets, ngx.sleep and nginx's clock where the
-  -- phase allows them, decided per call, since a client made in init_worker
-  -- is used in content or a timer (lua/planapi/transport/ngx.lua).
+end
+
+-- Inside nginx (OpenResty): cosockets, ngx.sleep and nginx's clock where the
+-- phase allows them, decided per call, since a client made in init_worker
+-- is used in content or a timer (lua/planapi/transport/ngx.lua).
+-- Returns whether this runs inside nginx.
+local function clock_setup(self, opts)
   local topt = opts.transport
   if type(topt) == "string" and topt ~= "curl" and topt ~= "ngx" then
-    config_error(("option 'transport' must be a function, \"curl\" or \"ngx\" (got %q)"):format(topt), 3)
+    config_error(("option 'transport' must be a function, \"curl\" or \"ngx\" (got %q)"):format(topt), 4)
   end
   local in_nginx = Ngx.ngx() ~= nil
   if topt == "ngx" and not in_nginx then
-    config_error("transport = \"ngx\" needs nginx's lua module (ngx.socket.tcp): use it inside nginx", 3)
+    config_error("transport = \"ngx\" needs nginx's lua module (ngx.socket.tcp): use it inside nginx", 4)
   end
   self.clock = opts.clock or core.monotime
   self.sleep = opts.sleep or (in_nginx and Ngx.sleep) or core.sleep
@@ -151,68 +157,93 @@ function M.init(self, opts, base)
   local shm = type(opts.limiter) == "string" and opts.limiter:match "^shm:"
   if opts.clock == nil and in_nginx and not shm then self.clock = Ngx.now end
   self.on_request = opts.on_request
+  return in_nginx
+end
+
+-- The rate: the API's defaults under the options given, so { burst = 2 }
+-- keeps the rate.
+local function merged_rate(rate, default)
+  for k in pairs(rate) do
+    if k ~= "rate" and k ~= "per" and k ~= "burst" and k ~= "margin" then
+      config_error(("unknown rate option '%s' (valid: rate, per, burst, margin)"):format(tostring(k)), 5)
+    end
+  end
+  local merged = {}
+  for k, v in pairs(default or {}) do merged[k] = v end
+  for k, v in pairs(rate) do merged[k] = v end
+  return merged
+end
+
+-- self.limiter (pacing) and self.pacer, unless rate = false.
+local function limiter_setup(self, opts, base)
   local rate = opts.rate
   if rate == nil then rate = base.rate end
-  if rate then
-    for k in pairs(rate) do
-      if k ~= "rate" and k ~= "per" and k ~= "burst" and k ~= "margin" then
-        config_error(("unknown rate option '%s' (valid: rate, per, burst, margin)"):format(tostring(k)), 3)
-      end
-    end
-    -- Options left out take the API's defaults, so { burst = 2 } keeps the rate.
-    local merged = {}
-    for k, v in pairs(base.rate or {}) do merged[k] = v end
-    for k, v in pairs(rate) do merged[k] = v end
-    if opts.limiter_fallback ~= nil and opts.limiter_fallback ~= "local" then
-      config_error("option 'limiter_fallback' can only be \"local\"", 3)
-    end
-    -- By default every process of this user on this host shares one pace
-    -- per account and endpoint; with an injected clock the times are not
-    -- CLOCK_MONOTONIC, which the shared file compares, so it stays local.
-    self.limiter = Limiter.new(opts.limiter, { key = opts.limiter_key or base.key, rate = merged,
-      fallback = opts.limiter_fallback, endpoint = base.base_url, shared_default = opts.clock == nil })
-    -- The C transport confirms the send itself, inside libcurl, once the
-    -- connection is up, for a limiter whose confirm is pure C (local or
-    -- shm) on the clock C reads (CLOCK_MONOTONIC).
-    if self.clock == core.monotime then
-      self.pacer = self.limiter.gcra or (type(self.limiter) == "userdata" and self.limiter) or nil
-    end
-  elseif opts.limiter ~= nil then
-    config_error("option 'limiter' needs pacing: it cannot go with rate = false", 3)
+  if not rate then
+    if opts.limiter ~= nil then config_error("option 'limiter' needs pacing: it cannot go with rate = false", 4) end
+    return
   end
-  if self.limiter and self.limiter.confirm then
-    local limiter, clock = self.limiter, self.clock
-    -- The request is about to be written: wait until it keeps the spacing
-    -- from the last request any sharer wrote, and record it. true | nil, err
-    -- (a shared limiter out of reach: nothing was sent).
-    self.confirm = function()
-      while true do
-        local wait, err = limiter:confirm(clock())
-        if wait == nil then
-          err.request_sent = false
-          return nil, err
-        end
-        if wait <= 0 then return true end
-        self.sleep(wait)
-        -- After Ctrl-C (core.catch_interrupt) sleeps return at once: stop
-        -- asking, and send nothing.
-        if core.interrupted and core.interrupted() then
-          local ierr = core.error { kind = "transport", message = "interrupted (Ctrl-C)", request_sent = false }
-          ierr.interrupted = true
-          return nil, ierr
-        end
+  local merged = merged_rate(rate, base.rate)
+  if opts.limiter_fallback ~= nil and opts.limiter_fallback ~= "local" then
+    config_error("option 'limiter_fallback' can only be \"local\"", 4)
+  end
+  -- By default every process of this user on this host shares one pace
+  -- per account and endpoint; with an injected clock the times are not
+  -- CLOCK_MONOTONIC, which the shared file compares, so it stays local.
+  self.limiter = Limiter.new(opts.limiter, { key = opts.limiter_key or base.key, rate = merged,
+    fallback = opts.limiter_fallback, endpoint = base.base_url, shared_default = opts.clock == nil })
+  -- The C transport confirms the send itself, inside libcurl, once the
+  -- connection is up, for a limiter whose confirm is pure C (local or
+  -- shm) on the clock C reads (CLOCK_MONOTONIC).
+  if self.clock == core.monotime then
+    self.pacer = self.limiter.gcra or (type(self.limiter) == "userdata" and self.limiter) or nil
+  end
+end
+
+-- After Ctrl-C (core.catch_interrupt) sleeps return at once: the error
+-- that stops a confirm from asking again, when that happened.
+local function interrupted_error()
+  if not (core.interrupted and core.interrupted()) then return nil end
+  local err = core.error { kind = "transport", message = "interrupted (Ctrl-C)", request_sent = false }
+  err.interrupted = true
+  return err
+end
+
+-- self.confirm: the request is about to be written: wait until it keeps
+-- the spacing from the last request any sharer wrote, and record it.
+-- true | nil, err (a shared limiter out of reach: nothing was sent).
+local function confirm_setup(self)
+  local limiter, clock = self.limiter, self.clock
+  if not (limiter and limiter.confirm) then return end
+  self.confirm = function()
+    while true do
+      local wait, err = limiter:confirm(clock())
+      if wait == nil then
+        err.request_sent = false
+        return nil, err
       end
+      if wait <= 0 then return true end
+      self.sleep(wait)
+      local ierr = interrupted_error()
+      if ierr then return nil, ierr end
     end
   end
+end
+
+-- quota_reserve = N: the same as quota = { reserve = N }.
+local function quota_options(opts)
   local quota = opts.quota
-  if opts.quota_reserve ~= nil then -- quota_reserve = N: the same as quota = { reserve = N }
-    if quota == false then config_error("quota_reserve cannot go with quota = false", 3) end
-    quota = quota or {}
-    if quota.reserve ~= nil then config_error("give the reserve once: quota_reserve or quota.reserve", 3) end
-    local q = { reserve = opts.quota_reserve }
-    for k, v in pairs(quota) do q[k] = v end
-    quota = q
-  end
+  if opts.quota_reserve == nil then return quota end
+  if quota == false then config_error("quota_reserve cannot go with quota = false", 5) end
+  quota = quota or {}
+  if quota.reserve ~= nil then config_error("give the reserve once: quota_reserve or quota.reserve", 5) end
+  local q = { reserve = opts.quota_reserve }
+  for k, v in pairs(quota) do q[k] = v end
+  return q
+end
+
+-- self.quota (the day's budget) and self.policy (retries).
+local function quota_setup(self, opts)
+  local quota = quota_options(opts)
   if quota then
     -- With pacing off the day's requests are still counted, by this client.
     local counter = self.limiter or Limiter.new("local", { rate = { rate = 1e9, per = 1 } })
@@ -223,43 +254,58 @@ function M.init(self, opts, base)
   else
     self.policy = Policy.new(opts.retry)
   end
-  -- transport_kind: "function" (the user's), "curl", "ngx", or "auto"
-  -- (inside nginx: cosockets where the phase has them, libcurl elsewhere).
-  -- Each transport confirms the send with the limiter (req.confirm, set
-  -- by run) as late as it can: libcurl inside the transfer (req.pacer) or
-  -- just before it, the cosocket transport after connect and handshake, a
-  -- user's function just before it is called.
+end
+
+-- transport_kind: "function" (the user's), "curl", "ngx", or "auto"
+-- (inside nginx: cosockets where the phase has them, libcurl elsewhere).
+-- Each transport confirms the send with the limiter (req.confirm, set
+-- by run) as late as it can: libcurl inside the transfer (req.pacer) or
+-- just before it, the cosocket transport after connect and handshake, a
+-- user's function just before it is called.
+local function transport_setup(self, opts, in_nginx)
+  local topt = opts.transport
   if type(topt) == "function" then
-    local user_transport = opts.transport
     self.transport_kind = "function"
     self.transport = function(req)
       local ok, cerr = M.confirm_send(req)
       if not ok then return nil, cerr end
-      return M.normalise_response(self, user_transport(req))
+      return M.normalise_response(self, topt(req))
     end
-  else
-    local c = self.core
-    local curl = function(req)
-      if req.pacer == nil then
-        local ok, cerr = M.confirm_send(req)
-        if not ok then return nil, cerr end
-      end
-      return c:perform(req)
-    end
-    self.transport_kind, self.transport = "curl", curl
-    if topt == "ngx" or (topt == nil and in_nginx) then
-      local cosocket = Ngx.new(c, { user_agent = opts.user_agent, proxy = opts.proxy })
-      if topt == "ngx" then
-        self.transport_kind, self.transport = "ngx", cosocket
-      else
-        self.transport_kind = "auto"
-        self.transport = function(req)
-          if Ngx.cosockets() then return cosocket(req) end
-          return curl(req)
-        end
-      end
-    end
+    return
   end
+  local c = self.core
+  local curl = function(req)
+    if req.pacer == nil then
+      local ok, cerr = M.confirm_send(req)
+      if not ok then return nil, cerr end
+    end
+    return c:perform(req)
+  end
+  self.transport_kind, self.transport = "curl", curl
+  if topt ~= "ngx" and not (topt == nil and in_nginx) then return end
+  local cosocket = Ngx.new(c, { user_agent = opts.user_agent, proxy = opts.proxy })
+  if topt == "ngx" then
+    self.transport_kind, self.transport = "ngx", cosocket
+    return
+  end
+  self.transport_kind = "auto"
+  self.transport = function(req)
+    if Ngx.cosockets() then return cosocket(req) end
+    return curl(req)
+  end
+end
+
+--- Set up self.core, self.limiter, self.policy, self.clock, self.sleep and
+-- self.transport from the options.
+-- base: { base_url =, headers =, secrets =, rate = default rate table,
+--        key = the limiter key: the API and the account, e.g. "planfix_rest:acme" }
+function M.init(self, opts, base)
+  core_setup(self, opts, base)
+  local in_nginx = clock_setup(self, opts)
+  limiter_setup(self, opts, base)
+  confirm_setup(self)
+  quota_setup(self, opts)
+  transport_setup(self, opts, in_nginx)
 end
 
 --- Confirm the send of req with its limiter, when the call loop asked for
@@ -286,6 +332,93 @@ function M.normalise_response(self, res, err)
   return { status = tonumber(res.status) or 0, headers = headers, body = res.body or "" }
 end
 
+-- ------------------------------------------------------------------ run
+-- One attempt: pace, send, settle, parse; then retry or not. The steps
+-- read the loop's parts from self on every call (a spec may swap
+-- self.transport or self.on_request between calls).
+
+-- The call's error with what the loop knows about it: nil, err.
+local function failed(err, call, attempt, waited)
+  err.operation = err.operation or call.operation
+  err.attempts = attempt
+  if waited > 0 then err.waited = waited end
+  return nil, err
+end
+
+-- Before sending: a spent budget stops here; then the slot this request
+-- queues for (the spacing itself is confirmed at the moment of sending,
+-- self.confirm, in the transport). Returns an error when nothing may be sent.
+local function pace(self)
+  local quota = self.quota
+  if quota then
+    local qerr = quota:check()
+    if qerr then
+      qerr.request_sent = false
+      return qerr
+    end
+  end
+  local limiter = self.limiter
+  if limiter then
+    local wait, lerr = limiter:reserve(self.clock())
+    if wait == nil then -- a shared limiter out of reach: fail closed
+      lerr.request_sent = false
+      return lerr
+    end
+    if wait > 0 then self.sleep(wait) end
+  end
+  return nil
+end
+
+-- The request through the transport, which confirms the spacing at the
+-- moment of sending (req.confirm, or req.pacer inside libcurl): res | nil, err.
+local function send(self, req, attempt)
+  if self.on_request then self.on_request(req, attempt) end
+  local confirm, pacer = self.confirm, self.pacer
+  if confirm and not pacer and self.limiter.pacer then pacer = self.limiter:pacer() end
+  req.confirm, req.pacer = confirm, pacer
+  local res, err = self.transport(req)
+  req.confirm, req.pacer = nil, nil
+  -- The Redis pacer failed inside libcurl: its connection is out of step.
+  if res == nil and err.pacer_failed and self.limiter.drop then self.limiter:drop() end
+  return res, err
+end
+
+-- After the attempt the limiter learns whether the server saw it.
+local function settle(self, res, err)
+  local limiter = self.limiter
+  if not limiter then return end
+  if res == nil and err.request_sent == false then
+    limiter:release(self.clock()) -- the server never saw it
+  else
+    -- Also pace from the answer: the next slot is an interval after it.
+    -- A server that reads its clock when it starts working on a request
+    -- (not when the request arrives) may hold one behind the other; a
+    -- sharer that waits for its answer never has two queued there.
+    limiter:settle(self.clock())
+  end
+end
+
+local function remaining_of(res)
+  local remaining = res.headers["x-ratelimit-remaining"]
+  return remaining and tonumber(remaining:match "^%s*(%d+)")
+end
+
+-- The answer checked and decoded, and counted against the day's budget:
+-- result, meta | nil, err.
+local function parse(self, call, req, res, err, attempt, waited)
+  local result
+  if res then result, err = call.parse(req, res) end
+  if self.quota and (res or err.request_sent ~= false) then self.quota:record(res, err) end
+  if result ~= nil then
+    local remaining = remaining_of(res)
+    if remaining then self.remaining = remaining end
+    return result, { status = res.status, headers = res.headers, attempts = attempt,
+      remaining = remaining, waited = waited }
+  end
+  if res and err.remaining == nil then err.remaining = remaining_of(res) end
+  return nil, err
+end
+
 --- Run one logical call of a prepared request: result, meta | nil, err.
 -- call = { req = a prepared request, parse = function(req, res) -> result | nil, err,
 --          operation = name, idempotent = bool }
@@ -296,65 +429,17 @@ function M.run(self, call)
   -- connection, never on a kept-alive one that may die with it in flight.
   req.idempotent = call.idempotent and true or false
   local attempt, waited = 0, 0
-  local function fail(err)
-    err.operation = err.operation or call.operation
-    err.attempts = attempt
-    if waited > 0 then err.waited = waited end
-    return nil, err
-  end
   while true do
     attempt = attempt + 1
-    if self.quota then -- a spent budget stops here, before anything is sent
-      local qerr = self.quota:check()
-      if qerr then
-        qerr.request_sent = false
-        return fail(qerr)
-      end
-    end
-    if self.limiter then
-      -- The slot this request queues for; the spacing itself is confirmed
-      -- at the moment of sending (self.confirm, in the transport).
-      local wait, lerr = self.limiter:reserve(self.clock())
-      if wait == nil then -- a shared limiter out of reach: fail closed
-        lerr.request_sent = false
-        return fail(lerr)
-      end
-      if wait > 0 then self.sleep(wait) end
-    end
-    if self.on_request then self.on_request(req, attempt) end
-    req.confirm, req.pacer = self.confirm, self.pacer
-    if self.confirm and not req.pacer and self.limiter.pacer then req.pacer = self.limiter:pacer() end
-    local res, err = self.transport(req)
-    req.confirm, req.pacer = nil, nil
-    -- The Redis pacer failed inside libcurl: its connection is out of step.
-    if res == nil and err.pacer_failed and self.limiter.drop then self.limiter:drop() end
-    local result
-    if self.limiter then
-      if res == nil and err.request_sent == false then
-        self.limiter:release(self.clock()) -- the server never saw it
-      else
-        -- Also pace from the answer: the next slot is an interval after it.
-        -- A server that reads its clock when it starts working on a request
-        -- (not when the request arrives) may hold one behind the other; a
-        -- sharer that waits for its answer never has two queued there.
-        self.limiter:settle(self.clock())
-      end
-    end
-    if res then result, err = call.parse(req, res) end
-    if self.quota and (res or err.request_sent ~= false) then self.quota:record(res, err) end
-    if result ~= nil then
-      local remaining = res.headers["x-ratelimit-remaining"]
-      remaining = remaining and tonumber(remaining:match "^%s*(%d+)")
-      if remaining then self.remaining = remaining end
-      return result, { status = res.status, headers = res.headers, attempts = attempt,
-        remaining = remaining, waited = waited }
-    end
-    if res and err.remaining == nil then
-      local remaining = res.headers["x-ratelimit-remaining"]
-      err.remaining = remaining and tonumber(remaining:match "^%s*(%d+)")
-    end
+    local perr = pace(self)
+    if perr then return failed(perr, call, attempt, waited) end
+    local res, err = send(self, req, attempt)
+    settle(self, res, err)
+    local result, meta = parse(self, call, req, res, err, attempt, waited)
+    if result ~= nil then return result, meta end
+    err = meta
     local wait = self.policy:delay(err, attempt, call.idempotent)
-    if not wait then return fail(err) end
+    if not wait then return failed(err, call, attempt, waited) end
     err.operation = err.operation or call.operation
     if wait > 0 then
       self.sleep(wait)
