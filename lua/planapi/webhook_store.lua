@@ -85,6 +85,80 @@ local function write_version(path, version)
   return core.write_file_durably(path, core.json_encode(version))
 end
 
+local function day(t) return os.date("!%Y%m%d", t) end
+
+-- Where an event's mark may lie: today's folder first, then one for each
+-- day of the retention.
+local function event_paths(dir, retention, now, event_uuid)
+  local out = {}
+  for i = 0, retention do
+    out[#out + 1] = ("%s/events/%s/%s"):format(dir, day(now - i * 86400), safe_name(event_uuid))
+  end
+  return out
+end
+
+-- fn's results with the store's lock held (every process of the host).
+local function locked(lock_path, fn)
+  local lock, err = core.lock_file(lock_path)
+  if not lock then return nil, err end
+  local ok, a, b = pcall(fn)
+  lock:unlock()
+  if not ok then error(a, 0) end
+  return a, b
+end
+
+-- Remove event folders older than the retention.
+local function prune_events(dir, retention, now)
+  local keep = {}
+  for i = 0, retention do keep[day(now - i * 86400)] = true end
+  for _, d in ipairs(core.list_dir(dir .. "/events") or {}) do
+    if not keep[d] and d:match "^%d+$" then
+      local folder = dir .. "/events/" .. d
+      for _, f in ipairs(core.list_dir(folder) or {}) do os.remove(folder .. "/" .. f) end
+      os.remove(folder)
+    end
+  end
+end
+
+-- The claim itself, under the lock: "new" | "duplicate" | "stale", previous | nil, err.
+-- paths: event_paths (today's first).
+local function claim_locked(dir, paths, key, version)
+  local vpath = dir .. "/versions/" .. safe_name(key)
+  local previous = read_number(vpath)
+  for _, p in ipairs(paths) do
+    local f = io.open(p, "rb")
+    if f then
+      f:close()
+      return "duplicate", previous
+    end
+  end
+  local today = paths[1]:match "^(.*)/[^/]+$"
+  core.mkdir(today)
+  local created, cerr = core.create_exclusive(paths[1])
+  if created == nil then return nil, cerr end
+  if version ~= nil and previous ~= nil and version <= previous then return "stale", previous end
+  if version ~= nil then
+    local ok, werr = write_version(vpath, version)
+    if not ok then
+      -- Not claimed after all: the next delivery of the event is handled.
+      os.remove(paths[1])
+      return nil, werr
+    end
+  end
+  return "new", previous
+end
+
+-- The release, under the lock: the event's marks gone, the version back.
+local function release_locked(dir, paths, key, previous)
+  for _, p in ipairs(paths) do os.remove(p) end
+  local vpath = dir .. "/versions/" .. safe_name(key)
+  if previous == nil then
+    os.remove(vpath)
+    return true
+  end
+  return write_version(vpath, previous)
+end
+
 --- webhook_store.file{ dir = "/var/lib/myapp/planado", retention_days = 8 }:
 -- every process on the host that names the same directory shares it.
 -- Events are kept in one folder per day and forgotten after
@@ -102,79 +176,23 @@ function M.file(opts)
   local lock_path = dir .. "/lock"
   local store = { kind = "file", dir = dir }
 
-  local function day(t) return os.date("!%Y%m%d", t) end
-  local function event_paths(event_uuid)
-    local now, out = clock(), {}
-    for i = 0, retention do
-      out[#out + 1] = ("%s/events/%s/%s"):format(dir, day(now - i * 86400), safe_name(event_uuid))
-    end
-    return out
-  end
-
-  local function locked(fn)
-    local lock, err = core.lock_file(lock_path)
-    if not lock then return nil, err end
-    local ok, a, b = pcall(fn)
-    lock:unlock()
-    if not ok then error(a, 0) end
-    return a, b
-  end
-
   --- Remove event folders older than the retention (called now and then by claim).
   function store.prune(_)
-    local keep = {}
-    local now = clock()
-    for i = 0, retention do keep[day(now - i * 86400)] = true end
-    for _, d in ipairs(core.list_dir(dir .. "/events") or {}) do
-      if not keep[d] and d:match "^%d+$" then
-        local folder = dir .. "/events/" .. d
-        for _, f in ipairs(core.list_dir(folder) or {}) do os.remove(folder .. "/" .. f) end
-        os.remove(folder)
-      end
-    end
+    prune_events(dir, retention, clock())
   end
 
   local claims = 0
   function store.claim(self, event_uuid, key, version)
     claims = claims + 1
     if claims % 1000 == 1 then self:prune() end
-    return locked(function()
-      local vpath = dir .. "/versions/" .. safe_name(key)
-      local previous = read_number(vpath)
-      local paths = event_paths(event_uuid)
-      for _, p in ipairs(paths) do
-        local f = io.open(p, "rb")
-        if f then
-          f:close()
-          return "duplicate", previous
-        end
-      end
-      local today = paths[1]:match "^(.*)/[^/]+$"
-      core.mkdir(today)
-      local created, cerr = core.create_exclusive(paths[1])
-      if created == nil then return nil, cerr end
-      if version ~= nil and previous ~= nil and version <= previous then return "stale", previous end
-      if version ~= nil then
-        local ok, werr = write_version(vpath, version)
-        if not ok then
-          -- Not claimed after all: the next delivery of the event is handled.
-          os.remove(paths[1])
-          return nil, werr
-        end
-      end
-      return "new", previous
+    return locked(lock_path, function()
+      return claim_locked(dir, event_paths(dir, retention, clock(), event_uuid), key, version)
     end)
   end
 
   function store.release(_, event_uuid, key, previous)
-    return locked(function()
-      for _, p in ipairs(event_paths(event_uuid)) do os.remove(p) end
-      local vpath = dir .. "/versions/" .. safe_name(key)
-      if previous == nil then
-        os.remove(vpath)
-        return true
-      end
-      return write_version(vpath, previous)
+    return locked(lock_path, function()
+      return release_locked(dir, event_paths(dir, retention, clock(), event_uuid), key, previous)
     end)
   end
   return store
