@@ -6,7 +6,7 @@
 #   make valgrind        the C-heavy specs under valgrind, failing on any leak or invalid access
 #   make sanitize        every spec against an ASan+UBSan (clang) build, failing on any report
 #   make fuzz            each libFuzzer target (fuzz/) for FUZZ_SECONDS (default 600) from its seed corpus
-#   make lint            cppcheck and clang-tidy on src/, luacheck on lua/
+#   make lint            cppcheck and clang-tidy on src/, luacheck on lua/, no function over 80 lines
 #   make gen             regenerate lua/planapi/planfix_rest/ops.lua from the OpenAPI spec
 #   make bench           benchmarks against baselines measured in the same run (bench/)
 #   make embed           build/embed/planapi-host: a C program embedding Lua 5.4 with the core linked in
