@@ -7,7 +7,7 @@ local TOOL = "tools/check-function-length"
 
 local function tmpdir()
   local p = assert(io.popen "mktemp -d")
-  local dir = p:read "l"
+  local dir = p:read "*l"
   p:close()
   return dir
 end
@@ -19,12 +19,14 @@ local function write(path, text)
   f:close()
 end
 
--- Run the check on root: exit status (true = clean) and its output.
+-- Run the check on root: whether it exited 0 (read from the shell: LuaJIT's
+-- popen close gives no exit status) and its output.
 local function check(root, max)
-  local p = assert(io.popen(("lua5.4 %s %d '%s' 2>&1"):format(TOOL, max or 80, root)))
-  local out = p:read "a"
-  local ok = p:close()
-  return ok == true, out
+  local p = assert(io.popen(("lua5.4 %s %d '%s' 2>&1; echo \"exit $?\""):format(TOOL, max or 80, root)))
+  local out = p:read "*a"
+  p:close()
+  local status = tonumber(out:match "exit (%d+)\n$")
+  return status == 0, out:gsub("exit %d+\n$", "")
 end
 
 -- A Lua function spanning exactly `lines` lines (function ... end).
