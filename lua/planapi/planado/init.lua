@@ -107,13 +107,17 @@ function Planado:check_fields(kind, body, level)
   end
 end
 
+-- A call without options reads this one (prepare never writes to opts):
+-- no table allocated per call.
+local NO_OPTIONS = {}
+
 --- pd:prepare(method, path, params, opts) -> req (pure)
 -- params: the query of a GET/DELETE, the JSON body of a POST/PATCH.
 -- opts: { query =, headers =, notify_assignees = false, timeout = }
 function Planado:prepare(method, path, params, opts)
   if type(method) ~= "string" or not method:match "^%u+$" then config_error("HTTP method required, e.g. \"GET\"", 2) end
   if type(path) ~= "string" then config_error("path required, e.g. \"jobs\"", 2) end
-  opts = opts or {}
+  opts = opts or NO_OPTIONS
   for k in pairs(opts) do
     if k ~= "query" and k ~= "headers" and k ~= "notify_assignees" and k ~= "timeout" then
       config_error(("unknown call option '%s' (valid: query, headers, notify_assignees, timeout)")
@@ -127,9 +131,15 @@ function Planado:prepare(method, path, params, opts)
     body = params or {}
     query = opts.query and flatten_query(opts.query) or nil
   end
-  local headers = {}
-  for k, v in pairs(opts.headers or {}) do headers[k] = v end
-  if opts.notify_assignees == false then headers["X-Planado-Notify-Assignees"] = "false" end
+  local headers -- nil unless the call adds some (the C client's are enough)
+  if opts.headers then
+    headers = {}
+    for k, v in pairs(opts.headers) do headers[k] = v end
+  end
+  if opts.notify_assignees == false then
+    headers = headers or {}
+    headers["X-Planado-Notify-Assignees"] = "false"
+  end
   local req = self.core:prepare {
     method = method, path = path, query = query and next(query) and query or nil, body = body,
     headers = headers, timeout = opts.timeout,
