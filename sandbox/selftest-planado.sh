@@ -7,14 +7,14 @@
 # only these checks (selftest.sh with SELFTEST_ONLY=planado): it starts a private
 # instance, stops it, and ends with "N passed, N failed".
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
-    SELFTEST_ONLY=planado exec bash "$(cd "$(dirname "$0")" && pwd)/selftest.sh" "$@"
+  SELFTEST_ONLY=planado exec bash "$(cd "$(dirname "$0")" && pwd)/selftest.sh" "$@"
 fi
 
 # pjl EXPR [FILE]: like jl (selftest.sh), plus dec(s): a JSON string decoded
 # (numbers normalised the same way), has(list, v), map(list, fn) (comma-joined)
 # and where(list, key, value) (the items whose key equals value).
 pjl() {
-    EXPR="$1" FILE="${2:-$WORK/body}" lua5.4 -e '
+  EXPR="$1" FILE="${2:-$WORK/body}" lua5.4 -e '
         local cjson = require("cjson")
         local f = assert(io.open(os.getenv("FILE"), "rb"))
         local text = f:read("a"); f:close()
@@ -61,13 +61,13 @@ pjl() {
 
 # papi METHOD PATH [JSON] [curl args...]: a Planado call with the Bearer key.
 papi() {
-    local method="$1" path="$2" data="${3:-}"; shift 3 2>/dev/null || shift $#
-    if [[ -n "$data" ]]; then
-        call "$method" "$PL$path" -H "Authorization: Bearer sandbox-planado-key" \
-            -H "Content-Type: application/json" --data-binary "$data" "$@"
-    else
-        call "$method" "$PL$path" -H "Authorization: Bearer sandbox-planado-key" "$@"
-    fi
+  local method="$1" path="$2" data="${3:-}"; shift 3 2>/dev/null || shift $#
+  if [[ -n "$data" ]]; then
+    call "$method" "$PL$path" -H "Authorization: Bearer sandbox-planado-key" \
+      -H "Content-Type: application/json" --data-binary "$data" "$@"
+  else
+    call "$method" "$PL$path" -H "Authorization: Bearer sandbox-planado-key" "$@"
+  fi
 }
 # uid KIND N: the sandbox's deterministic uuid (kind 1 job, 2 client, 3 site, 5 template,
 # 7 user, 8 skill, 11 webhook, 12 event, 15 resolution, 16 custom field).
@@ -90,7 +90,7 @@ CF1="$(uid 16 1)"; CF2="$(uid 16 2)"; RF1="$(uid 16 3)"
 # ------------------------------------------------------------- env
 check "planado: env planado_url" "$PLANAPI_SANDBOX_PLANADO_URL" "$HTTPS/planado/v2/"
 check "planado: env.lua urls" "$(E="$PLANAPI_SANDBOX_DIR/env.lua" lua5.4 -e 'local e = dofile(os.getenv("E")) io.write(e.planado_url, " ", e.planado_receiver_url)')" \
-    "$HTTPS/planado/v2/ http://127.0.0.1:$PLANAPI_SANDBOX_HTTP_PORT/_sandbox/planado/test-receiver"
+  "$HTTPS/planado/v2/ http://127.0.0.1:$PLANAPI_SANDBOX_HTTP_PORT/_sandbox/planado/test-receiver"
 
 # ------------------------------------------------------------- auth
 ctl POST /reset
@@ -137,14 +137,14 @@ papi GET /jobs
 check "jobs: seeded list newest first" "$(pjl 'map(d.jobs, function(j) return j.serial_no end)')" "3,2,1"
 check "jobs: seeded uuids" "$(pjl 'd.jobs[1].uuid .. " " .. d.jobs[3].uuid')" "$J3 $J1"
 check "jobs: compact keys (no address)" "$(pjl 'keys(d.jobs[2])')" \
-    "assignee,assignees,client_uuid,completion_of_uuid,contacts,created_at,external_id,external_order_id,initial_job_uuid,resolution,scheduled_at,scheduled_duration,serial_no,site_uuid,skill_uuids,status,template_uuid,territory_uuid,type_uuid,updated_at,uuid,version"
+  "assignee,assignees,client_uuid,completion_of_uuid,contacts,created_at,external_id,external_order_id,initial_job_uuid,resolution,scheduled_at,scheduled_duration,serial_no,site_uuid,skill_uuids,status,template_uuid,territory_uuid,type_uuid,updated_at,uuid,version"
 check "jobs: compact refs" "$(pjl 'd.jobs[2].template_uuid .. "|" .. d.jobs[2].site_uuid .. "|" .. d.jobs[2].assignee.worker_uuid .. "|" .. d.jobs[2].skill_uuids[1] .. "|" .. d.jobs[2].status')" \
-    "$(uid 5 1)|$S1|$U2|$(uid 8 1)|scheduled"
+  "$(uid 5 1)|$S1|$U2|$(uid 8 1)|scheduled"
 papi GET "/jobs/$J2"
 check "jobs: full keys" "$(pjl 'keys(d.job)')" \
-    "address,assignee,assignees,client,contacts,created_at,custom_fields,description,external_id,external_order_id,possible_resolutions,report_fields,resolution,scheduled_at,scheduled_duration,serial_no,site,skills,status,template,territory,timestamps,type,updated_at,uuid,version"
+  "address,assignee,assignees,client,contacts,created_at,custom_fields,description,external_id,external_order_id,possible_resolutions,report_fields,resolution,scheduled_at,scheduled_duration,serial_no,site,skills,status,template,territory,timestamps,type,updated_at,uuid,version"
 check "jobs: full refs" "$(pjl 'd.job.template.name .. "|" .. d.job.type.code .. "|" .. d.job.client.external_id .. "|" .. d.job.site.external_id .. "|" .. d.job.assignee.worker.email .. "|" .. d.job.territory.name .. "|" .. d.job.scheduled_duration.minutes')" \
-    "Installation|installation|acme|acme-hq|ivan.worker@sandbox.test|North|120"
+  "Installation|installation|acme|acme-hq|ivan.worker@sandbox.test|North|120"
 check "jobs: ISO times with ms and Z" "$(pjl 'd.job.scheduled_at .. " " .. d.job.created_at')" "2024-01-02T09:00:00.000Z 2024-01-01T10:21:00.000Z"
 check "jobs: null keys are present" "$(pjl 'tostring(d.job.resolution == null) .. tostring(d.job.timestamps.started_at == null)')" "truetrue"
 papi GET /jobs/job-ext-1
@@ -170,7 +170,7 @@ check "jobs: template defaults (type, description, duration)" "$(pjl 'd.job.temp
 papi POST /jobs "{\"scheduled_at\":\"2026-03-01T09:00:00+03:00\",\"assignee\":{\"worker\":{\"uuid\":\"$U3\"}},\"scheduled_duration\":{\"hours\":1,\"minutes\":30}}"
 papi GET "/jobs/$(pjl d.job_uuid)"
 check "jobs: scheduled_at + assignee -> scheduled, time normalised" "$(pjl 'd.job.status .. "|" .. d.job.scheduled_at .. "|" .. d.job.scheduled_duration.minutes .. "|" .. d.job.assignees[1].uuid .. "/" .. d.job.assignees[1].access')" \
-    "scheduled|2026-03-01T06:00:00.000Z|90|$U3/edit"
+  "scheduled|2026-03-01T06:00:00.000Z|90|$U3/edit"
 papi POST /jobs '{"external_id":null}'
 check "jobs: create with external_id null -> 422" "$(perr)" "422|external_id: must not be null"
 papi POST /jobs '{"external_id":"job-ext-1"}'
@@ -209,14 +209,14 @@ check "tri: PATCH -> 200 job_uuid" "$CODE/$(pjl d.job_uuid)" "200/$JT"
 papi GET "/jobs/$JT"
 check "tri: null clears description" "$(pjl 'tostring(d.job.description == null)')" true
 check "tri: absent keys unchanged" "$(pjl 'd.job.external_order_id .. "|" .. d.job.scheduled_at .. "|" .. d.job.contacts[1].name .. "|" .. d.job.address.formatted .. "|" .. d.job.custom_fields[1].value .. "|" .. d.job.assignee.worker.uuid')" \
-    "o1|2026-01-01T10:00:00.000Z|Bob|1 Road|SN-1|$U2"
+  "o1|2026-01-01T10:00:00.000Z|Bob|1 Road|SN-1|$U2"
 check "tri: version 2" "$(pjl 'd.job.version .. "|" .. d.job.status')" "2|scheduled"
 ctl GET /log
 check "tri: log entry set/nulled" "$(pjl 'local e = d[#d - 1] return e.kind .. "|" .. e.method .. "|" .. table.concat(e.changes.set, ",") .. "|" .. table.concat(e.changes.nulled, ",") .. "|" .. e.entity.version .. "|" .. e.entity.uuid')" "planado|PATCH||description|2|$JT"
 check "tri: log entry absent keys" "$(pjl 'local a = d[#d - 1].changes.absent return tostring(has(a, "external_order_id") and has(a, "address") and not has(a, "description") and not has(a, "template"))')" true
 ctl GET "/store/planado_jobs/$JT"
 check "tri: store _history records it" "$(pjl 'd.record.version .. "|" .. #d.record._history .. "|" .. d.record._history[2].action .. "|" .. table.concat(d.record._history[2].nulled, ",") .. "|" .. tostring(has(d.record._history[2].absent, "contacts"))')" \
-    "2|2|update|description|true"
+  "2|2|update|description|true"
 papi PATCH "/jobs/$JT" '{"address":{"floor":null,"entrance_no":"B"}}'
 papi GET "/jobs/$JT"
 check "tri: nested address merge" "$(pjl 'tostring(d.job.address.floor == null) .. "|" .. d.job.address.apartment .. "|" .. d.job.address.formatted .. "|" .. d.job.address.entrance_no')" "true|12|1 Road|B"
@@ -226,15 +226,15 @@ papi PATCH "/jobs/$JT" '{"scheduled_at":null}'
 papi GET "/jobs/$JT"
 check "tri: clearing scheduled_at -> posted" "$(pjl 'tostring(d.job.scheduled_at == null) .. "|" .. d.job.status .. "|" .. d.job.version')" "true|posted|4"
 for k in assignees possible_resolutions address contacts skills custom_fields report_fields template; do
-    papi PATCH "/jobs/$JT" "{\"$k\":null}"
-    check "tri: $k null -> 422" "$(perr)" "422|$k: must not be null"
+  papi PATCH "/jobs/$JT" "{\"$k\":null}"
+  check "tri: $k null -> 422" "$(perr)" "422|$k: must not be null"
 done
 papi PATCH "/jobs/$JT" '{"description":"no","contacts":null}'
 papi GET "/jobs/$JT"
 check "tri: a refused PATCH changes nothing" "$(pjl 'd.job.version .. "|" .. tostring(d.job.description == null)')" "4|true"
 for k in external_order_id scheduled_duration assignee client site territory; do
-    papi PATCH "/jobs/$JT" "{\"$k\":null}"
-    check "tri: nullable $k null -> 200" "$CODE" 200
+  papi PATCH "/jobs/$JT" "{\"$k\":null}"
+  check "tri: nullable $k null -> 200" "$CODE" 200
 done
 papi GET "/jobs/$JT"
 check "tri: nullables cleared" "$(pjl 'tostring(d.job.external_order_id == null and d.job.assignee == null and #d.job.assignees == 0)')" true
@@ -405,12 +405,12 @@ check "paging: after a full last page -> []" "$(pjl '#d.jobs')" 0
 ctl POST /data '{"planado_jobs":101}'
 SEEN=""; PAGES=""; AFTER=""
 for i in 1 2 3 4 5; do
-    papi GET "/jobs${AFTER:+?after=$AFTER}"
-    n="$(pjl '#d.jobs')"
-    PAGES="$PAGES$n,"
-    [[ "$n" == 0 ]] && break
-    SEEN="$SEEN$(pjl 'map(d.jobs, function(j) return j.serial_no end)'),"
-    AFTER="$(pjl 'd.jobs[#d.jobs].uuid')"
+  papi GET "/jobs${AFTER:+?after=$AFTER}"
+  n="$(pjl '#d.jobs')"
+  PAGES="$PAGES$n,"
+  [[ "$n" == 0 ]] && break
+  SEEN="$SEEN$(pjl 'map(d.jobs, function(j) return j.serial_no end)'),"
+  AFTER="$(pjl 'd.jobs[#d.jobs].uuid')"
 done
 check "paging: 101 = 50 + 50 + 1, then []" "$PAGES" "50,50,1,0,"
 check "paging: every job once, newest first" "$(tr ',' '\n' <<<"$SEEN" | sed '/^$/d' | paste -sd,)" "$(seq 101 -1 1 | paste -sd,)"
@@ -551,7 +551,7 @@ BODY='{ "description" :  "exact bytes",
 call POST "$PL/jobs?x=1&x=2&flag" -H "Authorization: Bearer sandbox-planado-key" -H "Content-Type: application/json" --data-binary "$BODY"
 ctl GET /log
 check "log: planado entry" "$(pjl 'd[1].kind .. "|" .. d[1].method .. "|" .. d[1].path .. "|" .. d[1].uri .. "|" .. d[1].status .. "|" .. d[1].auth')" \
-    "planado|POST|/jobs|/planado/v2/jobs?x=1&x=2&flag|201|bearer"
+  "planado|POST|/jobs|/planado/v2/jobs?x=1&x=2&flag|201|bearer"
 check "log: exact body bytes" "$(pjl 'd[1].body')" "$BODY"
 check "log: json, query, headers" "$(pjl 'd[1].json.description .. "|" .. table.concat(d[1].query.x, ",") .. "|" .. tostring(d[1].query.flag) .. "|" .. d[1].headers["content-type"]')" "exact bytes|1,2|true|application/json"
 check "log: changes and entity" "$(pjl 'table.concat(d[1].changes.ignored, ",") .. "|" .. d[1].entity.type .. "|" .. d[1].entity.action .. "|" .. d[1].entity.version')" "bogus|job|create|1"
@@ -583,14 +583,14 @@ check "webhooks: one delivery of job_created" "$(pjl '#d.requests .. "|" .. d.re
 check "webhooks: headers" "$(pjl 'd.requests[1].headers["content-type"] .. "|" .. d.requests[1].headers["x-planado-secret"] .. "|" .. d.requests[1].headers["x-planado-delivery-attempt"]' "$WORK/recv")" "application/json|s3cret|1"
 check "webhooks: body keys (no previous_job on create)" "$(pjl 'keys(dec(d.requests[1].body))' "$WORK/recv")" "context,event_type,event_uuid,job"
 check "webhooks: context" "$(pjl 'keys(dec(d.requests[1].body).context) .. "|" .. dec(d.requests[1].body).context.source .. "|" .. dec(d.requests[1].body).context.user_uuid' "$WORK/recv")" \
-    "created_at,device_uuid,happened_at,source,user_email,user_uuid|api|$U1"
+  "created_at,device_uuid,happened_at,source,user_email,user_uuid|api|$U1"
 check "webhooks: job is the full shape" "$(pjl 'local j = dec(d.requests[1].body).job return j.uuid .. "|" .. j.version .. "|" .. j.description .. "|" .. tostring(j.address ~= nil)' "$WORK/recv")" "$JW|1|hooked|true"
 E1="$(pjl 'd.requests[1].event_uuid' "$WORK/recv")"
 papi PATCH /jobs/hook-1 '{"description":"hooked 2"}'
 flush
 receiver
 check "webhooks: job_updated with previous_job" "$(pjl 'local b = dec(d.requests[2].body) return b.event_type .. "|" .. b.job.version .. "|" .. b.previous_job.version .. "|" .. b.previous_job.description .. "|" .. b.job.description' "$WORK/recv")" \
-    "job_updated|2|1|hooked|hooked 2"
+  "job_updated|2|1|hooked|hooked 2"
 papi POST /clients '{"first_name":"Hook"}'
 CW="$(pjl d.client_uuid)"
 papi POST /sites '{"name":"Hook site"}'
@@ -599,12 +599,12 @@ check "webhooks: unsubscribed types are not sent" "$(pjl '#d.requests' "$WORK/re
 papi PATCH "/clients/$CW" '{"last_name":"Client"}'
 flush; receiver
 check "webhooks: client_updated uses client/previous_client" "$(pjl 'local b = dec(d.requests[3].body) return keys(b) .. "|" .. b.client.name .. "|" .. b.previous_client.name .. "|" .. b.client.version' "$WORK/recv")" \
-    "client,context,event_type,event_uuid,previous_client|Client Hook|Hook|2"
+  "client,context,event_type,event_uuid,previous_client|Client Hook|Hook|2"
 ctl POST "/planado/jobs/$JW/finish" '{"resolution":{"name":"Done","successful":true},"comment":"all fine"}'
 check "webhooks: control finish" "$CODE/$(pjl 'd.job.status .. "|" .. d.job.version .. "|" .. d.job.resolution.comment')" "200/finished|3|all fine"
 flush; receiver
 check "webhooks: job_finished from the web" "$(pjl 'local b = dec(d.requests[4].body) return b.event_type .. "|" .. b.context.source .. "|" .. b.job.resolution.name .. "|" .. tostring(b.job.resolution.successful) .. "|" .. b.previous_job.status' "$WORK/recv")" \
-    "job_finished|web|Done|true|posted"
+  "job_finished|web|Done|true|posted"
 ctl POST "/planado/jobs/$JW/finish" '{}'
 check "webhooks: finishing twice -> 400" "$CODE" 400
 
@@ -668,9 +668,9 @@ check "replay: unknown event -> 404" "$CODE" 404
 # the §3.5 delivery log
 papi GET "/webhooks/$W1/requests"
 check "requests: §3.5 fields" "$(pjl 'keys(d.requests[1])')" \
-    "attempt_no,entity_type,entity_uuid,entity_version,error_description,error_type,event_type,event_uuid,http_request_body,http_response_code,request_time_ms,send_at,sent_at,status,uuid"
+  "attempt_no,entity_type,entity_uuid,entity_version,error_description,error_type,event_type,event_uuid,http_request_body,http_response_code,request_time_ms,send_at,sent_at,status,uuid"
 check "requests: first entry" "$(pjl 'd.requests[1].event_type .. "|" .. d.requests[1].entity_type .. "|" .. d.requests[1].entity_version .. "|" .. d.requests[1].attempt_no .. "|" .. d.requests[1].status .. "|" .. d.requests[1].http_response_code')" \
-    "job_created|job|1|1|success|200"
+  "job_created|job|1|1|success|200"
 check "requests: http_request_body is a JSON string" "$(pjl 'type(d.requests[1].http_request_body) .. "|" .. dec(d.requests[1].http_request_body).event_uuid')" "string|$E1"
 check "requests: a failure" "$(pjl 'local r for _, x in ipairs(d.requests) do if x.http_response_code == 500 and not r then r = x end end return r.status .. "|" .. r.error_type')" "failure|http_status"
 check "requests: timeout entry" "$(pjl 'local r for _, x in ipairs(d.requests) do if x.error_type == "timeout" then r = x end end return tostring(r.http_response_code == null)')" true

@@ -8,7 +8,7 @@
 #
 # XML answers are checked with lua5.4 + lua-expat (see xq below).
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
-    SELFTEST_ONLY=xml exec bash "$(cd "$(dirname "$0")" && pwd)/selftest.sh" "$@"
+  SELFTEST_ONLY=xml exec bash "$(cd "$(dirname "$0")" && pwd)/selftest.sh" "$@"
 fi
 
 # xq EXPR [FILE]: evaluates a Lua expression over the XML answer in FILE
@@ -21,7 +21,7 @@ fi
 #   ids(path, name) texts of the children called name, comma-joined
 # nil prints as "nil"; an unparsable body prints INVALID_XML.
 xq() {
-    EXPR="$1" FILE="${2:-$WORK/body}" lua5.4 -e '
+  EXPR="$1" FILE="${2:-$WORK/body}" lua5.4 -e '
         local lxp = require("lxp")
         local f = assert(io.open(os.getenv("FILE"), "rb"))
         local text = f:read("a"); f:close()
@@ -83,10 +83,10 @@ xq() {
 # xcall BODY [USER:PASSWORD] [curl args...]: POST BODY to /xml/ (default auth:
 # API key + the full token). Sets CODE, RC; body in $WORK/body.
 xcall() {
-    local body="$1" cred="${2:-sandbox-api-key:sandbox-xml-token}"
-    shift 2 2>/dev/null || shift $#
-    call POST "$XML" -H "Content-Type: application/xml" -H "Accept: application/xml" \
-        -u "$cred" --data-binary "$body" "$@"
+  local body="$1" cred="${2:-sandbox-api-key:sandbox-xml-token}"
+  shift 2 2>/dev/null || shift $#
+  call POST "$XML" -H "Content-Type: application/xml" -H "Accept: application/xml" \
+    -u "$cred" --data-binary "$body" "$@"
 }
 # xreq METHOD INNER: a <request> document for the sandbox account.
 xreq() { printf '<?xml version="1.0" encoding="UTF-8"?><request method="%s"><account>sandbox</account>%s</request>' "$1" "$2"; }
@@ -108,7 +108,7 @@ check "xml: task.get 200 ok" "$CODE/$(xq st)" "200/ok"
 check "xml: content type" "$(header Content-Type)" "application/xml; charset=utf-8"
 check "xml: XML declaration first" "$(head -c 38 "$WORK/body")" '<?xml version="1.0" encoding="UTF-8"?>'
 check "xml: task fields" "$(xq 't"task.id" .. "|" .. t"task.general" .. "|" .. t"task.title" .. "|" .. t"task.status" .. "|" .. t"task.owner.id" .. "|" .. t"task.project.id" .. "|" .. t"task.beginDateTime"')" \
-    "1|1001|Prepare quarterly report|2|1|1|01-01-2024 10:00"
+  "1|1001|Prepare quarterly report|2|1|1|01-01-2024 10:00"
 call POST "http://127.0.0.1:$PLANAPI_SANDBOX_HTTP_PORT/xml/" -u "$TOK" --data-binary "$(xreq task.get '<task><id>1</id></task>')"
 check "xml: plain http port serves /xml/" "$CODE/$(xq st)" "200/ok"
 call GET "$XML" -u "$TOK"
@@ -153,7 +153,7 @@ ctl POST /config '{"xml":{"bogus":1}}'
 check "config unknown xml key -> 400" "$CODE" 400
 ctl GET /config
 check "config shows xml defaults" "$(jl 'd.config.xml.account .. "/" .. d.config.xml.api_key .. "/" .. d.config.xml.private_key .. "/" .. d.config.xml.session_ttl')" \
-    "sandbox/sandbox-api-key/sandbox-private-key/3600"
+  "sandbox/sandbox-api-key/sandbox-private-key/3600"
 
 # ------------------------------------------------------------- login mode and sessions
 ctl POST /reset
@@ -192,12 +192,12 @@ check "xml: session_ttl: alive, then 0005" "$A,$(xerr)" "200/ok/nil,200/error/00
 # ------------------------------------------------------------- signature
 ctl POST /reset
 sign() { # XML [KEY]: POST /_sandbox/xml/sign
-    local body
-    body="$(X="$1" K="${2:-}" lua5.4 -e 'local cjson = require("cjson")
+  local body
+  body="$(X="$1" K="${2:-}" lua5.4 -e 'local cjson = require("cjson")
         local t = { xml = os.getenv("X") }
         if os.getenv("K") ~= "" then t.key = os.getenv("K") end
         io.write(cjson.encode(t))')"
-    ctl POST /xml/sign "$body"
+  ctl POST /xml/sign "$body"
 }
 sign '<request method="auth.login"><account>acme</account><password>Secr3t!</password><login>ivan.petrov</login></request>' 'k3y-Private_0123'
 check "sign vector 1 (auth.login)" "$(jl 'd.string .. " " .. d.md5')" "auth.loginacmeivan.petrovSecr3t!k3y-Private_0123 3118aa3705a0a1eca90a8307c5668802"
@@ -236,8 +236,8 @@ check "xml: signed login-mode request accepted" "$(xerr)" "200/ok/nil"
 ctl POST /data '{"tasks":250}'
 SIZES=""
 for pg in 1 2 3 4; do
-    xcall "$(xreq task.getList "<pageCurrent>$pg</pageCurrent><pageSize>100</pageSize>")"
-    SIZES+="$(xq 'a("tasks","count") .. "/" .. a("tasks","totalCount") .. "/" .. n("tasks","task")'),"
+  xcall "$(xreq task.getList "<pageCurrent>$pg</pageCurrent><pageSize>100</pageSize>")"
+  SIZES+="$(xq 'a("tasks","count") .. "/" .. a("tasks","totalCount") .. "/" .. n("tasks","task")'),"
 done
 check "xml: 250 tasks page as count/totalCount" "$SIZES" "100/250/100,100/250/100,50/250/50,0/250/0,"
 check "xml: empty page is <tasks count=\"0\" totalCount=\"250\"/>" "$(grep -c '<tasks count="0" totalCount="250"/>' "$WORK/body")" 1
@@ -256,8 +256,8 @@ check "xml: task.getMulti -> <tasks count> only" "$(xq 'a("tasks","count") .. "/
 ctl POST /data '{"handbook_records":250}'
 SIZES=""
 for pg in 1 2 3 4; do
-    xcall "$(xreq handbook.getRecords "<handbook><id>1</id></handbook><pageCurrent>$pg</pageCurrent><pageSize>100</pageSize>")"
-    SIZES+="$(xq 'n("records","record") .. tostring(a("records","count")) .. tostring(a("records","totalCount"))'),"
+  xcall "$(xreq handbook.getRecords "<handbook><id>1</id></handbook><pageCurrent>$pg</pageCurrent><pageSize>100</pageSize>")"
+  SIZES+="$(xq 'n("records","record") .. tostring(a("records","count")) .. tostring(a("records","totalCount"))'),"
 done
 check "xml: handbook records page without counts" "$SIZES" "100nilnil,100nilnil,50nilnil,0nilnil,"
 check "xml: empty handbook page is <records/>" "$(grep -c '<records/>' "$WORK/body")" 1
@@ -313,14 +313,14 @@ xcall "$(xreq handbook.getRecord '<handbook><id>1</id></handbook><key>99</key>')
 check "xml: missing handbook record -> 0101" "$(xerr)" "200/error/0101"
 xcall "$(xreq analitic.getHandbook '<handbook><id>1</id></handbook>')"
 check "xml: analitic.getHandbook attributes" "$(xq 'n("records","record") .. "|" .. a("records.record[1].value[1]","value") .. "|" .. a("records.record[1].value[1]","name") .. "|" .. a("records.record[1].value[1]","isDisplayed") .. "|" .. tostring(a("records","count"))')" \
-    "3|Laptop|Name|1|nil"
+  "3|Laptop|Name|1|nil"
 
 # ------------------------------------------------------------- writes
 xcall "$(xreq task.add '<task><title>Новая задача &amp; тест</title><description>from selftest</description><importance>HIGH</importance><project><id>1</id></project><workers><users><id>2</id><id>3</id></users></workers><customData><customValue><id>101</id><value>007</value></customValue></customData></task>')"
 check "xml: task.add -> id and general" "$(xq 'st .. "/" .. t"task.id" .. "/" .. t"task.general"')" "ok/1000/2000"
 xcall "$(xreq task.get '<task><id>1000</id></task>')"
 check "xml: added task readable" "$(xq 't"task.title" .. "|" .. t"task.importance" .. "|" .. ids("task.workers.users","id") .. "|" .. t"task.customData.customValue.value"')" \
-    "Новая задача & тест|HIGH|2,3|007"
+  "Новая задача & тест|HIGH|2,3|007"
 xcall "$(xreq task.add '<task><description>no title</description></task>')"
 check "xml: task.add without title -> 0009" "$(xerr)" "200/error/0009"
 xcall "$(xreq task.add '<task><title>x</title><project><id>999</id></project></task>')"
@@ -329,9 +329,9 @@ xcall "$(xreq task.update '<silent>1</silent><task><id>1000</id><title>Renamed</
 check "xml: task.update -> ok" "$(xq 'st .. "/" .. t"task.id"')" "ok/1000"
 ctl GET /store/tasks/1000
 check "xml: silent update in history" "$(jl 'tostring(d.record._history[1].silent) .. "/" .. d.record._history[1].api .. "/" .. table.concat(d.record._history[1].fields, ",")')" \
-    "true/xml/title,workers"
+  "true/xml/title,workers"
 check "xml: task.update reset omitted fields" "$(jl 'table.concat(d.record._history[1].reset, ",") .. "/" .. d.record.description .. "/" .. d.record.priority')" \
-    "auditors,description,importance,members//NotUrgent"
+  "auditors,description,importance,members//NotUrgent"
 xcall "$(xreq task.update '<task><general>2000</general><title>Again</title><description>kept</description></task>')"
 ctl GET /store/tasks/1000
 check "xml: non-silent update by general" "$(jl 'tostring(d.record._history[2].silent) .. "/" .. d.record.name .. "/" .. d.record.description')" "false/Again/kept"

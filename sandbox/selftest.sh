@@ -13,18 +13,18 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 RUN="$HERE/run"
 
 if ! command -v curl >/dev/null; then
-    if [[ "$(id -u)" == 0 ]]; then
-        apt-get install -y curl >/dev/null 2>&1 || { apt-get update >/dev/null 2>&1 && apt-get install -y curl >/dev/null 2>&1; }
-    fi
-    command -v curl >/dev/null || { echo "selftest: curl is required"; echo "0 passed, 1 failed"; exit 1; }
+  if [[ "$(id -u)" == 0 ]]; then
+    apt-get install -y curl >/dev/null 2>&1 || { apt-get update >/dev/null 2>&1 && apt-get install -y curl >/dev/null 2>&1; }
+  fi
+  command -v curl >/dev/null || { echo "selftest: curl is required"; echo "0 passed, 1 failed"; exit 1; }
 fi
 
 # lua-expat: the sandbox's XML endpoint and xq (selftest-xml.sh) need it.
 if ! lua5.4 -e 'require("lxp")' >/dev/null 2>&1; then
-    if [[ "$(id -u)" == 0 ]]; then
-        apt-get install -y lua-expat >/dev/null 2>&1 || { apt-get update >/dev/null 2>&1 && apt-get install -y lua-expat >/dev/null 2>&1; }
-    fi
-    lua5.4 -e 'require("lxp")' >/dev/null 2>&1 || { echo "selftest: lua-expat is required"; echo "0 passed, 1 failed"; exit 1; }
+  if [[ "$(id -u)" == 0 ]]; then
+    apt-get install -y lua-expat >/dev/null 2>&1 || { apt-get update >/dev/null 2>&1 && apt-get install -y lua-expat >/dev/null 2>&1; }
+  fi
+  lua5.4 -e 'require("lxp")' >/dev/null 2>&1 || { echo "selftest: lua-expat is required"; echo "0 passed, 1 failed"; exit 1; }
 fi
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/planapi-sandbox-selftest.XXXXXX")"
@@ -39,17 +39,17 @@ not_ok() { FAIL=$((FAIL + 1)); echo "FAIL - $1${2:+ ($2)}"; }
 
 # check NAME ACTUAL EXPECTED
 check() {
-    if [[ "$2" == "$3" ]]; then ok "$1"; else not_ok "$1" "got '$2', want '$3'"; fi
+  if [[ "$2" == "$3" ]]; then ok "$1"; else not_ok "$1" "got '$2', want '$3'"; fi
 }
 # check_match NAME ACTUAL REGEX
 check_match() {
-    if [[ "$2" =~ $3 ]]; then ok "$1"; else not_ok "$1" "got '$2', want /$3/"; fi
+  if [[ "$2" =~ $3 ]]; then ok "$1"; else not_ok "$1" "got '$2', want /$3/"; fi
 }
 
 # jl EXPR [FILE]: evaluates a Lua expression over the decoded JSON in FILE
 # (default: last response body) as `d`; tables print as JSON, nil as "nil".
 jl() {
-    EXPR="$1" FILE="${2:-$WORK/body}" lua5.4 -e '
+  EXPR="$1" FILE="${2:-$WORK/body}" lua5.4 -e '
         local cjson = require("cjson")
         local f = assert(io.open(os.getenv("FILE"), "rb"))
         local text = f:read("a"); f:close()
@@ -84,25 +84,25 @@ jl() {
 # call METHOD URL [curl args...]: sets CODE (HTTP status), RC (curl exit),
 # body in $WORK/body, headers in $WORK/headers.
 call() {
-    local method="$1" url="$2"; shift 2
-    CODE="$(curl -sS --cacert "$CA" -X "$method" -o "$WORK/body" -D "$WORK/headers" \
+  local method="$1" url="$2"; shift 2
+  CODE="$(curl -sS --cacert "$CA" -X "$method" -o "$WORK/body" -D "$WORK/headers" \
         -w '%{http_code}' "$@" "$url" 2>"$WORK/curl_err")"
-    RC=$?
+  RC=$?
 }
 header() { # NAME: value of a response header of the last call
-    grep -i "^$1:" "$WORK/headers" | tail -n 1 | sed -e 's/^[^:]*:[[:space:]]*//' -e 's/\r$//'
+  grep -i "^$1:" "$WORK/headers" | tail -n 1 | sed -e 's/^[^:]*:[[:space:]]*//' -e 's/\r$//'
 }
 api() { # METHOD PATH [JSON body] [curl args...]: authenticated REST call
-    local method="$1" path="$2" data="${3:-}"; shift 3 2>/dev/null || shift $#
-    if [[ -n "$data" ]]; then
-        call "$method" "$REST$path" -H "Authorization: Bearer sandbox-token" \
-            -H "Content-Type: application/json" --data-binary "$data" "$@"
-    else
-        call "$method" "$REST$path" -H "Authorization: Bearer sandbox-token" "$@"
-    fi
+  local method="$1" path="$2" data="${3:-}"; shift 3 2>/dev/null || shift $#
+  if [[ -n "$data" ]]; then
+    call "$method" "$REST$path" -H "Authorization: Bearer sandbox-token" \
+      -H "Content-Type: application/json" --data-binary "$data" "$@"
+  else
+    call "$method" "$REST$path" -H "Authorization: Bearer sandbox-token" "$@"
+  fi
 }
 ctl() { # METHOD PATH [JSON]: control API
-    if [[ -n "${3:-}" ]]; then call "$1" "$CTL$2" --data-binary "$3"; else call "$1" "$CTL$2"; fi
+  if [[ -n "${3:-}" ]]; then call "$1" "$CTL$2" --data-binary "$3"; else call "$1" "$CTL$2"; fi
 }
 
 # The Planfix XML checks (xml_main) and their helpers.
@@ -117,8 +117,8 @@ START_OUT="$("$RUN" start 2>"$WORK/start_err")"
 START_RC=$?
 check "run start exits 0" "$START_RC" 0
 if [[ $START_RC != 0 ]]; then
-    cat "$WORK/start_err"
-    return 1
+  cat "$WORK/start_err"
+  return 1
 fi
 eval "$START_OUT"
 CA="$PLANAPI_SANDBOX_CA_FILE"
@@ -152,12 +152,12 @@ check "https with test CA verifies" "$RC" 0
 curl -sS --cacert "$CA" -o /dev/null "https://127.0.0.1:$PLANAPI_SANDBOX_WRONG_HOST_PORT/_sandbox/health" 2>/dev/null
 check "wrong-host port fails verification (curl 60)" "$?" 60
 curl -sS --cacert "$CA" -o /dev/null --resolve "wrong.invalid:$PLANAPI_SANDBOX_WRONG_HOST_PORT:127.0.0.1" \
-    "https://wrong.invalid:$PLANAPI_SANDBOX_WRONG_HOST_PORT/_sandbox/health" 2>/dev/null
+  "https://wrong.invalid:$PLANAPI_SANDBOX_WRONG_HOST_PORT/_sandbox/health" 2>/dev/null
 check "wrong-host cert is otherwise valid (as wrong.invalid)" "$?" 0
 curl -sS --cacert "$CA" -o /dev/null "https://127.0.0.1:$PLANAPI_SANDBOX_UNTRUSTED_PORT/_sandbox/health" 2>/dev/null
 check "untrusted port fails verification (curl 60)" "$?" 60
 curl -sS --cacert "$PLANAPI_SANDBOX_DIR/untrusted-ca.pem" -o /dev/null \
-    "https://127.0.0.1:$PLANAPI_SANDBOX_UNTRUSTED_PORT/_sandbox/health" 2>/dev/null
+  "https://127.0.0.1:$PLANAPI_SANDBOX_UNTRUSTED_PORT/_sandbox/health" 2>/dev/null
 check "untrusted cert is otherwise valid (with its own CA)" "$?" 0
 CODE="$(curl -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer sandbox-token" \
     "http://127.0.0.1:$PLANAPI_SANDBOX_HTTP_PORT/rest/ping")"
@@ -249,9 +249,9 @@ ctl POST /data '{"tasks":250}'
 check "POST /_sandbox/data" "$CODE" 200
 SIZES=""
 for off in 0 100 200 250; do
-    api POST /task/list "{\"offset\":$off,\"pageSize\":100}"
-    N="$(jl '#d.tasks')"
-    SIZES+="$N,"
+  api POST /task/list "{\"offset\":$off,\"pageSize\":100}"
+  N="$(jl '#d.tasks')"
+  SIZES+="$N,"
 done
 check "250 tasks page as 100,100,50,0" "$SIZES" "100,100,50,0,"
 api POST /task/list '{"offset":200,"pageSize":100,"fields":"id,name"}'
@@ -376,8 +376,8 @@ check "fault html -> 502 text/html" "$CODE/$(header Content-Type)" "502/text/htm
 ctl POST /fault '{"mode":"echo","first":"Authorization","pad":3,"format":"text"}'
 api GET /ping
 check "fault echo -> 502, pad, the header first, then the request line" \
-    "$CODE/$(head -c 38 "$WORK/body")/$(grep -c '^GET /rest/ping HTTP/1.1' "$WORK/body")" \
-    "502/xxxAuthorization: Bearer sandbox-token/1"
+  "$CODE/$(head -c 38 "$WORK/body")/$(grep -c '^GET /rest/ping HTTP/1.1' "$WORK/body")" \
+  "502/xxxAuthorization: Bearer sandbox-token/1"
 ctl POST /fault '{"mode":"echo","escape":"url","format":"text"}'
 api GET /ping
 check_match "fault echo escape url -> percent-encoded" "$(cat "$WORK/body")" "Authorization%3A%20Bearer%20sandbox-token%0D%0A"

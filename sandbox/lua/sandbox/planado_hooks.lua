@@ -23,8 +23,8 @@ local M = {}
 local null = json.null
 
 M.EVENT_TYPES = {
-    "job_created", "job_updated", "job_deleted", "job_started", "job_finished",
-    "client_created", "client_updated", "site_created", "site_updated",
+  "job_created", "job_updated", "job_deleted", "job_started", "job_finished",
+  "client_created", "client_updated", "site_created", "site_updated",
 }
 local KNOWN_TYPE = {}
 for _, t in ipairs(M.EVENT_TYPES) do KNOWN_TYPE[t] = true end
@@ -37,136 +37,136 @@ M.ACTOR_USER = 1
 -- Default retry delays: 5 s doubling, 17 of them (5, 10, … 327680 s: the
 -- last attempt ~7.6 days after the first, as "about a week" in the docs).
 local function default_delays()
-    local d = json.array()
-    for i = 1, 17 do d[i] = 5 * 2 ^ (i - 1) end
-    return d
+  local d = json.array()
+  for i = 1, 17 do d[i] = 5 * 2 ^ (i - 1) end
+  return d
 end
 
 local function default_config()
-    return { delays = default_delays(), timeout = 10, max_attempts = 18, duplicate = false }
+  return { delays = default_delays(), timeout = 10, max_attempts = 18, duplicate = false }
 end
 
 local function new_state()
-    return {
-        config = default_config(),
-        queues = {},        -- "webhook|entity" -> { items = {...}, busy = bool }
-        pending = 0,        -- deliveries queued, in flight or waiting for a retry
-        last_attempt = {},  -- "webhook|event" -> last attempt number sent
-        attempts = 0,       -- attempts made (all webhooks)
-    }
+  return {
+    config = default_config(),
+    queues = {},        -- "webhook|entity" -> { items = {...}, busy = bool }
+    pending = 0,        -- deliveries queued, in flight or waiting for a retry
+    last_attempt = {},  -- "webhook|event" -> last attempt number sent
+    attempts = 0,       -- attempts made (all webhooks)
+  }
 end
 
 M.state = new_state()
 
 function M.reset()
-    M.state = new_state()
-    M.receiver_reset()
+  M.state = new_state()
+  M.receiver_reset()
 end
 
 function M.configure(w)
-    if type(w) ~= "table" then return nil, "planado.webhook must be an object" end
-    local c = M.state.config
-    local known = { delays = true, timeout = true, max_attempts = true, duplicate = true }
-    for k in pairs(w) do
-        if not known[k] then return nil, "unknown planado.webhook key '" .. tostring(k) .. "'" end
+  if type(w) ~= "table" then return nil, "planado.webhook must be an object" end
+  local c = M.state.config
+  local known = { delays = true, timeout = true, max_attempts = true, duplicate = true }
+  for k in pairs(w) do
+    if not known[k] then return nil, "unknown planado.webhook key '" .. tostring(k) .. "'" end
+  end
+  if w.delays ~= nil then
+    if type(w.delays) ~= "table" or #w.delays == 0 then return nil, "planado.webhook.delays must be a non-empty array of seconds" end
+    local d = json.array()
+    for i, v in ipairs(w.delays) do
+      if type(v) ~= "number" or v < 0 or v > 30 * 86400 then return nil, "planado.webhook.delays must be numbers 0..2592000" end
+      d[i] = v
     end
-    if w.delays ~= nil then
-        if type(w.delays) ~= "table" or #w.delays == 0 then return nil, "planado.webhook.delays must be a non-empty array of seconds" end
-        local d = json.array()
-        for i, v in ipairs(w.delays) do
-            if type(v) ~= "number" or v < 0 or v > 30 * 86400 then return nil, "planado.webhook.delays must be numbers 0..2592000" end
-            d[i] = v
-        end
-        c.delays = d
-    end
-    if w.timeout ~= nil then
-        if type(w.timeout) ~= "number" or w.timeout <= 0 or w.timeout > 300 then return nil, "planado.webhook.timeout must be 0..300 seconds" end
-        c.timeout = w.timeout
-    end
-    if w.max_attempts ~= nil then
-        local n = util.to_int(w.max_attempts)
-        if not n or n < 1 or n > 1000 then return nil, "planado.webhook.max_attempts must be 1..1000" end
-        c.max_attempts = n
-    end
-    if w.duplicate ~= nil then
-        if type(w.duplicate) ~= "boolean" then return nil, "planado.webhook.duplicate must be a boolean" end
-        c.duplicate = w.duplicate
-    end
-    return true
+    c.delays = d
+  end
+  if w.timeout ~= nil then
+    if type(w.timeout) ~= "number" or w.timeout <= 0 or w.timeout > 300 then return nil, "planado.webhook.timeout must be 0..300 seconds" end
+    c.timeout = w.timeout
+  end
+  if w.max_attempts ~= nil then
+    local n = util.to_int(w.max_attempts)
+    if not n or n < 1 or n > 1000 then return nil, "planado.webhook.max_attempts must be 1..1000" end
+    c.max_attempts = n
+  end
+  if w.duplicate ~= nil then
+    if type(w.duplicate) ~= "boolean" then return nil, "planado.webhook.duplicate must be a boolean" end
+    c.duplicate = w.duplicate
+  end
+  return true
 end
 
 function M.describe()
-    local c = M.state.config
-    return { delays = c.delays, timeout = c.timeout, max_attempts = c.max_attempts, duplicate = c.duplicate }
+  local c = M.state.config
+  return { delays = c.delays, timeout = c.timeout, max_attempts = c.max_attempts, duplicate = c.duplicate }
 end
 
 ---------------------------------------------------------------- registry
 
 -- Only plain-http loopback URLs: http://127.x.x.x[:port]/path or localhost.
 local function parse_url(url)
-    if type(url) ~= "string" then return nil end
-    local host, port, path = url:match("^[Hh][Tt][Tt][Pp]://([^/:?#]+):?(%d*)([^#]*)$")
-    if not host then return nil end
-    host = host:lower()
-    if host == "localhost" then host = "127.0.0.1" end
-    if not host:match("^127%.%d+%.%d+%.%d+$") then return nil end
-    port = tonumber(port ~= "" and port or "80")
-    if not port or port < 1 or port > 65535 then return nil end
-    if path == "" then path = "/" end
-    if path:sub(1, 1) == "?" then path = "/" .. path end
-    if path:sub(1, 1) ~= "/" then return nil end
-    return { host = host, port = port, path = path, host_header = url:match("^[^/]+//([^/?#]+)") }
+  if type(url) ~= "string" then return nil end
+  local host, port, path = url:match("^[Hh][Tt][Tt][Pp]://([^/:?#]+):?(%d*)([^#]*)$")
+  if not host then return nil end
+  host = host:lower()
+  if host == "localhost" then host = "127.0.0.1" end
+  if not host:match("^127%.%d+%.%d+%.%d+$") then return nil end
+  port = tonumber(port ~= "" and port or "80")
+  if not port or port < 1 or port > 65535 then return nil end
+  if path == "" then path = "/" end
+  if path:sub(1, 1) == "?" then path = "/" .. path end
+  if path:sub(1, 1) ~= "/" then return nil end
+  return { host = host, port = port, path = path, host_header = url:match("^[^/]+//([^/?#]+)") }
 end
 M.parse_url = parse_url
 
 -- POST /_sandbox/planado/webhooks {"url","secret","event_types"}.
 function M.register(spec)
-    if type(spec) ~= "table" then return nil, "body must be a JSON object" end
-    if not parse_url(spec.url) then
-        return nil, "url must be a plain http loopback URL (http://127.0.0.1:PORT/path)"
+  if type(spec) ~= "table" then return nil, "body must be a JSON object" end
+  if not parse_url(spec.url) then
+    return nil, "url must be a plain http loopback URL (http://127.0.0.1:PORT/path)"
+  end
+  local secret = spec.secret
+  if secret == nil then secret = null end
+  if secret ~= null and type(secret) ~= "string" then return nil, "secret must be a string or null" end
+  local types = json.array()
+  if spec.event_types == nil or spec.event_types == null then
+    for i, t in ipairs(M.EVENT_TYPES) do types[i] = t end
+  else
+    if type(spec.event_types) ~= "table" then return nil, "event_types must be an array" end
+    for _, t in ipairs(spec.event_types) do
+      if not KNOWN_TYPE[t] then
+        return nil, "unknown event type '" .. tostring(t) .. "' (known: " .. table.concat(M.EVENT_TYPES, ", ") .. ")"
+      end
+      types[#types + 1] = t
     end
-    local secret = spec.secret
-    if secret == nil then secret = null end
-    if secret ~= null and type(secret) ~= "string" then return nil, "secret must be a string or null" end
-    local types = json.array()
-    if spec.event_types == nil or spec.event_types == null then
-        for i, t in ipairs(M.EVENT_TYPES) do types[i] = t end
-    else
-        if type(spec.event_types) ~= "table" then return nil, "event_types must be an array" end
-        for _, t in ipairs(spec.event_types) do
-            if not KNOWN_TYPE[t] then
-                return nil, "unknown event type '" .. tostring(t) .. "' (known: " .. table.concat(M.EVENT_TYPES, ", ") .. ")"
-            end
-            types[#types + 1] = t
-        end
-    end
-    local db = store.db
-    local wh = { uuid = data.next_uuid(db, "webhook"), url = spec.url, secret = secret, event_types = types }
-    data.insert(db, "webhooks", wh)
-    return wh
+  end
+  local db = store.db
+  local wh = { uuid = data.next_uuid(db, "webhook"), url = spec.url, secret = secret, event_types = types }
+  data.insert(db, "webhooks", wh)
+  return wh
 end
 
 function M.unregister(uuid)
-    local db = store.db
-    local wh = db.planado_webhooks[uuid]
-    if not wh then return nil end
-    data.remove(db, "webhooks", wh)
-    return wh
+  local db = store.db
+  local wh = db.planado_webhooks[uuid]
+  if not wh then return nil end
+  data.remove(db, "webhooks", wh)
+  return wh
 end
 
 function M.webhook_view(wh)
-    return { uuid = wh.uuid, url = wh.url, event_types = wh.event_types, secret = wh.secret }
+  return { uuid = wh.uuid, url = wh.url, event_types = wh.event_types, secret = wh.secret }
 end
 
 ---------------------------------------------------------------- events
 
 local function context(source, now)
-    local db = store.db
-    local u = db.planado_users[data.uuid("user", M.ACTOR_USER)]
-    return {
-        source = source, happened_at = data.iso(now), created_at = data.iso(now),
-        user_uuid = u and u.uuid or null, user_email = u and u.email or null, device_uuid = null,
-    }
+  local db = store.db
+  local u = db.planado_users[data.uuid("user", M.ACTOR_USER)]
+  return {
+    source = source, happened_at = data.iso(now), created_at = data.iso(now),
+    user_uuid = u and u.uuid or null, user_email = u and u.email or null, device_uuid = null,
+  }
 end
 
 local enqueue
@@ -176,31 +176,31 @@ local enqueue
 -- the full shapes after/before (previous nil for creations); payload goes to
 -- the job history. source is "api" or "web". Returns the event.
 function M.emit(entity_type, event_type, rec, snapshot, previous, payload, source)
-    local db = store.db
-    ngx.update_time()
-    local now = ngx.now()
-    local uuid = data.next_uuid(db, "event")
-    local ctx = context(source or "api", now)
-    local body = { event_uuid = uuid, event_type = event_type, context = ctx }
-    body[entity_type] = snapshot
-    if previous then body["previous_" .. entity_type] = previous end
-    local ev = {
-        uuid = uuid, event_type = event_type, entity_type = entity_type, entity_uuid = rec.uuid,
-        version = rec.version, time = now, context = ctx, payload = payload or {},
-        body = json.encode(body),
-    }
-    db.planado_events[uuid] = ev
-    db.planado_event_log[#db.planado_event_log + 1] = ev
-    if rec._events then rec._events[#rec._events + 1] = ev end
-    for _, wh in ipairs(db.planado_order.webhooks) do
-        for _, t in ipairs(wh.event_types) do
-            if t == event_type then
-                enqueue(wh, ev, { })
-                break
-            end
-        end
+  local db = store.db
+  ngx.update_time()
+  local now = ngx.now()
+  local uuid = data.next_uuid(db, "event")
+  local ctx = context(source or "api", now)
+  local body = { event_uuid = uuid, event_type = event_type, context = ctx }
+  body[entity_type] = snapshot
+  if previous then body["previous_" .. entity_type] = previous end
+  local ev = {
+    uuid = uuid, event_type = event_type, entity_type = entity_type, entity_uuid = rec.uuid,
+    version = rec.version, time = now, context = ctx, payload = payload or {},
+    body = json.encode(body),
+  }
+  db.planado_events[uuid] = ev
+  db.planado_event_log[#db.planado_event_log + 1] = ev
+  if rec._events then rec._events[#rec._events + 1] = ev end
+  for _, wh in ipairs(db.planado_order.webhooks) do
+    for _, t in ipairs(wh.event_types) do
+      if t == event_type then
+        enqueue(wh, ev, { })
+        break
+      end
     end
-    return ev
+  end
+  return ev
 end
 
 ---------------------------------------------------------------- HTTP client
@@ -209,285 +209,285 @@ end
 -- ("timeout" or "error") and a description. Reads the answer's status line
 -- and headers, and its body when a Content-Length is given.
 local function http_post(url, headers, body, timeout)
-    local u = parse_url(url)
-    if not u then return nil, "error", "bad url" end
-    local deadline = ngx.now() + timeout
-    local function left_ms()
-        return math.max(1, math.floor((deadline - ngx.now()) * 1000))
-    end
-    local sock = ngx.socket.tcp()
-    sock:settimeouts(left_ms(), left_ms(), left_ms())
-    local ok, err = sock:connect(u.host, u.port)
-    if not ok then
-        return nil, err == "timeout" and "timeout" or "error", "connect: " .. tostring(err)
-    end
-    local lines = {
-        "POST " .. u.path .. " HTTP/1.1",
-        "Host: " .. u.host_header,
-        "User-Agent: planapi-sandbox-planado-webhooks/1.0",
-        "Content-Length: " .. #body,
-        "Connection: close",
-    }
-    for _, h in ipairs(headers) do lines[#lines + 1] = h[1] .. ": " .. h[2] end
-    local sent, serr = sock:send(table.concat(lines, "\r\n") .. "\r\n\r\n" .. body)
-    if not sent then
-        sock:close()
-        return nil, serr == "timeout" and "timeout" or "error", "send: " .. tostring(serr)
-    end
-    ngx.update_time()
-    sock:settimeouts(left_ms(), left_ms(), left_ms())
-    local line, rerr = sock:receive("*l")
-    if not line then
-        sock:close()
-        return nil, rerr == "timeout" and "timeout" or "error", "receive: " .. tostring(rerr)
-    end
-    local status = tonumber(line:match("^HTTP/%d%.%d%s+(%d%d%d)"))
-    if not status then
-        sock:close()
-        return nil, "error", "not an HTTP answer: " .. line:sub(1, 80)
-    end
-    local length
-    while true do
-        ngx.update_time()
-        sock:settimeout(left_ms())
-        local h, herr = sock:receive("*l")
-        if not h then
-            sock:close()
-            return nil, herr == "timeout" and "timeout" or "error", "receive headers: " .. tostring(herr)
-        end
-        if h == "" then break end
-        local name, value = h:match("^([^:]+):%s*(.-)%s*$")
-        if name and name:lower() == "content-length" then length = tonumber(value) end
-    end
-    if length and length > 0 then
-        ngx.update_time()
-        sock:settimeout(left_ms())
-        local _, berr = sock:receive(length)
-        if berr then
-            sock:close()
-            return nil, berr == "timeout" and "timeout" or "error", "receive body: " .. tostring(berr)
-        end
-    end
+  local u = parse_url(url)
+  if not u then return nil, "error", "bad url" end
+  local deadline = ngx.now() + timeout
+  local function left_ms()
+    return math.max(1, math.floor((deadline - ngx.now()) * 1000))
+  end
+  local sock = ngx.socket.tcp()
+  sock:settimeouts(left_ms(), left_ms(), left_ms())
+  local ok, err = sock:connect(u.host, u.port)
+  if not ok then
+    return nil, err == "timeout" and "timeout" or "error", "connect: " .. tostring(err)
+  end
+  local lines = {
+    "POST " .. u.path .. " HTTP/1.1",
+    "Host: " .. u.host_header,
+    "User-Agent: planapi-sandbox-planado-webhooks/1.0",
+    "Content-Length: " .. #body,
+    "Connection: close",
+  }
+  for _, h in ipairs(headers) do lines[#lines + 1] = h[1] .. ": " .. h[2] end
+  local sent, serr = sock:send(table.concat(lines, "\r\n") .. "\r\n\r\n" .. body)
+  if not sent then
     sock:close()
-    return status
+    return nil, serr == "timeout" and "timeout" or "error", "send: " .. tostring(serr)
+  end
+  ngx.update_time()
+  sock:settimeouts(left_ms(), left_ms(), left_ms())
+  local line, rerr = sock:receive("*l")
+  if not line then
+    sock:close()
+    return nil, rerr == "timeout" and "timeout" or "error", "receive: " .. tostring(rerr)
+  end
+  local status = tonumber(line:match("^HTTP/%d%.%d%s+(%d%d%d)"))
+  if not status then
+    sock:close()
+    return nil, "error", "not an HTTP answer: " .. line:sub(1, 80)
+  end
+  local length
+  while true do
+    ngx.update_time()
+    sock:settimeout(left_ms())
+    local h, herr = sock:receive("*l")
+    if not h then
+      sock:close()
+      return nil, herr == "timeout" and "timeout" or "error", "receive headers: " .. tostring(herr)
+    end
+    if h == "" then break end
+    local name, value = h:match("^([^:]+):%s*(.-)%s*$")
+    if name and name:lower() == "content-length" then length = tonumber(value) end
+  end
+  if length and length > 0 then
+    ngx.update_time()
+    sock:settimeout(left_ms())
+    local _, berr = sock:receive(length)
+    if berr then
+      sock:close()
+      return nil, berr == "timeout" and "timeout" or "error", "receive body: " .. tostring(berr)
+    end
+  end
+  sock:close()
+  return status
 end
 
 ---------------------------------------------------------------- sender
 
 local function alive(S)
-    return M.state == S and not ngx.worker.exiting()
+  return M.state == S and not ngx.worker.exiting()
 end
 
 -- Sleeps `seconds` in short slices; false when the world was reset meanwhile.
 local function wait(S, seconds)
+  ngx.update_time()
+  local deadline = ngx.now() + seconds
+  while true do
+    if not alive(S) then return false end
     ngx.update_time()
-    local deadline = ngx.now() + seconds
-    while true do
-        if not alive(S) then return false end
-        ngx.update_time()
-        local left = deadline - ngx.now()
-        -- ngx.sleep has millisecond resolution (0 would just yield).
-        if left < 0.001 then return true end
-        ngx.sleep(math.min(left, 0.1))
-    end
+    local left = deadline - ngx.now()
+    -- ngx.sleep has millisecond resolution (0 would just yield).
+    if left < 0.001 then return true end
+    ngx.sleep(math.min(left, 0.1))
+  end
 end
 
 -- One attempt: sends, logs it in db.planado_deliveries, returns success.
 local function attempt(S, item, n, send_at)
-    local wh, ev = item.webhook, item.event
-    local headers = { { "Content-Type", "application/json" } }
-    if type(wh.secret) == "string" then headers[#headers + 1] = { "X-Planado-Secret", wh.secret } end
-    headers[#headers + 1] = { "X-Planado-Delivery-Attempt", tostring(n) }
-    ngx.update_time()
-    local started = ngx.now()
-    local status, kind, desc = http_post(wh.url, headers, ev.body, S.config.timeout)
-    if not alive(S) then return nil end
-    ngx.update_time()
-    local finished = ngx.now()
-    local success = status ~= nil and status >= 200 and status <= 299
-    local db = store.db
-    local rec = {
-        uuid = data.next_uuid(db, "delivery"), webhook_uuid = wh.uuid, url = wh.url,
-        event_uuid = ev.uuid, event_type = ev.event_type, entity_type = ev.entity_type,
-        entity_uuid = ev.entity_uuid, version = ev.version, attempt = n,
-        status = status or kind, success = success,
-        http_response_code = status or null,
-        error_type = success and null or (status and "http_status" or kind),
-        error_description = success and null or (status and ("HTTP " .. status) or desc),
-        send_at = send_at, time = started, duration_ms = math.floor((finished - started) * 1000 + 0.5),
-        replay = item.replay or false, duplicate = item.duplicate_of ~= nil and n == item.duplicate_of + 1 or false,
-        _body = ev.body,
-    }
-    db.planado_deliveries[#db.planado_deliveries + 1] = rec
-    S.attempts = S.attempts + 1
-    S.last_attempt[wh.uuid .. "|" .. ev.uuid] = n
-    return success
+  local wh, ev = item.webhook, item.event
+  local headers = { { "Content-Type", "application/json" } }
+  if type(wh.secret) == "string" then headers[#headers + 1] = { "X-Planado-Secret", wh.secret } end
+  headers[#headers + 1] = { "X-Planado-Delivery-Attempt", tostring(n) }
+  ngx.update_time()
+  local started = ngx.now()
+  local status, kind, desc = http_post(wh.url, headers, ev.body, S.config.timeout)
+  if not alive(S) then return nil end
+  ngx.update_time()
+  local finished = ngx.now()
+  local success = status ~= nil and status >= 200 and status <= 299
+  local db = store.db
+  local rec = {
+    uuid = data.next_uuid(db, "delivery"), webhook_uuid = wh.uuid, url = wh.url,
+    event_uuid = ev.uuid, event_type = ev.event_type, entity_type = ev.entity_type,
+    entity_uuid = ev.entity_uuid, version = ev.version, attempt = n,
+    status = status or kind, success = success,
+    http_response_code = status or null,
+    error_type = success and null or (status and "http_status" or kind),
+    error_description = success and null or (status and ("HTTP " .. status) or desc),
+    send_at = send_at, time = started, duration_ms = math.floor((finished - started) * 1000 + 0.5),
+    replay = item.replay or false, duplicate = item.duplicate_of ~= nil and n == item.duplicate_of + 1 or false,
+    _body = ev.body,
+  }
+  db.planado_deliveries[#db.planado_deliveries + 1] = rec
+  S.attempts = S.attempts + 1
+  S.last_attempt[wh.uuid .. "|" .. ev.uuid] = n
+  return success
 end
 
 -- Delivers one item: attempts until success or max_attempts tries of this
 -- round; with `duplicate`, a successful first round is followed by one more
 -- attempt of the same event. Returns false when the world was reset.
 local function deliver(S, item)
-    local key = item.webhook.uuid .. "|" .. item.event.uuid
-    local n = (S.last_attempt[key] or 0) + 1
-    local tries = 0
-    ngx.update_time()
-    local send_at = ngx.now()
-    while true do
-        -- An unregistered webhook gets nothing more.
-        if not store.db.planado_webhooks[item.webhook.uuid] then return true end
-        local ok = attempt(S, item, n, send_at)
-        if ok == nil then return false end
-        tries = tries + 1
-        if ok then
-            if S.config.duplicate and not item.replay and not item.duplicate_of then
-                item.duplicate_of = n
-                n = n + 1
-                ngx.update_time()
-                send_at = ngx.now()
-            else
-                return true
-            end
-        else
-            if tries >= S.config.max_attempts then return true end
-            local delays = S.config.delays
-            local delay = delays[math.min(tries, #delays)] or 0
-            ngx.update_time()
-            send_at = ngx.now() + delay
-            if not wait(S, delay) then return false end
-            n = n + 1
-        end
+  local key = item.webhook.uuid .. "|" .. item.event.uuid
+  local n = (S.last_attempt[key] or 0) + 1
+  local tries = 0
+  ngx.update_time()
+  local send_at = ngx.now()
+  while true do
+    -- An unregistered webhook gets nothing more.
+    if not store.db.planado_webhooks[item.webhook.uuid] then return true end
+    local ok = attempt(S, item, n, send_at)
+    if ok == nil then return false end
+    tries = tries + 1
+    if ok then
+      if S.config.duplicate and not item.replay and not item.duplicate_of then
+        item.duplicate_of = n
+        n = n + 1
+        ngx.update_time()
+        send_at = ngx.now()
+      else
+        return true
+      end
+    else
+      if tries >= S.config.max_attempts then return true end
+      local delays = S.config.delays
+      local delay = delays[math.min(tries, #delays)] or 0
+      ngx.update_time()
+      send_at = ngx.now() + delay
+      if not wait(S, delay) then return false end
+      n = n + 1
     end
+  end
 end
 
 local function run_queue(premature, S, key)
-    if premature then return end
-    local q = S.queues[key]
-    while q and alive(S) do
-        local item = table.remove(q.items, 1)
-        if not item then
-            q.busy = false
-            return
-        end
-        local okc, res = pcall(deliver, S, item)
-        if not okc then ngx.log(ngx.WARN, "planado webhook delivery failed: ", tostring(res)) end
-        if M.state ~= S then return end
-        S.pending = S.pending - 1
+  if premature then return end
+  local q = S.queues[key]
+  while q and alive(S) do
+    local item = table.remove(q.items, 1)
+    if not item then
+      q.busy = false
+      return
     end
+    local okc, res = pcall(deliver, S, item)
+    if not okc then ngx.log(ngx.WARN, "planado webhook delivery failed: ", tostring(res)) end
+    if M.state ~= S then return end
+    S.pending = S.pending - 1
+  end
 end
 
 local function start_worker(S, key)
-    local q = S.queues[key]
-    if q.busy then return end
-    q.busy = true
-    local ok, err = ngx.timer.at(0, run_queue, S, key)
-    if not ok then
-        q.busy = false
-        ngx.log(ngx.WARN, "planado webhooks: cannot start a timer: ", tostring(err))
-    end
+  local q = S.queues[key]
+  if q.busy then return end
+  q.busy = true
+  local ok, err = ngx.timer.at(0, run_queue, S, key)
+  if not ok then
+    q.busy = false
+    ngx.log(ngx.WARN, "planado webhooks: cannot start a timer: ", tostring(err))
+  end
 end
 
 -- Queues a delivery of ev to wh behind the earlier events of the same entity.
 enqueue = function(wh, ev, opts)
-    local S = M.state
-    local key = wh.uuid .. "|" .. ev.entity_uuid
-    local q = S.queues[key]
-    if not q then
-        q = { items = {}, busy = false }
-        S.queues[key] = q
-    end
-    q.items[#q.items + 1] = { webhook = wh, event = ev }
-    S.pending = S.pending + 1
-    start_worker(S, key)
+  local S = M.state
+  local key = wh.uuid .. "|" .. ev.entity_uuid
+  local q = S.queues[key]
+  if not q then
+    q = { items = {}, busy = false }
+    S.queues[key] = q
+  end
+  q.items[#q.items + 1] = { webhook = wh, event = ev }
+  S.pending = S.pending + 1
+  start_worker(S, key)
 end
 
 local function run_replay(premature, S, item, delay)
-    if premature then return end
-    if delay and delay > 0 and not wait(S, delay) then return end
-    if alive(S) then
-        local okc, res = pcall(deliver, S, item)
-        if not okc then ngx.log(ngx.WARN, "planado webhook replay failed: ", tostring(res)) end
-    end
-    if M.state == S then S.pending = S.pending - 1 end
+  if premature then return end
+  if delay and delay > 0 and not wait(S, delay) then return end
+  if alive(S) then
+    local okc, res = pcall(deliver, S, item)
+    if not okc then ngx.log(ngx.WARN, "planado webhook replay failed: ", tostring(res)) end
+  end
+  if M.state == S then S.pending = S.pending - 1 end
 end
 
 -- Re-sends an old event now (or after `delay`), outside the per-entity order,
 -- to the given webhook or to every webhook subscribed to its type. Returns
 -- the number of deliveries started, or nil, err.
 function M.replay(event_uuid, webhook_uuid, delay)
-    local db = store.db
-    local ev = db.planado_events[event_uuid]
-    if not ev then return nil, "unknown event_uuid" end
-    if not ev.body then return nil, "a seeded or generated record's creation event has no webhook body" end
-    local S = M.state
-    local n = 0
-    for _, wh in ipairs(db.planado_order.webhooks) do
-        local wanted = webhook_uuid == nil or wh.uuid == webhook_uuid
-        local subscribed = false
-        for _, t in ipairs(wh.event_types) do if t == ev.event_type then subscribed = true end end
-        if wanted and (subscribed or webhook_uuid ~= nil) then
-            S.pending = S.pending + 1
-            local ok, err = ngx.timer.at(0, run_replay, S, { webhook = wh, event = ev, replay = true }, delay)
-            if not ok then
-                S.pending = S.pending - 1
-                return nil, "cannot start a timer: " .. tostring(err)
-            end
-            n = n + 1
-        end
+  local db = store.db
+  local ev = db.planado_events[event_uuid]
+  if not ev then return nil, "unknown event_uuid" end
+  if not ev.body then return nil, "a seeded or generated record's creation event has no webhook body" end
+  local S = M.state
+  local n = 0
+  for _, wh in ipairs(db.planado_order.webhooks) do
+    local wanted = webhook_uuid == nil or wh.uuid == webhook_uuid
+    local subscribed = false
+    for _, t in ipairs(wh.event_types) do if t == ev.event_type then subscribed = true end end
+    if wanted and (subscribed or webhook_uuid ~= nil) then
+      S.pending = S.pending + 1
+      local ok, err = ngx.timer.at(0, run_replay, S, { webhook = wh, event = ev, replay = true }, delay)
+      if not ok then
+        S.pending = S.pending - 1
+        return nil, "cannot start a timer: " .. tostring(err)
+      end
+      n = n + 1
     end
-    if webhook_uuid ~= nil and n == 0 then return nil, "unknown webhook_uuid" end
-    return n
+  end
+  if webhook_uuid ~= nil and n == 0 then return nil, "unknown webhook_uuid" end
+  return n
 end
 
 function M.pending()
-    return M.state.pending
+  return M.state.pending
 end
 
 -- Waits until nothing is pending or `timeout` seconds passed; returns the
 -- number still pending.
 function M.flush(timeout)
-    local S = M.state
+  local S = M.state
+  ngx.update_time()
+  local deadline = ngx.now() + timeout
+  while S.pending > 0 and M.state == S do
     ngx.update_time()
-    local deadline = ngx.now() + timeout
-    while S.pending > 0 and M.state == S do
-        ngx.update_time()
-        if ngx.now() >= deadline then break end
-        ngx.sleep(0.01)
-    end
-    return M.state.pending
+    if ngx.now() >= deadline then break end
+    ngx.sleep(0.01)
+  end
+  return M.state.pending
 end
 
 ---------------------------------------------------------------- views
 
 -- GET /_sandbox/planado/deliveries item.
 function M.delivery_view(d)
-    return {
-        uuid = d.uuid, webhook_uuid = d.webhook_uuid, url = d.url, event_uuid = d.event_uuid,
-        event_type = d.event_type, entity_type = d.entity_type, entity_uuid = d.entity_uuid,
-        version = d.version, attempt = d.attempt, status = d.status, success = d.success,
-        error_description = d.error_description, send_at = d.send_at, time = d.time,
-        duration_ms = d.duration_ms, replay = d.replay, duplicate = d.duplicate,
-    }
+  return {
+    uuid = d.uuid, webhook_uuid = d.webhook_uuid, url = d.url, event_uuid = d.event_uuid,
+    event_type = d.event_type, entity_type = d.entity_type, entity_uuid = d.entity_uuid,
+    version = d.version, attempt = d.attempt, status = d.status, success = d.success,
+    error_description = d.error_description, send_at = d.send_at, time = d.time,
+    duration_ms = d.duration_ms, replay = d.replay, duplicate = d.duplicate,
+  }
 end
 
 -- GET /webhooks/{uuid}/requests item: the §3.5 fields (+ uuid, event_uuid).
 function M.request_view(d)
-    return {
-        uuid = d.uuid, event_uuid = d.event_uuid, event_type = d.event_type,
-        entity_type = d.entity_type, entity_uuid = d.entity_uuid, entity_version = d.version,
-        attempt_no = d.attempt, status = d.success and "success" or "failure",
-        http_request_body = d._body, http_response_code = d.http_response_code,
-        send_at = data.iso(d.send_at), sent_at = data.iso(d.time), request_time_ms = d.duration_ms,
-        error_type = d.error_type, error_description = d.error_description,
-    }
+  return {
+    uuid = d.uuid, event_uuid = d.event_uuid, event_type = d.event_type,
+    entity_type = d.entity_type, entity_uuid = d.entity_uuid, entity_version = d.version,
+    attempt_no = d.attempt, status = d.success and "success" or "failure",
+    http_request_body = d._body, http_response_code = d.http_response_code,
+    send_at = data.iso(d.send_at), sent_at = data.iso(d.time), request_time_ms = d.duration_ms,
+    error_type = d.error_type, error_description = d.error_description,
+  }
 end
 
 function M.event_view(ev)
-    return {
-        event_uuid = ev.uuid, event_type = ev.event_type, entity_type = ev.entity_type,
-        entity_uuid = ev.entity_uuid, version = ev.version, time = ev.time,
-        body = ev.body and json.raw(ev.body) or null,
-    }
+  return {
+    event_uuid = ev.uuid, event_type = ev.event_type, entity_type = ev.entity_type,
+    entity_uuid = ev.entity_uuid, version = ev.version, time = ev.time,
+    body = ev.body and json.raw(ev.body) or null,
+  }
 end
 
 ---------------------------------------------------------------- test receiver
@@ -495,88 +495,88 @@ end
 -- /_sandbox/planado/test-receiver[/<name>]: records every request and answers
 -- the next scripted answer, else the configured default.
 local function receiver_defaults()
-    return { status = 200, delay = 0, body = '{"ok":true}', script = {}, requests = {} }
+  return { status = 200, delay = 0, body = '{"ok":true}', script = {}, requests = {} }
 end
 M.receiver = receiver_defaults()
 
 function M.receiver_reset()
-    M.receiver = receiver_defaults()
+  M.receiver = receiver_defaults()
 end
 
 local function answer_spec(v, what)
-    if type(v) == "number" then v = { status = v } end
-    if type(v) ~= "table" then return nil, what .. " must be a status or {status,delay,body}" end
-    local a = {}
-    if v.status ~= nil then
-        a.status = util.to_int(v.status)
-        if not a.status or a.status < 100 or a.status > 599 then return nil, what .. ".status must be 100..599" end
-    end
-    if v.delay ~= nil then
-        if type(v.delay) ~= "number" or v.delay < 0 or v.delay > 300 then return nil, what .. ".delay must be 0..300" end
-        a.delay = v.delay
-    end
-    if v.body ~= nil then
-        if type(v.body) ~= "string" then return nil, what .. ".body must be a string" end
-        a.body = v.body
-    end
-    return a
+  if type(v) == "number" then v = { status = v } end
+  if type(v) ~= "table" then return nil, what .. " must be a status or {status,delay,body}" end
+  local a = {}
+  if v.status ~= nil then
+    a.status = util.to_int(v.status)
+    if not a.status or a.status < 100 or a.status > 599 then return nil, what .. ".status must be 100..599" end
+  end
+  if v.delay ~= nil then
+    if type(v.delay) ~= "number" or v.delay < 0 or v.delay > 300 then return nil, what .. ".delay must be 0..300" end
+    a.delay = v.delay
+  end
+  if v.body ~= nil then
+    if type(v.body) ~= "string" then return nil, what .. ".body must be a string" end
+    a.body = v.body
+  end
+  return a
 end
 
 -- POST /_sandbox/planado/receiver {"status":200,"delay":0,"body":"…","script":[500,{"delay":2}]}
 function M.receiver_configure(spec)
-    if type(spec) ~= "table" then return nil, "body must be a JSON object" end
-    local known = { status = true, delay = true, body = true, script = true }
-    for k in pairs(spec) do
-        if not known[k] then return nil, "unknown receiver key '" .. tostring(k) .. "'" end
+  if type(spec) ~= "table" then return nil, "body must be a JSON object" end
+  local known = { status = true, delay = true, body = true, script = true }
+  for k in pairs(spec) do
+    if not known[k] then return nil, "unknown receiver key '" .. tostring(k) .. "'" end
+  end
+  local base, err = answer_spec({ status = spec.status, delay = spec.delay, body = spec.body }, "receiver")
+  if not base then return nil, err end
+  local script
+  if spec.script ~= nil then
+    if type(spec.script) ~= "table" then return nil, "script must be an array" end
+    script = {}
+    for i, v in ipairs(spec.script) do
+      local a, e = answer_spec(v, "script[" .. i .. "]")
+      if not a then return nil, e end
+      script[#script + 1] = a
     end
-    local base, err = answer_spec({ status = spec.status, delay = spec.delay, body = spec.body }, "receiver")
-    if not base then return nil, err end
-    local script
-    if spec.script ~= nil then
-        if type(spec.script) ~= "table" then return nil, "script must be an array" end
-        script = {}
-        for i, v in ipairs(spec.script) do
-            local a, e = answer_spec(v, "script[" .. i .. "]")
-            if not a then return nil, e end
-            script[#script + 1] = a
-        end
-    end
-    local R = M.receiver
-    if base.status then R.status = base.status end
-    if base.delay then R.delay = base.delay end
-    if base.body then R.body = base.body end
-    if script then R.script = script end
-    return true
+  end
+  local R = M.receiver
+  if base.status then R.status = base.status end
+  if base.delay then R.delay = base.delay end
+  if base.body then R.body = base.body end
+  if script then R.script = script end
+  return true
 end
 
 function M.receiver_describe()
-    local R = M.receiver
-    local script = json.array()
-    for i, a in ipairs(R.script) do script[i] = a end
-    return { status = R.status, delay = R.delay, body = R.body, script = script, received = #R.requests }
+  local R = M.receiver
+  local script = json.array()
+  for i, a in ipairs(R.script) do script[i] = a end
+  return { status = R.status, delay = R.delay, body = R.body, script = script, received = #R.requests }
 end
 
 function M.receive(req, name)
-    local R = M.receiver
-    local a = table.remove(R.script, 1) or {}
-    local status = a.status or R.status
-    local delay = a.delay or R.delay
-    local body = a.body or R.body
-    local j = json.decode(req.body)
-    local h = req.headers
-    local function one(v) if type(v) == "table" then return v[1] end return v end
-    local entry = {
-        method = req.method, path = name, query = req.query, headers = h, body = req.body,
-        json = j ~= nil and json.raw(req.body) or null, time = req.time, status = status, delay = delay,
-        attempt = tonumber(one(h["x-planado-delivery-attempt"]) or "") or null,
-        secret = one(h["x-planado-secret"]) or null,
-        event_uuid = type(j) == "table" and j.event_uuid or null,
-        event_type = type(j) == "table" and j.event_type or null,
-    }
-    R.requests[#R.requests + 1] = entry
-    if delay > 0 then ngx.sleep(delay) end
-    -- A reset during the delay: still answer, the sender has been stopped.
-    return util.send(status, body, { ["Content-Type"] = "application/json" })
+  local R = M.receiver
+  local a = table.remove(R.script, 1) or {}
+  local status = a.status or R.status
+  local delay = a.delay or R.delay
+  local body = a.body or R.body
+  local j = json.decode(req.body)
+  local h = req.headers
+  local function one(v) if type(v) == "table" then return v[1] end return v end
+  local entry = {
+    method = req.method, path = name, query = req.query, headers = h, body = req.body,
+    json = j ~= nil and json.raw(req.body) or null, time = req.time, status = status, delay = delay,
+    attempt = tonumber(one(h["x-planado-delivery-attempt"]) or "") or null,
+    secret = one(h["x-planado-secret"]) or null,
+    event_uuid = type(j) == "table" and j.event_uuid or null,
+    event_type = type(j) == "table" and j.event_type or null,
+  }
+  R.requests[#R.requests + 1] = entry
+  if delay > 0 then ngx.sleep(delay) end
+  -- A reset during the delay: still answer, the sender has been stopped.
+  return util.send(status, body, { ["Content-Type"] = "application/json" })
 end
 
 return M
