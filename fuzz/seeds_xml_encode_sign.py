@@ -89,7 +89,7 @@ K = "k3y-Private_0123"
 SEEDS = {
     "task_getlist": seed("task.getList", K, {"account": "acme", "pageCurrent": 1, "pageSize": 100,
                                              "sid": "0123456789abcdef"}),
-    # api-facts 1.4, example 3 (periodicity left out: not in NAMES)
+    # the XML API documentation's signature example 3 (periodicity left out: not in NAMES)
     "task_update_nested": seed("task.update", K, {"account": "acme", "silent": True, "task": {
         "id": 1001, "title": "Fix pump", "description": "", "groups": {"users": {"id": [7, 3]}},
         "customData": {"customValue": [{"id": 42, "value": "B"}, {"id": 17, "value": "A"}]}}}),

@@ -13,7 +13,7 @@
  *     writes them, floats to the same number, null and {} as "", arrays as
  *     repeated elements, attributes, "#text", list containers (@count);
  *   - core.xml_sign_string equals an independent Lua reading of the
- *     signature rules (api-facts 1.4) over the params table;
+ *     signature rules (Planfix's XML API documentation) over the params table;
  *   - core.xml_signature(xml, key) == md5_hex(sign_string .. key), and
  *     core.xml_encode(method, params, key) is the unsigned document with
  *     <signature> inserted before </request>.
@@ -131,7 +131,7 @@ static const char oracle[] =
   "  end\n"
   "  if d ~= want then fail('%s: %q came back as %q', path, want, tostring(d)) end\n"
   "end\n"
-  /* the signature string, read from the table (api-facts 1.4) */
+  /* the signature string, read from the table (the documented signature) */
   "local function flatten(v, out)\n"
   "  if type(v) == 'table' and next(v) ~= nil then\n"
   "    local attrs, kids, has_text = parts(v)\n"

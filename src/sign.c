@@ -1,4 +1,4 @@
-/* sign.c: the Planfix XML API request signature (api-facts §1.4), md5
+/* sign.c: the Planfix XML API request signature (Planfix's XML API documentation, signature), md5
  * from OpenSSL's libcrypto.
  *
  * The signature is computed over the encoded request itself, read back

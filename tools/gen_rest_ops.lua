@@ -271,7 +271,7 @@ end
 -- The array a list operation returns, e.g. "tasks" for /task/list.  Only
 -- the 200 response counts: creates answer 201 (data-tag creates return a
 -- `keys` array that is not a list).  `failures` is the partial-success
--- report of updates (api-facts §2.3), not a list.
+-- report of updates (Planfix's REST API documentation), not a list.
 local function list_key(op)
   local response = op.responses and op.responses["200"]
   if not response then return nil end
@@ -288,7 +288,7 @@ local function list_key(op)
   return found
 end
 
--- api-facts §2.4: offset/pageSize in the JSON body or in the query, or the
+-- Planfix's REST API documentation, paging: offset/pageSize in the JSON body or in the query, or the
 -- 0-based ?chunk=N of saved report data.
 local function paging(query, body_params)
   if body_params and body_params.offset and body_params.pageSize then return "body" end
@@ -392,8 +392,8 @@ end
 ---------------------------------------------------------------------------
 
 -- Complex<Entity>Filter.type is declared `type: number` but its enum mixes
--- plain numbers with strings such as "1 // Task assigner" (api-facts
--- §2.11).  Keyed by the lower-cased entity: task, contact, datatag, ...
+-- plain numbers with strings such as "1 // Task assigner" (the
+-- official OpenAPI file's quirk).  Keyed by the lower-cased entity: task, contact, datatag, ...
 local function filter_types()
   local result = {}
   for name, schema in pairs(spec.components.schemas) do

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""An independent reference of the Planfix XML signature (api-facts §1.4),
+"""An independent reference of the Planfix XML signature (Planfix's XML API documentation),
 written with Python's ElementTree rather than libxml2, to compute the
 expected values of spec/31-xml_convert_spec.lua. Usage:
   tools/xml_signature_reference.py KEY < request.xml   ->  "<string>\t<md5>"

@@ -1,5 +1,5 @@
 -- planado/fields.lua: the documented request fields of Planado API v2
--- resources (api-facts §3.5, §3.6), for strict key checks: Planado silently
+-- resources (Planado's API v2 documentation), for strict key checks: Planado silently
 -- ignores unknown keys, so a typo would otherwise be "nothing happened".
 -- field = true: may be sent as planapi.null (clears the value);
 -- field = false: must be a value or left out (absent = unchanged).

@@ -1,4 +1,4 @@
--- planado/init.lua: the Planado API v2 client (api-facts §3).
+-- planado/init.lua: the Planado API v2 client (Planado's API v2 documentation).
 --
 -- The API's rules, handled: a key left out of a Lua table is left out of
 -- the JSON and planapi.null sends null (any depth); documented fields only
@@ -33,8 +33,8 @@ local OPTIONS = {
 local DEFAULT_URL = "https://api.planadoapp.com/v2/"
 -- pd:pager's own options, beside the pager's (pager.lua)
 local PAGER_OPTIONS = { list_key = "string", cursor_field = "string", headers = "table", timeout = "number" }
--- A leaky bucket of 60 a minute that "allows occasional spikes" (api-facts
--- §3.2; newer docs say 90): 1 a second sustained, bursts of 5.
+-- A leaky bucket of 60 a minute that "allows occasional spikes" (Planado's API
+-- documentation; newer docs say 90): 1 a second sustained, bursts of 5.
 local DEFAULT_RATE = { rate = 60, per = 60, burst = 5, margin = 0 }
 -- Wait after a 429 without Retry-After: the bucket leaks one request a second.
 local DEFAULT_RATE_LIMIT_WAIT = 2
@@ -173,7 +173,7 @@ local function error_text(self, body, decoded)
   return text ~= "" and text or nil
 end
 
--- The uniqueness refusal of an external_id (api-facts §3.5: unique). The
+-- The uniqueness refusal of an external_id (unique, says Planado's API documentation). The
 -- body's shape is undocumented, so the message is read for the field and the
 -- refusal; the sandbox says "external_id: has already been taken" (HTTP 422).
 local TAKEN_WORDS = { "taken", "already", "exist", "unique", "duplicate" }
@@ -334,7 +334,7 @@ function Planado:pager(path, params, opts)
       end
     end
     items = items or {}
-    -- Keyset paging ends with an empty page (api-facts §3.4).
+    -- Keyset paging ends with an empty page (Planado's API documentation, paging).
     if #items == 0 then return items, nil end
     local last = items[#items][by]
     if last == nil then

@@ -1,4 +1,4 @@
--- planado/webhook.lua: a receiver for Planado webhooks (api-facts §3.7).
+-- planado/webhook.lua: a receiver for Planado webhooks (Planado's API documentation, webhooks).
 --
 --   local hook = planapi.planado_webhook{ secret = os.getenv "PLANADO_WEBHOOK_SECRET" }
 --   local event, err = hook:handle(headers, body)

@@ -1,5 +1,5 @@
 -- planfix_rest/errors.lua: the documented Planfix REST error codes
--- (api-facts §2.7), each with its meaning and how a client must react.
+-- (Planfix's REST API documentation, errors), each with its meaning and how a client must react.
 -- kind: the planapi error kind; retryable: worth trying again later;
 -- rejected: the server certainly did nothing, so even a create may be
 -- repeated; retry_after: the documented wait when there is one.

@@ -23,7 +23,7 @@ local OPTIONS = {
   account = "string", base_url = "string", token = "string", page_size = "number",
   unchecked = "boolean",
 }
--- 1 request per second (api-facts §2.8), with 20 ms of slack for the
+-- 1 request per second (Planfix's REST API documentation, limits), with 20 ms of slack for the
 -- server's own timing (see src/limiter.c); configurable with `rate`.
 local DEFAULT_RATE = { rate = 1, per = 1, burst = 1, margin = 0.02 }
 local MAX_PAGE_SIZE = 100
@@ -229,7 +229,7 @@ function Rest:prepare(op_id, params, opts)
 end
 
 -- Build the error for a failed response: the documented meaning of the
--- code decides the kind, whatever the HTTP status (api-facts §2.7).
+-- code decides the kind, whatever the HTTP status (the REST API documentation's errors).
 local function response_error(self, op_id, status, code, text, headers)
   local info = code and codes[code]
   local kind = info and info.kind or (code and "api" or "http")
@@ -387,7 +387,7 @@ function Rest:pager(op_id, params, opts)
       local result, err = self:call(op_id, p, call_opts)
       if not result then return nil, err end
       local items = find_list(result, list_key)
-      -- No total is returned: a short page is the last one (api-facts §2.4).
+      -- No total is returned: a short page is the last one (the REST API documentation's paging).
       return items, (#items >= page_size) and { offset = offset + page_size } or nil
     end
   end

@@ -1,9 +1,9 @@
--- planfix_xml/errors.lua: every Planfix XML API error code of api-facts §1.10
+-- planfix_xml/errors.lua: every error code of Planfix's XML API documentation
 -- (meanings from the official EN/RU error pages; 11001 only from a Go client),
 -- ranges expanded so each code has its own entry. Codes are strings: they are
 -- string(4) on the wire and may start with 0 ("0005", not 5); some have 5 digits.
 --
--- class says how a client reacts (the Class column of §1.10):
+-- class says how a client reacts (a class per code, from the documented meanings):
 --   config  credentials, URL, plan or permissions are wrong: stop, retrying cannot help
 --   reauth  login mode: call auth.login once and retry the request once. 0012 is
 --           "reauth" here; in token mode it means the token does not exist, so the
@@ -11,7 +11,7 @@
 --   quota   the daily quota is spent: stop the batch until it resets
 --   retry   wait and retry a bounded number of times (9007: once)
 --   caller  the request or data is wrong (incl. permissions on the object): report, do not retry
--- Transport failures (timeout, connection error, HTTP 5xx) have no code; see §1.10.
+-- Transport failures (timeout, connection error, HTTP 5xx) have no code.
 
 return {
   ["0001"]  = { meaning = "Incorrect API key", class = "config" },

@@ -1,4 +1,4 @@
--- planfix_xml/init.lua: the Planfix XML API client (api-facts §1).
+-- planfix_xml/init.lua: the Planfix XML API client (Planfix's XML API documentation).
 --
 -- Every documented method (planfix_xml/methods.lua) by name; requests are
 -- encoded and signed in C (xml_encode.c, sign.c), responses decoded in C
@@ -35,7 +35,7 @@ local OPTIONS = {
   url = "string", private_key = "string", silent = "boolean", page_size = "number",
 }
 
---- The data centres (api-facts §1.1); error 0024 points at this list.
+--- The data centres (the XML API documentation's list of endpoints); error 0024 points at this list.
 Xml.DATA_CENTRES = {
   europe = "https://api.planfix.com/xml/",
   asia = "https://api-sg.planfix.com/xml/",
@@ -44,7 +44,7 @@ Xml.DATA_CENTRES = {
   legacy = "https://api.planfix.ru/xml/",
 }
 local DEFAULT_URL = Xml.DATA_CENTRES.europe
--- 1 request per second (api-facts §1.11), with the same slack as REST.
+-- 1 request per second (the XML API documentation's limits), with the same slack as REST.
 local DEFAULT_RATE = { rate = 1, per = 1, burst = 1, margin = 0.02 }
 local MAX_PAGE_SIZE = 100
 -- xml:pager's own options, beside the pager's (pager.lua)

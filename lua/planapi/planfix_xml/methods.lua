@@ -1,6 +1,7 @@
 -- planfix_xml/methods.lua: the Planfix XML API methods, written by hand from
--- api-facts §1.9 (the method table, 79 methods including auth.login; the
--- legacy client.getList is left out on purpose) and §1.6 (list counts).
+-- Planfix's XML API documentation (its method list, 79 methods including
+-- auth.login; the legacy client.getList is left out on purpose) and its
+-- list answers' count attributes.
 -- Plain data: it loads under Lua 5.1/LuaJIT and 5.4 alike.
 --
 -- methods[name] fields:
@@ -14,13 +15,13 @@
 --   list    true when root is a list container: decode it to an array even with
 --           0 or 1 item.
 --   paged   true when the method takes pageCurrent (1-based) + pageSize (<= 100).
---   counts  list methods only: which attributes the list root carries (§1.6):
+--   counts  list methods only: which attributes the list root carries:
 --           "both" (count + totalCount), "total" (totalCount only),
 --           "count" (count only: task.getMulti), "none" (neither; page until
 --           a short page). Absent on non-list methods.
 --   raw     true for file.download: 200 = file bytes, 302 = Location,
---           403/404 = XML error (§1.8).
---   silent  true where the documented <silent>1</silent> flag applies (§1.5).
+--           403/404 = XML error (the documentation of file.download).
+--   silent  true where the documented <silent>1</silent> flag applies.
 --   writes  true when the method changes data (add, update, delete, change*,
 --           move, accept, reject, upload, manage*, addRecord, updateRecord,
 --           update*); absent for reads. A write is never repeated blindly.
@@ -28,7 +29,7 @@
 --
 -- nested_lists[element] = item: elements that hold a list wherever they appear
 -- inside a response, so the decoder makes their `item` children an array even
--- with 0 or 1 of them. Taken from the repeated (`x*`) parameter shapes of §1.9.
+-- with 0 or 1 of them. Taken from the repeated (`x*`) parameter shapes of the documented methods.
 
 return {
   methods = {

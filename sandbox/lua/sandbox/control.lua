@@ -150,7 +150,7 @@ handlers["GET /stats"] = function()
 end
 
 -- POST /_sandbox/xml/sign {"xml":"<request ...>","key":"..."}: the string
--- and MD5 of the Planfix XML request signature (api-facts §1.4). The key
+-- and MD5 of the Planfix XML request signature (Planfix's XML API documentation). The key
 -- defaults to the sandbox private key; a <signature> in the XML is skipped.
 handlers["POST /xml/sign"] = function(req)
   local b = body_object(req)

@@ -1,4 +1,4 @@
--- The emulated Planado API v2 (api-facts §3) under /planado/v2/: pipeline
+-- The emulated Planado API v2 (Planado's API documentation) under /planado/v2/: pipeline
 -- (auth, leaky-bucket rate limit, routing, JSON body), the resources and
 -- their tri-state updates, keyset paging, and the /_sandbox/planado/ control
 -- endpoints. Data: sandbox.planado_data (in sandbox.store's db); events and
@@ -6,7 +6,7 @@
 --
 -- Handlers get (req, params) and return status, body table. Validation
 -- failures are raised with perr(status, message) and answered as
--- {"errors":[{"message":"..."}]} (the real error shape is unknown, §3.8).
+-- {"errors":[{"message":"..."}]} (the real error shape is undocumented).
 local json = require("sandbox.json")
 local util = require("sandbox.util")
 local store = require("sandbox.store")

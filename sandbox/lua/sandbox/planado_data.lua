@@ -1,4 +1,4 @@
--- Data of the emulated Planado account (api-facts §3): deterministic uuids,
+-- Data of the emulated Planado account (Planado's API documentation): deterministic uuids,
 -- ISO times, the seed, bulk generators and the answer shapes.
 --
 -- Everything lives in sandbox.store's db under "planado_*" keys, so that
@@ -67,7 +67,7 @@ local function days_from_civil(y, m, d)
   return era * 146097 + doe - 719468
 end
 
--- Parses ISO 8601 datetimes in the three forms of §3.6 ("…T20:00:00.000Z",
+-- Parses ISO 8601 datetimes in the three forms of the documented job samples ("…T20:00:00.000Z",
 -- "…T06:25:00" without zone = UTC, no milliseconds) and "+03:00" offsets.
 -- Returns a unix time (float) or nil.
 function M.parse_time(s)
@@ -220,12 +220,12 @@ local function refresh_refs(db, out)
   return out
 end
 
--- GET /jobs/{ref}: the full shape (§3.6).
+-- GET /jobs/{ref}: the full shape (the documented job).
 function M.job_full(db, job)
   return refresh_refs(db, M.public(job))
 end
 
--- GET /jobs list items: the compact shape (§3.6), without address.
+-- GET /jobs list items: the compact shape (the documented list item), without address.
 function M.job_compact(db, job)
   local full = M.job_full(db, job)
   local assignee = null

@@ -1,4 +1,4 @@
--- Planado webhooks (api-facts §3.7): events, the webhook registry, the sender
+-- Planado webhooks (Planado's API documentation): events, the webhook registry, the sender
 -- and its delivery log, and a test receiver.
 --
 -- Every change of a job, client or site made through the API (and the control
@@ -470,7 +470,7 @@ function M.delivery_view(d)
   }
 end
 
--- GET /webhooks/{uuid}/requests item: the §3.5 fields (+ uuid, event_uuid).
+-- GET /webhooks/{uuid}/requests item: the documented fields (+ uuid, event_uuid).
 function M.request_view(d)
   return {
     uuid = d.uuid, event_uuid = d.event_uuid, event_type = d.event_type,

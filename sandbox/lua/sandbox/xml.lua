@@ -1,6 +1,6 @@
 -- XML helpers for the Planfix XML API emulation: a safe parser (lua-expat)
 -- into a small tree, a serializer for answers, the request -> simple table
--- conversion used by the log, and the request signature of api-facts §1.4.
+-- conversion used by the log, and the request signature of Planfix's XML API documentation.
 --
 -- Tree node: { name = "task", attrs = { {name, value}, ... } (document order),
 --              children = { node, ... }, text = "all character data",
@@ -153,7 +153,7 @@ function M.simple(node)
   return out
 end
 
----------------------------------------------------------------- signature (api-facts §1.4)
+---------------------------------------------------------------- signature (Planfix's XML API documentation)
 
 -- Byte-order comparison (strcmp), independent of any locale.
 local function byte_less(a, b)
@@ -263,7 +263,7 @@ function M.error_document(code, message)
   return M.DECL .. '<response status="error">' .. table.concat(parts) .. "</response>"
 end
 
--- English meanings of the Planfix XML error codes (api-facts §1.10), sent
+-- English meanings of the Planfix XML error codes (as the XML API documentation lists them), sent
 -- in the undocumented but observed <message> element.
 M.MESSAGES = {
   ["0001"] = "Incorrect API key", ["0002"] = "Application is blocked", ["0003"] = "XML parse error",

@@ -1,5 +1,5 @@
 -- The emulated Planfix XML API ("XML API v1"): POST /xml/ with a <request>
--- body, answers <response status="ok|error">. See api-facts §1 and the
+-- body, answers <response status="ok|error">. See Planfix's XML API documentation and the
 -- "Planfix XML API" part of sandbox/README.md.
 --
 -- Pipeline: HTTP method, XML parse, method name, account, API key,
@@ -26,7 +26,7 @@ local function default_config()
     error_status = 200,     -- HTTP status of error answers (the real one is unknown)
     session_ttl = 3600,     -- seconds a login-mode session lives
     session_sliding = false, -- true: every call extends the session
-    update_resets = true,   -- task.update resets omitted fields (api-facts §1.8)
+    update_resets = true,   -- task.update resets omitted fields (XML API documentation)
   }
 end
 
@@ -119,7 +119,7 @@ local function fail(code, message)
   error(setmetatable({ code = code, message = message }, XERR), 0)
 end
 
----------------------------------------------------------------- methods (api-facts §1.9)
+---------------------------------------------------------------- methods (XML API documentation)
 
 local ALL_METHODS = {
   "auth.login", "action.add", "action.delete", "action.get", "action.getList", "action.getListByPeriod",
@@ -487,7 +487,7 @@ local function apply_task(t, node, creating)
   return changed
 end
 
--- Fields task.update resets to defaults when they are left out (§1.8).
+-- Fields task.update resets to defaults when they are left out (the documentation of task.update).
 local RESETS = {
   description = function(t) t.description = "" end,
   importance = function(t) t.priority = "NotUrgent" end,
@@ -1143,7 +1143,7 @@ function M.handle(req)
   end
   local function error_answer(code, message)
     local status = M.config.error_status
-    -- file.download tells its result by the HTTP status (§1.8).
+    -- file.download tells its result by the HTTP status (the documentation of file.download).
     if req.xml_method == "file.download" then status = code == "9002" and 404 or 403 end
     return status, xml.error_document(code, message or xml.message(code)), xml_headers()
   end
