@@ -480,6 +480,55 @@ describe("automatic transport, clock and sleep", function()
   end)
 end)
 
+describe("the default scope inside nginx and out", function()
+  -- With no limiter option, a client made in an nginx worker and a plain Lua
+  -- script (cron, the CLI) of the same user share one file: both must read
+  -- the clock it is kept on (CLOCK_MONOTONIC), as with an explicit shm:. On
+  -- nginx's wall clock the script would see the worker's slots decades
+  -- ahead (or the worker the script's long gone) and the two never pace.
+  it("paces a worker's requests and a script's on one clock: the sandbox sees no violation", function()
+    sandbox.reset()
+    sandbox.config { rate = { enabled = true } }
+    local Limiter = require "planapi.limiter"
+    local saved_dir, saved_ngx = Limiter.runtime_dir, rawget(_G, "ngx")
+    local dir = tmpdir()
+    Limiter.runtime_dir = dir .. "/runtime"
+    local n = fake_ngx {}
+    n.phase = "log" -- no cosockets there: libcurl carries the worker's requests to the sandbox
+    local epoch = os.time() - core.monotime()
+    n.now = function() return epoch + core.monotime() end -- nginx's clock is the wall clock
+    local function sleep(s)
+      assert(s < 5, ("a wait of %.0f s for a 1 request/s budget"):format(s))
+      core.sleep(s)
+    end
+    local function client()
+      return planapi.planfix_rest { base_url = sandbox.https_url "rest/", token = TOKEN,
+        ca_file = sandbox.env().ca_file, sleep = sleep }
+    end
+    rawset(_G, "ngx", n)
+    local worker = client()
+    rawset(_G, "ngx", saved_ngx)
+    local script = client()
+    local ok, err = pcall(function()
+      for _ = 1, 3 do
+        rawset(_G, "ngx", n)
+        assert(worker:call("get-task-by-id", { id = 1, fields = "id" }))
+        rawset(_G, "ngx", saved_ngx)
+        assert(script:call("get-task-by-id", { id = 1, fields = "id" }))
+      end
+    end)
+    rawset(_G, "ngx", saved_ngx)
+    Limiter.runtime_dir = saved_dir
+    worker:close()
+    script:close()
+    rmtree(dir)
+    assert(ok, tostring(err))
+    local stats = sandbox.stats()
+    assert.equal(6, stats.requests)
+    assert.equal(0, stats.rate_violations)
+  end)
+end)
+
 -- ------------------------------------------------------------------ the gateway
 
 local socket_ok, socket = pcall(require, "socket")

@@ -153,8 +153,11 @@ local function clock_setup(self, opts)
   self.clock = opts.clock or core.monotime
   self.sleep = opts.sleep or (in_nginx and Ngx.sleep) or core.sleep
   -- The shm scope compares times across processes, which only
-  -- CLOCK_MONOTONIC allows; the other scopes take nginx's clock there.
-  local shm = type(opts.limiter) == "string" and opts.limiter:match "^shm:"
+  -- CLOCK_MONOTONIC allows; the other scopes take nginx's clock there. No
+  -- limiter option, when paced, is the default scope: an shm file too,
+  -- shared with the user's scripts.
+  local paced = opts.rate ~= false and (opts.rate ~= nil or base.rate ~= nil)
+  local shm = (opts.limiter == nil and paced) or (type(opts.limiter) == "string" and opts.limiter:match "^shm:")
   if opts.clock == nil and in_nginx and not shm then self.clock = Ngx.now end
   self.on_request = opts.on_request
   return in_nginx
