@@ -141,7 +141,7 @@ end
 -- phase allows them, decided per call, since a client made in init_worker
 -- is used in content or a timer (lua/planapi/transport/ngx.lua).
 -- Returns whether this runs inside nginx.
-local function clock_setup(self, opts)
+local function clock_setup(self, opts, base)
   local topt = opts.transport
   if type(topt) == "string" and topt ~= "curl" and topt ~= "ngx" then
     config_error(("option 'transport' must be a function, \"curl\" or \"ngx\" (got %q)"):format(topt), 4)
@@ -304,7 +304,7 @@ end
 --        key = the limiter key: the API and the account, e.g. "planfix_rest:acme" }
 function M.init(self, opts, base)
   core_setup(self, opts, base)
-  local in_nginx = clock_setup(self, opts)
+  local in_nginx = clock_setup(self, opts, base)
   limiter_setup(self, opts, base)
   confirm_setup(self)
   quota_setup(self, opts)
