@@ -150,6 +150,22 @@ describe("planapi command line", function()
     end
   end)
 
+  -- A table is written once every row is in (its columns' widths need them
+  -- all), while --resume moves the cursor page by page: stopped midway, the
+  -- cursor would vouch for rows that were never printed.
+  it("refuses --format table with --resume (usage, exit 2), before sending anything", function()
+    local cursor = os.tmpname()
+    os.remove(cursor)
+    for _, extra in ipairs { "", " --output " .. cursor .. ".out" } do
+      local out, err, code = cli("planfix-rest get-task-list fields=id --all --format table --resume " .. cursor .. extra)
+      assert.equal(2, code, err)
+      assert.equal("", out)
+      assert.matches("^planapi: [^\n]*%-%-format table[^\n]*%-%-resume", err)
+    end
+    assert.is_nil(io.open(cursor), "no cursor was written")
+    assert.equal(0, #sandbox.log(), "nothing was sent")
+  end)
+
   it("prints pretty JSON and a progress bar on a terminal, nothing extra in a pipe", function()
     if not portable.has_pty() then
       pending "no pseudo-terminal on this host (script(1) or /dev/pts missing)"

@@ -389,6 +389,11 @@ function M.main(argv, env)
     if fmt and fmt ~= "json" and fmt ~= "jsonl" and fmt ~= "table" then
       args.usage_error "--format takes json, jsonl or table"
     end
+    if fmt == "table" and parsed.options["--resume"] then
+      -- The table comes out at the end, the cursor moves page by page:
+      -- stopped midway, it would vouch for rows never printed.
+      args.usage_error "--format table prints its rows at the end: it cannot go with --resume (use JSON Lines)"
+    end
     if parsed.words[1] == "config" then
       if parsed.words[2] ~= "check" then args.usage_error "try: planapi config check" end
       return config_check(parsed, env)
