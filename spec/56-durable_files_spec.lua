@@ -206,6 +206,18 @@ describe("durable files", function()
       return out
     end
 
+    -- One file for both (`--resume x --output x`): each save would replace
+    -- the exported lines with the cursor.
+    it("refuses one file as both the cursor and the output, and leaves it as it was", function()
+      local path = dir .. "/both"
+      portable.write_file(path, "{\"id\":1}\n")
+      local ok, err = pcall(planapi.cursor.export, { output = path, cursor = path })
+      assert.is_false(ok)
+      assert.equal("config", err.kind)
+      assert.matches("two files", err.message)
+      assert.equal("{\"id\":1}\n", portable.read_file(path))
+    end)
+
     it("stops with an error when the output cannot grow, and the resume has every task once, in order", function()
       sandbox.data { tasks = 250 }
       -- 2 blocks (1,024 bytes) hold about 100 of the 2,400 bytes of lines.

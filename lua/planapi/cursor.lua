@@ -106,6 +106,10 @@ function M.export(opts)
     config_error("cursor.export: cursor must be a file path", 2)
   end
   if opts.meta ~= nil and type(opts.meta) ~= "table" then config_error("cursor.export: meta must be a table", 2) end
+  if opts.cursor == opts.output then
+    -- Every save would replace the exported lines with the cursor.
+    config_error("cursor.export: the cursor and the output must be two files (both are " .. opts.output .. ")", 2)
+  end
   local position, meta
   if opts.cursor then
     local ok, a, b = pcall(M.load, opts.cursor)
