@@ -40,7 +40,11 @@ function M.options(api, getenv, profile)
     if type(doc) ~= "table" then error({ usage = path .. " is not a JSON object" }, 0) end
     local p = doc[profile]
     if type(p) ~= "table" then error({ usage = "no profile '" .. profile .. "' in " .. path }, 0) end
-    for k, v in pairs(p[api] or {}) do opts[k] = v end
+    local section = p[api]
+    if section ~= nil and type(section) ~= "table" then
+      error({ usage = ("profile '%s' in %s: %s must be an object of options"):format(profile, path, api) }, 0)
+    end
+    for k, v in pairs(section or {}) do opts[k] = v end
   else
     for opt, name in pairs(ENV[api]) do opts[opt] = getenv(name) end
   end
