@@ -249,6 +249,17 @@ describe("REST parameters are checked against the spec before sending", function
     end)
   end)
 
+  -- `files = {}` is an empty list to a Lua user; the spec says array, so it
+  -- must go out as [] (an object there is what the spec refuses).
+  it("sends an empty table as [] where the spec says array, and as {} where it says object", function()
+    local rest, sent = recording_client()
+    assert.is_not_nil(rest:call("post-task", { name = "n", files = {}, assignees = {} }))
+    assert.matches('"files":%[%]', sent[1].body)
+    assert.matches('"assignees":{}', sent[1].body)
+    local unchecked = recording_client { unchecked = true }
+    assert.is_not_nil(unchecked:call("post-task", { name = "n", files = {} })) -- as given, unchecked
+  end)
+
   it("bin/planapi types its text by the table, and refuses what is not of its type before sending", function()
     sandbox.reset()
     local out, code = cli "planfix-rest get-task-by-id id=1 fields=id,name"

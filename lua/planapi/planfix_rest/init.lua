@@ -146,6 +146,15 @@ end
 
 -- Route each parameter to the query, the JSON body or the multipart parts,
 -- under its name on the wire (op.wire: `query_id` is the query's `id`).
+-- An empty plain table fits an array and an object alike; where the spec
+-- says array it goes out as [] (JSON's {} there is what the spec refuses).
+local function spec_shaped(v, spec_type)
+  if spec_type == "array" and type(v) == "table" and next(v) == nil and getmetatable(v) == nil then
+    return core.array()
+  end
+  return v
+end
+
 local function route(ctx, params)
   local op, op_id = ctx.op, ctx.op_id
   local wire = op.wire or {}
@@ -163,7 +172,7 @@ local function route(ctx, params)
     elseif op.body_params and op.body_params[k] then
       check(ctx, k, v, op.body_params[k], false)
       body = body or {}
-      body[on_wire] = v
+      body[on_wire] = ctx.unchecked and v or spec_shaped(v, op.body_params[k])
     else
       config_error(("unknown parameter '%s' for %s (valid: %s)"):format(tostring(k), op_id, valid_params(op)), 4)
     end
