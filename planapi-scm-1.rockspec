@@ -34,9 +34,9 @@ build = {
     ["planapi.core"] = {
       sources = {
         "src/buf.c", "src/client.c", "src/compat.c", "src/core.c", "src/errors.c", "src/fs.c",
-        "src/interrupt.c", "src/json.c", "src/limiter.c", "src/limiter_shm.c", "src/redact.c", "src/secure.c",
-        "src/sign.c", "src/tcp.c", "src/transport_curl.c", "src/url.c", "src/utf8.c", "src/xml_decode.c",
-        "src/xml_encode.c", "src/xml_quiet.c",
+        "src/headers.c", "src/interrupt.c", "src/json.c", "src/limiter.c", "src/limiter_shm.c", "src/luax.c",
+        "src/redact.c", "src/secure.c", "src/sign.c", "src/tcp.c", "src/transport_curl.c", "src/url.c",
+        "src/utf8.c", "src/xml_decode.c", "src/xml_encode.c", "src/xml_quiet.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L", "_DEFAULT_SOURCE" },
       incdirs = { "$(CURL_INCDIR)", "$(LIBXML2_INCDIR)/libxml2", "$(OPENSSL_INCDIR)" },

@@ -1,5 +1,5 @@
 /* response_headers.c: libFuzzer target for the response-header parser
- * (pa_headers_push in src/transport_curl.c, Lua-visible as
+ * (pa_headers_push in src/headers.c, Lua-visible as
  * core.parse_headers; the libcurl transport and lua/planapi/transport/ngx.lua
  * both build res.headers with it).
  *

@@ -1,5 +1,6 @@
 /* buf.c: growable byte buffer (see buf.h). */
 #include "buf.h"
+#include "luax.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -47,8 +48,6 @@ pa_buf *pa_buf_push_owned(lua_State *L) {
 }
 
 void pa_buf_open(lua_State *L) {
-  luaL_newmetatable(L, PA_BUF_MT);
-  lua_pushcfunction(L, owned_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pop(L, 1);
+  static const pa_class buf_class = {PA_BUF_MT, NULL, owned_gc, NULL, NULL};
+  pa_class_register(L, &buf_class);
 }

@@ -1,6 +1,7 @@
 /* client.c: the userdata client: configuration, the pure halves
  * (prepare: request spec -> wire request; decode: response -> Lua value)
- * and the lifecycle. The I/O half, perform, is in transport_curl.c.
+ * and the lifecycle. It knows no transport: the I/O half, perform, is
+ * added to its methods by transport_curl.c, which uses client.h.
  *
  * prepare and decode never do I/O, so the same client serves libcurl, an
  * nginx cosocket transport or a host's own event loop: Lua composes
@@ -14,6 +15,7 @@
 
 #include "errors.h"
 #include "json.h"
+#include "luax.h"
 #include "redact.h"
 #include "url.h"
 #include "version.h"
@@ -26,7 +28,7 @@ pa_client *pa_client_check(lua_State *L, int idx) {
   return (pa_client *)luaL_checkudata(L, idx, PA_CLIENT_MT);
 }
 
-static pa_client *check_open(lua_State *L, int idx) {
+pa_client *pa_client_check_open(lua_State *L, int idx) {
   pa_client *c = pa_client_check(L, idx);
   if (c->closed) pa_error_raise(L, "the client is closed");
   return c;
@@ -47,11 +49,9 @@ static char *dup_or_raise(lua_State *L, const char *s) {
 static void client_destroy(pa_client *c) {
   if (c->closed) return;
   c->closed = 1;
-  pa_client_release_transfer(c);
-  pa_buf_free(&c->body);
-  pa_buf_free(&c->head);
-  if (c->curl) curl_easy_cleanup(c->curl);
-  c->curl = NULL;
+  if (c->transport_free != NULL) c->transport_free(c->transport);
+  c->transport = NULL;
+  c->transport_free = NULL;
   free(c->base_url);
   free(c->ca_file);
   free(c->proxy);
@@ -65,32 +65,6 @@ static int client_close(lua_State *L) {
 }
 
 /* ------------------------------------------------------------ options */
-
-static double opt_seconds(lua_State *L, int opts, const char *name, double dflt) {
-  double v = dflt;
-  lua_getfield(L, opts, name);
-  if (!lua_isnil(L, -1)) {
-    if (lua_type(L, -1) != LUA_TNUMBER || lua_tonumber(L, -1) <= 0)
-      pa_error_raise(L, "option '%s' must be a positive number of seconds", name);
-    v = (double)lua_tonumber(L, -1);
-  }
-  lua_pop(L, 1);
-  return v;
-}
-
-static const char *opt_string(lua_State *L, int opts, const char *name) {
-  const char *s = NULL;
-  lua_getfield(L, opts, name);
-  if (!lua_isnil(L, -1)) {
-    size_t len;
-    if (lua_type(L, -1) != LUA_TSTRING) pa_error_raise(L, "option '%s' must be a string", name);
-    s = lua_tolstring(L, -1, &len);
-    /* C would silently cut the value at a NUL: refuse it instead */
-    if (strlen(s) != len) pa_error_raise(L, "option '%s' must not contain a NUL byte", name);
-  }
-  lua_pop(L, 1); /* the string stays alive in the options table */
-  return s;
-}
 
 /* A header name is an RFC 9110 token; a value has no CR, LF or NUL, which
  * would let data from a caller split the request (header injection). */
@@ -134,36 +108,69 @@ void pa_client_check_headers(lua_State *L, int idx) {
 }
 
 
-/* core.client{ base_url = ..., ... } */
-static int client_new(lua_State *L) {
-  pa_client *c;
-  const char *base, *s;
-  char err[256];
-  size_t blen;
+/* The options of core.client{...}, checked, before anything is allocated. */
+typedef struct {
+  const char *base_url, *ca_file, *proxy, *user_agent;
+  int allow_http, proxy_mode;
   double connect_timeout, timeout;
-  lua_Number max_body = (lua_Number)DEFAULT_MAX_BODY;
-  int allow_http;
+  lua_Number max_body;
+} client_options;
 
-  luaL_checktype(L, 1, LUA_TTABLE);
-  base = opt_string(L, 1, "base_url");
-  if (base == NULL) pa_error_raise(L, "option 'base_url' is required");
-  lua_getfield(L, 1, "allow_http");
-  allow_http = lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  if (!pa_url_check(base, allow_http, err, sizeof err)) pa_error_raise(L, "base_url: %s", err);
-  connect_timeout = opt_seconds(L, 1, "connect_timeout", DEFAULT_CONNECT_TIMEOUT);
-  timeout = opt_seconds(L, 1, "timeout", DEFAULT_TIMEOUT);
+static void read_max_body(lua_State *L, client_options *o) {
+  o->max_body = (lua_Number)DEFAULT_MAX_BODY;
   lua_getfield(L, 1, "max_body");
   if (!lua_isnil(L, -1)) {
     if (lua_type(L, -1) != LUA_TNUMBER || lua_tonumber(L, -1) < 1)
       pa_error_raise(L, "option 'max_body' must be a positive number of bytes");
-    max_body = lua_tonumber(L, -1);
+    o->max_body = lua_tonumber(L, -1);
   }
   lua_pop(L, 1);
-  s = opt_string(L, 1, "ca_file");
-  if (s != NULL) {
-    FILE *f = fopen(s, "rb");
-    if (f == NULL) pa_error_raise(L, "option 'ca_file': cannot read %s", s);
+}
+
+static void read_proxy(lua_State *L, client_options *o) {
+  o->proxy = NULL;
+  o->proxy_mode = 0;
+  lua_getfield(L, 1, "proxy");
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    o->proxy_mode = 1;
+    o->proxy = lua_tostring(L, -1); /* stays alive in the options table */
+  } else if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
+    o->proxy_mode = 2;
+  } else if (!lua_isnil(L, -1)) {
+    pa_error_raise(L, "option 'proxy' must be a URL string, or false for no proxy");
+  }
+  lua_pop(L, 1);
+}
+
+/* The User-Agent: the user's, else the transport's default (registry). */
+static const char *read_user_agent(lua_State *L) {
+  const char *ua = pa_opt_string(L, 1, "user_agent");
+  if (ua == NULL) {
+    lua_getfield(L, LUA_REGISTRYINDEX, PA_DEFAULT_USER_AGENT);
+    ua = lua_tostring(L, -1); /* the registry keeps it alive */
+    lua_pop(L, 1);
+    if (ua == NULL) ua = "planapi/" PLANAPI_VERSION;
+  }
+  check_header(L, "User-Agent", 10, ua, strlen(ua));
+  return ua;
+}
+
+static void read_options(lua_State *L, client_options *o) {
+  char err[256];
+  luaL_checktype(L, 1, LUA_TTABLE);
+  o->base_url = pa_opt_string(L, 1, "base_url");
+  if (o->base_url == NULL) pa_error_raise(L, "option 'base_url' is required");
+  lua_getfield(L, 1, "allow_http");
+  o->allow_http = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (!pa_url_check(o->base_url, o->allow_http, err, sizeof err)) pa_error_raise(L, "base_url: %s", err);
+  o->connect_timeout = pa_opt_seconds(L, 1, "connect_timeout", DEFAULT_CONNECT_TIMEOUT);
+  o->timeout = pa_opt_seconds(L, 1, "timeout", DEFAULT_TIMEOUT);
+  read_max_body(L, o);
+  o->ca_file = pa_opt_string(L, 1, "ca_file");
+  if (o->ca_file != NULL) {
+    FILE *f = fopen(o->ca_file, "rb");
+    if (f == NULL) pa_error_raise(L, "option 'ca_file': cannot read %s", o->ca_file);
     fclose(f);
   }
   lua_getfield(L, 1, "headers");
@@ -172,51 +179,47 @@ static int client_new(lua_State *L) {
     pa_client_check_headers(L, -1);
   }
   lua_pop(L, 1);
+  read_proxy(L, o);
+  o->user_agent = read_user_agent(L);
+}
 
-  c = (pa_client *)lua_newuserdatauv(L, sizeof *c, 1);
+/* base_url with a '/' at its end, so relative paths join under it. */
+static char *dup_base_url(lua_State *L, const char *base) {
+  size_t blen = strlen(base);
+  char *p = (char *)malloc(blen + 2);
+  if (p == NULL) {
+    luaL_error(L, "out of memory");
+    return NULL; /* not reached */
+  }
+  memcpy(p, base, blen + 1);
+  if (blen == 0 || base[blen - 1] != '/') {
+    p[blen] = '/';
+    p[blen + 1] = '\0';
+  }
+  return p;
+}
+
+/* The userdata, its strings copied into C memory that close() frees. */
+static pa_client *push_client(lua_State *L, const client_options *o) {
+  pa_client *c = (pa_client *)lua_newuserdatauv(L, sizeof *c, 1);
   memset(c, 0, sizeof *c);
   c->closed = 1; /* until fully built, destroy has nothing to free twice */
   luaL_setmetatable(L, PA_CLIENT_MT);
   c->closed = 0;
-  c->allow_http = allow_http;
-  c->connect_timeout_ms = (long)(connect_timeout * 1000.0);
-  c->timeout_ms = (long)(timeout * 1000.0);
-  c->max_body = (size_t)max_body;
+  c->allow_http = o->allow_http;
+  c->connect_timeout_ms = (long)(o->connect_timeout * 1000.0);
+  c->timeout_ms = (long)(o->timeout * 1000.0);
+  c->max_body = (size_t)o->max_body;
+  c->proxy_mode = o->proxy_mode;
+  c->base_url = dup_base_url(L, o->base_url);
+  if (o->ca_file != NULL) c->ca_file = dup_or_raise(L, o->ca_file);
+  if (o->proxy != NULL) c->proxy = dup_or_raise(L, o->proxy);
+  c->user_agent = dup_or_raise(L, o->user_agent);
+  return c;
+}
 
-  blen = strlen(base);
-  c->base_url = (char *)malloc(blen + 2);
-  if (c->base_url == NULL) return luaL_error(L, "out of memory");
-  memcpy(c->base_url, base, blen + 1);
-  if (blen == 0 || base[blen - 1] != '/') { /* relative paths join under it */
-    c->base_url[blen] = '/';
-    c->base_url[blen + 1] = '\0';
-  }
-  if ((s = opt_string(L, 1, "ca_file")) != NULL) c->ca_file = dup_or_raise(L, s);
-  lua_getfield(L, 1, "proxy");
-  if (lua_type(L, -1) == LUA_TSTRING) {
-    c->proxy_mode = 1;
-    c->proxy = dup_or_raise(L, lua_tostring(L, -1));
-  } else if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
-    c->proxy_mode = 2;
-  } else if (!lua_isnil(L, -1)) {
-    pa_error_raise(L, "option 'proxy' must be a URL string, or false for no proxy");
-  }
-  lua_pop(L, 1);
-  if ((s = opt_string(L, 1, "user_agent")) != NULL) {
-    c->user_agent = dup_or_raise(L, s);
-  } else {
-    char ua[128];
-    snprintf(ua, sizeof ua, "planapi/%s libcurl/%s", PLANAPI_VERSION,
-             curl_version_info(CURLVERSION_NOW)->version);
-    c->user_agent = dup_or_raise(L, ua);
-  }
-  check_header(L, "User-Agent", 10, c->user_agent, strlen(c->user_agent));
-
-  c->curl = curl_easy_init();
-  if (c->curl == NULL) return luaL_error(L, "curl_easy_init failed");
-
-  /* Anchors: default headers and secrets live in the user value. */
-  lua_createtable(L, 0, 2);
+/* Push a copy of the default headers of the options. */
+static void push_default_headers(lua_State *L) {
   lua_newtable(L);
   lua_getfield(L, 1, "headers");
   if (lua_istable(L, -1)) {
@@ -228,7 +231,10 @@ static int client_new(lua_State *L) {
     }
   }
   lua_pop(L, 1);
-  lua_setfield(L, -2, PA_UV_HEADERS);
+}
+
+/* Push the list of secrets to redact from the options. */
+static void push_secrets(lua_State *L) {
   lua_newtable(L);
   lua_getfield(L, 1, "secrets");
   if (lua_istable(L, -1)) {
@@ -245,6 +251,18 @@ static int client_new(lua_State *L) {
     pa_error_raise(L, "option 'secrets' must be a list of strings");
   }
   lua_pop(L, 1);
+}
+
+/* core.client{ base_url = ..., ... } */
+static int client_new(lua_State *L) {
+  client_options o;
+  read_options(L, &o);
+  push_client(L, &o);
+  /* Anchors: default headers and secrets live in the user value. */
+  lua_createtable(L, 0, 2);
+  push_default_headers(L);
+  lua_setfield(L, -2, PA_UV_HEADERS);
+  push_secrets(L);
   lua_setfield(L, -2, PA_UV_SECRETS);
   lua_setiuservalue(L, -2, 1);
   return 1;
@@ -375,59 +393,118 @@ static int has_header(lua_State *L, int tbl, const char *name) {
   return found;
 }
 
-/* client:prepare{ method=, path= | url=, query=, body=, headers=,
- *                 content_type=, timeout= } -> req
- * req = { method, url, headers = {...}, body = string|nil, timeout } */
-static int client_prepare(lua_State *L) {
-  pa_client *c = check_open(L, 1);
-  const char *method, *path, *url;
-  char err[256];
-  pa_buf *urlb, *bodyb = NULL;
-  int req, hdrs, own_host;
+/* req.method: upper-case letters only, so nothing can split the request line. */
+static const char *check_method(lua_State *L) {
   size_t i, mlen;
-
-  luaL_checktype(L, 2, LUA_TTABLE);
-  method = opt_string(L, 2, "method");
+  const char *method = pa_opt_string(L, 2, "method");
   if (method == NULL) pa_error_raise(L, "request method is required");
   mlen = strlen(method);
   if (mlen == 0 || mlen > 16) pa_error_raise(L, "request method '%s' is not valid", method);
   for (i = 0; i < mlen; i++)
     if (method[i] < 'A' || method[i] > 'Z')
       pa_error_raise(L, "request method '%s' must be upper-case letters", method);
-  path = opt_string(L, 2, "path");
-  url = opt_string(L, 2, "url");
-  if ((path == NULL) == (url == NULL)) pa_error_raise(L, "request needs exactly one of path or url");
+  return method;
+}
 
+/* req.query appended to the URL in urlb; an empty query leaves no '?'. */
+static void add_query(lua_State *L, pa_buf *urlb) {
+  lua_getfield(L, 2, "query");
+  if (!lua_isnil(L, -1)) {
+    pa_buf *q;
+    luaL_checktype(L, -1, LUA_TTABLE);
+    q = pa_buf_push_owned(L); /* a scratch buffer, so an empty query adds nothing */
+    pa_query_encode(L, -2, q);
+    if (q->len > 0 && (!pa_buf_add(urlb, memchr(urlb->p, '?', urlb->len) ? "&" : "?", 1) ||
+                       !pa_buf_add(urlb, q->p, q->len)))
+      luaL_error(L, "out of memory");
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
+/* The request's URL, NUL-terminated, in a buffer pushed on the stack:
+ * req.url as given, or req.path under base_url; then req.query. */
+static pa_buf *push_url(lua_State *L, const pa_client *c) {
+  char err[256];
+  const char *path = pa_opt_string(L, 2, "path"), *url = pa_opt_string(L, 2, "url");
+  pa_buf *urlb;
+  int oom = 0;
+  if ((path == NULL) == (url == NULL)) pa_error_raise(L, "request needs exactly one of path or url");
   urlb = pa_buf_push_owned(L);
   if (url != NULL) {
     if (!is_absolute(url)) pa_error_raise(L, "request url must be absolute");
-    if (!pa_buf_add(urlb, url, strlen(url))) return luaL_error(L, "out of memory");
+    oom = !pa_buf_add(urlb, url, strlen(url));
   } else {
     if (is_absolute(path)) pa_error_raise(L, "request path must be relative to base_url");
     while (*path == '/') path++; /* "/task/1" and "task/1" both join under base_url */
-    if (!pa_buf_add(urlb, c->base_url, strlen(c->base_url)) ||
-        !pa_buf_add(urlb, path, strlen(path)))
-      return luaL_error(L, "out of memory");
+    oom = !pa_buf_add(urlb, c->base_url, strlen(c->base_url)) || !pa_buf_add(urlb, path, strlen(path));
   }
-  lua_getfield(L, 2, "query");
-  if (!lua_isnil(L, -1)) {
-    size_t before;
-    luaL_checktype(L, -1, LUA_TTABLE);
-    if (!pa_buf_add(urlb, memchr(urlb->p, '?', urlb->len) ? "&" : "?", 1))
-      return luaL_error(L, "out of memory");
-    before = urlb->len;
-    {
-      /* encode into a scratch buffer so an empty query leaves no '?' */
-      pa_buf *q = pa_buf_push_owned(L);
-      pa_query_encode(L, -2, q);
-      if (q->len == 0) urlb->len = before - 1;
-      else if (!pa_buf_add(urlb, q->p, q->len)) return luaL_error(L, "out of memory");
+  if (oom) luaL_error(L, "out of memory");
+  add_query(L, urlb);
+  if (!pa_buf_add(urlb, "", 1)) luaL_error(L, "out of memory"); /* NUL-terminate */
+  if (!pa_url_check(urlb->p, c->allow_http, err, sizeof err)) pa_error_raise(L, "%s", err);
+  return urlb;
+}
+
+/* req.body: a string as is, a table as JSON (with its Content-Type). */
+static void set_body(lua_State *L, int req, int hdrs) {
+  pa_buf *bodyb;
+  lua_getfield(L, 2, "body");
+  switch (lua_type(L, -1)) {
+    case LUA_TNIL: break;
+    case LUA_TSTRING:
+      lua_pushvalue(L, -1);
+      lua_setfield(L, req, "body");
+      break;
+    case LUA_TTABLE:
+      bodyb = pa_buf_push_owned(L);
+      pa_json_encode(L, -2, bodyb);
+      lua_pushlstring(L, bodyb->p ? bodyb->p : "", bodyb->len);
+      lua_setfield(L, req, "body");
       lua_pop(L, 1);
-    }
+      lua_pushliteral(L, "application/json; charset=utf-8");
+      lua_setfield(L, hdrs, "Content-Type");
+      break;
+    default:
+      pa_error_raise(L, "request body must be a table (sent as JSON) or a string");
   }
   lua_pop(L, 1);
-  if (!pa_buf_add(urlb, "", 1)) return luaL_error(L, "out of memory"); /* NUL-terminate */
-  if (!pa_url_check(urlb->p, c->allow_http, err, sizeof err)) pa_error_raise(L, "%s", err);
+}
+
+/* The caller's content_type and headers over the defaults; Accept JSON
+ * unless the caller asked for something else. */
+static void add_request_headers(lua_State *L, int hdrs) {
+  const char *ctype = pa_opt_string(L, 2, "content_type");
+  if (ctype != NULL) {
+    check_header(L, "Content-Type", 12, ctype, strlen(ctype));
+    lua_pushstring(L, ctype);
+    lua_setfield(L, hdrs, "Content-Type");
+  }
+  lua_getfield(L, 2, "headers");
+  if (!lua_isnil(L, -1)) {
+    luaL_checktype(L, -1, LUA_TTABLE);
+    pa_client_check_headers(L, -1);
+    merge_headers(L, hdrs, lua_gettop(L));
+  }
+  lua_pop(L, 1);
+  if (!has_header(L, hdrs, "Accept")) {
+    lua_pushliteral(L, "application/json");
+    lua_setfield(L, hdrs, "Accept");
+  }
+}
+
+/* client:prepare{ method=, path= | url=, query=, body=, headers=,
+ *                 content_type=, timeout= } -> req
+ * req = { method, url, headers = {...}, body = string|nil, timeout } */
+static int client_prepare(lua_State *L) {
+  pa_client *c = pa_client_check_open(L, 1);
+  const char *method;
+  pa_buf *urlb;
+  int req, hdrs, own_host;
+
+  luaL_checktype(L, 2, LUA_TTABLE);
+  method = check_method(L);
+  urlb = push_url(L, c);
   /* Default headers (the Authorization among them) go only to our own API,
    * never to an absolute URL elsewhere such as a presigned download. */
   own_host = strncmp(urlb->p, c->base_url, strlen(c->base_url)) == 0;
@@ -449,43 +526,8 @@ static int client_prepare(lua_State *L) {
     merge_headers(L, hdrs, lua_gettop(L));
     lua_pop(L, 2);
   }
-
-  lua_getfield(L, 2, "body");
-  switch (lua_type(L, -1)) {
-    case LUA_TNIL: break;
-    case LUA_TSTRING:
-      lua_pushvalue(L, -1);
-      lua_setfield(L, req, "body");
-      break;
-    case LUA_TTABLE:
-      bodyb = pa_buf_push_owned(L);
-      pa_json_encode(L, -2, bodyb);
-      lua_pushlstring(L, bodyb->p ? bodyb->p : "", bodyb->len);
-      lua_setfield(L, req, "body");
-      lua_pop(L, 1);
-      lua_pushliteral(L, "application/json; charset=utf-8");
-      lua_setfield(L, hdrs, "Content-Type");
-      break;
-    default:
-      pa_error_raise(L, "request body must be a table (sent as JSON) or a string");
-  }
-  lua_pop(L, 1);
-  if ((url = opt_string(L, 2, "content_type")) != NULL) {
-    check_header(L, "Content-Type", 12, url, strlen(url));
-    lua_pushstring(L, url);
-    lua_setfield(L, hdrs, "Content-Type");
-  }
-  lua_getfield(L, 2, "headers");
-  if (!lua_isnil(L, -1)) {
-    luaL_checktype(L, -1, LUA_TTABLE);
-    pa_client_check_headers(L, -1);
-    merge_headers(L, hdrs, lua_gettop(L));
-  }
-  lua_pop(L, 1);
-  if (!has_header(L, hdrs, "Accept")) {
-    lua_pushliteral(L, "application/json");
-    lua_setfield(L, hdrs, "Accept");
-  }
+  set_body(L, req, hdrs);
+  add_request_headers(L, hdrs);
   lua_setfield(L, req, "headers");
 
   lua_getfield(L, 2, "timeout");
@@ -522,6 +564,31 @@ static int decode_error(lua_State *L, int status, const char *message) {
   return 2;
 }
 
+/* Push "expected JSON but got <type>: <start of the body>". The whole body
+ * is redacted before the snippet is cut from it: a secret cut in two is no
+ * longer found by a whole-string search. */
+static void push_not_json(lua_State *L, const char *body, size_t len, const char *ctype) {
+  const char *type, *snippet;
+  size_t i, n;
+  luaL_Buffer b;
+  pa_client_push_redacted_cut(L, 1, body, len, 80);
+  if (ctype)
+    pa_client_push_redacted_cut(L, 1, ctype, strlen(ctype), 100);
+  else
+    lua_pushliteral(L, "no content type");
+  type = lua_tostring(L, -1);
+  snippet = lua_tolstring(L, -2, &n);
+  luaL_buffinit(L, &b);
+  luaL_addstring(&b, "expected JSON but got ");
+  luaL_addstring(&b, type);
+  luaL_addstring(&b, ": ");
+  for (i = 0; i < n; i++) {
+    unsigned char ch = (unsigned char)snippet[i];
+    luaL_addchar(&b, (char)((ch < 32 || ch == 127) ? ' ' : ch));
+  }
+  luaL_pushresult(&b);
+}
+
 /* client:decode(res [, nulls]) -> value | nil, err: the JSON body of a
  * response (nulls: see pa_json_keep_nulls).
  * An empty body decodes to an empty table (Planfix answers some updates
@@ -549,27 +616,7 @@ static int client_decode(lua_State *L) {
   }
   ctype = header_value(L, 2, "content-type");
   if (body[start] != '{' && body[start] != '[' && !(ctype && strstr(ctype, "json"))) {
-    /* The whole body is redacted before the snippet is cut from it: a
-     * secret cut in two is no longer found by a whole-string search. */
-    const char *type, *snippet;
-    size_t i, n;
-    luaL_Buffer b;
-    pa_client_push_redacted_cut(L, 1, body + start, len - start, 80);
-    if (ctype)
-      pa_client_push_redacted_cut(L, 1, ctype, strlen(ctype), 100);
-    else
-      lua_pushliteral(L, "no content type");
-    type = lua_tostring(L, -1);
-    snippet = lua_tolstring(L, -2, &n);
-    luaL_buffinit(L, &b);
-    luaL_addstring(&b, "expected JSON but got ");
-    luaL_addstring(&b, type);
-    luaL_addstring(&b, ": ");
-    for (i = 0; i < n; i++) {
-      unsigned char ch = (unsigned char)snippet[i];
-      luaL_addchar(&b, (char)((ch < 32 || ch == 127) ? ' ' : ch));
-    }
-    luaL_pushresult(&b);
+    push_not_json(L, body + start, len - start, ctype);
     return decode_error(L, status, lua_tostring(L, -1));
   }
   if (!pa_json_decode(L, -1, keep_nulls)) return decode_error(L, status, lua_tostring(L, -1));
@@ -610,32 +657,17 @@ static int client_tostring(lua_State *L) {
 }
 
 void pa_client_open(lua_State *L) {
-  static const luaL_Reg methods[] = {
-    {"prepare", client_prepare},
-    {"perform", pa_client_perform},
-    {"decode", client_decode},
-    {"redact", client_redact},
-    {"add_secret", client_add_secret},
-    {"config", client_config},
-    {"close", client_close},
-    {NULL, NULL}
-  };
+  static const luaL_Reg methods[] = {{"prepare", client_prepare}, {"decode", client_decode},
+                                     {"redact", client_redact},   {"add_secret", client_add_secret},
+                                     {"config", client_config},   {"close", client_close},
+                                     {NULL, NULL}};
+  static const pa_class client_class = {PA_CLIENT_MT, methods, client_close, client_close, client_tostring};
   int mod = lua_gettop(L);
-  luaL_newmetatable(L, PA_CLIENT_MT);
-  lua_newtable(L);
-  luaL_setfuncs(L, methods, 0);
+  pa_class_register(L, &client_class);
+  pa_class_push_methods(L, PA_CLIENT_MT);
   lua_pushvalue(L, mod); /* client:error needs core.error */
   lua_pushcclosure(L, client_error, 1);
   lua_setfield(L, -2, "error");
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, client_close);
-  lua_setfield(L, -2, "__gc");
-#if LUA_VERSION_NUM >= 504
-  lua_pushcfunction(L, client_close);
-  lua_setfield(L, -2, "__close");
-#endif
-  lua_pushcfunction(L, client_tostring);
-  lua_setfield(L, -2, "__tostring");
   lua_pop(L, 1);
   lua_pushcfunction(L, client_new);
   lua_setfield(L, mod, "client");

@@ -7,10 +7,15 @@
 #include "client.h"
 #include "compat.h"
 #include "errors.h"
+#include "fs.h"
+#include "headers.h"
 #include "interrupt.h"
 #include "json.h"
 #include "limiter.h"
 #include "redact.h"
+#include "secure.h"
+#include "tcp.h"
+#include "transport_curl.h"
 #include "url.h"
 #include "version.h"
 #include "xml.h"
@@ -22,15 +27,24 @@
 #endif
 
 PA_EXPORT int luaopen_planapi_core(lua_State *L);
-void pa_secure_open(lua_State *L);
-void pa_fs_open(lua_State *L);
-void pa_tcp_open(lua_State *L);
-void pa_limiter_shm_open(lua_State *L);
+
+typedef void (*pa_opener)(lua_State *L);
+
+/* Every part of the core, each adding its functions and classes to the
+ * module table on the top of the stack. Order matters only where a part
+ * extends another: the libcurl transport adds perform to the client. */
+static const pa_opener openers[] = {
+  pa_buf_open,     pa_errors_open, pa_json_open,   pa_url_open,     pa_client_open,
+  pa_curl_open,    pa_headers_open, pa_limiter_open, pa_xml_open,   pa_sign_open,
+  pa_secure_open,  pa_redact_open, pa_fs_open,     pa_interrupt_open, pa_tcp_open,
+  pa_limiter_shm_open, NULL
+};
 
 int luaopen_planapi_core(lua_State *L) {
   /* libcurl's global init is thread-safe and idempotent since 7.84; it is
    * never undone, because another user of libcurl in the host may need it. */
   static int curl_ready = 0;
+  size_t i;
   if (!curl_ready) {
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
       return luaL_error(L, "planapi: curl_global_init failed");
@@ -38,21 +52,7 @@ int luaopen_planapi_core(lua_State *L) {
     curl_ready = 1;
   }
   lua_newtable(L);
-  pa_buf_open(L);
-  pa_errors_open(L);
-  pa_json_open(L);
-  pa_url_open(L);
-  pa_client_open(L);
-  pa_transport_open(L);
-  pa_limiter_open(L);
-  pa_xml_open(L);
-  pa_sign_open(L);
-  pa_secure_open(L);
-  pa_redact_open(L);
-  pa_fs_open(L);
-  pa_interrupt_open(L);
-  pa_tcp_open(L);
-  pa_limiter_shm_open(L);
+  for (i = 0; openers[i] != NULL; i++) openers[i](L);
   lua_pushliteral(L, PLANAPI_VERSION);
   lua_setfield(L, -2, "version");
   lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);

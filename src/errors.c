@@ -167,18 +167,16 @@ static int error_is(lua_State *L) {
 }
 
 void pa_errors_open(lua_State *L) {
+  static const luaL_Reg fns[] = {{"error", error_new}, {"is_error", error_is}, {NULL, NULL}};
   int i;
+  /* By hand, not luax.h's pa_class_register: luax.c raises errors made here. */
   luaL_newmetatable(L, PA_ERROR_MT);
   lua_pushcfunction(L, error_tostring);
   lua_setfield(L, -2, "__tostring");
-  lua_pushliteral(L, "planapi.error");
+  lua_pushliteral(L, PA_ERROR_MT);
   lua_setfield(L, -2, "__name");
   lua_pop(L, 1);
-
-  lua_pushcfunction(L, error_new);
-  lua_setfield(L, -2, "error");
-  lua_pushcfunction(L, error_is);
-  lua_setfield(L, -2, "is_error");
+  luaL_setfuncs(L, fns, 0);
   lua_newtable(L);
   for (i = 0; kinds[i] != NULL; i++) {
     lua_pushstring(L, kinds[i]);

@@ -41,6 +41,7 @@
 #include "compat.h"
 #include "errors.h"
 #include "fs.h"
+#include "luax.h"
 
 #define PA_LOCK_MT "planapi.file_lock"
 #define PA_OUTPUT_MT "planapi.output_file"
@@ -354,44 +355,18 @@ static int output_close(lua_State *L) {
   return 1;
 }
 
-void pa_fs_open(lua_State *L);
 void pa_fs_open(lua_State *L) {
-  luaL_newmetatable(L, PA_LOCK_MT);
-  lua_pushcfunction(L, lock_release);
-  lua_setfield(L, -2, "__gc");
-#if LUA_VERSION_NUM >= 504
-  lua_pushcfunction(L, lock_release);
-  lua_setfield(L, -2, "__close");
-#endif
-  lua_newtable(L);
-  lua_pushcfunction(L, lock_release);
-  lua_setfield(L, -2, "unlock");
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-  luaL_newmetatable(L, PA_OUTPUT_MT);
-  lua_pushcfunction(L, output_close);
-  lua_setfield(L, -2, "__gc");
-  {
-    static const luaL_Reg methods[] = {
-      {"write", output_write}, {"sync", output_sync}, {"size", output_size}, {"close", output_close},
-      {NULL, NULL}};
-    lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-  }
-  lua_pop(L, 1);
-  lua_pushcfunction(L, l_write_file_durably);
-  lua_setfield(L, -2, "write_file_durably");
-  lua_pushcfunction(L, l_open_output);
-  lua_setfield(L, -2, "open_output");
-  lua_pushcfunction(L, l_lock_file);
-  lua_setfield(L, -2, "lock_file");
-  lua_pushcfunction(L, l_create_exclusive);
-  lua_setfield(L, -2, "create_exclusive");
-  lua_pushcfunction(L, l_mkdir);
-  lua_setfield(L, -2, "mkdir");
-  lua_pushcfunction(L, l_list_dir);
-  lua_setfield(L, -2, "list_dir");
-  lua_pushcfunction(L, l_isatty);
-  lua_setfield(L, -2, "isatty");
+  static const luaL_Reg lock_methods[] = {{"unlock", lock_release}, {NULL, NULL}};
+  static const pa_class lock_class = {PA_LOCK_MT, lock_methods, lock_release, lock_release, NULL};
+  static const luaL_Reg output_methods[] = {{"write", output_write}, {"sync", output_sync},
+                                            {"size", output_size},   {"close", output_close},
+                                            {NULL, NULL}};
+  static const pa_class output_class = {PA_OUTPUT_MT, output_methods, output_close, NULL, NULL};
+  static const luaL_Reg fns[] = {{"write_file_durably", l_write_file_durably}, {"open_output", l_open_output},
+                                 {"lock_file", l_lock_file}, {"create_exclusive", l_create_exclusive},
+                                 {"mkdir", l_mkdir},         {"list_dir", l_list_dir},
+                                 {"isatty", l_isatty},       {NULL, NULL}};
+  pa_class_register(L, &lock_class);
+  pa_class_register(L, &output_class);
+  luaL_setfuncs(L, fns, 0);
 }

@@ -17,6 +17,7 @@
 #include "compat.h"
 #include "errors.h"
 #include "interrupt.h"
+#include "luax.h"
 
 static volatile sig_atomic_t interrupted_flag = 0;
 static int armed = 0;
@@ -53,8 +54,7 @@ static int l_interrupted(lua_State *L) {
 }
 
 void pa_interrupt_open(lua_State *L) {
-  lua_pushcfunction(L, l_catch_interrupt);
-  lua_setfield(L, -2, "catch_interrupt");
-  lua_pushcfunction(L, l_interrupted);
-  lua_setfield(L, -2, "interrupted");
+  static const luaL_Reg fns[] = {
+      {"catch_interrupt", l_catch_interrupt}, {"interrupted", l_interrupted}, {NULL, NULL}};
+  luaL_setfuncs(L, fns, 0);
 }

@@ -24,6 +24,7 @@
 
 #include "buf.h"
 #include "errors.h"
+#include "luax.h"
 #include "utf8.h"
 
 #define PA_ARRAY_MT "planapi.array"
@@ -870,17 +871,13 @@ static int l_is_array(lua_State *L) {
 }
 
 void pa_json_open(lua_State *L) {
-  static const luaL_Reg fns[] = {
-    {"json_encode", l_json_encode},
-    {"json_decode", l_json_decode},
-    {"array", l_array},
-    {"is_array", l_is_array},
-    {NULL, NULL}
-  };
+  static const luaL_Reg fns[] = {{"json_encode", l_json_encode}, {"json_decode", l_json_decode},
+                                 {"array", l_array},             {"is_array", l_is_array},
+                                 {NULL, NULL}};
+  static const pa_class array_class = {PA_ARRAY_MT, NULL, NULL, NULL, NULL};
   int mod = lua_gettop(L);
-  luaL_newmetatable(L, PA_ARRAY_MT);
-  lua_pushliteral(L, "planapi.array");
-  lua_setfield(L, -2, "__name");
+  pa_class_register(L, &array_class);
+  luaL_getmetatable(L, PA_ARRAY_MT);
   lua_setfield(L, mod, "array_mt");
 
   /* require("cjson").new(): a private instance whose settings are ours. */

@@ -14,6 +14,7 @@
 
 #include "errors.h"
 #include "interrupt.h"
+#include "luax.h"
 
 #define PA_LIMITER_MT "planapi.limiter"
 
@@ -179,23 +180,12 @@ static int l_sleep(lua_State *L) {
 }
 
 void pa_limiter_open(lua_State *L) {
-  static const luaL_Reg methods[] = {
-    {"reserve", limiter_reserve},
-    {"release", limiter_release},
-    {"settle", limiter_settle},
-    {"confirm", limiter_confirm},
-    {"info", limiter_info},
-    {NULL, NULL}
-  };
-  luaL_newmetatable(L, PA_LIMITER_MT);
-  lua_newtable(L);
-  luaL_setfuncs(L, methods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-  lua_pushcfunction(L, limiter_new);
-  lua_setfield(L, -2, "limiter");
-  lua_pushcfunction(L, l_monotime);
-  lua_setfield(L, -2, "monotime");
-  lua_pushcfunction(L, l_sleep);
-  lua_setfield(L, -2, "sleep");
+  static const luaL_Reg methods[] = {{"reserve", limiter_reserve}, {"release", limiter_release},
+                                     {"settle", limiter_settle},   {"confirm", limiter_confirm},
+                                     {"info", limiter_info},       {NULL, NULL}};
+  static const pa_class limiter_class = {PA_LIMITER_MT, methods, NULL, NULL, NULL};
+  static const luaL_Reg fns[] = {
+      {"limiter", limiter_new}, {"monotime", l_monotime}, {"sleep", l_sleep}, {NULL, NULL}};
+  pa_class_register(L, &limiter_class);
+  luaL_setfuncs(L, fns, 0);
 }

@@ -34,15 +34,13 @@ double pa_gcra_confirm(pa_gcra *g, double now);
 /* The pacer of the local or shm limiter userdata at idx: 1, or 0 when the
  * value is neither (or a closed shm limiter). */
 int pa_pacer_get(lua_State *L, int idx, pa_pacer *p);
-/* tcp.c, for the Redis scope's pacer: the C socket userdata at idx, or NULL;
- * one command written and one integer reply read, without Lua. */
-void *pa_tcp_test(lua_State *L, int idx);
-int pa_tcp_int_exchange(void *sock, const char *cmd, size_t len, long long *out, char *err, size_t errlen);
 int pa_shm_pacer_get(lua_State *L, int idx, pa_pacer *p);
 /* Seconds on CLOCK_MONOTONIC: the clock of core.monotime and of the pacers. */
 double pa_monotime(void);
 /* Sleep that many seconds, resuming after signals. */
 void pa_sleep(double seconds);
 void pa_limiter_open(lua_State *L);
+/* limiter_shm.c: core.shm_limiter, the scope shared through a mapped file. */
+void pa_limiter_shm_open(lua_State *L);
 
 #endif

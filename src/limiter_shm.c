@@ -26,6 +26,7 @@
 #include "errors.h"
 #include "fs.h"
 #include "limiter.h"
+#include "luax.h"
 
 #define PA_SHM_MT "planapi.shm_limiter"
 #define SHM_MAGIC 0x3149504E414C5000ULL /* "\0PLANPI1" */
@@ -356,30 +357,19 @@ static int shm_info(lua_State *L) {
   return 1;
 }
 
-void pa_limiter_shm_open(lua_State *L);
 void pa_limiter_shm_open(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"reserve", shm_reserve}, {"settle", shm_settle}, {"release", shm_release},
     {"count", shm_count},     {"used", shm_used},     {"info", shm_info},
     {"close", shm_close},     {"confirm", shm_confirm}, {NULL, NULL}
   };
-  luaL_newmetatable(L, PA_SHM_MT);
-  lua_newtable(L);
-  luaL_setfuncs(L, methods, 0);
-  lua_pushliteral(L, "shm");
+  static const pa_class shm_class = {PA_SHM_MT, methods, shm_close, shm_close, NULL};
+  static const luaL_Reg fns[] = {
+      {"shm_limiter", shm_new}, {"private_dir", l_private_dir}, {"getuid", l_getuid}, {NULL, NULL}};
+  pa_class_register(L, &shm_class);
+  pa_class_push_methods(L, PA_SHM_MT);
+  lua_pushliteral(L, "shm"); /* the Lua side tells the scopes apart by kind */
   lua_setfield(L, -2, "kind");
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, shm_close);
-  lua_setfield(L, -2, "__gc");
-#if LUA_VERSION_NUM >= 504
-  lua_pushcfunction(L, shm_close);
-  lua_setfield(L, -2, "__close");
-#endif
   lua_pop(L, 1);
-  lua_pushcfunction(L, shm_new);
-  lua_setfield(L, -2, "shm_limiter");
-  lua_pushcfunction(L, l_private_dir);
-  lua_setfield(L, -2, "private_dir");
-  lua_pushcfunction(L, l_getuid);
-  lua_setfield(L, -2, "getuid");
+  luaL_setfuncs(L, fns, 0);
 }

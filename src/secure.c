@@ -6,7 +6,7 @@
 #include <openssl/crypto.h>
 #include <string.h>
 
-#include "compat.h"
+#include "secure.h"
 
 static int l_secure_equals(lua_State *L) {
   size_t glen, elen;
@@ -24,7 +24,6 @@ static int l_secure_equals(lua_State *L) {
   return 1;
 }
 
-void pa_secure_open(lua_State *L);
 void pa_secure_open(lua_State *L) {
   lua_pushcfunction(L, l_secure_equals);
   lua_setfield(L, -2, "secure_equals");

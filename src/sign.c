@@ -20,6 +20,7 @@
 
 #include "buf.h"
 #include "errors.h"
+#include "luax.h"
 
 #define MAX_DEPTH 64
 
@@ -209,12 +210,8 @@ static int l_base64(lua_State *L) {
 }
 
 void pa_sign_open(lua_State *L) {
-  static const luaL_Reg fns[] = {
-    {"xml_sign_string", l_sign_string},
-    {"xml_signature", l_signature},
-    {"md5_hex", l_md5},
-    {"base64", l_base64},
-    {NULL, NULL}
-  };
+  static const luaL_Reg fns[] = {{"xml_sign_string", l_sign_string}, {"xml_signature", l_signature},
+                                 {"md5_hex", l_md5},                 {"base64", l_base64},
+                                 {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
 }

@@ -37,7 +37,8 @@
 #include "buf.h"
 #include "compat.h"
 #include "errors.h"
-#include "limiter.h"
+#include "luax.h"
+#include "tcp.h"
 
 #define PA_TCP_MT "planapi.tcp"
 /* A line longer than this is a peer that is not speaking a line protocol;
@@ -443,30 +444,12 @@ static int tcp_tostring(lua_State *L) {
   return 1;
 }
 
-void pa_tcp_open(lua_State *L);
 void pa_tcp_open(lua_State *L) {
-  static const luaL_Reg methods[] = {
-    {"send", tcp_send},
-    {"receive", tcp_receive},
-    {"settimeout", tcp_settimeout},
-    {"close", tcp_close},
-    {NULL, NULL}
-  };
-  luaL_newmetatable(L, PA_TCP_MT);
-  lua_pushcfunction(L, tcp_close);
-  lua_setfield(L, -2, "__gc");
-#if LUA_VERSION_NUM >= 504
-  lua_pushcfunction(L, tcp_close);
-  lua_setfield(L, -2, "__close");
-#endif
-  lua_pushcfunction(L, tcp_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_newtable(L);
-  luaL_setfuncs(L, methods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-  lua_pushcfunction(L, l_tcp_connect);
-  lua_setfield(L, -2, "tcp_connect");
-  lua_pushcfunction(L, l_is_tcp);
-  lua_setfield(L, -2, "is_tcp");
+  static const luaL_Reg methods[] = {{"send", tcp_send},             {"receive", tcp_receive},
+                                     {"settimeout", tcp_settimeout}, {"close", tcp_close},
+                                     {NULL, NULL}};
+  static const pa_class tcp_class = {PA_TCP_MT, methods, tcp_close, tcp_close, tcp_tostring};
+  static const luaL_Reg fns[] = {{"tcp_connect", l_tcp_connect}, {"is_tcp", l_is_tcp}, {NULL, NULL}};
+  pa_class_register(L, &tcp_class);
+  luaL_setfuncs(L, fns, 0);
 }

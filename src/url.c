@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "errors.h"
+#include "luax.h"
 
 /* A dotted IPv4 literal in 127.0.0.0/8. Names other than "localhost" are
  * not trusted: "127.0.0.1.example.com" is a domain, not a loopback. */
@@ -110,41 +111,27 @@ static const char *scalar_text(lua_State *L, int idx, size_t *len, char *tmp, si
         if (isnan(n) || isinf(n)) return NULL;
         if (n == floor(n) && fabs(n) < 9007199254740992.0)
           *len = (size_t)snprintf(tmp, tmplen, "%lld", (long long)n);
-        else {
-          *len = (size_t)snprintf(tmp, tmplen, "%.15g", (double)n); /* 0.1, not 0.10000000000000001 */
-          if (strtod(tmp, NULL) != (double)n) *len = (size_t)snprintf(tmp, tmplen, "%.17g", (double)n);
-        }
+        else
+          *len = pa_number_text(tmp, tmplen, (double)n);
       }
       return tmp;
     default: return NULL;
   }
 }
 
-typedef struct {
-  const char *key;
-  size_t len;
-} qkey;
-
-static int qkey_cmp(const void *a, const void *b) {
-  const qkey *x = (const qkey *)a, *y = (const qkey *)b;
-  size_t n = x->len < y->len ? x->len : y->len;
-  int c = memcmp(x->key, y->key, n);
-  return c ? c : (x->len < y->len ? -1 : x->len > y->len);
-}
-
-static void add_pair(lua_State *L, pa_buf *b, const qkey *k, int vidx) {
+static void add_pair(lua_State *L, pa_buf *b, const pa_key *k, int vidx) {
   char tmp[40];
   size_t vlen;
   int oom = 0;
   const char *v = scalar_text(L, vidx, &vlen, tmp, sizeof tmp);
   if (v == NULL && lua_type(L, vidx) == LUA_TNUMBER)
-    pa_error_raise(L, "query parameter '%s' is %s, which has no query form", k->key,
+    pa_error_raise(L, "query parameter '%s' is %s, which has no query form", k->s,
                    isnan((double)lua_tonumber(L, vidx)) ? "NaN" : "infinite");
   if (v == NULL)
     pa_error_raise(L, "query parameter '%s' must be a string, number, boolean or a list of them "
-                      "(got %s)", k->key, luaL_typename(L, vidx));
+                      "(got %s)", k->s, luaL_typename(L, vidx));
   if (b->len > 0 && !pa_buf_add(b, "&", 1)) oom = 1;
-  pa_url_escape(b, k->key, k->len, &oom);
+  pa_url_escape(b, k->s, k->len, &oom);
   if (!pa_buf_add(b, "=", 1)) oom = 1;
   pa_url_escape(b, v, vlen, &oom);
   if (oom) luaL_error(L, "out of memory");
@@ -152,28 +139,13 @@ static void add_pair(lua_State *L, pa_buf *b, const qkey *k, int vidx) {
 
 void pa_query_encode(lua_State *L, int idx, pa_buf *b) {
   size_t n = 0, i;
-  qkey *keys;
+  pa_key *keys;
   idx = lua_absindex(L, idx);
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    lua_pop(L, 1);
-    if (lua_type(L, -1) != LUA_TSTRING)
-      pa_error_raise(L, "query parameter names must be strings (got %s)", luaL_typename(L, -1));
-    n++;
-  }
-  if (n == 0) return;
-  keys = (qkey *)lua_newuserdatauv(L, n * sizeof *keys, 0);
-  i = 0;
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    lua_pop(L, 1);
-    keys[i].key = lua_tolstring(L, -1, &keys[i].len);
-    i++;
-  }
-  /* Sorted, so the same parameters always give the same URL. */
-  qsort(keys, n, sizeof *keys, qkey_cmp);
+  keys = pa_sorted_keys(L, idx, &n); /* sorted: the same parameters, the same URL */
+  if (keys == NULL)
+    pa_error_raise(L, "query parameter names must be strings (got %s)", luaL_typename(L, -1));
   for (i = 0; i < n; i++) {
-    lua_pushlstring(L, keys[i].key, keys[i].len);
+    lua_pushlstring(L, keys[i].s, keys[i].len);
     lua_rawget(L, idx);
     if (lua_type(L, -1) == LUA_TTABLE) {
       /* A list repeats the key: status[]=a&status[]=b (the caller names the key). */
@@ -230,10 +202,6 @@ static int l_check_url(lua_State *L) {
 
 void pa_url_open(lua_State *L) {
   static const luaL_Reg fns[] = {
-    {"url_escape", l_url_escape},
-    {"encode_query", l_encode_query},
-    {"check_url", l_check_url},
-    {NULL, NULL}
-  };
+      {"url_escape", l_url_escape}, {"encode_query", l_encode_query}, {"check_url", l_check_url}, {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
 }

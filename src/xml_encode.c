@@ -19,6 +19,7 @@
 
 #include "buf.h"
 #include "errors.h"
+#include "luax.h"
 #include "utf8.h"
 
 #define MAX_DEPTH 64
@@ -140,18 +141,6 @@ static const char *scalar(xenc *e, int idx, size_t *len, char *tmp, size_t tmple
   }
 }
 
-typedef struct {
-  const char *s;
-  size_t n;
-} xkey;
-
-static int xkey_cmp(const void *a, const void *b) {
-  const xkey *x = (const xkey *)a, *y = (const xkey *)b;
-  size_t n = x->n < y->n ? x->n : y->n;
-  int c = memcmp(x->s, y->s, n);
-  return c ? c : (x->n < y->n ? -1 : x->n > y->n);
-}
-
 static void enc_element(xenc *e, const char *name, size_t nlen, int idx);
 
 /* Is the table at idx a non-empty sequence 1..n with no other keys? */
@@ -170,24 +159,11 @@ static lua_Integer array_length(lua_State *L, int idx) {
 static void enc_children(xenc *e, const char *name, size_t nlen, int idx) {
   lua_State *L = e->L;
   size_t nkeys = 0, i;
-  xkey *keys;
+  pa_key *keys;
   int has_text = 0;
 
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    lua_pop(L, 1);
-    if (lua_type(L, -1) != LUA_TSTRING) xenc_fail(e, "table keys must be element names (strings)");
-    nkeys++;
-  }
-  keys = (xkey *)lua_newuserdatauv(L, (nkeys ? nkeys : 1) * sizeof *keys, 0);
-  i = 0;
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    lua_pop(L, 1);
-    keys[i].s = lua_tolstring(L, -1, &keys[i].n);
-    i++;
-  }
-  qsort(keys, nkeys, sizeof *keys, xkey_cmp);
+  keys = pa_sorted_keys(L, idx, &nkeys);
+  if (keys == NULL) xenc_fail(e, "table keys must be element names (strings)");
 
   /* <name attr="..."> */
   XLIT(e, "<");
@@ -200,18 +176,18 @@ static void enc_children(xenc *e, const char *name, size_t nlen, int idx) {
       if (keys[i].s[0] == '#') {
         /* "#text" is the element's text; any other "#" key is a typo that
          * would otherwise vanish from the request without a word */
-        if (keys[i].n != 5 || memcmp(keys[i].s, "#text", 5) != 0)
+        if (keys[i].len != 5 || memcmp(keys[i].s, "#text", 5) != 0)
           xenc_fail(e, "only \"#text\" may start with '#' (the element's text)");
         has_text = 1;
       }
       continue;
     }
-    if (!valid_name(keys[i].s + 1, keys[i].n - 1)) xenc_fail(e, "attribute name is not a valid XML name");
-    lua_pushlstring(L, keys[i].s, keys[i].n);
+    if (!valid_name(keys[i].s + 1, keys[i].len - 1)) xenc_fail(e, "attribute name is not a valid XML name");
+    lua_pushlstring(L, keys[i].s, keys[i].len);
     lua_rawget(L, idx);
     v = scalar(e, lua_gettop(L), &vlen, tmp, sizeof tmp);
     XLIT(e, " ");
-    xadd(e, keys[i].s + 1, keys[i].n - 1);
+    xadd(e, keys[i].s + 1, keys[i].len - 1);
     XLIT(e, "=\"");
     if (v) xadd_text(e, v, vlen, 1);
     XLIT(e, "\"");
@@ -229,9 +205,9 @@ static void enc_children(xenc *e, const char *name, size_t nlen, int idx) {
   }
   for (i = 0; i < nkeys; i++) {
     if (keys[i].s[0] == '@' || keys[i].s[0] == '#') continue;
-    lua_pushlstring(L, keys[i].s, keys[i].n);
+    lua_pushlstring(L, keys[i].s, keys[i].len);
     lua_rawget(L, idx);
-    enc_element(e, keys[i].s, keys[i].n, lua_gettop(L));
+    enc_element(e, keys[i].s, keys[i].len, lua_gettop(L));
     lua_pop(L, 1);
   }
   XLIT(e, "</");
@@ -302,28 +278,14 @@ void pa_xml_encode_request(lua_State *L, const char *method, size_t mlen, int pa
   XLIT(e, "\">");
   if (lua_type(L, params) == LUA_TTABLE) {
     size_t nkeys = 0, i;
-    xkey *keys;
-    lua_pushnil(L);
-    while (lua_next(L, params)) {
-      lua_pop(L, 1);
-      if (lua_type(L, -1) != LUA_TSTRING) pa_error_raise(L, "XML request parameter names must be strings");
-      nkeys++;
-    }
-    keys = (xkey *)lua_newuserdatauv(L, (nkeys ? nkeys : 1) * sizeof *keys, 0);
-    i = 0;
-    lua_pushnil(L);
-    while (lua_next(L, params)) {
-      lua_pop(L, 1);
-      keys[i].s = lua_tolstring(L, -1, &keys[i].n);
-      i++;
-    }
-    qsort(keys, nkeys, sizeof *keys, xkey_cmp);
+    pa_key *keys = pa_sorted_keys(L, params, &nkeys);
+    if (keys == NULL) pa_error_raise(L, "XML request parameter names must be strings");
     for (i = 0; i < nkeys; i++) {
       if (keys[i].s[0] == '@' || keys[i].s[0] == '#')
         pa_error_raise(L, "the request element takes no attributes or text ('%s')", keys[i].s);
-      lua_pushlstring(L, keys[i].s, keys[i].n);
+      lua_pushlstring(L, keys[i].s, keys[i].len);
       lua_rawget(L, params);
-      enc_element(e, keys[i].s, keys[i].n, lua_gettop(L));
+      enc_element(e, keys[i].s, keys[i].len, lua_gettop(L));
       lua_pop(L, 1);
     }
     lua_pop(L, 1);
@@ -378,8 +340,6 @@ static int l_xml_decode(lua_State *L) {
 }
 
 void pa_xml_open(lua_State *L) {
-  lua_pushcfunction(L, l_xml_encode);
-  lua_setfield(L, -2, "xml_encode");
-  lua_pushcfunction(L, l_xml_decode);
-  lua_setfield(L, -2, "xml_decode");
+  static const luaL_Reg fns[] = {{"xml_encode", l_xml_encode}, {"xml_decode", l_xml_decode}, {NULL, NULL}};
+  luaL_setfuncs(L, fns, 0);
 }

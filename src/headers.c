@@ -1,0 +1,117 @@
+/* headers.c: the pure parser of an HTTP response header block (RFC 9112
+ * section 5: field lines, obsolete line folding). No I/O: the libcurl
+ * transport hands it the bytes its header callback collected, the cosocket
+ * transport the bytes it read. */
+#include "headers.h"
+
+#include <string.h>
+
+/* A field name longer than this is not an API talking: the line is skipped. */
+#define MAX_NAME 256
+
+typedef struct {
+  lua_State *L;
+  int t;             /* the result table */
+  char name[MAX_NAME];
+  size_t nlen;       /* name of the last header, for folded lines; 0: none */
+} parser;
+
+/* Push prev .. sep .. the bytes, as one string (a value may hold a NUL). */
+static void push_joined(lua_State *L, const char *prev, size_t plen, const char *sep, const char *s,
+                        size_t len) {
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  if (prev) luaL_addlstring(&b, prev, plen);
+  luaL_addstring(&b, sep);
+  luaL_addlstring(&b, s, len);
+  luaL_pushresult(&b);
+}
+
+/* Obsolete line folding: the line continues the last value. */
+static void add_folded(parser *p, const char *s, size_t len) {
+  lua_State *L = p->L;
+  size_t start = 0, plen = 0;
+  const char *prev;
+  if (p->nlen == 0) return;
+  while (start < len && (s[start] == ' ' || s[start] == '\t')) start++;
+  lua_pushlstring(L, p->name, p->nlen);
+  lua_pushlstring(L, p->name, p->nlen);
+  lua_rawget(L, p->t);
+  prev = lua_tolstring(L, -1, &plen);
+  push_joined(L, prev, plen, " ", s + start, len - start);
+  lua_remove(L, -2);
+  lua_rawset(L, p->t);
+}
+
+/* Lower-case the field name of a line into p->name; 0 when the line is
+ * junk (no colon, an empty or overlong name, a control character in it:
+ * never a header someone could copy onward). */
+static int take_name(parser *p, const char *s, size_t len, const char **colon) {
+  size_t i, n;
+  *colon = memchr(s, ':', len);
+  if (*colon == NULL || *colon == s || (size_t)(*colon - s) >= sizeof p->name) return 0;
+  n = (size_t)(*colon - s);
+  for (i = 0; i < n; i++) {
+    char ch = s[i];
+    if (ch >= 'A' && ch <= 'Z') ch = (char)(ch - 'A' + 'a');
+    if ((unsigned char)ch < 0x20 || ch == 0x7f) return 0;
+    p->name[i] = ch;
+  }
+  p->nlen = n;
+  return 1;
+}
+
+/* A "name: value" line: the value trimmed, joined to an earlier one. */
+static void add_field(parser *p, const char *s, size_t len) {
+  lua_State *L = p->L;
+  const char *colon, *v, *end = s + len;
+  p->nlen = 0;
+  if (!take_name(p, s, len, &colon)) return;
+  v = colon + 1;
+  while (v < end && (*v == ' ' || *v == '\t')) v++;
+  while (end > v && (end[-1] == ' ' || end[-1] == '\t')) end--;
+  lua_pushlstring(L, p->name, p->nlen);
+  lua_pushlstring(L, p->name, p->nlen);
+  lua_rawget(L, p->t);
+  if (lua_isstring(L, -1)) {
+    size_t plen;
+    const char *prev = lua_tolstring(L, -1, &plen);
+    push_joined(L, prev, plen, ", ", v, (size_t)(end - v));
+    lua_remove(L, -2);
+  } else {
+    lua_pop(L, 1);
+    lua_pushlstring(L, v, (size_t)(end - v));
+  }
+  lua_rawset(L, p->t);
+}
+
+void pa_headers_push(lua_State *L, const char *s, size_t len) {
+  parser p;
+  size_t pos = 0;
+  p.L = L;
+  p.nlen = 0;
+  lua_newtable(L);
+  p.t = lua_gettop(L);
+  while (pos < len) {
+    size_t end = pos, vend;
+    while (end < len && s[end] != '\n') end++;
+    vend = end;
+    if (vend > pos && s[vend - 1] == '\r') vend--;
+    if (vend - pos >= 5 && memcmp(s + pos, "HTTP/", 5) == 0) p.nlen = 0; /* a status line */
+    else if (vend > pos && (s[pos] == ' ' || s[pos] == '\t')) add_folded(&p, s + pos, vend - pos);
+    else add_field(&p, s + pos, vend - pos);
+    pos = end + 1;
+  }
+}
+
+static int l_parse_headers(lua_State *L) {
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  pa_headers_push(L, s, len);
+  return 1;
+}
+
+void pa_headers_open(lua_State *L) {
+  static const luaL_Reg fns[] = {{"parse_headers", l_parse_headers}, {NULL, NULL}};
+  luaL_setfuncs(L, fns, 0);
+}

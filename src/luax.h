@@ -1,0 +1,47 @@
+/* luax.h: the Lua C API chores every file of src/ would otherwise write out
+ * again: class registration, sorted keys, option readers, number text. */
+#ifndef PLANAPI_LUAX_H
+#define PLANAPI_LUAX_H
+
+#include <stddef.h>
+
+#include "compat.h"
+
+/* A userdata class: its metatable is registered under name. */
+typedef struct {
+  const char *name;
+  const luaL_Reg *methods;  /* the __index table (NULL: none) */
+  lua_CFunction gc;         /* __gc (NULL: none) */
+  lua_CFunction close;      /* __close under Lua 5.4 (NULL: none) */
+  lua_CFunction tostring;   /* __tostring (NULL: none) */
+} pa_class;
+
+/* Register the class's metatable; the stack is left as it was. */
+void pa_class_register(lua_State *L, const pa_class *cls);
+/* Push the __index table of a registered class (to add to it). */
+void pa_class_push_methods(lua_State *L, const char *name);
+
+/* A table key, by pointer and length (the string stays alive as a key). */
+typedef struct {
+  const char *s;
+  size_t len;
+} pa_key;
+
+/* The string keys of the table at idx in byte order, in a userdata pushed
+ * on the stack (kept until the caller pops it), their number in *n. A key
+ * that is not a string stops it: NULL, and that key pushed instead, for the
+ * caller's error message. Sorted, so the same table always gives the same
+ * bytes (a URL, a signature). */
+pa_key *pa_sorted_keys(lua_State *L, int idx, size_t *n);
+
+/* Option readers for a table of options at opts; each raises a config
+ * error naming the option. NULL / dflt when absent. */
+const char *pa_opt_string(lua_State *L, int opts, const char *name);
+double pa_opt_seconds(lua_State *L, int opts, const char *name, double dflt);
+
+/* The shortest text of a finite number that reads back the same: an
+ * integral value without a fraction (42.0 is "42"), else %.15g, else %.17g.
+ * Returns the length written into tmp (size >= 32). */
+size_t pa_number_text(char *tmp, size_t size, double d);
+
+#endif
