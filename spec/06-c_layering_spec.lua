@@ -1,0 +1,81 @@
+-- The C core's layering, read by the linker's tools rather than by our
+-- code: `nm` on the objects `make` built says which file calls which.
+-- No two files of src/ call each other's functions both ways, the client
+-- (configuration, prepare, decode, redaction) and the header parser call no
+-- libcurl function, and tools/check-c-layering fails on a real cycle.
+local OBJ = jit and "build/luajit/obj" or "build/lua5.4/obj"
+
+local function run(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1; echo \"rc=$?\""))
+  local out = p:read("*a")
+  p:close()
+  local rc = tonumber(out:match("rc=(%d+)%s*$"))
+  return rc, out:gsub("rc=%d+%s*$", "")
+end
+
+local function undefined_symbols(object)
+  local rc, out = run("nm -u " .. OBJ .. "/" .. object)
+  assert.equal(0, rc, out)
+  local names = {}
+  for name in out:gmatch("U%s+(%S+)") do names[#names + 1] = name end
+  return names
+end
+
+local function with_prefix(names, prefix)
+  local found = {}
+  for _, name in ipairs(names) do
+    if name:sub(1, #prefix) == prefix then found[#found + 1] = name end
+  end
+  return found
+end
+
+describe("the C core's layering", function()
+  it("has no pair of files in src/ that call each other", function()
+    local rc, out = run("tools/check-c-layering " .. OBJ)
+    assert.equal(0, rc, out)
+  end)
+
+  it("keeps libcurl out of the client and the header parser", function()
+    for _, object in ipairs { "client.o", "headers.o" } do
+      local names = undefined_symbols(object)
+      assert.is_true(#names > 0, object .. " needs nothing at all? nm read no symbols")
+      assert.same({}, with_prefix(names, "curl_"), object)
+    end
+    -- and the transport does call libcurl (the check above can see it)
+    assert.is_true(#with_prefix(undefined_symbols("transport_curl.o"), "curl_easy_") > 0)
+  end)
+
+  it("the client calls no transport: only the transport calls the client", function()
+    local client = undefined_symbols("client.o")
+    assert.same({}, with_prefix(client, "pa_curl_"))
+    assert.same({}, with_prefix(client, "pa_headers_"))
+    assert.is_true(#with_prefix(undefined_symbols("transport_curl.o"), "pa_client_") > 0)
+  end)
+
+  it("tools/check-c-layering finds a cycle between two objects", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. dir))
+    local a = io.open(dir .. "/a.c", "w")
+    a:write("int b_fn(void);\nint a_fn(void);\nint a_fn(void) { return b_fn() + 1; }\n")
+    a:close()
+    local b = io.open(dir .. "/b.c", "w")
+    b:write("int a_fn(void);\nint b_fn(void);\nint b_fn(void) { return 2; }\nint b_other(void);\n" ..
+      "int b_other(void) { return a_fn(); }\n")
+    b:close()
+    local rc, out = run(("cd %s && cc -c a.c b.c"):format(dir))
+    assert.equal(0, rc, out)
+    rc, out = run("tools/check-c-layering " .. dir)
+    assert.equal(1, rc, out)
+    assert.matches("mutual: a.o <%-> b.o", out)
+    -- one way only is fine
+    b = io.open(dir .. "/b.c", "w")
+    b:write("int b_fn(void);\nint b_fn(void) { return 2; }\n")
+    b:close()
+    rc, out = run(("cd %s && cc -c b.c"):format(dir))
+    assert.equal(0, rc, out)
+    rc, out = run("tools/check-c-layering " .. dir)
+    assert.equal(0, rc, out)
+    os.execute("rm -rf " .. dir)
+  end)
+end)
