@@ -142,8 +142,10 @@ void pa_query_encode(lua_State *L, int idx, pa_buf *b) {
   pa_key *keys;
   idx = lua_absindex(L, idx);
   keys = pa_sorted_keys(L, idx, &n); /* sorted: the same parameters, the same URL */
-  if (keys == NULL)
+  if (keys == NULL) {
     pa_error_raise(L, "query parameter names must be strings (got %s)", luaL_typename(L, -1));
+    return; /* not reached */
+  }
   for (i = 0; i < n; i++) {
     lua_pushlstring(L, keys[i].s, keys[i].len);
     lua_rawget(L, idx);

@@ -163,7 +163,10 @@ static void enc_children(xenc *e, const char *name, size_t nlen, int idx) {
   int has_text = 0;
 
   keys = pa_sorted_keys(L, idx, &nkeys);
-  if (keys == NULL) xenc_fail(e, "table keys must be element names (strings)");
+  if (keys == NULL) {
+    xenc_fail(e, "table keys must be element names (strings)");
+    return; /* not reached */
+  }
 
   /* <name attr="..."> */
   XLIT(e, "<");
@@ -279,7 +282,10 @@ void pa_xml_encode_request(lua_State *L, const char *method, size_t mlen, int pa
   if (lua_type(L, params) == LUA_TTABLE) {
     size_t nkeys = 0, i;
     pa_key *keys = pa_sorted_keys(L, params, &nkeys);
-    if (keys == NULL) pa_error_raise(L, "XML request parameter names must be strings");
+    if (keys == NULL) {
+      pa_error_raise(L, "XML request parameter names must be strings");
+      return; /* not reached */
+    }
     for (i = 0; i < nkeys; i++) {
       if (keys[i].s[0] == '@' || keys[i].s[0] == '#')
         pa_error_raise(L, "the request element takes no attributes or text ('%s')", keys[i].s);
