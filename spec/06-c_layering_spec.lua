@@ -4,6 +4,8 @@
 -- (configuration, prepare, decode, redaction) and the header parser call no
 -- libcurl function, and tools/check-c-layering fails on a real cycle.
 local OBJ = jit and "build/luajit/obj" or "build/lua5.4/obj"
+local LUA = jit and "luajit" or "lua5.4"
+local CPATH = jit and "build/luajit/?.so" or "./?.so"
 
 local function run(cmd)
   local p = assert(io.popen(cmd .. " 2>&1; echo \"rc=$?\""))
@@ -50,6 +52,70 @@ describe("the C core's layering", function()
     assert.same({}, with_prefix(client, "pa_curl_"))
     assert.same({}, with_prefix(client, "pa_headers_"))
     assert.is_true(#with_prefix(undefined_symbols("transport_curl.o"), "pa_client_") > 0)
+  end)
+
+  -- An LD_PRELOAD shim counts libcurl's curl_easy_init calls (the dynamic
+  -- linker's view, not ours) in a child that makes clients.
+  it("a client holds no curl handle until its first perform, then keeps one", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. dir))
+    local shim = io.open(dir .. "/count.c", "w")
+    shim:write([[
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+static int inits;
+static void report(void) {
+  FILE *f = fopen(getenv("COUNT_FILE"), "w");
+  if (f) { fprintf(f, "%d", inits); fclose(f); }
+}
+void *curl_easy_init(void) {
+  static void *(*real)(void);
+  if (!real) {
+    /* libcurl came in with core.so, in its local scope: ask it by name */
+    real = (void *(*)(void))dlsym(dlopen("libcurl.so.4", RTLD_NOW), "curl_easy_init");
+    if (!real) abort();
+    atexit(report);
+  }
+  inits++;
+  return real();
+}
+]])
+    shim:close()
+    local rc, out = run(("cc -shared -fPIC -o %s/count.so %s/count.c -ldl"):format(dir, dir))
+    assert.equal(0, rc, out)
+    local function inits(script)
+      local cmd = ("COUNT_FILE=%s/n LD_PRELOAD=%s/count.so %s -e %q"):format(dir, dir, LUA,
+        ("package.cpath = %q .. ';' .. package.cpath; local core = require 'planapi.core'; %s"):format(CPATH, script))
+      local code, output = run(cmd)
+      assert.equal(0, code, output)
+      local f = io.open(dir .. "/n")
+      local n = f and tonumber(f:read("*a"))
+      if f then f:close() end
+      os.remove(dir .. "/n")
+      return n or 0
+    end
+    -- prepare, decode, redact and close: no handle
+    assert.equal(0, inits([[
+      for i = 1, 3 do
+        local c = core.client { base_url = 'https://a.example/' }
+        c:decode(c:prepare { method = 'GET', path = 'x' } and { status = 200, body = '{}' })
+        c:close()
+      end]]))
+    -- a client's first perform makes its handle; later ones reuse it (libcurl
+    -- makes handles of its own too, so the counts are compared, not fixed)
+    local function performs(n)
+      return inits(([[
+        local c = core.client { base_url = 'http://127.0.0.1:1/', allow_http = true, connect_timeout = 1 }
+        for j = 1, %d do assert(not c:perform(c:prepare { method = 'GET', path = 'x' })) end
+        c:close()]]):format(n))
+    end
+    local one = performs(1)
+    assert.is_true(one >= 1)
+    assert.equal(one, performs(3))
+    os.execute("rm -rf " .. dir)
   end)
 
   it("tools/check-c-layering finds a cycle between two objects", function()
