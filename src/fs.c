@@ -88,19 +88,20 @@ static int l_lock_file(lua_State *L) {
   return 1;
 }
 
+/* true when made, false when it was there already, else nil and the error. */
+static int made_or_there(lua_State *L, int made, const char *what, const char *path) {
+  if (made || errno == EEXIST) {
+    lua_pushboolean(L, made);
+    return 1;
+  }
+  return io_failure(L, what, path, errno);
+}
+
 static int l_create_exclusive(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd >= 0) {
-    close(fd);
-    lua_pushboolean(L, 1);
-    return 1;
-  }
-  if (errno == EEXIST) {
-    lua_pushboolean(L, 0);
-    return 1;
-  }
-  return io_failure(L, "create", path, errno);
+  if (fd >= 0) close(fd);
+  return made_or_there(L, fd >= 0, "create", path);
 }
 
 static int l_isatty(lua_State *L) {
@@ -111,15 +112,7 @@ static int l_isatty(lua_State *L) {
 
 static int l_mkdir(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  if (mkdir(path, 0700) == 0) {
-    lua_pushboolean(L, 1);
-    return 1;
-  }
-  if (errno == EEXIST) {
-    lua_pushboolean(L, 0);
-    return 1;
-  }
-  return io_failure(L, "create the directory", path, errno);
+  return made_or_there(L, mkdir(path, 0700) == 0, "create the directory", path);
 }
 
 static int l_list_dir(lua_State *L) {

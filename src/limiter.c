@@ -129,32 +129,32 @@ static int limiter_new(lua_State *L) {
   return 1;
 }
 
+static pa_gcra *check_limiter(lua_State *L) {
+  return (pa_gcra *)luaL_checkudata(L, 1, PA_LIMITER_MT);
+}
+
 static int limiter_reserve(lua_State *L) {
-  pa_gcra *g = (pa_gcra *)luaL_checkudata(L, 1, PA_LIMITER_MT);
-  lua_pushnumber(L, (lua_Number)pa_gcra_reserve(g, (double)luaL_checknumber(L, 2)));
+  lua_pushnumber(L, (lua_Number)pa_gcra_reserve(check_limiter(L), (double)luaL_checknumber(L, 2)));
   return 1;
 }
 
 static int limiter_release(lua_State *L) {
-  pa_gcra *g = (pa_gcra *)luaL_checkudata(L, 1, PA_LIMITER_MT);
-  pa_gcra_release(g, (double)luaL_checknumber(L, 2));
+  pa_gcra_release(check_limiter(L), (double)luaL_checknumber(L, 2));
   return 0;
 }
 
 static int limiter_settle(lua_State *L) {
-  pa_gcra *g = (pa_gcra *)luaL_checkudata(L, 1, PA_LIMITER_MT);
-  pa_gcra_settle(g, (double)luaL_checknumber(L, 2));
+  pa_gcra_settle(check_limiter(L), (double)luaL_checknumber(L, 2));
   return 0;
 }
 
 static int limiter_confirm(lua_State *L) {
-  pa_gcra *g = (pa_gcra *)luaL_checkudata(L, 1, PA_LIMITER_MT);
-  lua_pushnumber(L, (lua_Number)pa_gcra_confirm(g, (double)luaL_checknumber(L, 2)));
+  lua_pushnumber(L, (lua_Number)pa_gcra_confirm(check_limiter(L), (double)luaL_checknumber(L, 2)));
   return 1;
 }
 
 static int limiter_info(lua_State *L) {
-  pa_gcra *g = (pa_gcra *)luaL_checkudata(L, 1, PA_LIMITER_MT);
+  pa_gcra *g = check_limiter(L);
   lua_createtable(L, 0, 3);
   lua_pushnumber(L, (lua_Number)g->interval);
   lua_setfield(L, -2, "interval");
