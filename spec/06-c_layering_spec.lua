@@ -4,7 +4,9 @@
 -- (configuration, prepare, decode, redaction) and the header parser call no
 -- libcurl function, and tools/check-c-layering fails on a real cycle.
 local OBJ = jit and "build/luajit/obj" or "build/lua5.4/obj"
-local LUA = jit and "luajit" or "lua5.4"
+-- By absolute path: under tools/run-sanitize a wrapper first in PATH would
+-- set LD_PRELOAD to the ASan runtime, over the shim below.
+local LUA = jit and "/usr/bin/luajit" or "/usr/bin/lua5.4"
 local CPATH = jit and "build/luajit/?.so" or "./?.so"
 
 local function run(cmd)
