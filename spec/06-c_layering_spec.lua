@@ -4,8 +4,9 @@
 -- (configuration, prepare, decode, redaction) and the header parser call no
 -- libcurl function, and tools/check-c-layering fails on a real cycle.
 local OBJ = jit and "build/luajit/obj" or "build/lua5.4/obj"
--- By absolute path: under tools/run-sanitize a wrapper first in PATH would
--- set LD_PRELOAD to the ASan runtime, over the shim below.
+-- By absolute path and without LUA_INIT: under tools/run-sanitize a wrapper
+-- first in PATH would set LD_PRELOAD to the ASan runtime over the shim below,
+-- and its LUA_INIT would load the sanitized core, which needs that runtime.
 local LUA = jit and "/usr/bin/luajit" or "/usr/bin/lua5.4"
 local CPATH = jit and "build/luajit/?.so" or "./?.so"
 
@@ -89,7 +90,7 @@ void *curl_easy_init(void) {
     local rc, out = run(("cc -shared -fPIC -o %s/count.so %s/count.c -ldl"):format(dir, dir))
     assert.equal(0, rc, out)
     local function inits(script)
-      local cmd = ("COUNT_FILE=%s/n LD_PRELOAD=%s/count.so %s -e %q"):format(dir, dir, LUA,
+      local cmd = ("env -u LUA_INIT -u LUA_INIT_5_4 COUNT_FILE=%s/n LD_PRELOAD=%s/count.so %s -e %q"):format(dir, dir, LUA,
         ("package.cpath = %q .. ';' .. package.cpath; local core = require 'planapi.core'; %s"):format(CPATH, script))
       local code, output = run(cmd)
       assert.equal(0, code, output)
