@@ -7,21 +7,7 @@ local sandbox = require "sandbox"
 
 local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
-local function env_vars(extra)
-  local env = sandbox.env()
-  local vars = {
-    PLANFIX_REST_URL = sandbox.https_url "rest/", PLANFIX_TOKEN = sandbox.TOKEN,
-    PLANFIX_ACCOUNT = "sandbox", PLANFIX_API_KEY = sandbox.XML.api_key, PLANFIX_XML_TOKEN = sandbox.XML.token,
-    PLANFIX_XML_URL = sandbox.https_url "xml/",
-    PLANADO_URL = sandbox.https_url "planado/v2/", PLANADO_API_KEY = sandbox.PLANADO_KEY,
-    PLANAPI_CA_FILE = env.ca_file, HOME = "/nonexistent",
-  }
-  for k, v in pairs(extra or {}) do vars[k] = v ~= false and v or nil end
-  local parts = {}
-  for k, v in pairs(vars) do parts[#parts + 1] = k .. "=" .. shell_quote(v) end
-  table.sort(parts)
-  return "env -i PATH=\"$PATH\" " .. table.concat(parts, " ")
-end
+local env_vars = sandbox.cli_env
 
 -- Run the CLI in a pipe: stdout, stderr, exit code.
 local function cli(args, extra_env)

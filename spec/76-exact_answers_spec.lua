@@ -9,23 +9,9 @@ local planapi = require "planapi"
 local sandbox = require "sandbox"
 local FIELDS = require "planapi.planado.fields"
 
-local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
 -- The CLI in a pipe, configured for the sandbox by its environment.
 local function cli(args)
-  local env = sandbox.env()
-  local vars = {
-    PLANFIX_REST_URL = sandbox.https_url "rest/", PLANFIX_TOKEN = sandbox.TOKEN,
-    PLANFIX_ACCOUNT = "sandbox", PLANFIX_API_KEY = sandbox.XML.api_key, PLANFIX_XML_TOKEN = sandbox.XML.token,
-    PLANFIX_XML_URL = sandbox.https_url "xml/",
-    PLANADO_URL = sandbox.https_url "planado/v2/", PLANADO_API_KEY = sandbox.PLANADO_KEY,
-    PLANAPI_CA_FILE = env.ca_file, HOME = "/nonexistent",
-  }
-  local parts = {}
-  for k, v in pairs(vars) do parts[#parts + 1] = k .. "=" .. shell_quote(v) end
-  table.sort(parts)
-  local out, code = portable.run(("env -i PATH=\"$PATH\" %s bin/planapi %s 2>/dev/null")
-    :format(table.concat(parts, " "), args))
+  local out, code = portable.run(("%s bin/planapi %s 2>/dev/null"):format(sandbox.cli_env(), args))
   assert.equal(0, code, out)
   return out
 end

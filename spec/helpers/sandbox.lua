@@ -146,4 +146,25 @@ function M.planado(opts)
     url = M.https_url "planado/v2/", api_key = M.PLANADO_KEY, ca_file = M.env().ca_file, strict = true }, opts))
 end
 
+local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+--- The environment prefix that runs bin/planapi against this sandbox for all
+-- three APIs: "env -i PATH=... VAR='value' ...". extra adds variables
+-- (false removes one).
+function M.cli_env(extra)
+  local where = M.env()
+  local vars = {
+    PLANFIX_REST_URL = M.https_url "rest/", PLANFIX_TOKEN = M.TOKEN,
+    PLANFIX_ACCOUNT = "sandbox", PLANFIX_API_KEY = M.XML.api_key, PLANFIX_XML_TOKEN = M.XML.token,
+    PLANFIX_XML_URL = M.https_url "xml/",
+    PLANADO_URL = M.https_url "planado/v2/", PLANADO_API_KEY = M.PLANADO_KEY,
+    PLANAPI_CA_FILE = where.ca_file, HOME = "/nonexistent",
+  }
+  for k, v in pairs(extra or {}) do vars[k] = v ~= false and v or nil end
+  local parts = {}
+  for k, v in pairs(vars) do parts[#parts + 1] = k .. "=" .. shell_quote(v) end
+  table.sort(parts)
+  return "env -i PATH=\"$PATH\" " .. table.concat(parts, " ")
+end
+
 return M
