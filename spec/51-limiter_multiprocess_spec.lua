@@ -9,7 +9,7 @@ local sandbox = require "sandbox"
 
 local INTERVAL = 0.5  -- the sandbox's enforced spacing: 2 requests a second
 local WINDOW = 14     -- seconds of each run; a process is killed half-way
-local MARGIN = 0.015  -- slack per interval (3%) for stalls of a few ms on a busy host
+local MARGIN = 0.02   -- the default margin (README, rate): slack for stalls of a few ms on a busy host
 
 -- Start n workers sharing `scope`; returns them and the run's start time.
 local function start_workers(n, scope, window, interval, margin, fresh_every)

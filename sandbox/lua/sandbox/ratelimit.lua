@@ -8,7 +8,7 @@ local function defaults()
   return {
     rate = { enabled = false, interval = 1.0 },
     quota = nil, -- { limit = N, remaining = N, status = 403 } when configured
-    last_accepted = nil, -- ngx.now() of the last request that passed the rate check
+    last_accepted = nil, -- arrival (ngx.req.start_time) of the last request that passed the rate check
     violations = 0,
     min_gap = nil, -- seconds: the shortest gap between two accepted requests while rated
     quota_used = 0,
@@ -82,8 +82,11 @@ end
 -- status, body table, extra headers.
 function M.check()
   local s = M.state
-  ngx.update_time()
-  local now = ngx.now()
+  -- The request's arrival as nginx stamped it when it began reading it,
+  -- not the moment this handler runs: the work between the two (auth,
+  -- the body, the router, a busy worker) is the server's, not the gap
+  -- between the client's writes that the limit is about.
+  local now = ngx.req.start_time()
   if s.rate.enabled and s.last_accepted then
     local elapsed = now - s.last_accepted
     if elapsed < s.rate.interval then
