@@ -48,14 +48,18 @@
 -- is a name for connect's pool option); a socket with setkeepalive goes back
 -- to nginx's pool after every call, since a cosocket cannot outlive its
 -- request, and one reused from the pool (getreusedtimes() > 0) skips AUTH
--- and SELECT, which it already did.
+-- and SELECT, which it already did. (The connection, AUTH, SELECT, the
+-- reconnect and the EVALSHA/EVAL fallback are limiter/redis_connection.lua,
+-- shared with the Redis event store.)
 local core = require "planapi.core"
 local resp = require "planapi.limiter.redis_protocol"
+local connection = require "planapi.limiter.redis_connection"
 
 local M = {}
 
-local Limiter = {}
+local Limiter = { SERVICE = "rate limiter" }
 Limiter.__index = Limiter
+connection.mixin(Limiter)
 
 -- A day's counter outlives its day by one more, so a process in any time
 -- zone, or a job running across midnight, still finds the day it counts.
@@ -121,63 +125,12 @@ end
 return redis.error_reply('planapi limiter: unknown operation ' .. tostring(op))
 ]]
 
--- The script's SHA1, asked of the first server once per process (it is the
--- same on every server; only whether a server has the script cached differs).
-local script_sha
-
--- Passwords live here, not in the object, so that printing or serialising
--- a limiter cannot show one.
-local passwords = setmetatable({}, { __mode = "k" })
-
 local OPTIONS = {
   url = "string", key = "string", rate = "number", per = "number", burst = "number",
   margin = "number", connect = "function", timeout = "number",
 }
 
 local config_error = require "planapi.config_error"
-
-local function unescape(s)
-  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
-end
-
--- redis://[[user]:password@]host[:port][/db]; host may be [ipv6].
--- Messages never quote the url: it may carry the password.
-local function parse_url(url)
-  local rest = url:match "^redis://(.*)$"
-  if not rest then
-    config_error("limiter url must be redis://[[user]:password@]host[:port][/db] "
-      .. "(rediss:// and others are not supported)", 4)
-  end
-  local target = {}
-  local userinfo, hostpart = rest:match "^(.*)@(.-)$" -- the last @: a password may hold one
-  if userinfo then
-    local user, password = userinfo:match "^([^:]*):(.*)$"
-    if not user then config_error("limiter url: a user name without a password (use redis://user:password@host)", 4) end
-    if user ~= "" then target.user = unescape(user) end
-    if password ~= "" then target.password = unescape(password) end
-  else
-    hostpart = rest
-  end
-  local host, after = hostpart:match "^%[([%x:%.]+)%](.*)$"
-  target.ipv6 = host ~= nil
-  if not host then host, after = hostpart:match "^([^:/?#%[%]]*)(.*)$" end
-  if not host then config_error("limiter url: malformed host", 4) end
-  target.host = host ~= "" and host or "127.0.0.1"
-  target.port = 6379
-  local port, tail = after:match "^:(%d+)(.*)$"
-  if port then
-    target.port = tonumber(port)
-    after = tail
-  end
-  if target.port < 1 or target.port > 65535 then config_error("limiter url: port must be 1 to 65535", 4) end
-  target.db = 0
-  if after ~= "" and after ~= "/" then
-    local db = after:match "^/(%d+)$"
-    if not db then config_error("limiter url: after the host only :port and /db (a number) may follow", 4) end
-    target.db = tonumber(db)
-  end
-  return target
-end
 
 local function check_options(opts)
   if type(opts) ~= "table" then config_error("limiter_redis.new needs a table of options", 4) end
@@ -207,28 +160,21 @@ end
 -- Nothing is connected yet: Redis being down at start is the first call's error.
 function M.new(opts)
   check_options(opts)
-  local target = parse_url(opts.url or "redis://127.0.0.1:6379/0")
   local rate, per, burst = opts.rate or 1, opts.per or 1, opts.burst or 1
   -- Whole microseconds: Redis returns script numbers as integers, and the
   -- server's clock has that resolution anyway.
   local interval_us = math.max(1, math.floor((per / rate + (opts.margin or 0)) * 1e6 + 0.5))
-  local host_label = target.ipv6 and "[" .. target.host .. "]" or target.host
   local self = setmetatable({
     kind = "redis",
     key = opts.key,
-    server = ("%s:%d/%d"):format(host_label, target.port, target.db),
-    host = target.host, port = target.port, db = target.db, user = target.user,
-    timeout = opts.timeout or 1,
-    connect = opts.connect or core.tcp_connect,
     interval_us = interval_us,
     tolerance_us = math.floor(interval_us * (burst - 1) + 0.5),
     burst = burst,
     tat_key = opts.key .. ":tat",
     send_key = opts.key .. ":send",
   }, Limiter)
-  -- Connections in one nginx pool must share the database and the user.
-  self.pool = ("planapi-redis:%s:%d:%d:%s"):format(target.host, target.port, target.db, target.user or "")
-  passwords[self] = target.password
+  connection.init(self, opts.url or "redis://127.0.0.1:6379/0",
+    { label = "limiter", connect = opts.connect, timeout = opts.timeout })
   return self
 end
 
@@ -236,112 +182,10 @@ Limiter.__tostring = function(self)
   return ("planapi.limiter.redis (redis://%s, key %s)"):format(self.server, self.key)
 end
 
--- Text safe to show: the password, should any server echo it (whole, cut or
--- escaped), becomes *** (core.redact, the clients' routine).
-function Limiter:redact(text)
-  local password = passwords[self]
-  return core.redact(tostring(text), password and { password } or nil)
-end
-
--- The error every method returns when Redis cannot serve it.
-function Limiter:unavailable(cause)
-  local text = self:redact(cause.message or cause)
-  return core.error {
-    kind = "transport", retryable = false,
-    message = ("rate limiter unavailable: redis %s: %s"):format(self.server, text),
-    cause = core.error { kind = cause.kind or "transport", message = text, code = cause.code },
-  }
-end
-
-local function prefixed(prefix, err)
-  return core.error { kind = err.kind, code = err.code, message = prefix .. ": " .. tostring(err.message) }
-end
-
--- The open connection, or a new one after AUTH and SELECT: sock, fresh | nil, err.
-function Limiter:connection()
-  if self.sock then return self.sock, false end
-  local sock, err = self.connect(self.host, self.port, self.timeout, self.pool)
-  if not sock then return resp.io_error(err) end
-  local reused = sock.getreusedtimes and (sock:getreusedtimes() or 0) > 0
-  if not reused then
-    local password = passwords[self]
-    if password then
-      local args = self.user and { "AUTH", self.user, password } or { "AUTH", password }
-      local ok, aerr = resp.call(sock, args)
-      if ok == nil then
-        sock:close()
-        return nil, prefixed("AUTH failed", aerr)
-      end
-    end
-    if self.db ~= 0 then
-      local ok, serr = resp.call(sock, { "SELECT", self.db })
-      if ok == nil then
-        sock:close()
-        return nil, prefixed("SELECT " .. self.db .. " failed", serr)
-      end
-    end
-  end
-  self.sock = sock
-  return sock, not reused
-end
-
--- After a complete exchange: a pooled cosocket goes back to nginx's pool.
-function Limiter:finish(sock)
-  if sock.setkeepalive then
-    self.sock = nil
-    sock:setkeepalive()
-  end
-end
-
-function Limiter:drop()
-  local sock = self.sock
-  self.sock = nil
-  if sock then sock:close() end
-end
-
--- One command: the reply | nil, err. A Redis error reply comes back as it
--- is (kind "api"); anything else is already the "unavailable" error.
-function Limiter:request(args)
-  for attempt = 1, 2 do
-    local sock, fresh_or_err = self:connection()
-    if not sock then return nil, self:unavailable(fresh_or_err) end
-    local fresh = fresh_or_err
-    local value, err = resp.call(sock, args)
-    if value ~= nil or err.kind == "api" then
-      self:finish(sock)
-      return value, err
-    end
-    self:drop() -- out of step or gone: never reuse it
-    -- Only a connection that sat idle can have been closed under us; a new
-    -- one failing, or a timeout (the command may have run), is the answer.
-    if fresh or attempt == 2 or err.kind == "timeout" then return nil, self:unavailable(err) end
-  end
-end
-
-function Limiter:failed(err)
-  if err.kind == "api" then return self:unavailable(err) end
-  return err
-end
-
 -- Run one operation of the script against key: its reply | nil, err.
 function Limiter:script(op, key)
-  if not script_sha then
-    local sha, err = self:request { "SCRIPT", "LOAD", SCRIPT }
-    if sha == nil then return nil, self:failed(err) end
-    script_sha = sha
-  end
-  local args = op == "confirm"
-    and { "EVALSHA", script_sha, 2, key, self.send_key, op, self.interval_us, self.tolerance_us, DAY_TTL }
-    or { "EVALSHA", script_sha, 1, key, op, self.interval_us, self.tolerance_us, DAY_TTL }
-  local value, err = self:request(args)
-  if value == nil and err.kind == "api" and err.code == "NOSCRIPT" then
-    -- The server lost its script cache (a restart, SCRIPT FLUSH, a failover):
-    -- EVAL runs the text and caches it again.
-    args[1], args[2] = "EVAL", SCRIPT
-    value, err = self:request(args)
-  end
-  if value == nil then return nil, self:failed(err) end
-  return value
+  local keys = op == "confirm" and { key, self.send_key } or { key }
+  return self:run_script(SCRIPT, keys, { op, self.interval_us, self.tolerance_us, DAY_TTL })
 end
 
 --- Reserve the next slot: the seconds to wait before sending | nil, err.
@@ -365,11 +209,8 @@ end
 -- that cannot be done (a cosocket, no connection: confirm is then called
 -- from Lua). After a failure reported by C (err.pacer_failed), call drop().
 function Limiter:pacer()
-  if not script_sha then
-    local sha = self:request { "SCRIPT", "LOAD", SCRIPT }
-    if sha == nil then return nil end
-    script_sha = sha
-  end
+  local script_sha = self:script_sha(SCRIPT)
+  if not script_sha then return nil end
   local sock = self:connection()
   if not sock or sock.setkeepalive or not core.is_tcp(sock) then return nil end
   if self.pacer_sha ~= script_sha then
@@ -430,11 +271,6 @@ function Limiter:info()
   }
 end
 
---- Close the connection. The limiter stays usable: a later call connects again.
-function Limiter:close()
-  self:drop()
-  return true
-end
 Limiter.__close = Limiter.close
 
 return M
