@@ -47,13 +47,7 @@ local redis_server = require "redis_server"
 local closed_port = redis_server.free_port
 
 -- One command on a new connection: the reply | nil, err.
-local function redis(port, args, password)
-  local sock = assert(core.tcp_connect("127.0.0.1", port, 2))
-  if password then assert(resp.call(sock, { "AUTH", password })) end
-  local value, err = resp.call(sock, args)
-  sock:close()
-  return value, err
-end
+local redis = redis_server.command
 
 local key_seq = 0
 local function new_key()

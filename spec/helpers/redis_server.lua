@@ -1,6 +1,7 @@
 -- A throwaway redis-server on a free loopback port, for specs and benches.
 --   local redis = require("redis_server").start { password = "..." }
 --   redis.port, redis.url; redis.stop()
+--   require("redis_server").command(port, { "GET", "k" } [, password]) -> reply | nil, err
 local core = require "planapi.core"
 local portable = require "portable"
 
@@ -58,6 +59,17 @@ function M.start(opts)
     end
   end
   error("redis-server did not start (see the logs in " .. d .. ")")
+end
+
+--- One command on a new connection to the server on port (AUTH first
+-- with password, when given): the reply | nil, err.
+function M.command(port, args, password)
+  local resp = require "planapi.limiter.redis_protocol"
+  local sock = assert(core.tcp_connect("127.0.0.1", port, 2))
+  if password then assert(resp.call(sock, { "AUTH", password })) end
+  local value, err = resp.call(sock, args)
+  sock:close()
+  return value, err
 end
 
 --- Stop a server started here, by the pid it wrote, and wait until it is gone.

@@ -45,9 +45,7 @@ local config_error = require "planapi.config_error"
 
 local M = {}
 
-local Store = { SERVICE = "event store" }
-Store.__index = Store
-connection.mixin(Store)
+local Store = connection.class "event store"
 
 local DEFAULT_TTL = 8 * 86400 -- Planado retries for about a week
 local DEFAULT_LEASE = 60
@@ -178,26 +176,6 @@ local OPTIONS = {
   ttl = "number", lease = "number",
 }
 
-local function check_options(opts)
-  if type(opts) ~= "table" then config_error("events.store.redis needs a table of options", 4) end
-  for k, v in pairs(opts) do
-    local want = OPTIONS[k]
-    if not want then
-      local names = {}
-      for name in pairs(OPTIONS) do names[#names + 1] = name end
-      table.sort(names)
-      config_error(("unknown redis event store option '%s' (valid: %s)"):format(tostring(k),
-        table.concat(names, ", ")), 4)
-    end
-    if type(v) ~= want then config_error(("redis event store option '%s' must be a %s"):format(k, want), 4) end
-  end
-  for _, k in ipairs { "timeout", "ttl", "lease" } do
-    if opts[k] ~= nil and not (opts[k] > 0) then
-      config_error(("redis event store option '%s' must be a positive number of seconds"):format(k), 4)
-    end
-  end
-end
-
 -- Inside nginx where cosockets work, a cosocket from nginx's pool; a
 -- blocking socket elsewhere (plain Lua, nginx's init phases).
 local function connect_by_phase(host, port, timeout, pool)
@@ -216,7 +194,7 @@ end
 -- Nothing is connected yet: Redis being down at start is the first call's error.
 function M.new(opts)
   opts = opts or {}
-  check_options(opts)
+  connection.check_options(opts, OPTIONS, "redis event store", { "timeout", "ttl", "lease" })
   local self = setmetatable({
     kind = "redis",
     key_prefix = opts.key_prefix or "planapi:events:",

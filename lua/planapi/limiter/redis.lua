@@ -57,9 +57,7 @@ local connection = require "planapi.limiter.redis_connection"
 
 local M = {}
 
-local Limiter = { SERVICE = "rate limiter" }
-Limiter.__index = Limiter
-connection.mixin(Limiter)
+local Limiter = connection.class "rate limiter"
 
 -- A day's counter outlives its day by one more, so a process in any time
 -- zone, or a job running across midnight, still finds the day it counts.
@@ -133,22 +131,7 @@ local OPTIONS = {
 local config_error = require "planapi.config_error"
 
 local function check_options(opts)
-  if type(opts) ~= "table" then config_error("limiter_redis.new needs a table of options", 4) end
-  for k, v in pairs(opts) do
-    local want = OPTIONS[k]
-    if not want then
-      local names = {}
-      for name in pairs(OPTIONS) do names[#names + 1] = name end
-      table.sort(names)
-      config_error(("unknown redis limiter option '%s' (valid: %s)"):format(tostring(k), table.concat(names, ", ")), 4)
-    end
-    if type(v) ~= want then config_error(("redis limiter option '%s' must be a %s"):format(k, want), 4) end
-  end
-  for _, k in ipairs { "rate", "per", "burst", "timeout" } do
-    if opts[k] ~= nil and not (opts[k] > 0) then
-      config_error(("redis limiter option '%s' must be a positive number"):format(k), 4)
-    end
-  end
+  connection.check_options(opts, OPTIONS, "redis limiter", { "rate", "per", "burst", "timeout" })
   if opts.burst ~= nil and opts.burst < 1 then config_error("redis limiter option 'burst' must be at least 1", 4) end
   if opts.margin ~= nil and not (opts.margin >= 0) then
     config_error("redis limiter option 'margin' must be a number of seconds, 0 or more", 4)

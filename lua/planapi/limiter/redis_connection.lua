@@ -93,6 +93,34 @@ function M.parse_url(url, label)
   return target
 end
 
+--- A class of objects with a Redis connection; service names them in errors.
+function M.class(service)
+  local class = { SERVICE = service }
+  class.__index = class
+  return M.mixin(class)
+end
+
+--- Check opts against options (name -> type name); the names in positive
+-- must be numbers above 0. what names the object in messages ("redis limiter").
+function M.check_options(opts, options, what, positive)
+  if type(opts) ~= "table" then config_error(what .. " needs a table of options", 5) end
+  for k, v in pairs(opts) do
+    local want = options[k]
+    if not want then
+      local names = {}
+      for name in pairs(options) do names[#names + 1] = name end
+      table.sort(names)
+      config_error(("unknown %s option '%s' (valid: %s)"):format(what, tostring(k), table.concat(names, ", ")), 5)
+    end
+    if type(v) ~= want then config_error(("%s option '%s' must be a %s"):format(what, k, want), 5) end
+  end
+  for _, k in ipairs(positive) do
+    if opts[k] ~= nil and not (opts[k] > 0) then
+      config_error(("%s option '%s' must be a positive number"):format(what, k), 5)
+    end
+  end
+end
+
 --- Set up self's connection fields from url and opts { label, connect, timeout }.
 function M.init(self, url, opts)
   local target = M.parse_url(url, opts.label)
