@@ -2,6 +2,7 @@
 --   local redis = require("redis_server").start { password = "..." }
 --   redis.port, redis.url; redis.stop()
 --   require("redis_server").command(port, { "GET", "k" } [, password]) -> reply | nil, err
+--   require("redis_server").advance(port, "planapi:events:", seconds)    -- the event store's time
 local core = require "planapi.core"
 local portable = require "portable"
 
@@ -70,6 +71,35 @@ function M.command(port, args, password)
   local value, err = resp.call(sock, args)
   sock:close()
   return value, err
+end
+
+-- Redis's clock cannot be moved: this script moves what the event store
+-- keeps under a prefix closer to it instead, as if `shift` ms had passed.
+local ADVANCE = [[
+local shift = tonumber(ARGV[1])
+for _, k in ipairs(redis.call('KEYS', ARGV[2] .. '*')) do
+  local kind = redis.call('TYPE', k).ok
+  if kind == 'zset' then
+    local items = redis.call('ZRANGE', k, 0, -1, 'WITHSCORES')
+    for i = 1, #items, 2 do redis.call('ZADD', k, tonumber(items[i + 1]) - shift, items[i]) end
+  elseif kind == 'hash' then
+    local lease_until = redis.call('HGET', k, 'lease_until')
+    if lease_until then redis.call('HSET', k, 'lease_until', tonumber(lease_until) - shift) end
+  end
+  local left = redis.call('PTTL', k)
+  if left > 0 and left <= shift then
+    redis.call('DEL', k)
+  elseif left > 0 then
+    redis.call('PEXPIRE', k, left - shift)
+  end
+end
+return 1
+]]
+
+--- For the Redis event store (events/store_redis.lua) under prefix: as if
+-- `seconds` had passed on the server's clock (leases, pending scores, ttls).
+function M.advance(port, prefix, seconds)
+  assert(M.command(port, { "EVAL", ADVANCE, 0, math.floor(seconds * 1000 + 0.5), prefix }))
 end
 
 --- Stop a server started here, by the pid it wrote, and wait until it is gone.

@@ -234,9 +234,12 @@ local function check_id(id, level)
   return t == "number" and ("%.17g"):format(id) or id
 end
 
-local function check_seconds(v, name, level)
-  if type(v) ~= "number" or not (v > 0) or v == math.huge then
-    config_error(("the %s must be a positive number of seconds"):format(name), level + 1)
+-- A number of seconds: above 0, or 0 too where zero is allowed (a lease of
+-- 0 lets the event be taken at once: it is held for Redis's smallest unit, 1 ms).
+local function check_seconds(v, name, level, zero)
+  if type(v) ~= "number" or not (v > 0 or (zero and v == 0)) or v == math.huge then
+    config_error(("the %s must be a %s number of seconds"):format(name, zero and "non-negative" or "positive"),
+      level + 1)
   end
   return v
 end
@@ -245,7 +248,7 @@ local function check_record(record)
   if record == nil then return nil end
   if type(record) ~= "table" then config_error("a claim's record must be a table { payload =, lease =, ttl = }", 4) end
   if type(record.payload) ~= "string" then config_error("a claim's record needs the payload as a string", 4) end
-  if record.lease ~= nil then check_seconds(record.lease, "record's lease", 4) end
+  if record.lease ~= nil then check_seconds(record.lease, "record's lease", 4, true) end
   if record.ttl ~= nil then check_seconds(record.ttl, "record's ttl", 4) end
   return record
 end
@@ -280,7 +283,9 @@ end
 -- is dropped; the id stays remembered until its ttl: true | nil, err.
 function Store:finish(id, outcome)
   id = check_id(id, 2)
-  if outcome ~= "done" and outcome ~= "failed" then config_error("finish's outcome must be \"done\" or \"failed\"", 2) end
+  if outcome ~= "done" and outcome ~= "failed" then
+    config_error("finish's outcome must be \"done\" or \"failed\"", 2)
+  end
   local reply, err = self:op("finish", { id, outcome })
   if reply == nil then return nil, err end
   return true
@@ -289,7 +294,7 @@ end
 --- The handler failed for now: the event may be taken again after delay seconds.
 function Store:retry(id, delay)
   id = check_id(id, 2)
-  local reply, err = self:op("retry", { id, ms(check_seconds(delay, "retry delay", 2)) })
+  local reply, err = self:op("retry", { id, ms(check_seconds(delay, "retry delay", 2, true)) })
   if reply == nil then return nil, err end
   return true
 end
@@ -300,7 +305,7 @@ function Store:take(limit, lease)
   if type(limit) ~= "number" or limit < 1 or limit ~= math.floor(limit) then
     config_error("take's limit must be a whole number, 1 or more", 2)
   end
-  local reply, err = self:op("take", { limit, ms(check_seconds(lease or self.lease, "lease", 2)) })
+  local reply, err = self:op("take", { limit, ms(check_seconds(lease or self.lease, "lease", 2, true)) })
   if reply == nil then return nil, err end
   local out = {}
   for i, e in ipairs(reply) do out[i] = { id = e[1], payload = e[2], attempts = e[3] } end
