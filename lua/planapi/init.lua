@@ -23,6 +23,8 @@ local planapi = {
   cursor = require "planapi.cursor",
   --- planapi.webhook_store.memory{...} / .file{ dir = ... }: where webhook receivers remember events
   webhook_store = require "planapi.webhook_store",
+  --- planapi.events.receiver{...}, .memory{...}, .file{ dir = }: the receiver core and its stores
+  events = require "planapi.events",
   core = core,
 }
 

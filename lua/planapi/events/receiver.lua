@@ -88,11 +88,17 @@ local function check_secret(opts, name)
 end
 
 local function check_store(store, name)
-  for _, m in ipairs { "claim", "finish", "retry", "take" } do
-    if type(store) ~= "table" or type(store[m]) ~= "function" then
-      config_error(("%s option 'store' must have claim, finish, retry and take (a planapi.events store)")
-        :format(name), 4)
-    end
+  if type(store) ~= "table" or type(store.claim) ~= "function" then
+    config_error(("%s option 'store' must be a planapi.events store (claim, finish, retry, take)"):format(name), 4)
+  end
+end
+
+-- A store of the webhook_store API of old has claim and release only: it
+-- cannot hold an event for later, so handle and pending need more.
+function Receiver:store_can(method)
+  if type(self.store[method]) ~= "function" then
+    config_error(("this store has no %s: handle and pending need a planapi.events store (memory, file, redis)")
+      :format(method), 3)
   end
 end
 
@@ -307,6 +313,8 @@ end
 function Receiver:handle(event, handler)
   if type(event) ~= "table" or type(event.id) ~= "string" then config_error("handle needs an event", 2) end
   if type(handler) ~= "function" then config_error("handle needs a handler function", 2) end
+  self:store_can "finish"
+  self:store_can "retry"
   local done, permanent, err = outcome_of(pcall(handler, event))
   local store = self.store
   local ok, serr
@@ -341,6 +349,7 @@ end
 -- that died before finishing) and handles them. Call it on a timer.
 function Receiver:pending(handler, opts)
   if type(handler) ~= "function" then config_error("pending needs a handler function", 2) end
+  self:store_can "take"
   local limit = opts and opts.limit or 100
   local items, err = self.store:take(limit, self.lease)
   if items == nil then return nil, err end
