@@ -113,7 +113,9 @@ describe("event receiver core", function()
       assert.has_error(function() events.receiver { parse = parse, secret = "" , secret_in = "header:X" } end)
       assert.has_error(function() events.receiver { parse = parse, secret = SECRET } end)
       assert.has_error(function() events.receiver { parse = parse, secret = SECRET, secret_in = "cookie:x" } end)
-      assert.has_error(function() events.receiver { parse = parse, secret = SECRET, secret_in = "header:X", sekret = 1 } end)
+      assert.has_error(function()
+        events.receiver { parse = parse, secret = SECRET, secret_in = "header:X", sekret = 1 }
+      end)
       local open = events.receiver { parse = parse, allow_unsigned = true }
       assert.equal(200, open:receive(post(json_event("o1"))).status)
     end)
@@ -127,7 +129,8 @@ describe("event receiver core", function()
         { post(form, { ["Content-Type"] = "application/x-www-form-urlencoded; charset=utf-8" }), "f 1" },
         { post(form:gsub("f%%201", "f2"), {}), "f2" },
         { post(json_event("j1", { secret = SECRET, name = "A B&C" }), {}), "j1" },
-        { post(json_event("j2", { secret = SECRET, name = "A B&C" }), { ["content-type"] = "application/json" }), "j2" },
+        { post(json_event("j2", { secret = SECRET, name = "A B&C" }), { ["content-type"] = "application/json" }),
+          "j2" },
       }
       for _, case in ipairs(cases) do
         local response, event = r:receive(case[1])
@@ -235,7 +238,7 @@ describe("event receiver core", function()
 
     it("a permanent failure: recorded, not retried, a redelivery is a duplicate", function()
       local r, c = receiver()
-      local runs = 0
+      local runs
       for _, fail in ipairs {
         function() return nil, "permanent", "no such task" end,
         function() return nil, core.error { kind = "api", message = "gone", permanent = true } end,
@@ -289,6 +292,40 @@ describe("event receiver core", function()
       assert.equal(1, runs)
       r:serve(signed("s1"), function() runs = runs + 1 return true end)
       assert.equal(1, runs)
+    end)
+  end)
+
+  describe("the Planado receiver on the core", function()
+    it("receives, handles, retries through pending and never runs a success twice", function()
+      local c = clock_at()
+      local hook = planapi.planado_webhook { secret = SECRET, clock = c.fn, retry_delay = 5 }
+      local function delivery(uuid, version)
+        return post(planapi.json.encode { event_uuid = uuid, event_type = "job_updated",
+          job = { uuid = "job-1", version = version } },
+          { ["X-Planado-Secret"] = SECRET, ["X-Planado-Delivery-Attempt"] = "1" })
+      end
+      local runs, fail = {}, true
+      local function handler(ev)
+        runs[#runs + 1] = ev.uuid .. "@" .. ev.version .. "#" .. ev.attempts
+        if fail then return nil, "busy" end
+        return true
+      end
+      local response, event = hook:receive(delivery("u1", 2))
+      assert.equal(200, response.status)
+      assert.is_true(event.fresh)
+      assert.equal("job", event.kind)
+      assert.is_nil(hook:handle(event, handler))
+      local _, again, detail = hook:receive(delivery("u1", 2))
+      assert.is_nil(again)
+      assert.equal("duplicate", detail.claim)
+      assert.equal("stale", select(3, hook:receive(delivery("u0", 1))).claim)
+      fail = false
+      c.now = c.now + 5
+      assert.equal(1, hook:pending(handler))
+      c.now = c.now + 3600
+      assert.equal(0, hook:pending(handler))
+      assert.same({ "u1@2#1", "u1@2#2" }, runs)
+      assert.equal(401, hook:receive(post("{}", { ["X-Planado-Secret"] = "nope" })).status)
     end)
   end)
 end)

@@ -68,7 +68,9 @@ local function check_options(opts, name)
       config_error(("unknown %s option '%s' (valid: %s)"):format(name, tostring(k), table.concat(OPTIONS, ", ")), 3)
     end
   end
-  for _, k in ipairs { "max_body", "lease", "ttl", "retry_delay", "max_retry_delay" } do check_number(opts, k, name, 0) end
+  for _, k in ipairs { "max_body", "lease", "ttl", "retry_delay", "max_retry_delay" } do
+    check_number(opts, k, name, 0)
+  end
   if type(opts.parse) ~= "function" then config_error(name .. " option 'parse' must be a function", 3) end
   if opts.format ~= nil and opts.format ~= "auto" and opts.format ~= "json" and opts.format ~= "form" then
     config_error(name .. " option 'format' must be \"auto\", \"json\" or \"form\"", 3)

@@ -197,23 +197,17 @@ local function safe_name(s)
   return (tostring(s):gsub("[^%w_%.%-]", function(c) return ("%%%02X"):format(c:byte()) end):gsub("^%.", "%%2E"))
 end
 
+-- The file's bytes, or nil when it is not there.
 local function read_all(path)
   local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read "*a"
-  f:close()
+  local text = f and f:read "*a"
+  if f then f:close() end
   return text
 end
 
 -- Versions are written as the JSON encoder writes numbers, exactly:
 -- tostring keeps only 14 digits under LuaJIT, and a large version read
 -- back rounded would make every later delivery look stale.
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
-
 local function read_number(path)
   return tonumber(read_all(path))
 end
@@ -281,7 +275,7 @@ function File:write_pending(id, p)
 end
 
 -- Today's mark for id: empty, or the outcome {state, expires} written durably.
-function File:write_mark(path, outcome)
+local function write_mark(path, outcome)
   local folder = path:match "^(.*)/[^/]+$"
   local ok, err = core.mkdir(folder)
   if ok == nil then return nil, err end
@@ -298,13 +292,13 @@ function File:claim_locked(id, key, version, record)
   local now = self.clock()
   local vpath = self:version_path(key)
   local previous = read_number(vpath)
-  if exists(self:pending_path(id)) or self:live_mark(id, now) then
+  if read_all(self:pending_path(id)) or self:live_mark(id, now) then
     return "duplicate", previous
   end
   local mark = self:mark_paths(id, now)[1]
   local expires = record and record.ttl and now + record.ttl
   if version ~= nil and previous ~= nil and version <= previous then
-    local ok, err = self:write_mark(mark, record and { state = "stale", expires = expires })
+    local ok, err = write_mark(mark, record and { state = "stale", expires = expires })
     if not ok then return nil, err end
     return "stale", previous
   end
@@ -320,7 +314,7 @@ function File:claim_new(id, mark, vpath, version, record, now)
       expires = record.ttl and now + record.ttl })
   end
   if ok and version ~= nil then ok, err = write_version(vpath, version) end
-  if ok then ok, err = self:write_mark(mark, nil) end
+  if ok then ok, err = write_mark(mark, nil) end
   if not ok then
     os.remove(self:pending_path(id))
     error(err, 0)
@@ -332,7 +326,7 @@ function File:finish_locked(id, outcome)
   local now = self.clock()
   local p = self:read_pending(id)
   local mark = self:live_mark(id, now) or self:mark_paths(id, now)[1]
-  local ok, err = self:write_mark(mark, { state = outcome, expires = p and p.expires })
+  local ok, err = write_mark(mark, { state = outcome, expires = p and p.expires })
   if not ok then return nil, err end
   os.remove(self:pending_path(id))
   return true
