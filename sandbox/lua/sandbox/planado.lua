@@ -13,6 +13,7 @@ local store = require("sandbox.store")
 local router = require("sandbox.router")
 local data = require("sandbox.planado_data")
 local hooks = require("sandbox.planado_hooks")
+local outbound = require("sandbox.outbound")
 
 local M = {}
 local null = json.null
@@ -1358,51 +1359,13 @@ local function web_transition(req, ref, action)
   return creply(200, { result = "success", job = data.job_full(db, job) })
 end
 
-local function filtered(list, req, view, keys)
-  local out = json.array()
-  for _, x in ipairs(list) do
-    local keep = true
-    for _, k in ipairs(keys) do
-      local want = util.query_value(req.query, k)
-      if type(want) == "string" and tostring(x[k]) ~= want then keep = false end
-    end
-    if keep then out[#out + 1] = view(x) end
-  end
-  return out
-end
+local filtered = outbound.filtered
 
 -- Dispatch of /_sandbox/planado/... (path without the /_sandbox prefix and
 -- without trailing slashes). Returns true when it answered.
 function M.control(req, path)
   local m = req.method
-  local name = path == "/planado/test-receiver" and "" or path:match("^/planado/test%-receiver(/.+)$")
-  if name then
-    hooks.receive(req, name)
-    return true
-  end
-  if path == "/planado/receiver" then
-    if m == "GET" then
-      local list = json.array()
-      local want = util.query_value(req.query, "path")
-      for _, r in ipairs(hooks.receiver.requests) do
-        if type(want) ~= "string" or r.path == want then list[#list + 1] = r end
-      end
-      local d = hooks.receiver_describe()
-      d.result, d.requests = "success", list
-      return creply(200, d) or true
-    elseif m == "DELETE" then
-      hooks.receiver.requests = {}
-      return creply(200, { result = "success" }) or true
-    elseif m == "POST" then
-      local b = cbody(req)
-      if not b then return cbad("body must be a JSON object") or true end
-      local ok, err = hooks.receiver_configure(b)
-      if not ok then return cbad(err) or true end
-      local d = hooks.receiver_describe()
-      d.result = "success"
-      return creply(200, d) or true
-    end
-  end
+  if hooks.receiver:dispatch(req, path, "/planado") then return true end
   if path == "/planado/webhooks" then
     if m == "POST" then
       local b = cbody(req)
@@ -1431,14 +1394,7 @@ function M.control(req, path)
     return creply(200, { result = "success", deliveries = n }) or true
   end
   if path == "/planado/webhooks/flush" and m == "POST" then
-    local b = cbody(req) or {}
-    local timeout = b.timeout == nil and 5 or b.timeout
-    if type(timeout) ~= "number" or timeout < 0 or timeout > 120 then return cbad("timeout must be 0..120") or true end
-    local left = hooks.flush(timeout)
-    if left > 0 then
-      return creply(504, { result = "fail", error = "deliveries still pending", pending = left }) or true
-    end
-    return creply(200, { result = "success", pending = 0 }) or true
+    return outbound.flush_endpoint(req, hooks) or true
   end
   if path == "/planado/deliveries" then
     if m == "GET" then

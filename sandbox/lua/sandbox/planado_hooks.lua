@@ -10,14 +10,15 @@
 -- attempts were made, and only then does the next event of that entity go.
 -- A replay (POST /_sandbox/planado/webhooks/replay) bypasses that order.
 --
--- The sender is a minimal HTTP/1.1 client over ngx.socket.tcp, for plain-http
--- loopback URLs only. Workers hold the state table they started with and stop
+-- The sender is sandbox.outbound's minimal HTTP/1.1 client over
+-- ngx.socket.tcp, for plain-http loopback URLs only. Workers hold the state table they started with and stop
 -- as soon as a reset replaces it (or nginx is exiting), so nothing leaks from
 -- one test into the next.
 local json = require("sandbox.json")
 local util = require("sandbox.util")
 local store = require("sandbox.store")
 local data = require("sandbox.planado_data")
+local outbound = require("sandbox.outbound")
 
 local M = {}
 local null = json.null
@@ -60,7 +61,7 @@ M.state = new_state()
 
 function M.reset()
   M.state = new_state()
-  M.receiver_reset()
+  M.receiver:reset()
 end
 
 function M.configure(w)
@@ -102,27 +103,10 @@ end
 
 ---------------------------------------------------------------- registry
 
--- Only plain-http loopback URLs: http://127.x.x.x[:port]/path or localhost.
-local function parse_url(url)
-  if type(url) ~= "string" then return nil end
-  local host, port, path = url:match("^[Hh][Tt][Tt][Pp]://([^/:?#]+):?(%d*)([^#]*)$")
-  if not host then return nil end
-  host = host:lower()
-  if host == "localhost" then host = "127.0.0.1" end
-  if not host:match("^127%.%d+%.%d+%.%d+$") then return nil end
-  port = tonumber(port ~= "" and port or "80")
-  if not port or port < 1 or port > 65535 then return nil end
-  if path == "" then path = "/" end
-  if path:sub(1, 1) == "?" then path = "/" .. path end
-  if path:sub(1, 1) ~= "/" then return nil end
-  return { host = host, port = port, path = path, host_header = url:match("^[^/]+//([^/?#]+)") }
-end
-M.parse_url = parse_url
-
 -- POST /_sandbox/planado/webhooks {"url","secret","event_types"}.
 function M.register(spec)
   if type(spec) ~= "table" then return nil, "body must be a JSON object" end
-  if not parse_url(spec.url) then
+  if not outbound.parse_url(spec.url) then
     return nil, "url must be a plain http loopback URL (http://127.0.0.1:PORT/path)"
   end
   local secret = spec.secret
@@ -203,75 +187,6 @@ function M.emit(entity_type, event_type, rec, snapshot, previous, payload, sourc
   return ev
 end
 
----------------------------------------------------------------- HTTP client
-
--- POSTs body to url; returns the HTTP status (number) or nil, the error kind
--- ("timeout" or "error") and a description. Reads the answer's status line
--- and headers, and its body when a Content-Length is given.
-local function http_post(url, headers, body, timeout)
-  local u = parse_url(url)
-  if not u then return nil, "error", "bad url" end
-  local deadline = ngx.now() + timeout
-  local function left_ms()
-    return math.max(1, math.floor((deadline - ngx.now()) * 1000))
-  end
-  local sock = ngx.socket.tcp()
-  sock:settimeouts(left_ms(), left_ms(), left_ms())
-  local ok, err = sock:connect(u.host, u.port)
-  if not ok then
-    return nil, err == "timeout" and "timeout" or "error", "connect: " .. tostring(err)
-  end
-  local lines = {
-    "POST " .. u.path .. " HTTP/1.1",
-    "Host: " .. u.host_header,
-    "User-Agent: planapi-sandbox-planado-webhooks/1.0",
-    "Content-Length: " .. #body,
-    "Connection: close",
-  }
-  for _, h in ipairs(headers) do lines[#lines + 1] = h[1] .. ": " .. h[2] end
-  local sent, serr = sock:send(table.concat(lines, "\r\n") .. "\r\n\r\n" .. body)
-  if not sent then
-    sock:close()
-    return nil, serr == "timeout" and "timeout" or "error", "send: " .. tostring(serr)
-  end
-  ngx.update_time()
-  sock:settimeouts(left_ms(), left_ms(), left_ms())
-  local line, rerr = sock:receive("*l")
-  if not line then
-    sock:close()
-    return nil, rerr == "timeout" and "timeout" or "error", "receive: " .. tostring(rerr)
-  end
-  local status = tonumber(line:match("^HTTP/%d%.%d%s+(%d%d%d)"))
-  if not status then
-    sock:close()
-    return nil, "error", "not an HTTP answer: " .. line:sub(1, 80)
-  end
-  local length
-  while true do
-    ngx.update_time()
-    sock:settimeout(left_ms())
-    local h, herr = sock:receive("*l")
-    if not h then
-      sock:close()
-      return nil, herr == "timeout" and "timeout" or "error", "receive headers: " .. tostring(herr)
-    end
-    if h == "" then break end
-    local name, value = h:match("^([^:]+):%s*(.-)%s*$")
-    if name and name:lower() == "content-length" then length = tonumber(value) end
-  end
-  if length and length > 0 then
-    ngx.update_time()
-    sock:settimeout(left_ms())
-    local _, berr = sock:receive(length)
-    if berr then
-      sock:close()
-      return nil, berr == "timeout" and "timeout" or "error", "receive body: " .. tostring(berr)
-    end
-  end
-  sock:close()
-  return status
-end
-
 ---------------------------------------------------------------- sender
 
 local function alive(S)
@@ -280,16 +195,7 @@ end
 
 -- Sleeps `seconds` in short slices; false when the world was reset meanwhile.
 local function wait(S, seconds)
-  ngx.update_time()
-  local deadline = ngx.now() + seconds
-  while true do
-    if not alive(S) then return false end
-    ngx.update_time()
-    local left = deadline - ngx.now()
-    -- ngx.sleep has millisecond resolution (0 would just yield).
-    if left < 0.001 then return true end
-    ngx.sleep(math.min(left, 0.1))
-  end
+  return outbound.wait(function() return alive(S) end, seconds)
 end
 
 -- One attempt: sends, logs it in db.planado_deliveries, returns success.
@@ -300,7 +206,10 @@ local function attempt(S, item, n, send_at)
   headers[#headers + 1] = { "X-Planado-Delivery-Attempt", tostring(n) }
   ngx.update_time()
   local started = ngx.now()
-  local status, kind, desc = http_post(wh.url, headers, ev.body, S.config.timeout)
+  local status, kind, desc = outbound.request({
+    url = wh.url, headers = headers, body = ev.body, timeout = S.config.timeout,
+    agent = "planapi-sandbox-planado-webhooks/1.0",
+  })
   if not alive(S) then return nil end
   ngx.update_time()
   local finished = ngx.now()
@@ -377,14 +286,7 @@ local function run_queue(premature, S, key)
 end
 
 local function start_worker(S, key)
-  local q = S.queues[key]
-  if q.busy then return end
-  q.busy = true
-  local ok, err = ngx.timer.at(0, run_queue, S, key)
-  if not ok then
-    q.busy = false
-    ngx.log(ngx.WARN, "planado webhooks: cannot start a timer: ", tostring(err))
-  end
+  outbound.start_worker(S.queues[key], "planado webhooks", run_queue, S, key)
 end
 
 -- Queues a delivery of ev to wh behind the earlier events of the same entity.
@@ -443,20 +345,6 @@ function M.pending()
   return M.state.pending
 end
 
--- Waits until nothing is pending or `timeout` seconds passed; returns the
--- number still pending.
-function M.flush(timeout)
-  local S = M.state
-  ngx.update_time()
-  local deadline = ngx.now() + timeout
-  while S.pending > 0 and M.state == S do
-    ngx.update_time()
-    if ngx.now() >= deadline then break end
-    ngx.sleep(0.01)
-  end
-  return M.state.pending
-end
-
 ---------------------------------------------------------------- views
 
 -- GET /_sandbox/planado/deliveries item.
@@ -492,91 +380,14 @@ end
 
 ---------------------------------------------------------------- test receiver
 
--- /_sandbox/planado/test-receiver[/<name>]: records every request and answers
--- the next scripted answer, else the configured default.
-local function receiver_defaults()
-  return { status = 200, delay = 0, body = '{"ok":true}', script = {}, requests = {} }
-end
-M.receiver = receiver_defaults()
-
-function M.receiver_reset()
-  M.receiver = receiver_defaults()
-end
-
-local function answer_spec(v, what)
-  if type(v) == "number" then v = { status = v } end
-  if type(v) ~= "table" then return nil, what .. " must be a status or {status,delay,body}" end
-  local a = {}
-  if v.status ~= nil then
-    a.status = util.to_int(v.status)
-    if not a.status or a.status < 100 or a.status > 599 then return nil, what .. ".status must be 100..599" end
-  end
-  if v.delay ~= nil then
-    if type(v.delay) ~= "number" or v.delay < 0 or v.delay > 300 then return nil, what .. ".delay must be 0..300" end
-    a.delay = v.delay
-  end
-  if v.body ~= nil then
-    if type(v.body) ~= "string" then return nil, what .. ".body must be a string" end
-    a.body = v.body
-  end
-  return a
-end
-
--- POST /_sandbox/planado/receiver {"status":200,"delay":0,"body":"…","script":[500,{"delay":2}]}
-function M.receiver_configure(spec)
-  if type(spec) ~= "table" then return nil, "body must be a JSON object" end
-  local known = { status = true, delay = true, body = true, script = true }
-  for k in pairs(spec) do
-    if not known[k] then return nil, "unknown receiver key '" .. tostring(k) .. "'" end
-  end
-  local base, err = answer_spec({ status = spec.status, delay = spec.delay, body = spec.body }, "receiver")
-  if not base then return nil, err end
-  local script
-  if spec.script ~= nil then
-    if type(spec.script) ~= "table" then return nil, "script must be an array" end
-    script = {}
-    for i, v in ipairs(spec.script) do
-      local a, e = answer_spec(v, "script[" .. i .. "]")
-      if not a then return nil, e end
-      script[#script + 1] = a
-    end
-  end
-  local R = M.receiver
-  if base.status then R.status = base.status end
-  if base.delay then R.delay = base.delay end
-  if base.body then R.body = base.body end
-  if script then R.script = script end
-  return true
-end
-
-function M.receiver_describe()
-  local R = M.receiver
-  local script = json.array()
-  for i, a in ipairs(R.script) do script[i] = a end
-  return { status = R.status, delay = R.delay, body = R.body, script = script, received = #R.requests }
-end
-
-function M.receive(req, name)
-  local R = M.receiver
-  local a = table.remove(R.script, 1) or {}
-  local status = a.status or R.status
-  local delay = a.delay or R.delay
-  local body = a.body or R.body
-  local j = json.decode(req.body)
-  local h = req.headers
-  local function one(v) if type(v) == "table" then return v[1] end return v end
-  local entry = {
-    method = req.method, path = name, query = req.query, headers = h, body = req.body,
-    json = j ~= nil and json.raw(req.body) or null, time = req.time, status = status, delay = delay,
-    attempt = tonumber(one(h["x-planado-delivery-attempt"]) or "") or null,
-    secret = one(h["x-planado-secret"]) or null,
-    event_uuid = type(j) == "table" and j.event_uuid or null,
-    event_type = type(j) == "table" and j.event_type or null,
-  }
-  R.requests[#R.requests + 1] = entry
-  if delay > 0 then ngx.sleep(delay) end
-  -- A reset during the delay: still answer, the sender has been stopped.
-  return util.send(status, body, { ["Content-Type"] = "application/json" })
-end
+-- /_sandbox/planado/test-receiver[/<name>]: records every request (with the
+-- delivery attempt, the secret and the event it carries) and answers the next
+-- scripted answer, else the configured default.
+M.receiver = outbound.receiver(function(entry, h, j)
+  entry.attempt = tonumber(outbound.one(h["x-planado-delivery-attempt"]) or "") or null
+  entry.secret = outbound.one(h["x-planado-secret"]) or null
+  entry.event_uuid = type(j) == "table" and j.event_uuid or null
+  entry.event_type = type(j) == "table" and j.event_type or null
+end)
 
 return M
