@@ -2,7 +2,8 @@
 # Self-test of the sandbox: starts a private instance (own runtime dir),
 # drives it with the curl CLI and asserts the contract in sandbox/README.md
 # (Planfix REST here, the Planfix XML API in selftest-xml.sh, the Planado API
-# v2 and its webhooks in selftest-planado.sh), then stops it. Exits non-zero
+# v2 and its webhooks in selftest-planado.sh, the Planfix scenario requests
+# in selftest-scenarios.sh), then stops it. Exits non-zero
 # on any failure; the last line is "N passed, N failed".
 #
 # JSON answers are checked with lua5.4 + lua-cjson (see jl below), XML
@@ -109,6 +110,8 @@ ctl() { # METHOD PATH [JSON]: control API
 source "$HERE/selftest-xml.sh"
 # The Planado API checks (planado_main) and their helpers.
 source "$HERE/selftest-planado.sh"
+# The Planfix scenario request checks (scenarios_main).
+source "$HERE/selftest-scenarios.sh"
 
 # The test body is one function so that a failed start can `return` early.
 main() {
@@ -166,8 +169,8 @@ CONNS="$(curl -sS --cacert "$CA" -H "Authorization: Bearer sandbox-token" -o /de
     -w '%{num_connects}\n' "$REST/ping" "$REST/ping" "$REST/ping" | paste -sd, -)"
 check "keep-alive: 3 requests, 1 connection" "$CONNS" "1,0,0"
 
-# SELFTEST_ONLY=xml or =planado (selftest-xml.sh / selftest-planado.sh run
-# directly) runs only those checks.
+# SELFTEST_ONLY=xml, =planado or =scenarios (selftest-xml.sh, selftest-planado.sh,
+# selftest-scenarios.sh run directly) runs only those checks.
 if [[ -z "${SELFTEST_ONLY:-}" ]]; then
 # ------------------------------------------------------------- auth
 ctl POST /reset
@@ -449,6 +452,9 @@ fi # REST checks
 
 # ------------------------------------------------------------- Planado API v2
 [[ -z "${SELFTEST_ONLY:-}" || "${SELFTEST_ONLY:-}" == planado ]] && planado_main
+
+# ------------------------------------------------------------- Planfix scenario requests
+[[ -z "${SELFTEST_ONLY:-}" || "${SELFTEST_ONLY:-}" == scenarios ]] && scenarios_main
 
 # ------------------------------------------------------------- server health
 ERRS="$(grep -c -E '\[(error|crit|alert|emerg)\]' "$PLANAPI_SANDBOX_DIR/error.log")"

@@ -13,6 +13,7 @@ local rest = require("sandbox.rest")
 local xmlapi = require("sandbox.xmlapi")
 local xml = require("sandbox.xml")
 local planado = require("sandbox.planado")
+local scenarios = require("sandbox.planfix_scenarios")
 
 local M = {}
 
@@ -46,6 +47,7 @@ function M.reset_all()
   rest.reset()
   xmlapi.reset()
   planado.reset()
+  scenarios.reset()
 end
 
 local function current_config()
@@ -54,6 +56,7 @@ local function current_config()
   util.merge(c, xmlapi.describe())
   util.merge(c, planado.describe())
   util.merge(c, latency.describe())
+  util.merge(c, scenarios.describe())
   local tokens = {}
   for name, t in pairs(auth.tokens) do tokens[name] = { scope = t.scope, active = t.active } end
   c.tokens = tokens
@@ -80,7 +83,7 @@ handlers["POST /config"] = function(req)
   if not cfg then return bad("body must be a JSON object") end
   local known = { rate = true, quota = true, queue_updates = true, queue_contact_updates = true,
     download_ttl = true, download_origin = true, report_polls = true, tokens = true, xml = true, planado = true,
-    latency = true }
+    latency = true, scenarios = true }
   for k in pairs(cfg) do
     if not known[k] then return bad("unknown config key '" .. tostring(k) .. "'") end
   end
@@ -90,6 +93,7 @@ handlers["POST /config"] = function(req)
   if ok and cfg.xml ~= nil then ok, err = xmlapi.configure(cfg.xml) end
   if ok and cfg.planado ~= nil then ok, err = planado.configure(cfg.planado) end
   if ok and cfg.latency ~= nil then ok, err = latency.configure(cfg.latency) end
+  if ok and cfg.scenarios ~= nil then ok, err = scenarios.configure(cfg.scenarios) end
   if not ok then return bad(err) end
   return reply(200, { result = "success", config = current_config() })
 end
@@ -135,7 +139,7 @@ handlers["DELETE /log"] = function()
 end
 
 handlers["GET /stats"] = function()
-  return reply(200, util.merge(planado.stats(), {
+  return reply(200, util.merge(util.merge(planado.stats(), scenarios.stats()), {
     requests = recorder.requests,
     rate_violations = ratelimit.state.violations,
     -- the shortest time between two requests the rate check accepted
@@ -203,6 +207,9 @@ function M.handle()
     return store_view(path)
   end
   if path:match("^/planado/") and planado.control(req, path) then
+    return
+  end
+  if path:match("^/planfix/") and scenarios.control(req, path) then
     return
   end
   local h = handlers[req.method .. " " .. path]

@@ -11,6 +11,7 @@ local auth = require("sandbox.auth")
 local ratelimit = require("sandbox.ratelimit")
 local router = require("sandbox.router")
 local multipart = require("sandbox.multipart")
+local scenarios = require("sandbox.planfix_scenarios")
 
 local M = {}
 
@@ -460,6 +461,7 @@ route("POST", "/task/", function(req)
   local failures = apply_fields(rec, b, TASK_FIELDS, task_cf, TASK_SPECIAL)
   store.db.tasks[id] = rec
   rec._create_failures = failures
+  scenarios.task_created(rec, req.time)
   return created(id)
 end)
 
@@ -475,6 +477,7 @@ route("POST", "/task/{id}", function(req, p)
   local failures, changed = apply_fields(t, require_object(req.json), TASK_FIELDS, task_cf, TASK_SPECIAL)
   local queued = M.config.queue_updates[id] == true
   history(t, req, changed, queued)
+  scenarios.task_changed(t, changed, req.time)
   return update_answer(failures, queued)
 end)
 
@@ -544,8 +547,10 @@ end)
 
 route("POST", "/task/{id}/comments/", function(req, p)
   local id = task_id(p.id)
-  get_task(id)
-  return add_comment(req, "task", id)
+  local t = get_task(id)
+  local status, body = add_comment(req, "task", id)
+  scenarios.comment_added(t, store.db.comments[body.id], req.time)
+  return status, body
 end)
 
 route("POST", "/task/{id}/comments/{commentId}", function(req, p)

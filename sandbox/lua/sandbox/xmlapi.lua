@@ -11,6 +11,7 @@ local util = require("sandbox.util")
 local store = require("sandbox.store")
 local ratelimit = require("sandbox.ratelimit")
 local xml = require("sandbox.xml")
+local scenarios = require("sandbox.planfix_scenarios")
 
 local L, E = xml.leaf, xml.el
 
@@ -584,6 +585,7 @@ H["task.add"] = function(root, req)
     participants = people_of({}), auditors = people_of({}) })
   apply_task(t, node, true)
   store.db.tasks[id] = t
+  scenarios.task_created(t, req.time)
   return E("task", { L("id", id), L("general", general(id)) })
 end
 
@@ -600,6 +602,12 @@ H["task.update"] = function(root, req)
     end
   end
   history(t, req, param(root, "silent") == "1", changed, reset)
+  -- A field reset to its default changed too (a copy: history keeps `changed`).
+  local all = {}
+  for _, list in ipairs({ changed, reset }) do
+    for _, name in ipairs(list) do all[#all + 1] = name end
+  end
+  scenarios.task_changed(t, all, req.time)
   return E("task", { L("id", t.id), L("general", general(t.id)) })
 end
 
@@ -607,6 +615,7 @@ H["task.updateCustomData"] = function(root, req)
   local t = get_task(root)
   apply_custom(t, xml.child(root, "task"), "task")
   history(t, req, param(root, "silent") == "1", { "customData" })
+  scenarios.task_changed(t, { "customData" }, req.time)
   return E("task", { L("id", t.id), L("general", general(t.id)) })
 end
 
@@ -628,6 +637,7 @@ H["task.changeStatus"] = function(root, req)
   if when then parse_datetime(when, "task.dateTime") end
   t.status = store.status_ref(id)
   history(t, req, false, { "status" })
+  scenarios.task_changed(t, { "status" }, req.time)
   return E("task", { L("id", t.id), L("general", general(t.id)) })
 end
 
@@ -730,6 +740,10 @@ H["action.add"] = function(root, req)
   end
   store.db.comments[id] = c
   rec.dateOfLastComment = c.dateTime
+  if kind == "task" then
+    scenarios.comment_added(rec, c, req.time)
+    if new_status then scenarios.task_changed(rec, { "status" }, req.time) end
+  end
   return E("action", { L("id", id) })
 end
 
