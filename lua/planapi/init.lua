@@ -60,4 +60,10 @@ function planapi.planado_webhook(opts)
   return require("planapi.planado.webhook").new(opts)
 end
 
+--- planapi.planado_replay(pd, hook, webhook_uuid, { handler = }) -> report: missed deliveries
+-- from the webhook's delivery log, fed through hook:receive (see README)
+function planapi.planado_replay(pd, hook, webhook_uuid, opts)
+  return require("planapi.planado.replay").replay(pd, hook, webhook_uuid, opts)
+end
+
 return planapi
