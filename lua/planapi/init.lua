@@ -55,6 +55,11 @@ function planapi.planado(opts)
   return require("planapi.planado").new(opts)
 end
 
+--- planapi.planfix_events{ secret, secret_in, id, store, ... } -> receiver of Planfix scenario requests (see README)
+function planapi.planfix_events(opts)
+  return require("planapi.planfix_events").new(opts)
+end
+
 --- planapi.planado_webhook{ secret, store, ... } -> receiver (see README)
 function planapi.planado_webhook(opts)
   return require("planapi.planado.webhook").new(opts)
