@@ -16,9 +16,10 @@ local core = require "planapi.core"
 local receiver = require "planapi.events.receiver"
 local config_error = require "planapi.config_error"
 
-local M = {}
+-- The events handed to handlers: the template's fields and event:fetch.
 local Events = {}
 Events.__index = Events
+local M = {}
 
 local DAY = 86400
 -- Planfix retries a failed request for under 3 hours (5, 15, 30 and 60
