@@ -6,6 +6,8 @@
 -- a burst of 1,000 events delivered twice each in random order (every event
 -- handled exactly once: the oracle is the log the handlers append to), and
 -- the same burst with one receiver killed mid-handler and started again.
+-- Inside a real nginx the store waits for Redis without holding the worker
+-- (a paused Redis: the same worker answers other requests meanwhile).
 local core = require "planapi.core"
 local resp = require "planapi.limiter.redis_protocol"
 local store_redis = require "planapi.events.store_redis"
@@ -18,6 +20,8 @@ require("journal").secret(PASSWORD)
 -- The interpreter of this run, with the core it built (the workers run on it).
 local LUA, CPATH = "lua5.4", "./?.so"
 if portable.luajit then LUA, CPATH = "luajit", "build/luajit/?.so" end
+
+local REPO = assert(io.popen "pwd"):read "*l" -- nginx's workers need absolute paths
 
 local prefix_seq = 0
 local function new_prefix()
@@ -368,6 +372,116 @@ describe("the Redis event store", function()
         assert.is_nil(s.sock)
       end)
       assert.equal(0, made.cosockets)
+    end)
+  end)
+
+  describe("inside a real nginx (one worker, its lua module)", function()
+    local ngx_dir, ngx_port, prefix
+
+    -- One HTTP/1.0 request on a new connection: the socket, request sent.
+    local function send(path)
+      local sock = assert(core.tcp_connect("127.0.0.1", ngx_port, 10))
+      assert(sock:send(("GET %s HTTP/1.0\r\nHost: x\r\n\r\n"):format(path)))
+      return sock
+    end
+
+    -- The body of the answer on sock (HTTP/1.0: up to the close).
+    local function body_of(sock)
+      local parts = {}
+      while true do
+        local line = sock:receive "*l"
+        if line == nil then break end
+        parts[#parts + 1] = line
+      end
+      sock:close()
+      local text = table.concat(parts, "\n")
+      return text:match "\n\n(.*)$" or text
+    end
+
+    local function conf()
+      return ([[
+user root;
+load_module /usr/lib/nginx/modules/ndk_http_module.so;
+load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
+worker_processes 1;
+daemon on;
+pid DIR/nginx.pid;
+error_log DIR/error.log warn;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path DIR/body;
+  proxy_temp_path DIR/proxy;
+  fastcgi_temp_path DIR/fastcgi;
+  uwsgi_temp_path DIR/uwsgi;
+  scgi_temp_path DIR/scgi;
+  lua_package_path "REPO/lua/?.lua;REPO/lua/?/init.lua;;";
+  lua_package_cpath "REPO/build/luajit/?.so;;";
+  lua_shared_dict spec47 1m;
+  init_worker_by_lua_block {
+    local store = require("planapi.events.store_redis").new { url = "URL", key_prefix = "PREFIX" }
+    local status, err = store:claim("from-init-worker", nil, nil, { payload = "p" })
+    ngx.shared.spec47:set("init_worker", status or tostring(err))
+  }
+  server {
+    listen 127.0.0.1:PORT;
+    location = /ping { content_by_lua_block { ngx.say("pong") } }
+    location = /init { content_by_lua_block { ngx.say(ngx.shared.spec47:get("init_worker")) } }
+    location = /claim {
+      content_by_lua_block {
+        local store = require("planapi.events.store_redis").new { url = "URL", key_prefix = "PREFIX", timeout = 5 }
+        local status, err = store:claim(ngx.var.arg_id, nil, nil, { payload = "p" })
+        ngx.say(status or tostring(err))
+      }
+    }
+  }
+}
+]]):gsub("%u+", { DIR = ngx_dir, REPO = REPO, URL = server.url, PREFIX = prefix,
+        PORT = tostring(ngx_port) })
+    end
+
+    setup(function()
+      assert(portable.execute "test -f /usr/lib/nginx/modules/ngx_http_lua_module.so",
+        "nginx's lua module is missing (Debian: libnginx-mod-http-lua; tools/ensure-deps installs it)")
+      assert(portable.execute "test -f build/luajit/planapi/core.so", "run make LUA=luajit first")
+      ngx_dir, ngx_port, prefix = portable.tmpdir(), redis_server.free_port(), new_prefix()
+      portable.write_file(ngx_dir .. "/nginx.conf", (conf()))
+      local out, code = portable.run(("nginx -p %s -c %s/nginx.conf"):format(ngx_dir, ngx_dir))
+      assert(code == 0, "nginx did not start: " .. out)
+      assert(eventually(function()
+        local sock = core.tcp_connect("127.0.0.1", ngx_port, 0.2)
+        if sock then sock:close() end
+        return sock
+      end, 5), "nginx does not listen")
+    end)
+
+    teardown(function()
+      portable.run(("nginx -p %s -c %s/nginx.conf -s stop"):format(ngx_dir, ngx_dir))
+      eventually(function() return not io.open(ngx_dir .. "/nginx.pid") end, 5)
+      portable.rmtree(ngx_dir)
+    end)
+
+    it("claims over a cosocket: while Redis is paused, the same worker goes on answering", function()
+      assert.equal("new", body_of(send "/claim?id=warm-up")) -- the script is loaded, the module warm
+      assert.equal("OK", redis(server.port, { "CLIENT", "PAUSE", 1500 }))
+      local started = core.monotime()
+      local claim = send "/claim?id=ev-1"
+      core.sleep(0.1) -- the claim is waiting for Redis by now
+      local ping = send "/ping"
+      assert.equal("pong", body_of(ping))
+      local ping_at = core.monotime() - started
+      assert.equal("new", body_of(claim))
+      local claim_at = core.monotime() - started
+      -- A blocking socket would hold the worker until Redis answers: the
+      -- ping would come after the claim, not about 1.4 s before it.
+      assert.is_true(claim_at > 1.2, ("the claim did not wait for the paused Redis (%.2f s)"):format(claim_at))
+      assert.is_true(ping_at < claim_at - 0.7,
+        ("the ping waited for the claim: %.2f s, the claim %.2f s"):format(ping_at, claim_at))
+      assert.equal("duplicate", body_of(send "/claim?id=ev-1"))
+    end)
+
+    it("works in init_worker, where nginx has no cosockets (a blocking socket there)", function()
+      assert.equal("new", body_of(send "/init"))
     end)
   end)
 
