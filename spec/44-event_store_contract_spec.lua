@@ -8,10 +8,21 @@
 --   advance(env, seconds)    move the store's clock
 --   child(env) (optional)    Lua source of an expression making the store in a
 --              child process: the races run in real processes then
+--   versions_expire          a key's version is forgotten ttl after the last
+--              claim that wrote it (the Redis store: nothing there lives forever)
 -- The oracle for the random sequences is a plain model of the contract
 -- written here, not the stores' code.
 local store = require "planapi.events.store"
 local portable = require "portable"
+local store_redis = require "planapi.events.store_redis"
+local redis_server = require "redis_server"
+
+-- The Redis store's server: started by the first test that needs it, for
+-- the whole file; each test has a key prefix of its own.
+local redis, redis_prefixes = nil, 0
+teardown(function()
+  if redis then redis.stop() end
+end)
 
 local STORES = {
   {
@@ -38,6 +49,28 @@ local STORES = {
     teardown = function(env) portable.rmtree(env.dir) end,
     child = function(env) return ("require('planapi.events.store').file { dir = %q }"):format(env.dir) end,
     restarts = true,
+  },
+  {
+    -- Redis's clock cannot be injected: advance moves what the store keeps
+    -- (leases, expiry times, ttls) back by the time instead.
+    name = "redis",
+    setup = function()
+      redis = redis or redis_server.start()
+      redis_prefixes = redis_prefixes + 1
+      return { now = 0, prefix = ("planapi:spec44:%d:%d:"):format(os.time(), redis_prefixes) }
+    end,
+    open = function(env) return store_redis.new { url = redis.url, key_prefix = env.prefix } end,
+    advance = function(env, s) redis_server.advance(redis.port, env.prefix, s) end,
+    teardown = function(env)
+      for _, k in ipairs(redis_server.command(redis.port, { "KEYS", env.prefix .. "*" })) do
+        redis_server.command(redis.port, { "DEL", k })
+      end
+    end,
+    child = function(env)
+      return ("require('planapi.events.store_redis').new { url = %q, key_prefix = %q }"):format(redis.url, env.prefix)
+    end,
+    restarts = true,
+    versions_expire = true,
   },
 }
 
@@ -241,13 +274,17 @@ print(table.concat(got, " "))
       local e = m.ids[id]
       if e and (e.state == "leased" or e.expires > m.now) then return "duplicate" end
       local previous = m.versions[key]
+      if S.versions_expire and previous and m.version_expires[key] <= m.now then previous = nil end
       if version and previous and version <= previous then
         m.ids[id] = { state = "stale", expires = m.now + rec.ttl }
         return "stale", previous
       end
       m.ids[id] = { state = "leased", lease_until = m.now + rec.lease, attempts = 1, expires = m.now + rec.ttl,
         payload = rec.payload }
-      if version then m.versions[key] = version end
+      if version then
+        m.versions[key] = version
+        m.version_expires[key] = math.max(previous and m.version_expires[key] or 0, m.now + rec.ttl)
+      end
       return "new", previous
     end
 
@@ -270,7 +307,7 @@ print(table.concat(got, " "))
         S.teardown(env)
         env = S.setup()
         s = S.open(env)
-        local m = { now = env.now, ids = {}, versions = {} }
+        local m = { now = env.now, ids = {}, versions = {}, version_expires = {} }
         for step = 1, 120 do
           local what = ("seed %d round %d step %d"):format(seed, round, step)
           local op = math.random(6)

@@ -2,7 +2,8 @@
 -- redis-server processes this spec starts on free loopback ports: the store
 -- contract (claim new / duplicate / stale, finish, retry, take, release),
 -- expiry after the ttl on Redis's own clock, failures and the socket it
--- picks inside nginx; then two receiving processes sharing one Redis through
+-- picks inside nginx; then two receiving processes (an events.receiver each,
+-- spec/helpers/event_worker.lua) sharing one Redis through
 -- a burst of 1,000 events delivered twice each in random order (every event
 -- handled exactly once: the oracle is the log the handlers append to), and
 -- the same burst with one receiver killed mid-handler and started again.
@@ -207,21 +208,27 @@ describe("the Redis event store", function()
   end)
 
   describe("expiry", function()
-    it("forgets every id, version and the pending set after the ttl: nothing grows forever", function()
+    it("forgets finished and stale ids and versions after the ttl; keeps a leased event until it is finished", function()
       local s = new_store()
+      local function keys_left()
+        local keys = redis(server.port, { "KEYS", s.key_prefix .. "*" })
+        table.sort(keys)
+        return keys
+      end
       assert.equal("new", s:claim("ev-1", "job:1", 1, record("a", 60, 0.4)))
       assert.equal("new", s:claim("ev-2", "job:1", 2, record("b", 60, 0.4)))
       assert.equal("stale", s:claim("ev-3", "job:1", 1, record("c", 60, 0.4)))
       assert.is_true(s:finish("ev-1", "done"))
-      local keys = redis(server.port, { "KEYS", s.key_prefix .. "*" })
-      assert.equal(5, #keys) -- three events, one version, the pending set
-      for _, k in ipairs(keys) do
-        local ttl = redis(server.port, { "PTTL", k })
+      for _, k in ipairs { "e:ev-1", "e:ev-3", "v:job:1" } do
+        local ttl = redis(server.port, { "PTTL", s.key_prefix .. k })
         assert.is_true(ttl > 0 and ttl <= 400, k .. " expires in " .. ttl .. " ms")
       end
-      assert.truthy(eventually(function()
-        return #redis(server.port, { "KEYS", s.key_prefix .. "*" }) == 0
-      end, 3), "keys left after the ttl")
+      local leased = { s.key_prefix .. "e:ev-2", s.key_prefix .. "pending" }
+      assert.truthy(eventually(function() return #keys_left() == 2 end, 3), "keys left after the ttl")
+      assert.same(leased, keys_left()) -- the unfinished event: its receiver may be down, not gone
+      assert.equal("duplicate", s:claim("ev-2", "job:1", 2, record "b"))
+      assert.is_true(s:finish("ev-2", "done")) -- past its ttl: forgotten at once
+      assert.same({}, keys_left())
       assert.same({ "new" }, { s:claim("ev-1", "job:1", 1, record "a") }) -- forgotten: handled again
       s:close()
     end)
@@ -239,7 +246,7 @@ describe("the Redis event store", function()
   end)
 
   describe("the time helper of the contract spec (redis_server.advance)", function()
-    it("moves leases, retries and ttls as the server's clock would", function()
+    it("moves leases, retries, expiry times and ttls as the server's clock would", function()
       local s = new_store()
       for _, id in ipairs { "ev-1", "ev-2" } do assert.equal("new", s:claim(id, nil, nil, record(id, 10, 100))) end
       assert.is_true(s:retry("ev-2", 30))
@@ -247,9 +254,13 @@ describe("the Redis event store", function()
       assert.same({ "ev-1" }, ids_of(s:take(10, 10)))
       redis_server.advance(server.port, s.key_prefix, 20)
       assert.same({ "ev-1", "ev-2" }, ids_of(s:take(10, 10)))
-      redis_server.advance(server.port, s.key_prefix, 70)
+      assert.is_true(s:finish("ev-1", "done"))
+      assert.is_true(s:finish("ev-2", "done"))
+      redis_server.advance(server.port, s.key_prefix, 68)
+      assert.equal("duplicate", s:claim("ev-1", nil, nil, record "a")) -- 99 s after its claim
+      redis_server.advance(server.port, s.key_prefix, 2)
       assert.same({}, redis(server.port, { "KEYS", s.key_prefix .. "*" }))
-      assert.equal("new", s:claim("ev-1", "job:1", 1, record "a"))
+      assert.equal("new", s:claim("ev-1", nil, nil, record "a"))
       s:close()
     end)
   end)
@@ -309,7 +320,7 @@ describe("the Redis event store", function()
       raises(function() s:claim("ev", "k", "7") end, "version")
       raises(function() s:finish("ev", "ok") end, "outcome")
       raises(function() s:take(0, 1) end, "limit")
-      raises(function() s:retry("ev", -1) end, "delay")
+      raises(function() s:retry("ev", 0 / 0) end, "delay")
     end)
   end)
 

@@ -83,8 +83,10 @@ for _, k in ipairs(redis.call('KEYS', ARGV[2] .. '*')) do
     local items = redis.call('ZRANGE', k, 0, -1, 'WITHSCORES')
     for i = 1, #items, 2 do redis.call('ZADD', k, tonumber(items[i + 1]) - shift, items[i]) end
   elseif kind == 'hash' then
-    local lease_until = redis.call('HGET', k, 'lease_until')
-    if lease_until then redis.call('HSET', k, 'lease_until', tonumber(lease_until) - shift) end
+    for _, field in ipairs { 'lease_until', 'expires_at' } do
+      local at = redis.call('HGET', k, field)
+      if at then redis.call('HSET', k, field, tonumber(at) - shift) end
+    end
   end
   local left = redis.call('PTTL', k)
   if left > 0 and left <= shift then
@@ -97,7 +99,8 @@ return 1
 ]]
 
 --- For the Redis event store (events/store_redis.lua) under prefix: as if
--- `seconds` had passed on the server's clock (leases, pending scores, ttls).
+-- `seconds` had passed on the server's clock (leases, pending scores,
+-- expiry times and ttls).
 function M.advance(port, prefix, seconds)
   assert(M.command(port, { "EVAL", ADVANCE, 0, math.floor(seconds * 1000 + 0.5), prefix }))
 end

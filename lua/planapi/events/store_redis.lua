@@ -23,13 +23,15 @@
 -- Redis's own clock (TIME, in milliseconds): hosts with skewed clocks agree.
 --
 -- Keys under key_prefix: e:<id> a hash (state leased | done | failed, the
--- payload while leased, attempts, lease_until, key, version, previous),
--- expiring ttl after the claim; v:<key> the newest version claimed for a
--- key, expiring ttl after its last claim; pending, a sorted set of the ids
--- that hold a payload, scored by lease_until, which expires when no claim
--- came for a ttl and loses ids whose hash expired as take meets them.
--- Nothing grows without bound. The keys are built inside the scripts, so a
--- Redis Cluster is not supported (one server, or one primary with replicas).
+-- payload and lease_until while leased, attempts, key, version, previous);
+-- pending, a sorted set of the leased ids scored by lease_until; v:<key> the
+-- newest version claimed for a key, expiring ttl after its last claim. An
+-- event claimed with its payload stays while it is leased, so one whose
+-- receiver died is found by take however long it was down; once finished
+-- (or stale, or claimed without a record) its id expires ttl after the
+-- claim. Nothing grows without bound but the events nobody ever finishes.
+-- The keys are built inside the scripts, so a Redis Cluster is not
+-- supported (one server, or one primary with replicas).
 --
 -- Connections, AUTH, SELECT, the reconnect and errors are the limiter's
 -- (limiter/redis_connection.lua): a Redis out of reach is nil, err with
@@ -73,7 +75,10 @@ local function lease(id, ek, ms)
   redis.call('ZADD', pending, now + ms, id)
 end
 
--- ARGV: id, has_key, key, version ('' none), has_payload, payload, lease_ms, ttl_ms
+-- ARGV: id, has_key, key, version ('' none), has_payload, payload, lease_ms, ttl_ms.
+-- An event with a payload is kept while it is leased (a receiver that was
+-- down longer than the ttl still finds it); its ttl runs from the claim and
+-- applies once it is finished. An id without one expires ttl after the claim.
 local function claim()
   local id, has_key, key, version = ARGV[2], ARGV[3] == '1', ARGV[4], ARGV[5]
   local has_payload, payload = ARGV[6] == '1', ARGV[7]
@@ -93,23 +98,30 @@ local function claim()
   end
   redis.call('HSET', ek, 'state', 'leased', 'attempts', 1, 'version', version,
     'key', has_key and key or '', 'has_key', has_key and 1 or 0, 'previous', previous or '')
-  redis.call('PEXPIRE', ek, ttl_ms)
   if has_payload then
-    redis.call('HSET', ek, 'payload', payload)
+    redis.call('HSET', ek, 'payload', payload, 'expires_at', now + ttl_ms)
     lease(id, ek, lease_ms)
-    keep(pending, ttl_ms)
+  else
+    redis.call('PEXPIRE', ek, ttl_ms)
   end
   return { 'new', previous }
 end
 
 -- ARGV: id, outcome. 1, or 0 when the id is not known (expired, released).
+-- The id is remembered until its claim's ttl is over (at once if it is).
 local function finish()
   local id, outcome = ARGV[2], ARGV[3]
   local ek = event_key(id)
   redis.call('ZREM', pending, id)
   if redis.call('EXISTS', ek) == 0 then return 0 end
+  local expires_at = tonumber(redis.call('HGET', ek, 'expires_at'))
   redis.call('HSET', ek, 'state', outcome)
-  redis.call('HDEL', ek, 'payload', 'lease_until')
+  redis.call('HDEL', ek, 'payload', 'lease_until', 'expires_at')
+  if expires_at and expires_at <= now then
+    redis.call('DEL', ek)
+  elseif expires_at then
+    redis.call('PEXPIRE', ek, expires_at - now)
+  end
   return 1
 end
 
@@ -123,23 +135,19 @@ local function retry()
   return 1
 end
 
--- ARGV: limit, lease_ms (at least 1, so a taken event leaves the range).
+-- ARGV: limit, lease_ms. The events longest due first.
 local function take()
   local limit, lease_ms = tonumber(ARGV[2]), tonumber(ARGV[3])
   local out = {}
-  while #out < limit do
-    local ids = redis.call('ZRANGEBYSCORE', pending, '-inf', now, 'LIMIT', 0, limit - #out)
-    if #ids == 0 then break end
-    for _, id in ipairs(ids) do
-      local ek = event_key(id)
-      local h = redis.call('HMGET', ek, 'state', 'payload')
-      if h[1] == 'leased' and h[2] then
-        local attempts = redis.call('HINCRBY', ek, 'attempts', 1)
-        lease(id, ek, lease_ms)
-        out[#out + 1] = { id, h[2], attempts }
-      else
-        redis.call('ZREM', pending, id) -- expired or finished: nothing to take
-      end
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', pending, '-inf', now, 'LIMIT', 0, limit)) do
+    local ek = event_key(id)
+    local h = redis.call('HMGET', ek, 'state', 'payload')
+    if h[1] == 'leased' and h[2] then
+      local attempts = redis.call('HINCRBY', ek, 'attempts', 1)
+      lease(id, ek, lease_ms)
+      out[#out + 1] = { id, h[2], attempts }
+    else
+      redis.call('ZREM', pending, id) -- finished or deleted: nothing to take
     end
   end
   return out
@@ -211,9 +219,9 @@ Store.__tostring = function(self)
   return ("planapi.events.store_redis (redis://%s, prefix %s)"):format(self.server, self.key_prefix)
 end
 
--- Seconds as whole milliseconds, at least 1.
+-- Seconds as whole milliseconds.
 local function ms(seconds)
-  return math.max(1, math.ceil(seconds * 1000))
+  return math.ceil(seconds * 1000)
 end
 
 -- Run one operation: its reply | nil, err. Inside nginx a blocking socket
@@ -234,12 +242,11 @@ local function check_id(id, level)
   return t == "number" and ("%.17g"):format(id) or id
 end
 
--- A number of seconds: above 0, or 0 too where zero is allowed (a lease of
--- 0 lets the event be taken at once: it is held for Redis's smallest unit, 1 ms).
-local function check_seconds(v, name, level, zero)
-  if type(v) ~= "number" or not (v > 0 or (zero and v == 0)) or v == math.huge then
-    config_error(("the %s must be a %s number of seconds"):format(name, zero and "non-negative" or "positive"),
-      level + 1)
+-- A number of seconds: above 0, or any finite number for a lease or a
+-- retry delay (0 or less: the event can be taken at once).
+local function check_seconds(v, name, level, any)
+  if type(v) ~= "number" or v ~= v or v == math.huge or v == -math.huge or not (any or v > 0) then
+    config_error(("the %s must be a %s number of seconds"):format(name, any and "finite" or "positive"), level + 1)
   end
   return v
 end
