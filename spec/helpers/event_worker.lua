@@ -1,38 +1,60 @@
--- event_worker.lua: one receiving process of spec/47's bursts, on the Redis
--- event store. It claims each delivery of its list (an event id a line, in
--- the order the spec shuffled them), handles the fresh ones by appending
--- "<id> <attempts> <NAME>" to the log, then takes expired leases from the
--- store until the stop file appears; its counts go to stdout as JSON.
+-- event_worker.lua: one receiving process of spec/47's bursts: an
+-- events.receiver on the Redis event store, fed the deliveries of its list
+-- (an event id a line, in the order the spec shuffled them) as HTTP
+-- requests. Fresh events are handled by appending "<id> <attempts> <NAME>"
+-- to the log; then, until the stop file appears, r:pending takes expired
+-- leases, as a receiver's timer does. Its counts go to stdout as JSON.
 --   LUA spec/helpers/event_worker.lua CPATH NAME URL PREFIX DELIVERIES LOG STOP START LEASE [CRASH_AT]
 -- START: CLOCK_MONOTONIC seconds at which to begin (every worker together).
--- CRASH_AT: inside the handler of its CRASH_AT-th fresh event, before the
--- log line, the process kills itself with SIGKILL: a receiver that dies
+-- CRASH_AT: inside the handler of its CRASH_AT-th event, before the log
+-- line, the process kills itself with SIGKILL: a receiver that dies
 -- mid-handler, leaving a claimed, unfinished event.
 local cpath = arg[1]
 package.path = "lua/?.lua;lua/?/init.lua;spec/helpers/?.lua;" .. package.path
 package.cpath = cpath .. ";" .. package.cpath
 local core = require "planapi.core"
-local store_redis = require "planapi.events.store_redis"
+local events = require "planapi.events"
 
 local name, url, prefix, deliveries, log_path, stop_path = arg[2], arg[3], arg[4], arg[5], arg[6], arg[7]
 local start_at, lease = tonumber(arg[8]), tonumber(arg[9])
 local crash_at = tonumber(arg[10] or "")
+local SECRET = "spec47-token"
 
-local store = store_redis.new { url = url, key_prefix = prefix, timeout = 5 }
+local receiver = events.receiver {
+  secret = SECRET, secret_in = "header:X-Token", lease = lease, ttl = 60,
+  store = events.redis { url = url, key_prefix = prefix, timeout = 5 },
+  parse = function(_, fields) return { id = fields.id, type = "spec47" } end,
+}
 local counts = { new = 0, duplicate = 0, stale = 0, taken = 0, failed = 0 }
 local handled = 0
 
 local log = assert(io.open(log_path, "a"))
 log:setvbuf "no" -- O_APPEND and one write per line: lines from several processes never mix
 
-local function handle(id, attempts)
+local function handler(event)
   handled = handled + 1
   if handled == crash_at then os.execute "kill -KILL $PPID" end
-  log:write(("%s %d %s\n"):format(id, attempts, name))
-  local ok, err = store:finish(id, "done")
-  if not ok then
-    counts.failed = counts.failed + 1
-    io.stderr:write(tostring(err), "\n")
+  log:write(("%s %d %s\n"):format(event.id, event.attempts, name))
+  return true
+end
+
+local function failed(what)
+  counts.failed = counts.failed + 1
+  io.stderr:write(tostring(what), "\n")
+end
+
+local function deliver(id)
+  local response, event, detail = receiver:receive {
+    method = "POST", path = "/hooks/spec47",
+    headers = { ["Content-Type"] = "application/json", ["X-Token"] = SECRET },
+    body = core.json_encode { id = id, event = "task.changed" },
+  }
+  if response.status ~= 200 then return failed(response.body) end
+  local status = event and "new" or detail.claim
+  counts[status] = counts[status] + 1
+  if event then
+    local ok, err = receiver:handle(event, handler)
+    if not ok then failed(err) end
   end
 end
 
@@ -43,24 +65,10 @@ local function exists(path)
 end
 
 core.sleep(math.max(0, start_at - core.monotime()))
-for id in io.lines(deliveries) do
-  local status, err = store:claim(id, nil, nil, { payload = "event " .. id, lease = lease, ttl = 60 })
-  if status == nil then
-    counts.failed = counts.failed + 1
-    io.stderr:write(tostring(err), "\n")
-  else
-    counts[status] = counts[status] + 1
-    if status == "new" then handle(id, 1) end
-  end
-end
--- What a receiver's timer does: expired leases are handled again, here.
+for id in io.lines(deliveries) do deliver(id) end
 while not exists(stop_path) do
-  local events = assert(store:take(100, lease))
-  for _, e in ipairs(events) do
-    counts.taken = counts.taken + 1
-    assert(e.payload == "event " .. e.id, "the payload came back as it was stored")
-    handle(e.id, e.attempts)
-  end
-  if #events == 0 then core.sleep(0.05) end
+  local n = assert(receiver:pending(handler, { limit = 100 }))
+  counts.taken = counts.taken + n
+  if n == 0 then core.sleep(0.05) end
 end
 io.write(core.json_encode(counts), "\n")
