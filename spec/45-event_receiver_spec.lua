@@ -3,7 +3,8 @@
 -- versions, and the handling rule: a handler's failure is retried by
 -- pending (the store's lease, on an injected clock), a success is never run
 -- again, a permanent failure is recorded, and a process that dies before
--- finishing has its event handled again.
+-- finishing has its event handled again; last, two real receiving processes
+-- on one file store through a shuffled burst, one of them killed.
 local planapi = require "planapi"
 local events = require "planapi.events"
 local core = require "planapi.core"
@@ -326,6 +327,72 @@ describe("event receiver core", function()
       assert.equal(0, hook:pending(handler))
       assert.same({ "u1@2#1", "u1@2#2" }, runs)
       assert.equal(401, hook:receive(post("{}", { ["X-Planado-Secret"] = "nope" })).status)
+    end)
+  end)
+
+  -- Two receiving processes on one file store, the deliveries split between
+  -- them as two entry points; the log the handlers write is the oracle.
+  describe("two receiving processes on one file store", function()
+    local N, LEASE = 400, 2
+
+    local function wait_for(fn, seconds)
+      local deadline = core.monotime() + seconds
+      while not fn() and core.monotime() < deadline do core.sleep(0.1) end
+    end
+
+    -- { [id] = number of log lines }, how many distinct ids, and the ids
+    -- handled on a second attempt or later.
+    local function tally(path)
+      local counts, distinct, retaken = {}, 0, {}
+      for line in (portable.read_file(path) or ""):gmatch "[^\n]+" do
+        local id, attempts = line:match "^(ev%-%d+) (%d+) %S+$"
+        assert(id, "a torn line: " .. line)
+        if not counts[id] then distinct = distinct + 1 end
+        counts[id] = (counts[id] or 0) + 1
+        if tonumber(attempts) > 1 then retaken[#retaken + 1] = id end
+      end
+      return counts, distinct, retaken
+    end
+
+    it("handles 400 events delivered twice each, shuffled, exactly once; one process killed mid-handler", function()
+      -- tmpfs when there is one: the atomicity is under test here, not the disk's fsync speed
+      local base = portable.execute "test -d /dev/shm -a -w /dev/shm" and "/dev/shm" or nil
+      local dir = base and (base .. "/planapi-burst-" .. tostring(core.monotime()):gsub("%.", "")) or portable.tmpdir()
+      if base then assert(core.mkdir(dir)) end
+      local seed = os.time()
+      math.randomseed(seed)
+      local all = {}
+      for i = 1, N do all[#all + 1], all[#all + 2] = "ev-" .. i, "ev-" .. i end
+      for i = #all, 2, -1 do
+        local j = math.random(i)
+        all[i], all[j] = all[j], all[i]
+      end
+      local lists = { {}, {} }
+      for i, id in ipairs(all) do table.insert(lists[i % 2 + 1], id) end
+      local log, stop = dir .. "/log", dir .. "/stop"
+      local function start(name, i, crash_at)
+        local list = ("%s/list-%d"):format(dir, i)
+        portable.write_file(list, table.concat(lists[i], "\n") .. "\n")
+        return assert(io.popen(("exec lua5.4 spec/helpers/event_receiver_worker.lua %s %s/store %s %s %s %d %s")
+          :format(name, dir, list, log, stop, LEASE, crash_at or "")))
+      end
+      local a, b = start("A", 1, 60), start("B", 2)
+      assert.equal("", a:read "a") -- A died inside its 60th handler, printing nothing
+      a:close()
+      local again = start("A2", 1) -- restarted: its deliveries come again (the sender's retries)
+      wait_for(function() return select(2, tally(log)) >= N end, 90)
+      portable.write_file(stop, "")
+      local b_runs, a2_runs = tonumber(b:read "a"), tonumber(again:read "a")
+      b:close()
+      again:close()
+      local counts, distinct, retaken = tally(log)
+      portable.rmtree(dir)
+      local twice = {}
+      for id, n in pairs(counts) do if n > 1 then twice[#twice + 1] = id end end
+      assert.equal(N, distinct, "seed " .. seed)
+      assert.same({}, twice, "seed " .. seed)
+      assert.truthy(b_runs and a2_runs, "both live workers finished")
+      assert.equal(1, #retaken, "the event A died on, taken again after its lease")
     end)
   end)
 end)
