@@ -15,7 +15,7 @@ local Limiter = require "planapi.limiter"
 local Quota = require "planapi.quota"
 local Ngx = require "planapi.transport.ngx"
 local config_error = require "planapi.config_error"
-local suggest = require "planapi.suggest"
+local options = require "planapi.options"
 
 local M = {}
 
@@ -36,59 +36,9 @@ local LOOP_OPTIONS = {
 local RESULT_OPTIONS = { nulls = "string" }
 
 M.config_error = config_error
-
--- Fields init and the call loop keep on every client, some of them nil
--- (quota, limiter, pacer...): reading one is no mistyped resource.
-local CLIENT_FIELDS = { "core", "limiter", "pacer", "confirm", "quota", "policy", "clock", "sleep",
-  "transport", "transport_kind", "on_request", "nulls", "remaining" }
-
--- names: the resources module's names(), a list of names or a map of name -> methods.
-local function unknown_resource(api_name, key, names)
-  local set, valid = {}, {}
-  for k, v in pairs(names) do set[type(k) == "string" and k or v] = true end
-  for name in pairs(set) do valid[#valid + 1] = name end
-  table.sort(valid)
-  local near = suggest.nearest(key, set, 1, 2) -- a slip: a plural, a swapped or missing letter
-  -- level 3: unknown_resource, the __index function, the user's line
-  config_error(("unknown %s resource '%s'%s; the resources are %s"):format(api_name, tostring(key),
-    #near > 0 and (" (did you mean " .. table.concat(near, ", ") .. "?)") or "", table.concat(valid, ", ")),
-    3, { valid = valid })
-end
-
---- The __index of an API client class: its methods, then its resources,
--- and a config error naming the resources for any other name, so that
--- `rest.task:get(1)` (for rest.tasks) fails at the user's line instead of
--- as "attempt to index a nil value".
--- spec = { api = "planfix_rest", fields = { the API's own instance fields },
---          resources = function() -> a module with bind(client, name) -> resource | nil
---          and names() -> the resource names }, called on first use, so the
---          resources load only when a script uses them.
-function M.resource_index(class, spec)
-  local fields = {}
-  for _, k in ipairs(CLIENT_FIELDS) do fields[k] = true end
-  for _, k in ipairs(spec.fields or {}) do fields[k] = true end
-  local resources
-  return function(self, key)
-    local method = class[key]
-    if method ~= nil or fields[key] or type(key) ~= "string" then return method end
-    resources = resources or spec.resources()
-    local res = resources.bind(self, key)
-    if res == nil then unknown_resource(spec.api, key, resources.names()) end
-    rawset(self, key, res)
-    return res
-  end
-end
-
-local function type_ok(v, spec)
-  for t in spec:gmatch "[^|]+" do
-    if t == "false" then
-      if v == false then return true end
-    elseif type(v) == t then
-      return true
-    end
-  end
-  return false
-end
+-- The shared options by type, read at each check: a capability for all
+-- three clients adds its option here (and reads it in init).
+M.TRANSPORT_OPTIONS, M.LOOP_OPTIONS, M.RESULT_OPTIONS = TRANSPORT_OPTIONS, LOOP_OPTIONS, RESULT_OPTIONS
 
 local function sorted_keys(t)
   local keys = {}
@@ -102,21 +52,7 @@ M.sorted_keys = sorted_keys
 -- such as `timout` is an error, not a silently ignored setting.
 function M.check_options(api_name, opts, api_options)
   if type(opts) ~= "table" then config_error(api_name .. " options must be a table", 3) end
-  local valid = {}
-  for k, spec in pairs(TRANSPORT_OPTIONS) do valid[k] = spec end
-  for k, spec in pairs(LOOP_OPTIONS) do valid[k] = spec end
-  for k, spec in pairs(RESULT_OPTIONS) do valid[k] = spec end
-  for k, spec in pairs(api_options) do valid[k] = spec end
-  for k, v in pairs(opts) do
-    local spec = valid[k]
-    if spec == nil then
-      config_error(("unknown %s option '%s' (valid: %s)"):format(api_name, tostring(k),
-        table.concat(sorted_keys(valid), ", ")), 3)
-    end
-    if not type_ok(v, spec) then
-      config_error(("%s option '%s' must be %s, got %s"):format(api_name, k, spec:gsub("|", " or "), type(v)), 3)
-    end
-  end
+  options.check(api_name, opts, 3, api_options, TRANSPORT_OPTIONS, LOOP_OPTIONS, RESULT_OPTIONS)
 end
 
 -- ------------------------------------------------------------------ init
@@ -410,7 +346,14 @@ end
 -- result, meta | nil, err.
 local function parse(self, call, req, res, err, attempt, waited)
   local result
-  if res then result, err = call.parse(req, res) end
+  if res then
+    local own = call.parse
+    if own then
+      result, err = own(req, res)
+    else
+      result, err = self:parse(req, res)
+    end
+  end
   if self.quota and (res or err.request_sent ~= false) then self.quota:record(res, err) end
   if result ~= nil then
     local remaining = remaining_of(res)
@@ -423,11 +366,13 @@ local function parse(self, call, req, res, err, attempt, waited)
 end
 
 --- Run one logical call of a prepared request: result, meta | nil, err.
--- call = { req = a prepared request, parse = function(req, res) -> result | nil, err,
---          operation = name, idempotent = bool }
+-- call: the prepared request itself, its operation and idempotent fields
+--   set (the answer goes through self:parse; no table made per call), or
+--   { req = a prepared request, parse = function(req, res) -> result | nil, err,
+--     operation = name, idempotent = bool }
 -- meta = { status =, headers =, attempts =, remaining = }
 function M.run(self, call)
-  local req = call.req
+  local req = call.req or call
   -- The transports send a request that is not idempotent on a new
   -- connection, never on a kept-alive one that may die with it in flight.
   req.idempotent = call.idempotent and true or false

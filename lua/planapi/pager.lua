@@ -22,13 +22,7 @@ local PAGER_OPTIONS = {
 }
 
 local config_error = require "planapi.config_error"
-
-local function option_type_ok(v, want)
-  for t in want:gmatch "[^|]+" do
-    if type(v) == t or (t == "false" and v == false) then return true end
-  end
-  return false
-end
+local options = require "planapi.options"
 
 --- Pager.check_options(what, opts, extra): a typo in a pager option
 -- (`max_item = 2`) or a value of the wrong type raises a config error, as
@@ -37,19 +31,7 @@ end
 function Pager.check_options(what, opts, extra)
   if opts == nil then return end
   if type(opts) ~= "table" then config_error(what .. " options must be a table", 0) end
-  for k, v in pairs(opts) do
-    local want = PAGER_OPTIONS[k] or (extra and extra[k])
-    if want == nil then
-      local valid = {}
-      for name in pairs(PAGER_OPTIONS) do valid[#valid + 1] = name end
-      for name in pairs(extra or {}) do valid[#valid + 1] = name end
-      table.sort(valid)
-      config_error(("unknown %s option '%s' (valid: %s)"):format(what, tostring(k), table.concat(valid, ", ")), 0)
-    end
-    if not option_type_ok(v, want) then
-      config_error(("%s option '%s' must be %s, got %s"):format(what, k, want:gsub("|", " or "), type(v)), 0)
-    end
-  end
+  options.check(what, opts, 0, PAGER_OPTIONS, extra or {})
 end
 
 function Pager.new(fetch, opts)

@@ -8,31 +8,28 @@
 -- reconciled by its external_id instead of being sent twice.
 local core = require "planapi.core"
 local base = require "planapi.client_base"
-local Pager = require "planapi.pager"
+local scaffold = require "planapi.scaffold"
 local FIELDS = require "planapi.planado.fields"
 
 local config_error = base.config_error
 
 local Planado = {}
 
--- pd.jobs, pd.clients...: planado/resources.lua, loaded on first use.
-Planado.__index = base.resource_index(Planado, {
-  api = "planado",
+local SPEC = {
+  api = "planado", pager_name = "planado:pager",
+  options = { api_key = "string", url = "string", auth_header = "string", strict = "boolean",
+    rate_limit_wait = "number" },
+  call_options = { query = "table", headers = "table", notify_assignees = "boolean", timeout = "number" },
+  -- beside the pager's own (pager.lua)
+  pager_options = { list_key = "string", cursor_field = "string", headers = "table", timeout = "number" },
   fields = { "base_url", "strict", "rate_limit_wait" },
+  -- pd.jobs, pd.clients...: loaded on first use
   resources = function() return require "planapi.planado.resources" end,
-})
-
-Planado.__tostring = function(self)
-  return ("planapi.planado (%s)"):format(self.base_url)
-end
-
-local OPTIONS = {
-  api_key = "string", url = "string", auth_header = "string", strict = "boolean",
-  rate_limit_wait = "number",
+  describe = function(self) return ("planapi.planado (%s)"):format(self.base_url) end,
 }
+scaffold.class(Planado, SPEC)
+
 local DEFAULT_URL = "https://api.planadoapp.com/v2/"
--- pd:pager's own options, beside the pager's (pager.lua)
-local PAGER_OPTIONS = { list_key = "string", cursor_field = "string", headers = "table", timeout = "number" }
 -- A leaky bucket of 60 a minute that "allows occasional spikes" (Planado's API
 -- documentation; newer docs say 90): 1 a second sustained, bursts of 5.
 local DEFAULT_RATE = { rate = 60, per = 60, burst = 5, margin = 0 }
@@ -41,7 +38,7 @@ local DEFAULT_RATE_LIMIT_WAIT = 2
 
 --- planapi.planado{ api_key = "...", url = ..., auth_header = ..., strict = true, ... }
 function Planado.new(opts)
-  base.check_options("planado", opts, OPTIONS)
+  scaffold.check_options(SPEC, opts)
   if opts.api_key == nil or opts.api_key == "" then config_error("planado option 'api_key' is required", 2) end
   local header = opts.auth_header or "Authorization"
   local headers
@@ -118,12 +115,7 @@ function Planado:prepare(method, path, params, opts)
   if type(method) ~= "string" or not method:match "^%u+$" then config_error("HTTP method required, e.g. \"GET\"", 2) end
   if type(path) ~= "string" then config_error("path required, e.g. \"jobs\"", 2) end
   opts = opts or NO_OPTIONS
-  for k in pairs(opts) do
-    if k ~= "query" and k ~= "headers" and k ~= "notify_assignees" and k ~= "timeout" then
-      config_error(("unknown call option '%s' (valid: query, headers, notify_assignees, timeout)")
-        :format(tostring(k)), 2)
-    end
-  end
+  scaffold.check_call_options(SPEC, opts, 2)
   local query, body
   if method == "GET" or method == "DELETE" then
     query = params and flatten_query(params) or nil
@@ -223,20 +215,14 @@ function Planado:parse(req, res)
   return nil, err
 end
 
-function Planado:perform(req)
-  return self.transport(req)
-end
-
 --- pd:call(method, path, params, opts) -> result, meta | nil, err
 -- Reaches anything the resources do not cover. GET, PATCH, DELETE and
 -- PUT are retried on 5xx, resets and timeouts; a POST only when the
 -- server certainly did nothing with it (a 429, nothing sent).
 function Planado:call(method, path, params, opts)
   local req = self:prepare(method, path, params, opts)
-  return base.run(self, {
-    req = req, operation = req.operation, idempotent = method ~= "POST",
-    parse = function(r, res) return self:parse(r, res) end,
-  })
+  req.idempotent = method ~= "POST"
+  return base.run(self, req)
 end
 
 -- The object a create made, found by its external_id.
@@ -307,33 +293,35 @@ function Planado:recover_taken(by_ext, taken, attempts)
   return nil, err
 end
 
---- pd:pager(path, params, opts) -> pager over `after` keyset pages.
+-- The list in a page's answer: under list_key, or the first array.
+local function page_items(result, list_key)
+  local items = list_key and result[list_key]
+  if items == nil then
+    for _, v in pairs(result) do
+      if type(v) == "table" and (v[1] ~= nil or next(v) == nil) then return v end
+    end
+  end
+  return items or {}
+end
+
+--- pd:pager(path, params, opts) -> pager over `after` keyset pages;
+-- pd:pages, pd:each and pd:all (scaffold.lua) take the same arguments.
 -- opts: list_key (the array in the answer; found by itself otherwise),
 -- cursor, max_pages, max_items (pager.truncated says when a cap cut the
 -- list), dedupe, and the call options.
 function Planado:pager(path, params, opts)
-  opts = opts or {}
-  Pager.check_options("planado:pager", opts, PAGER_OPTIONS)
-  local fixed = {}
-  for k, v in pairs(params or {}) do fixed[k] = v end
-  local first_after = fixed.after
-  fixed.after = nil
+  opts = scaffold.pager_options(SPEC, opts)
+  local fixed = scaffold.copy(params, { "after" })
+  local first_after = params and params.after
   local call_opts = { headers = opts.headers, timeout = opts.timeout }
   local list_key = opts.list_key
   local by = opts.cursor_field or "uuid"
-  local function fetch(cursor)
-    local p = {}
-    for k, v in pairs(fixed) do p[k] = v end
+  return scaffold.walk(opts, function(cursor)
+    local p = scaffold.copy(fixed)
     p.after = cursor and cursor.after or first_after
     local result, err = self:call("GET", path, p, call_opts)
     if not result then return nil, err end
-    local items = list_key and result[list_key]
-    if items == nil then
-      for _, v in pairs(result) do
-        if type(v) == "table" and (v[1] ~= nil or next(v) == nil) then items = v break end
-      end
-    end
-    items = items or {}
+    local items = page_items(result, list_key)
     -- Keyset paging ends with an empty page (Planado's API documentation, paging).
     if #items == 0 then return items, nil end
     local last = items[#items][by]
@@ -342,24 +330,7 @@ function Planado:pager(path, params, opts)
         message = ("a list item has no '%s' to page after"):format(by) }
     end
     return items, { after = last }
-  end
-  return Pager.new(fetch, { cursor = opts.cursor, max_pages = opts.max_pages, max_items = opts.max_items,
-    dedupe = opts.dedupe })
-end
-
-function Planado:each(path, params, opts) return self:pager(path, params, opts):each() end
-function Planado:pages(path, params, opts) return self:pager(path, params, opts):pages() end
-
---- pd:all(path, params, opts) -> items | nil, err (no raising)
-function Planado:all(path, params, opts)
-  local pager = self:pager(path, params, opts)
-  local items, err = pager:all()
-  if items == nil then return nil, err end
-  return items, pager
-end
-
-function Planado:close()
-  base.close(self)
+  end)
 end
 
 return Planado

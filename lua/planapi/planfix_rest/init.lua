@@ -7,44 +7,42 @@
 -- documented meaning of their code (planfix_rest/errors.lua).
 local core = require "planapi.core"
 local base = require "planapi.client_base"
-local Pager = require "planapi.pager"
+local scaffold = require "planapi.scaffold"
 local multipart = require "planapi.planfix_rest.multipart"
-local suggest = require "planapi.suggest"
-local ops_table = require "planapi.planfix_rest.ops"
 local codes = require "planapi.planfix_rest.errors"
 local params_check = require "planapi.planfix_rest.params"
+local ops_table = require "planapi.planfix_rest.ops"
 
 local OPS = ops_table.ops
 local config_error = base.config_error
 
 local Rest = {}
 
-local OPTIONS = {
-  account = "string", base_url = "string", token = "string", page_size = "number",
-  unchecked = "boolean",
-}
 -- 1 request per second (Planfix's REST API documentation, limits), with 20 ms of slack for the
 -- server's own timing (see src/limiter.c); configurable with `rate`.
 local DEFAULT_RATE = { rate = 1, per = 1, burst = 1, margin = 0.02 }
-local MAX_PAGE_SIZE = 100
--- rest:pager's own options, beside the pager's (pager.lua): the call options too
-local PAGER_OPTIONS = { page_size = "number", query = "table", body = "table|string", headers = "table",
-  timeout = "number", unchecked = "boolean" }
+local CALL_OPTIONS = { query = "table", body = "table|string", headers = "table", timeout = "number",
+  unchecked = "boolean" }
 
--- rest.tasks, rest.files...: planfix_rest/resources.lua, loaded on first use.
-Rest.__index = base.resource_index(Rest, {
-  api = "planfix_rest",
+local SPEC = {
+  api = "planfix_rest", pager_name = "rest:pager",
+  options = { account = "string", base_url = "string", token = "string", page_size = "number",
+    unchecked = "boolean" },
+  call_options = CALL_OPTIONS,
+  -- beside the pager's own (pager.lua): the call options too
+  pager_options = scaffold.copy(CALL_OPTIONS),
+  max_page_size = 100,
   fields = { "base_url", "page_size", "unchecked" },
+  -- rest.tasks, rest.files...: loaded on first use
   resources = function() return require "planapi.planfix_rest.resources" end,
-})
-
-Rest.__tostring = function(self)
-  return ("planapi.planfix_rest (%s)"):format(self.base_url)
-end
+  describe = function(self) return ("planapi.planfix_rest (%s)"):format(self.base_url) end,
+}
+SPEC.pager_options.page_size = "number"
+scaffold.class(Rest, SPEC)
 
 --- planapi.planfix_rest{ account = "acme" | base_url = "https://...", token = "...", ... }
 function Rest.new(opts)
-  base.check_options("planfix_rest", opts, OPTIONS)
+  scaffold.check_options(SPEC, opts)
   local token = opts.token
   if token == nil or token == "" then config_error("planfix_rest option 'token' is required", 2) end
   local base_url = opts.base_url
@@ -56,10 +54,7 @@ function Rest.new(opts)
     end
     base_url = ("https://%s.planfix.com/rest/"):format(account)
   end
-  local page_size = opts.page_size or MAX_PAGE_SIZE
-  if page_size < 1 or page_size > MAX_PAGE_SIZE or page_size % 1 ~= 0 then
-    config_error("planfix_rest option 'page_size' must be a whole number from 1 to 100", 2)
-  end
+  local page_size = scaffold.page_size(SPEC, opts.page_size, "planfix_rest option 'page_size'", SPEC.max_page_size)
   local self = setmetatable({ page_size = page_size, unchecked = opts.unchecked == true }, Rest)
   base.init(self, opts, {
     base_url = base_url,
@@ -86,10 +81,8 @@ end
 local function lookup(op_id)
   local op = OPS[op_id]
   if op then return op end
-  local near = suggest.nearest(op_id, OPS)
   config_error(("unknown Planfix REST operation '%s'%s; %d operations are known, listed by "
-    .. "planfix_rest.operations()"):format(tostring(op_id),
-    #near > 0 and (" (did you mean " .. table.concat(near, ", ") .. "?)") or "", ops_table.count),
+    .. "planfix_rest.operations()"):format(tostring(op_id), scaffold.did_you_mean(op_id, OPS), ops_table.count),
     3, { valid = Rest.operations() })
 end
 
@@ -106,22 +99,6 @@ end
 -- readable (RFC 3986 allows ':' in a path segment).
 local function path_segment(v)
   return (core.url_escape(v):gsub("%%3A", ":"))
-end
-
-local CALL_OPTIONS = { query = "table", body = "table|string", headers = "table", timeout = "number",
-  unchecked = "boolean" }
-
-local function check_call_options(op_id, opts)
-  for k, v in pairs(opts) do
-    local want = CALL_OPTIONS[k]
-    if want == nil then
-      config_error(("unknown call option '%s' (valid: %s)"):format(tostring(k),
-        table.concat(base.sorted_keys(CALL_OPTIONS), ", ")), 4)
-    end
-    if not want:find(type(v), 1, true) then
-      config_error(("call option '%s' of %s must be a %s"):format(k, op_id, want:gsub("|", " or ")), 4)
-    end
-  end
 end
 
 -- Raise on a value the spec refuses, unless the call is `unchecked`.
@@ -211,7 +188,7 @@ function Rest:prepare(op_id, params, opts)
   params, opts = params or {}, opts or {}
   if type(params) ~= "table" then config_error("params of " .. op_id .. " must be a table", 2) end
   if type(opts) ~= "table" then config_error("options of " .. op_id .. " must be a table", 2) end
-  check_call_options(op_id, opts)
+  scaffold.check_call_options(SPEC, opts, 2)
   local ctx = { op = op, op_id = op_id, unchecked = opts.unchecked or self.unchecked }
 
   local path = fill_path(ctx, params)
@@ -327,31 +304,52 @@ function Rest:parse(req, res)
   return body
 end
 
---- rest:perform(req) -> res | nil, err: the transport alone (libcurl, or
--- the `transport` option), no pacing and no retries.
-function Rest:perform(req)
-  return self.transport(req)
-end
-
 --- rest:call(op_id, params, opts) -> result, meta | nil, err
 -- Paced by the limiter, retried by the policy (creates only when the
 -- server certainly did not act).
 function Rest:call(op_id, params, opts)
   local req = self:prepare(op_id, params, opts)
-  local op = OPS[op_id]
-  return base.run(self, {
-    req = req, operation = op_id, idempotent = op.idempotent,
-    parse = function(r, res) return self:parse(r, res) end,
-  })
+  req.idempotent = OPS[op_id].idempotent
+  return base.run(self, req)
 end
 
---- rest:pager(op_id, params, opts) -> pager (see pager.lua)
+-- The fetch of one page of a paged operation: by chunk (saved report data:
+-- ?chunk=0,1,... until an empty chunk) or by offset and pageSize.
+local function page_fetch(self, op, op_id, params, page_size, call_opts)
+  local fixed = scaffold.copy(params, { "offset", "pageSize", op.paged == "chunk" and "chunk" or nil })
+  local list_key = op.list_key
+  if op.paged == "chunk" then
+    local first = params and params.chunk or 0
+    return function(cursor)
+      local chunk = cursor and cursor.chunk or first
+      local p = scaffold.copy(fixed)
+      p.chunk = chunk
+      local result, err = self:call(op_id, p, call_opts)
+      if not result then return nil, err end
+      local items = find_list(result, list_key)
+      return items, (#items > 0) and { chunk = chunk + 1 } or nil
+    end
+  end
+  local start = params and params.offset or 0
+  return function(cursor)
+    local offset = cursor and cursor.offset or start
+    local p = scaffold.copy(fixed)
+    p.offset, p.pageSize = offset, page_size
+    local result, err = self:call(op_id, p, call_opts)
+    if not result then return nil, err end
+    local items = find_list(result, list_key)
+    -- No total is returned: a short page is the last one (the REST API documentation's paging).
+    return items, (#items >= page_size) and { offset = offset + page_size } or nil
+  end
+end
+
+--- rest:pager(op_id, params, opts) -> pager (see pager.lua); rest:pages,
+-- rest:each and rest:all (scaffold.lua) take the same arguments.
 -- opts: page_size (1..100), cursor (resume), max_pages, max_items, dedupe,
 -- and the call options of rest:call.
 function Rest:pager(op_id, params, opts)
   local op = lookup(op_id)
-  opts = opts or {}
-  Pager.check_options("rest:pager", opts, PAGER_OPTIONS)
+  opts = scaffold.pager_options(SPEC, opts)
   if op.paged ~= "body" and op.paged ~= "query" and op.paged ~= "chunk" then
     config_error(("%s is not a paged list; use rest:call"):format(op_id), 2)
   end
@@ -360,65 +358,11 @@ function Rest:pager(op_id, params, opts)
     params_check.check(op_id, op, "pageSize", params.pageSize, params_check.type_of(op, "pageSize"),
       op.paged == "query")
   end
-  local page_size = opts.page_size or (params and params.pageSize) or self.page_size
-  if type(page_size) ~= "number" or page_size < 1 or page_size > MAX_PAGE_SIZE or page_size % 1 ~= 0 then
-    config_error("page_size must be a whole number from 1 to 100 (the API's cap)", 2)
-  end
-  local fixed = {}
-  for k, v in pairs(params or {}) do fixed[k] = v end
-  local start = fixed.offset or 0
-  fixed.offset, fixed.pageSize = nil, nil
+  local page_size = scaffold.page_size(SPEC, opts.page_size or (params and params.pageSize), "page_size",
+    self.page_size)
   local call_opts = { query = opts.query, body = opts.body, headers = opts.headers, timeout = opts.timeout,
     unchecked = opts.unchecked }
-  local list_key = op.list_key
-
-  local fetch
-  if op.paged == "chunk" then
-    -- Saved report data: ?chunk=0,1,... until an empty chunk.
-    local first = fixed.chunk or 0
-    fixed.chunk = nil
-    fetch = function(cursor)
-      local chunk = cursor and cursor.chunk or first
-      local p = {}
-      for k, v in pairs(fixed) do p[k] = v end
-      p.chunk = chunk
-      local result, err = self:call(op_id, p, call_opts)
-      if not result then return nil, err end
-      local items = find_list(result, list_key)
-      return items, (#items > 0) and { chunk = chunk + 1 } or nil
-    end
-  else
-    fetch = function(cursor)
-      local offset = cursor and cursor.offset or start
-      local p = {}
-      for k, v in pairs(fixed) do p[k] = v end
-      p.offset, p.pageSize = offset, page_size
-      local result, err = self:call(op_id, p, call_opts)
-      if not result then return nil, err end
-      local items = find_list(result, list_key)
-      -- No total is returned: a short page is the last one (the REST API documentation's paging).
-      return items, (#items >= page_size) and { offset = offset + page_size } or nil
-    end
-  end
-  return Pager.new(fetch, {
-    cursor = opts.cursor, max_pages = opts.max_pages, max_items = opts.max_items, dedupe = opts.dedupe,
-  })
-end
-
---- for page in rest:pages(op_id, params, opts) do ... end (raises on error)
-function Rest:pages(op_id, params, opts)
-  return self:pager(op_id, params, opts):pages()
-end
-
---- for item in rest:each(op_id, params, opts) do ... end (raises on error)
-function Rest:each(op_id, params, opts)
-  return self:pager(op_id, params, opts):each()
-end
-
---- rest:all(op_id, params, opts) -> items | nil, err: every item in one
--- array, without raising (set max_items on lists that may be huge).
-function Rest:all(op_id, params, opts)
-  return self:pager(op_id, params, opts):all()
+  return scaffold.walk(opts, page_fetch(self, op, op_id, params, page_size, call_opts))
 end
 
 --- rest:download(file_id) -> bytes, meta | nil, err
@@ -431,25 +375,10 @@ function Rest:download(file_id, opts)
     return nil, self.core:error { kind = "api", message = "download answered without a redirect",
       operation = "get-file-id-download" }
   end
-  local ok
-  ok, err = base.check_location(self, "get-file-id-download", result.location)
-  if not ok then return nil, err end
-  local req = self.core:prepare { method = "GET", url = result.location, headers = { Accept = "*/*" } }
   local res
-  res, err = self.transport(req)
-  if not res then
-    err.operation = "get-file-id-download"
-    return nil, err
-  end
-  if res.status ~= 200 then
-    return nil, self.core:error { kind = "http", status = res.status, operation = "get-file-id-download",
-      message = "file download failed", retryable = res.status >= 500 }
-  end
+  res, err = scaffold.follow(self, "get-file-id-download", result.location, nil, "file download failed")
+  if not res then return nil, err end
   return res.body, { status = res.status, headers = res.headers }
-end
-
-function Rest:close()
-  base.close(self)
 end
 
 return Rest

@@ -6,8 +6,7 @@
 -- Every method takes the operation's path parameters first (in path order),
 -- then the parameters table, then the call options of rest:call.
 local base = require "planapi.client_base"
-
-local M = {}
+local scaffold = require "planapi.scaffold"
 
 -- name = { kind, operationId, key to unwrap }
 -- kinds: get (result[key]), create (result.id), call (the result),
@@ -100,7 +99,8 @@ local DEFS = {
 local config_error = require "planapi.config_error"
 
 -- Bind one DEFS entry into a method: (path params..., params, opts).
-local function method(rest, kind, op_id, key)
+local function method(rest, def)
+  local kind, op_id, key = def[1], def[2], def[3]
   local op = rest.operation(op_id)
   local n = #op.path_params
   return function(_, ...)
@@ -133,54 +133,34 @@ local function method(rest, kind, op_id, key)
 end
 
 -- Files need more than one operation per method.
-local function files_extras(rest, res)
+local FILES = {
   --- rest.files:upload({ path = "a.pdf" } | { data =, name = }, { target = "task" }) -> id
-  function res.upload(_, file, opts)
-    opts = opts or {}
-    local call_opts = {}
-    for k, v in pairs(opts) do
-      if k ~= "target" then call_opts[k] = v end
+  upload = function(rest)
+    return function(_, file, opts)
+      local call_opts = scaffold.copy(opts, { "target" })
+      local result, meta = rest:call("post-file-upload", { file = file, targetType = opts and opts.target or "task" },
+        call_opts)
+      if result == nil then return nil, meta end
+      return base.expect(result.id, meta, "id", "post-file-upload", true)
     end
-    local result, meta = rest:call("post-file-upload", { file = file, targetType = opts.target or "task" },
-      call_opts)
-    if result == nil then return nil, meta end
-    return base.expect(result.id, meta, "id", "post-file-upload", true)
-  end
+  end,
   --- rest.files:download(id) -> bytes
-  function res.download(_, id, opts)
-    return rest:download(id, opts)
-  end
+  download = function(rest)
+    return function(_, id, opts) return rest:download(id, opts) end
+  end,
   --- rest.files:attach(file_id, "task" | "contact" | "project", target_id)
-  function res.attach(_, file_id, target_type, target_id, opts)
-    local op_id = "attach-file-to-" .. tostring(target_type)
-    if rest.operation(op_id) == nil then
-      config_error("files:attach target must be task, contact or project", 2)
+  attach = function(rest)
+    return function(_, file_id, target_type, target_id, opts)
+      local op_id = "attach-file-to-" .. tostring(target_type)
+      if rest.operation(op_id) == nil then
+        config_error("files:attach target must be task, contact or project", 2)
+      end
+      -- The file's `id` goes in the path, the target's in the query (query_id).
+      return rest:call(op_id, { id = file_id, query_id = target_id }, opts)
     end
-    -- The file's `id` goes in the path, the target's in the query (query_id).
-    return rest:call(op_id, { id = file_id, query_id = target_id }, opts)
-  end
-end
+  end,
+}
 
---- The resource object `name` of a client, or nil when there is none.
-function M.bind(rest, name)
-  local defs = DEFS[name]
-  if defs == nil then return nil end
-  local res = {}
-  for m, def in pairs(defs) do res[m] = method(rest, def[1], def[2], def[3]) end
-  if name == "files" then files_extras(rest, res) end
-  return res
-end
-
---- The resource names and their methods (for documentation and specs).
-function M.names()
-  local out = {}
-  for name, defs in pairs(DEFS) do
-    local methods = {}
-    for m in pairs(defs) do methods[#methods + 1] = m end
-    table.sort(methods)
-    out[name] = methods
-  end
-  return out
-end
-
-return M
+--- bind(rest, name) -> the resource object `name` of a client, or nil;
+-- names() -> the resource names and their methods (for documentation and specs).
+return scaffold.resources(DEFS, method, { files = FILES })

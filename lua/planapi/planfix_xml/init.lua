@@ -8,8 +8,7 @@
 -- documented meaning of their code (planfix_xml/errors.lua).
 local core = require "planapi.core"
 local base = require "planapi.client_base"
-local Pager = require "planapi.pager"
-local suggest = require "planapi.suggest"
+local scaffold = require "planapi.scaffold"
 local tables = require "planapi.planfix_xml.methods"
 local codes = require "planapi.planfix_xml.errors"
 
@@ -18,22 +17,21 @@ local config_error = base.config_error
 
 local Xml = {}
 
--- xml.task, xml.handbook...: planfix_xml/resources.lua, loaded on first use.
-Xml.__index = base.resource_index(Xml, {
-  api = "planfix_xml",
+local SPEC = {
+  api = "planfix_xml", pager_name = "xml:pager",
+  options = { account = "string", api_key = "string", token = "string", login = "string", password = "string",
+    url = "string", private_key = "string", silent = "boolean", page_size = "number" },
+  call_options = { silent = "boolean", unchecked = "boolean", timeout = "number", sink = "string" },
+  -- beside the pager's own (pager.lua)
+  pager_options = { page_size = "number", silent = "boolean", timeout = "number", unchecked = "boolean" },
+  max_page_size = 100,
   fields = { "account", "mode", "silent", "page_size", "login_name", "credentials", "private_key", "url", "sid",
     "logins" },
+  -- xml.task, xml.handbook...: loaded on first use
   resources = function() return require "planapi.planfix_xml.resources" end,
-})
-
-Xml.__tostring = function(self)
-  return ("planapi.planfix_xml (%s, %s mode)"):format(self.url, self.mode)
-end
-
-local OPTIONS = {
-  account = "string", api_key = "string", token = "string", login = "string", password = "string",
-  url = "string", private_key = "string", silent = "boolean", page_size = "number",
+  describe = function(self) return ("planapi.planfix_xml (%s, %s mode)"):format(self.url, self.mode) end,
 }
+scaffold.class(Xml, SPEC)
 
 --- The data centres (the XML API documentation's list of endpoints); error 0024 points at this list.
 Xml.DATA_CENTRES = {
@@ -46,9 +44,6 @@ Xml.DATA_CENTRES = {
 local DEFAULT_URL = Xml.DATA_CENTRES.europe
 -- 1 request per second (the XML API documentation's limits), with the same slack as REST.
 local DEFAULT_RATE = { rate = 1, per = 1, burst = 1, margin = 0.02 }
-local MAX_PAGE_SIZE = 100
--- xml:pager's own options, beside the pager's (pager.lua)
-local PAGER_OPTIONS = { page_size = "number", silent = "boolean", timeout = "number", unchecked = "boolean" }
 
 -- Codes whose class is "config" but that are about credentials: kind auth.
 local CREDENTIAL_CODES = { ["0001"] = true, ["0012"] = true, ["0013"] = true, ["0014"] = true,
@@ -56,7 +51,7 @@ local CREDENTIAL_CODES = { ["0001"] = true, ["0012"] = true, ["0013"] = true, ["
 
 --- planapi.planfix_xml{ account, api_key, token | login + password, ... }
 function Xml.new(opts)
-  base.check_options("planfix_xml", opts, OPTIONS)
+  scaffold.check_options(SPEC, opts)
   for _, k in ipairs { "account", "api_key" } do
     if opts[k] == nil or opts[k] == "" then config_error(("planfix_xml option '%s' is required"):format(k), 2) end
   end
@@ -78,10 +73,7 @@ function Xml.new(opts)
   else
     config_error("planfix_xml needs a token (preferred) or a login and password", 2)
   end
-  local page_size = opts.page_size or MAX_PAGE_SIZE
-  if page_size < 1 or page_size > MAX_PAGE_SIZE or page_size % 1 ~= 0 then
-    config_error("planfix_xml option 'page_size' must be a whole number from 1 to 100", 2)
-  end
+  local page_size = scaffold.page_size(SPEC, opts.page_size, "planfix_xml option 'page_size'", SPEC.max_page_size)
   local self = setmetatable({
     account = opts.account, mode = mode, silent = opts.silent, page_size = page_size,
     login_name = opts.login,
@@ -116,8 +108,8 @@ local function lookup(name, unchecked)
   local info = METHODS[name]
   if info then return info end
   if unchecked then return { writes = true } end -- unknown: treated as a write, never repeated
-  config_error(("unknown Planfix XML method '%s' (did you mean %s?); %d methods are documented, "
-    .. "listed by planfix_xml.methods()"):format(tostring(name), table.concat(suggest.nearest(name, METHODS), ", "),
+  config_error(("unknown Planfix XML method '%s'%s; %d methods are documented, "
+    .. "listed by planfix_xml.methods()"):format(tostring(name), scaffold.did_you_mean(name, METHODS),
     #Xml.methods()), 4, { valid = Xml.methods() })
 end
 
@@ -142,11 +134,7 @@ end
 function Xml:prepare(name, params, opts)
   if type(name) ~= "string" then config_error("an XML method name is required", 2) end
   opts = opts or {}
-  for k in pairs(opts) do
-    if k ~= "silent" and k ~= "unchecked" and k ~= "timeout" and k ~= "sink" then
-      config_error(("unknown call option '%s' (valid: silent, unchecked, timeout, sink)"):format(tostring(k)), 2)
-    end
-  end
+  scaffold.check_call_options(SPEC, opts, 2)
   local info = lookup(name, opts.unchecked)
   if params ~= nil and type(params) ~= "table" then config_error("params of " .. name .. " must be a table", 2) end
   local body = {}
@@ -267,18 +255,11 @@ function Xml:parse(req, res)
   return doc
 end
 
---- xml:perform(req) -> res | nil, err: the transport alone.
-function Xml:perform(req)
-  return self.transport(req)
-end
-
 -- One call through the limiter and the retry policy.
 function Xml:_run(name, info, params, opts)
   local req = self:prepare(name, params, opts)
-  return base.run(self, {
-    req = req, operation = name, idempotent = not info.writes,
-    parse = function(r, res) return self:parse(r, res) end,
-  })
+  req.idempotent = not info.writes
+  return base.run(self, req)
 end
 
 --- xml:login() -> sid | nil, err (login mode; done by itself when needed)
@@ -320,7 +301,8 @@ function Xml:call(name, params, opts)
   return result, meta
 end
 
---- xml:pager(method, params, opts) -> pager (see pager.lua)
+--- xml:pager(method, params, opts) -> pager (see pager.lua); xml:pages,
+-- xml:each and xml:all (scaffold.lua) take the same arguments.
 -- Pages by pageCurrent (from 1) and pageSize (<= 100); stops at
 -- totalCount, on a short page, or on count = 0. Each page is the list table
 -- with `count` and `totalCount` (numbers, when the API gives them).
@@ -328,20 +310,15 @@ function Xml:pager(name, params, opts)
   local info = lookup(name)
   opts = opts or {}
   if not info.paged then config_error(("%s is not a paged list; use xml:call"):format(name), 2) end
-  Pager.check_options("xml:pager", opts, PAGER_OPTIONS)
-  local page_size = opts.page_size or (params and tonumber(params.pageSize)) or self.page_size
-  if type(page_size) ~= "number" or page_size < 1 or page_size > MAX_PAGE_SIZE or page_size % 1 ~= 0 then
-    config_error("page_size must be a whole number from 1 to 100 (the API's cap)", 2)
-  end
-  local fixed = {}
-  for k, v in pairs(params or {}) do fixed[k] = v end
-  local first = tonumber(fixed.pageCurrent) or 1
-  fixed.pageCurrent, fixed.pageSize = nil, nil
+  opts = scaffold.pager_options(SPEC, opts)
+  local page_size = scaffold.page_size(SPEC, opts.page_size or (params and tonumber(params.pageSize)), "page_size",
+    self.page_size)
+  local fixed = scaffold.copy(params, { "pageCurrent", "pageSize" })
+  local first = params and tonumber(params.pageCurrent) or 1
   local call_opts = { silent = opts.silent, timeout = opts.timeout }
-  local function fetch(cursor)
+  return scaffold.walk(opts, function(cursor)
     local page = cursor and cursor.page or first
-    local p = {}
-    for k, v in pairs(fixed) do p[k] = v end
+    local p = scaffold.copy(fixed)
     p.pageCurrent, p.pageSize = page, page_size
     local result, err = self:call(name, p, call_opts)
     if not result then return nil, err end
@@ -352,24 +329,7 @@ function Xml:pager(name, params, opts)
     list.count, list.totalCount = count, total
     local done = count == 0 or #list < page_size or (total and (page - 1) * page_size + count >= total)
     return list, (not done) and { page = page + 1 } or nil
-  end
-  return Pager.new(fetch, { cursor = opts.cursor, max_pages = opts.max_pages, max_items = opts.max_items,
-    dedupe = opts.dedupe })
-end
-
---- for page in xml:pages(method, params, opts) do ... end (raises on error)
-function Xml:pages(name, params, opts)
-  return self:pager(name, params, opts):pages()
-end
-
---- for item in xml:each(method, params, opts) do ... end (raises on error)
-function Xml:each(name, params, opts)
-  return self:pager(name, params, opts):each()
-end
-
---- xml:all(method, params, opts) -> items | nil, err (no raising)
-function Xml:all(name, params, opts)
-  return self:pager(name, params, opts):all()
+  end)
 end
 
 --- xml:download(file_id, opts) -> bytes | { file, size } | { location } ...
@@ -381,25 +341,14 @@ function Xml:download(file_id, opts)
     { sink = opts.path, timeout = opts.timeout })
   if not result then return nil, err end
   if result.location and opts.follow then
-    local ok, cerr = base.check_location(self, "file.download", result.location)
-    if not ok then return nil, cerr end
-    local req = self.core:prepare { method = "GET", url = result.location, headers = { Accept = "*/*" } }
-    req.sink = opts.path
-    local res, ferr = self.transport(req)
+    local res, ferr = scaffold.follow(self, "file.download", result.location, opts.path,
+      "following the download link failed")
     if not res then return nil, ferr end
-    if res.status ~= 200 then
-      return nil, self.core:error { kind = "http", status = res.status, operation = "file.download",
-        message = "following the download link failed", retryable = res.status >= 500 }
-    end
     if res.file then return { file = res.file, size = res.size } end
     return res.body
   end
   if result.data then return result.data end
   return result
-end
-
-function Xml:close()
-  base.close(self)
 end
 
 return Xml

@@ -9,10 +9,9 @@
 -- <task><id>), `unwrap` returns that element of the result; paging kinds
 -- take the method's parameters as they are.
 local base = require "planapi.client_base"
+local scaffold = require "planapi.scaffold"
 
 local config_error = base.config_error
-
-local M = {}
 
 local function obj(method, el) return { method, wrap = el, unwrap = el } end
 local function paged(method, kind) return { method, kind = kind } end
@@ -96,30 +95,15 @@ local function bind_method(xml, def)
   end
 end
 
---- The resource object `name` of an XML client, or nil.
-function M.bind(xml, name)
-  local defs = DEFS[name]
-  if defs == nil then return nil end
-  local res = {}
-  for m, def in pairs(defs) do res[m] = bind_method(xml, def) end
-  if name == "file" then
+local EXTRAS = {
+  file = {
     --- xml.file:download(id, { path =, follow = }) -> bytes, or { file, size }, or { location }
-    function res.download(_, id, opts) return xml:download(id, opts) end
-  end
-  return res
-end
+    download = function(xml)
+      return function(_, id, opts) return xml:download(id, opts) end
+    end,
+  },
+}
 
---- Resource names and their methods (for documentation and specs).
-function M.names()
-  local out = {}
-  for name, defs in pairs(DEFS) do
-    local methods = {}
-    for m in pairs(defs) do methods[#methods + 1] = m end
-    if name == "file" then methods[#methods + 1] = "download" end
-    table.sort(methods)
-    out[name] = methods
-  end
-  return out
-end
-
-return M
+--- bind(xml, name) -> the resource object `name` of an XML client, or nil;
+-- names() -> resource names and their methods (for documentation and specs).
+return scaffold.resources(DEFS, bind_method, EXTRAS)
