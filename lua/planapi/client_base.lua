@@ -9,13 +9,13 @@
 --
 -- The loop lives in Lua on purpose: a cosocket transport yields, and a yield
 -- across a C call fails, so C is only ever called for pure work or libcurl.
-local core = require "planapi.core"
-local Policy = require "planapi.policy"
-local Limiter = require "planapi.limiter"
-local Quota = require "planapi.quota"
-local Ngx = require "planapi.transport.ngx"
-local config_error = require "planapi.config_error"
-local options = require "planapi.options"
+local core = require("planapi.core")
+local Policy = require("planapi.policy")
+local Limiter = require("planapi.limiter")
+local Quota = require("planapi.quota")
+local Ngx = require("planapi.transport.ngx")
+local config_error = require("planapi.config_error")
+local options = require("planapi.options")
 
 local M = {}
 

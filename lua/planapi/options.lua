@@ -2,7 +2,7 @@
 -- pager's): a typo such as `timout` or a value of the wrong type is a config
 -- error naming the valid options, never a silently ignored setting.
 --   options.check("planado", opts, 3, OWN, SHARED)   -- OWN, SHARED: name -> "type|type|false"
-local config_error = require "planapi.config_error"
+local config_error = require("planapi.config_error")
 
 local M = {}
 

@@ -21,8 +21,8 @@ local PAGER_OPTIONS = {
   cursor = "table|false", max_pages = "number", max_items = "number", dedupe = "boolean",
 }
 
-local config_error = require "planapi.config_error"
-local options = require "planapi.options"
+local config_error = require("planapi.config_error")
+local options = require("planapi.options")
 
 --- Pager.check_options(what, opts, extra): a typo in a pager option
 -- (`max_item = 2`) or a value of the wrong type raises a config error, as

@@ -7,11 +7,11 @@
 -- Adding a capability to all three clients is written once: a method in
 -- scaffold.methods, an option in client_base.LOOP_OPTIONS read by
 -- client_base.init, a step in client_base.run.
-local base = require "planapi.client_base"
-local Pager = require "planapi.pager"
-local options = require "planapi.options"
-local config_error = require "planapi.config_error"
-local suggest = require "planapi.suggest"
+local base = require("planapi.client_base")
+local Pager = require("planapi.pager")
+local options = require("planapi.options")
+local config_error = require("planapi.config_error")
+local suggest = require("planapi.suggest")
 
 local S = {}
 
@@ -57,6 +57,24 @@ end
 
 function methods:close()
   base.close(self)
+end
+
+--- An API's catalogue of operations by name (REST's operationIds, XML's
+-- methods): returns names() -> the sorted names, describe(name) -> its
+-- description or nil, and lookup(name, level) -> its description, or a
+-- config error naming the nearest names. what:
+-- "Planfix REST operation"; known: "%d operations are known, listed by
+-- planfix_rest.operations()".
+function S.catalogue(tbl, what, known)
+  local function names() return base.sorted_keys(tbl) end
+  local function lookup(name, level)
+    local found = tbl[name]
+    if found then return found end
+    local all = names()
+    config_error(("unknown %s '%s'%s; " .. known):format(what, tostring(name), S.did_you_mean(name, tbl), #all),
+      (level or 1) + 1, { valid = all })
+  end
+  return names, function(name) return tbl[name] end, lookup
 end
 
 -- ------------------------------------------------------------ the class
@@ -111,6 +129,14 @@ function S.class(Class, spec)
   Class.__index = resource_index(Class, spec)
   Class.__tostring = spec.describe
   return Class
+end
+
+--- A client of Class: fields as its own, base.init's setup done (see
+-- client_base.init). Returns it and its base URL as the C client keeps it.
+function S.instance(Class, fields, opts, setup)
+  local self = setmetatable(fields, Class)
+  base.init(self, opts, setup)
+  return self, self.core:config().base_url
 end
 
 -- ------------------------------------------------------------ options

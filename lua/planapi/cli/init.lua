@@ -8,12 +8,12 @@
 -- decode, auth), 4 quota or rate limit, 5 transport (transport, timeout, tls),
 -- 130 interrupted by Ctrl-C (the transfer is aborted at once, the cursor of
 -- --resume saved; bin/planapi calls core.catch_interrupt).
-local planapi = require "planapi"
-local core = require "planapi.core"
-local args = require "planapi.cli.args"
-local profiles = require "planapi.cli.profiles"
-local output = require "planapi.cli.output"
-local progress = require "planapi.cli.progress"
+local planapi = require("planapi")
+local core = require("planapi.core")
+local args = require("planapi.cli.args")
+local profiles = require("planapi.cli.profiles")
+local output = require("planapi.cli.output")
+local progress = require("planapi.cli.progress")
 
 local M = {}
 

@@ -6,10 +6,10 @@
 -- 60 requests/minute with bursts; 429 and the "200 text/plain Rate Limit
 -- Exceeded" quirk both retried; a POST that may have reached the server is
 -- reconciled by its external_id instead of being sent twice.
-local core = require "planapi.core"
-local base = require "planapi.client_base"
-local scaffold = require "planapi.scaffold"
-local FIELDS = require "planapi.planado.fields"
+local core = require("planapi.core")
+local base = require("planapi.client_base")
+local scaffold = require("planapi.scaffold")
+local FIELDS = require("planapi.planado.fields")
 
 local config_error = base.config_error
 
@@ -49,17 +49,16 @@ function Planado.new(opts)
   else
     config_error("planado option 'auth_header' must be \"Authorization\" (Bearer) or \"X-Planado-API-Key\"", 2)
   end
-  local self = setmetatable({
+  local self, url = scaffold.instance(Planado, {
     strict = opts.strict ~= false,
     rate_limit_wait = opts.rate_limit_wait or DEFAULT_RATE_LIMIT_WAIT,
-  }, Planado)
-  base.init(self, opts, {
+  }, opts, {
     base_url = opts.url or DEFAULT_URL, headers = headers, secrets = { opts.api_key }, rate = DEFAULT_RATE,
     -- whether Planado limits per key or per account is unknown: per key, named by
     -- a hash so the key itself never reaches a file or Redis
     key = "planado:" .. core.md5_hex(opts.api_key):sub(1, 16),
   })
-  self.base_url = self.core:config().base_url
+  self.base_url = url
   return self
 end
 

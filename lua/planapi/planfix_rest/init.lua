@@ -5,15 +5,14 @@
 -- its operationId; each parameter goes to the path, the query or the JSON
 -- body as the spec says. Paged lists get iterators; errors get the
 -- documented meaning of their code (planfix_rest/errors.lua).
-local core = require "planapi.core"
-local base = require "planapi.client_base"
-local scaffold = require "planapi.scaffold"
-local multipart = require "planapi.planfix_rest.multipart"
-local codes = require "planapi.planfix_rest.errors"
-local params_check = require "planapi.planfix_rest.params"
-local ops_table = require "planapi.planfix_rest.ops"
+local core = require("planapi.core")
+local base = require("planapi.client_base")
+local scaffold = require("planapi.scaffold")
+local multipart = require("planapi.planfix_rest.multipart")
+local codes = require("planapi.planfix_rest.errors")
+local params_check = require("planapi.planfix_rest.params")
 
-local OPS = ops_table.ops
+local OPS = require("planapi.planfix_rest.ops").ops
 local config_error = base.config_error
 
 local Rest = {}
@@ -40,6 +39,12 @@ local SPEC = {
 SPEC.pager_options.page_size = "number"
 scaffold.class(Rest, SPEC)
 
+local lookup
+--- Rest.operations(): the sorted operationIds this client knows;
+-- Rest.operation(op_id): the description of one (method, path, parameters...).
+Rest.operations, Rest.operation, lookup = scaffold.catalogue(OPS, "Planfix REST operation",
+  "%d operations are known, listed by planfix_rest.operations()")
+
 --- planapi.planfix_rest{ account = "acme" | base_url = "https://...", token = "...", ... }
 function Rest.new(opts)
   scaffold.check_options(SPEC, opts)
@@ -55,8 +60,7 @@ function Rest.new(opts)
     base_url = ("https://%s.planfix.com/rest/"):format(account)
   end
   local page_size = scaffold.page_size(SPEC, opts.page_size, "planfix_rest option 'page_size'", SPEC.max_page_size)
-  local self = setmetatable({ page_size = page_size, unchecked = opts.unchecked == true }, Rest)
-  base.init(self, opts, {
+  local self, url = scaffold.instance(Rest, { page_size = page_size, unchecked = opts.unchecked == true }, opts, {
     base_url = base_url,
     headers = { Authorization = "Bearer " .. token },
     secrets = { token },
@@ -64,26 +68,8 @@ function Rest.new(opts)
     -- one budget per account: its API host names it
     key = "planfix_rest:" .. (base_url:match "^%a+://([^/]+)" or base_url),
   })
-  self.base_url = self.core:config().base_url
+  self.base_url = url
   return self
-end
-
---- The sorted operationIds this client knows.
-function Rest.operations()
-  return base.sorted_keys(OPS)
-end
-
---- The description of one operation (method, path, parameters...).
-function Rest.operation(op_id)
-  return OPS[op_id]
-end
-
-local function lookup(op_id)
-  local op = OPS[op_id]
-  if op then return op end
-  config_error(("unknown Planfix REST operation '%s'%s; %d operations are known, listed by "
-    .. "planfix_rest.operations()"):format(tostring(op_id), scaffold.did_you_mean(op_id, OPS), ops_table.count),
-    3, { valid = Rest.operations() })
 end
 
 local function valid_params(op)

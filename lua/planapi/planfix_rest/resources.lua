@@ -5,19 +5,24 @@
 --   for t in rest.tasks:each{ fields = "id" } do ... end
 -- Every method takes the operation's path parameters first (in path order),
 -- then the parameters table, then the call options of rest:call.
-local base = require "planapi.client_base"
-local scaffold = require "planapi.scaffold"
+local base = require("planapi.client_base")
+local scaffold = require("planapi.scaffold")
 
 -- name = { kind, operationId, key to unwrap }
 -- kinds: get (result[key]), create (result.id), call (the result),
 -- each / pages / all / pager (paging, see planfix_rest/init.lua)
+
+-- each / pages / all / pager over one paged list, beside the defs given.
+local function listed(list_op, defs)
+  for _, kind in ipairs { "each", "pages", "all", "pager" } do defs[kind] = { kind, list_op } end
+  return defs
+end
+
 local DEFS = {
-  tasks = {
+  tasks = listed("get-task-list", {
     get = { "get", "get-task-by-id", "task" },
     create = { "create", "post-task" },
     update = { "call", "post-task-by-id" },
-    each = { "each", "get-task-list" }, pages = { "pages", "get-task-list" },
-    all = { "all", "get-task-list" }, pager = { "pager", "get-task-list" },
     comments = { "each", "get-task-comments" },
     add_comment = { "create", "post-task-add-comment" },
     update_comment = { "call", "post-task-update-comment" },
@@ -29,13 +34,11 @@ local DEFS = {
     templates = { "each", "get-task-list-templates" },
     recurring = { "each", "get-task-list-recurring" },
     add_datatag_entry = { "call", "post-task-add-data-tag-entry-new-comment" },
-  },
-  contacts = {
+  }),
+  contacts = listed("get-contact-list", {
     get = { "get", "get-contact-by-id", "contact" },
     create = { "create", "post-contact" },
     update = { "call", "post-contact-by-id" },
-    each = { "each", "get-contact-list" }, pages = { "pages", "get-contact-list" },
-    all = { "all", "get-contact-list" }, pager = { "pager", "get-contact-list" },
     comments = { "each", "get-contact-comments" },
     add_comment = { "create", "post-contact-add-comment" },
     update_comment = { "call", "post-contact-update-comment" },
@@ -43,52 +46,42 @@ local DEFS = {
     groups = { "get", "get-contact-list-groups", "groups" },
     templates = { "each", "get-contact-list-templates" },
     files = { "get", "get-contact-files", "files" },
-  },
-  projects = {
+  }),
+  projects = listed("get-project-list", {
     get = { "get", "get-project-by-id", "project" },
     create = { "create", "post-project" },
     update = { "call", "post-project-by-id" },
-    each = { "each", "get-project-list" }, pages = { "pages", "get-project-list" },
-    all = { "all", "get-project-list" }, pager = { "pager", "get-project-list" },
     groups = { "get", "get-project-groups", "groups" },
     templates = { "each", "get-project-list-templates" },
     files = { "each", "get-project-files" },
-  },
-  users = {
+  }),
+  users = listed("get-user-list", {
     get = { "get", "get-user-id", "user" },
     create = { "create", "post-user" },
     update = { "call", "post-user-id" },
-    each = { "each", "get-user-list" }, pages = { "pages", "get-user-list" },
-    all = { "all", "get-user-list" }, pager = { "pager", "get-user-list" },
     groups = { "get", "get-user-groups", "groups" },
     positions = { "get", "get-user-positions", "positions" },
-  },
-  comments = {
+  }),
+  comments = listed("get-comment-list", {
     get = { "get", "get-comment-id", "comment" },
     delete = { "call", "delete-comment-id" },
-    each = { "each", "get-comment-list" }, pages = { "pages", "get-comment-list" },
-    all = { "all", "get-comment-list" }, pager = { "pager", "get-comment-list" },
-  },
-  datatags = {
+  }),
+  datatags = listed("get-data-tags", {
     get = { "get", "get-datatag-id", "dataTag" },
-    each = { "each", "get-data-tags" }, pages = { "pages", "get-data-tags" },
-    all = { "all", "get-data-tags" }, pager = { "pager", "get-data-tags" },
     entries = { "each", "post-list-data-tag-entries" },
     entry = { "get", "get-datatag-entry-key", "entry" },
     update_entry = { "call", "post-update-data-tag-entry" },
     delete_entry = { "call", "delete-datatag-entry-key" },
-  },
-  directories = {
+  }),
+  directories = listed("get-list-directories", {
     get = { "get", "get-directory-by-id", "directory" },
-    each = { "each", "get-list-directories" }, pages = { "pages", "get-list-directories" },
-    all = { "all", "get-list-directories" }, pager = { "pager", "get-list-directories" },
     groups = { "get", "get-directories-groups", "groups" },
     entries = { "each", "post-list-directory-entries" },
     add_entry = { "call", "post-add-directory-entry" },
     entry = { "get", "get-directory-id-entry-key", "entry" },
     update_entry = { "call", "post-update-directory-entry" },
     delete_entry = { "call", "delete-directory-entry-key" },
-  },
+  }),
   files = {
     get = { "get", "get-file-id", "file" },
     update = { "call", "post-file-update" },
@@ -96,7 +89,7 @@ local DEFS = {
   },
 }
 
-local config_error = require "planapi.config_error"
+local config_error = require("planapi.config_error")
 
 -- Bind one DEFS entry into a method: (path params..., params, opts).
 local function method(rest, def)

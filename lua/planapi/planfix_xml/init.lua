@@ -6,11 +6,11 @@
 -- api_key:token) or the legacy login mode (auth.login gives a sid that goes
 -- in every body; renewed once on 0005, never in a loop). Errors carry the
 -- documented meaning of their code (planfix_xml/errors.lua).
-local core = require "planapi.core"
-local base = require "planapi.client_base"
-local scaffold = require "planapi.scaffold"
-local tables = require "planapi.planfix_xml.methods"
-local codes = require "planapi.planfix_xml.errors"
+local core = require("planapi.core")
+local base = require("planapi.client_base")
+local scaffold = require("planapi.scaffold")
+local tables = require("planapi.planfix_xml.methods")
+local codes = require("planapi.planfix_xml.errors")
 
 local METHODS = tables.methods
 local config_error = base.config_error
@@ -32,6 +32,12 @@ local SPEC = {
   describe = function(self) return ("planapi.planfix_xml (%s, %s mode)"):format(self.url, self.mode) end,
 }
 scaffold.class(Xml, SPEC)
+
+local lookup_documented
+--- Xml.methods(): the documented method names, sorted; Xml.method(name):
+-- the description of one (root, list, paged, counts, writes...).
+Xml.methods, Xml.method, lookup_documented = scaffold.catalogue(METHODS, "Planfix XML method",
+  "%d methods are documented, listed by planfix_xml.methods()")
 
 --- The data centres (the XML API documentation's list of endpoints); error 0024 points at this list.
 Xml.DATA_CENTRES = {
@@ -74,43 +80,29 @@ function Xml.new(opts)
     config_error("planfix_xml needs a token (preferred) or a login and password", 2)
   end
   local page_size = scaffold.page_size(SPEC, opts.page_size, "planfix_xml option 'page_size'", SPEC.max_page_size)
-  local self = setmetatable({
-    account = opts.account, mode = mode, silent = opts.silent, page_size = page_size,
-    login_name = opts.login,
-  }, Xml)
   -- Secrets live in closures and the C client, never in fields a dump would show.
   local password, private_key = opts.password, opts.private_key
-  self.credentials = function() return opts.login, password end
-  self.private_key = function() return private_key end
   local basic = core.base64(opts.api_key .. ":" .. (mode == "token" and opts.token or ""))
-  base.init(self, opts, {
+  local self, url = scaffold.instance(Xml, {
+    account = opts.account, mode = mode, silent = opts.silent, page_size = page_size,
+    login_name = opts.login,
+    credentials = function() return opts.login, password end,
+    private_key = function() return private_key end,
+  }, opts, {
     base_url = opts.url or DEFAULT_URL,
     headers = { Authorization = "Basic " .. basic, Accept = "application/xml" },
     secrets = { opts.api_key, opts.token, opts.password, opts.private_key, basic },
     rate = DEFAULT_RATE,
     key = "planfix_xml:" .. opts.account,
   })
-  self.url = self.core:config().base_url
+  self.url = url
   return self
 end
 
---- The documented method names, sorted.
-function Xml.methods()
-  return base.sorted_keys(METHODS)
-end
-
---- The description of one method (root, list, paged, counts, writes...).
-function Xml.method(name)
-  return METHODS[name]
-end
-
 local function lookup(name, unchecked)
-  local info = METHODS[name]
-  if info then return info end
-  if unchecked then return { writes = true } end -- unknown: treated as a write, never repeated
-  config_error(("unknown Planfix XML method '%s'%s; %d methods are documented, "
-    .. "listed by planfix_xml.methods()"):format(tostring(name), scaffold.did_you_mean(name, METHODS),
-    #Xml.methods()), 4, { valid = Xml.methods() })
+  -- unknown and unchecked: treated as a write, never repeated
+  if unchecked and METHODS[name] == nil then return { writes = true } end
+  return lookup_documented(name, 2)
 end
 
 -- The list-container names the decoder needs for one method, cached.

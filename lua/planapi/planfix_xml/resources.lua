@@ -8,8 +8,8 @@
 -- `wrap` puts the parameters inside the group's element (task.get takes
 -- <task><id>), `unwrap` returns that element of the result; paging kinds
 -- take the method's parameters as they are.
-local base = require "planapi.client_base"
-local scaffold = require "planapi.scaffold"
+local base = require("planapi.client_base")
+local scaffold = require("planapi.scaffold")
 
 local config_error = base.config_error
 
