@@ -2,44 +2,13 @@
 -- parameters against the sandbox's request recorder: the method, path,
 -- query and body on the wire must be what the spec defines. Expectations
 -- come from the spec file itself, not from the generated operation table.
-local cjson = require("cjson").new()
 local planapi = require "planapi"
 local sandbox = require "sandbox"
+local openapi = require "openapi"
 
-local SPEC_PATH = "../shared/specs/planfix-rest-openapi.json"
-
-local function load_spec()
-  local f = assert(io.open(SPEC_PATH, "rb"), "the OpenAPI spec is expected at " .. SPEC_PATH)
-  local doc = cjson.decode(f:read "a")
-  f:close()
-  return doc
-end
-
-local doc = load_spec()
-
-local function resolve(node)
-  while type(node) == "table" and node["$ref"] do
-    local ref = node["$ref"]
-    local cur = doc
-    for part in ref:gsub("^#/", ""):gmatch "[^/]+" do cur = cur[part] end
-    node = cur
-  end
-  return node
-end
-
--- Top-level properties of a body schema, allOf merged; required names.
-local function body_properties(schema)
-  schema = resolve(schema)
-  local props, required = {}, {}
-  local function merge(s)
-    s = resolve(s)
-    for _, part in ipairs(s.allOf or {}) do merge(part) end
-    for k, v in pairs(s.properties or {}) do props[k] = resolve(v) end
-    for _, r in ipairs(s.required or {}) do required[#required + 1] = r end
-  end
-  merge(schema)
-  return props, required
-end
+local doc = openapi.load()
+-- body_properties: the top-level properties of a body schema, allOf merged; required names.
+local resolve, body_properties = openapi.tools(doc)
 
 local function sample(schema)
   schema = resolve(schema) or {}

@@ -16,12 +16,12 @@
 -- The sample values are read from the spec file here; Prism is the judge.
 -- Prism is installed by tools/prism/install (make test runs it); without
 -- it this spec fails and says how to install it.
-local cjson = require("cjson").new()
 local planapi = require "planapi"
 local prism = require "prism"
+local openapi = require "openapi"
 local ops_table = require "planapi.planfix_rest.ops"
 
-local SPEC_PATH = "../shared/specs/planfix-rest-openapi.json"
+local SPEC_PATH = openapi.PATH
 
 -- The spec's body examples that Prism refuses, and why: 328 of the spec's
 -- 1.6.9 examples, each for the reasons below, matched against every one
@@ -63,77 +63,9 @@ local function reason_for(message)
   return nil
 end
 
--- lua-cjson 2.1.0 decodes [] and {} alike; an empty array outside a string
--- is rewritten to a one-element array of a marker first, and marked as an
--- array (planapi.array) after decoding, so an example's [] is sent as [].
-local EMPTY = "\0planapi-empty-array"
-
-local function mark_empty_arrays(text)
-  local out, pos = {}, 1
-  while true do
-    local at = text:find('["%[]', pos)
-    if not at then break end
-    if text:sub(at, at) == '"' then
-      local close = at
-      repeat
-        close = text:find('"', close + 1, true)
-        local i = close - 1
-        while text:byte(i) == 92 do i = i - 1 end -- backslashes before the quote
-      until (close - 1 - i) % 2 == 0
-      out[#out + 1] = text:sub(pos, close)
-      pos = close + 1
-    else
-      local after = text:match("^%[%s*%]()", at)
-      if after then
-        out[#out + 1] = text:sub(pos, at - 1) .. '["\\u0000planapi-empty-array"]'
-        pos = after
-      else
-        out[#out + 1] = text:sub(pos, at)
-        pos = at + 1
-      end
-    end
-  end
-  out[#out + 1] = text:sub(pos)
-  return table.concat(out)
-end
-
-local function read_spec()
-  local f = assert(io.open(SPEC_PATH, "rb"), "the OpenAPI spec is expected at " .. SPEC_PATH)
-  local text = f:read "a"
-  f:close()
-  local function restore(v)
-    if type(v) ~= "table" then return v end
-    if v[1] == EMPTY and v[2] == nil then return planapi.array() end
-    for k, x in pairs(v) do v[k] = restore(x) end
-    return v
-  end
-  return restore(cjson.decode(mark_empty_arrays(text)))
-end
-
-local doc = read_spec()
-
-local function resolve(node)
-  while type(node) == "table" and node["$ref"] do
-    local cur = doc
-    for part in node["$ref"]:gsub("^#/", ""):gmatch "[^/]+" do cur = cur[part] end
-    node = cur
-  end
-  return node or {}
-end
-
--- Properties and required names of an object schema, allOf merged.
-local function object_schema(schema)
-  schema = resolve(schema)
-  local props, required = {}, {}
-  local function merge(s)
-    s = resolve(s)
-    for _, part in ipairs(s.allOf or {}) do merge(part) end
-    for k, v in pairs(s.properties or {}) do props[k] = resolve(v) end
-    for _, r in ipairs(s.required or {}) do required[#required + 1] = r end
-  end
-  merge(schema)
-  return props, required
-end
+local doc = openapi.load()
+-- object_schema: the properties and required names of an object schema, allOf merged.
+local resolve, object_schema = openapi.tools(doc)
 
 local function schema_type(schema)
   schema = resolve(schema)
