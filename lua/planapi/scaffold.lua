@@ -146,7 +146,9 @@ function S.check_options(spec, opts)
 end
 
 --- Check a call's options (level: as config_error's, from the caller).
+-- A call without options costs one next().
 function S.check_call_options(spec, opts, level)
+  if next(opts) == nil then return end
   options.check("call", opts, (level or 1) + 1, spec.call_options)
 end
 

@@ -113,8 +113,11 @@ local NO_OPTIONS = {}
 function Planado:prepare(method, path, params, opts)
   if type(method) ~= "string" or not method:match "^%u+$" then config_error("HTTP method required, e.g. \"GET\"", 2) end
   if type(path) ~= "string" then config_error("path required, e.g. \"jobs\"", 2) end
-  opts = opts or NO_OPTIONS
-  scaffold.check_call_options(SPEC, opts, 2)
+  if opts == nil then
+    opts = NO_OPTIONS
+  else
+    scaffold.check_call_options(SPEC, opts, 2)
+  end
   local query, body
   if method == "GET" or method == "DELETE" then
     query = params and flatten_query(params) or nil
