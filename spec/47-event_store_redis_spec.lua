@@ -500,7 +500,7 @@ http {
 
   describe("two receiving processes on one Redis", function()
     local N = 1000
-    local LEASE = 2 -- seconds before a dead receiver's event is taken again (a live handler takes ms)
+    local LEASE = 3 -- seconds before a dead receiver's event is taken again (a live handler takes ms)
 
     -- 2N deliveries (each event twice) in random order, each to one of two
     -- entry points at random: the two lists.
