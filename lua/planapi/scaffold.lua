@@ -106,8 +106,10 @@ local function resource_index(class, spec)
   local resources
   return function(self, key)
     local method = class[key]
-    if method == nil then method = methods[key] end
+    -- a field left nil (quota, pacer...) is read on every call: answered first
     if method ~= nil or fields[key] or type(key) ~= "string" then return method end
+    method = methods[key]
+    if method ~= nil then return method end
     resources = resources or spec.resources()
     local res = resources.bind(self, key)
     if res == nil then unknown_resource(spec.api, key, resources.names()) end

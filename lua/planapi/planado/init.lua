@@ -106,12 +106,19 @@ end
 -- A call without options reads this one (prepare never writes to opts):
 -- no table allocated per call.
 local NO_OPTIONS = {}
+-- The methods checked once ("GET", "POST"...): no pattern match per call.
+local SEEN_METHODS = {}
 
 --- pd:prepare(method, path, params, opts) -> req (pure)
 -- params: the query of a GET/DELETE, the JSON body of a POST/PATCH.
 -- opts: { query =, headers =, notify_assignees = false, timeout = }
 function Planado:prepare(method, path, params, opts)
-  if type(method) ~= "string" or not method:match "^%u+$" then config_error("HTTP method required, e.g. \"GET\"", 2) end
+  if not SEEN_METHODS[method] then
+    if type(method) ~= "string" or not method:match "^%u+$" then
+      config_error("HTTP method required, e.g. \"GET\"", 2)
+    end
+    SEEN_METHODS[method] = true
+  end
   if type(path) ~= "string" then config_error("path required, e.g. \"jobs\"", 2) end
   if opts == nil then
     opts = NO_OPTIONS
@@ -138,7 +145,7 @@ function Planado:prepare(method, path, params, opts)
     method = method, path = path, query = query and next(query) and query or nil, body = body,
     headers = headers, timeout = opts.timeout,
   }
-  req.operation = method .. " " .. path:gsub("^/", "")
+  req.operation = method .. " " .. (path:byte(1) == 47 and path:sub(2) or path) -- without a leading /
   return req
 end
 
