@@ -102,6 +102,14 @@ check "scenarios: form content type" "$(pjl 'd.requests[1].headers["content-type
 srecv "?path=/json"
 check "scenarios: the JSON scenario heard the comment too" "$(pjl '#d.requests .. "|" .. d.requests[1].event' "$WORK/recv")" "1|comment_added"
 
+scenario "{\"url\":\"$PRECV/named\",\"triggers\":[\"task_created\"],\"headers\":{\"X-Name\":\"{{task.name}}\"}}"
+api POST /task/ '{"name":"Line one\r\nX-Evil: 1"}'
+sflush
+srecv "?path=/named"
+check "scenarios: a line break in a header's value does not make a header" \
+  "$(pjl 'd.requests[1].headers["x-name"] .. "|" .. tostring(d.requests[1].headers["x-evil"])' "$WORK/recv")" "Line one X-Evil: 1|nil"
+ctl DELETE "/planfix/scenarios/$SC"
+
 # ------------------------------------------------------------- triggers (XML)
 ctl DELETE /planfix/receiver
 xcall "$(xreq task.add '<task><title>From XML</title></task>')"

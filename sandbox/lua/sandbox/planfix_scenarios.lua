@@ -199,7 +199,8 @@ end
 local function render(sc, values)
   local headers, has_type = {}, false
   for _, h in ipairs(sc.headers) do
-    headers[#headers + 1] = { h[1], fill(h[2], values) }
+    -- A value with a line break (a task name) must not end the header early.
+    headers[#headers + 1] = { h[1], (fill(h[2], values):gsub("[\r\n]+", " ")) }
     if h[1]:lower() == "content-type" then has_type = true end
   end
   local body = render_body(sc, values)
