@@ -127,6 +127,59 @@ describe("libcurl transport", function()
     c:close()
   end)
 
+  it("sets each request's method, body and headers afresh on the kept-alive handle", function()
+    -- One handle serves every request: nothing of one (a body, a custom
+    -- method, HEAD's no-body, a header) may reach the next.
+    local c = client { base_url = sandbox.https_url "record/" }
+    local steps = {
+      { method = "POST", path = "a", body = { n = 1 }, headers = { ["X-One"] = "1" } },
+      { method = "GET", path = "b" },
+      { method = "DELETE", path = "c" },
+      { method = "HEAD", path = "d" },
+      { method = "PUT", path = "e", body = "raw", content_type = "text/plain" },
+      { method = "PATCH", path = "f", body = { n = 2 } },
+      { method = "GET", path = "g" },
+      { method = "POST", path = "h" },
+    }
+    for _, step in ipairs(steps) do assert.equal(200, assert(c:perform(c:prepare(step))).status) end
+    local log = sandbox.log()
+    assert.equal(#steps, #log)
+    local want = {
+      { "POST", "/a", '{"n":1}', "application/json; charset=utf-8" }, { "GET", "/b", "", nil },
+      { "DELETE", "/c", "", nil }, { "HEAD", "/d", "", nil }, { "PUT", "/e", "raw", "text/plain" },
+      { "PATCH", "/f", '{"n":2}', "application/json; charset=utf-8" }, { "GET", "/g", "", nil },
+      { "POST", "/h", "", nil },
+    }
+    for i, w in ipairs(want) do
+      local e = log[i]
+      assert.same(w, { e.method, e.path, e.body or "", e.headers["content-type"] }, "request " .. i)
+      assert.is_nil(e.headers.expect, "request " .. i)
+      if i > 1 then assert.is_nil(e.headers["x-one"], "request " .. i) end
+    end
+    assert.equal(log[1].connection, log[2].connection) -- a read after a write reuses the connection
+    c:close()
+  end)
+
+  it("names itself in User-Agent: the user_agent option, else planapi and libcurl; a request's header wins", function()
+    local plain, named = client { base_url = sandbox.https_url "record/" },
+      client { base_url = sandbox.https_url "record/", user_agent = "acme-sync/2.1" }
+    assert(plain:perform(plain:prepare { method = "GET", path = "1" }))
+    assert(named:perform(named:prepare { method = "GET", path = "2" }))
+    assert(named:perform(named:prepare { method = "GET", path = "3", headers = { ["user-agent"] = "one-off/1" } }))
+    assert(plain:perform { method = "GET", url = sandbox.https_url "record/4" }) -- a request built by hand
+    assert(plain:perform { method = "GET", url = sandbox.https_url "record/5", headers = { ["User-Agent"] = false } })
+    local agents = {}
+    for _, e in ipairs(sandbox.log()) do agents[e.path] = e.headers["user-agent"] or "(none)" end
+    local libcurl = "^planapi/%d+%.%d+%.%d+ libcurl/%d"
+    assert.matches(libcurl, agents["/1"])
+    assert.equal("acme-sync/2.1", agents["/2"])
+    assert.equal("one-off/1", agents["/3"])
+    assert.matches(libcurl, agents["/4"])
+    assert.equal("(none)", agents["/5"])
+    plain:close()
+    named:close()
+  end)
+
   it("refuses a body over max_body with an error, never a truncated result", function()
     local c = client { max_body = 4096 }
     sandbox.fault { mode = "oversize", size = 100000, count = 1 }

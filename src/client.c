@@ -18,7 +18,6 @@
 #include "luax.h"
 #include "redact.h"
 #include "url.h"
-#include "version.h"
 
 #define DEFAULT_CONNECT_TIMEOUT 10.0
 #define DEFAULT_TIMEOUT 90.0 /* Planfix list calls with wide filters take 40-49 s */
@@ -142,16 +141,10 @@ static void read_proxy(lua_State *L, client_options *o) {
   lua_pop(L, 1);
 }
 
-/* The User-Agent: the user's, else the transport's default (registry). */
+/* The user's User-Agent, or NULL: then each transport names itself. */
 static const char *read_user_agent(lua_State *L) {
   const char *ua = pa_opt_string(L, 1, "user_agent");
-  if (ua == NULL) {
-    lua_getfield(L, LUA_REGISTRYINDEX, PA_DEFAULT_USER_AGENT);
-    ua = lua_tostring(L, -1); /* the registry keeps it alive */
-    lua_pop(L, 1);
-    if (ua == NULL) ua = "planapi/" PLANAPI_VERSION;
-  }
-  check_header(L, "User-Agent", 10, ua, strlen(ua));
+  if (ua != NULL) check_header(L, "User-Agent", 10, ua, strlen(ua));
   return ua;
 }
 
@@ -212,9 +205,10 @@ static pa_client *push_client(lua_State *L, const client_options *o) {
   c->max_body = (size_t)o->max_body;
   c->proxy_mode = o->proxy_mode;
   c->base_url = dup_base_url(L, o->base_url);
+  c->origin_len = pa_url_origin_len(c->base_url);
   if (o->ca_file != NULL) c->ca_file = dup_or_raise(L, o->ca_file);
   if (o->proxy != NULL) c->proxy = dup_or_raise(L, o->proxy);
-  c->user_agent = dup_or_raise(L, o->user_agent);
+  if (o->user_agent != NULL) c->user_agent = dup_or_raise(L, o->user_agent);
   return c;
 }
 
@@ -350,6 +344,10 @@ static int client_error(lua_State *L) {
 
 /* ------------------------------------------------------------ prepare */
 
+int pa_client_url_ok(const pa_client *c, const char *url, char *err, size_t errlen) {
+  return pa_url_check_under(url, c->base_url, c->origin_len, c->allow_http, err, errlen);
+}
+
 static int is_absolute(const char *s) {
   return strncmp(s, "https://", 8) == 0 || strncmp(s, "http://", 7) == 0;
 }
@@ -442,7 +440,7 @@ static pa_buf *push_url(lua_State *L, const pa_client *c) {
   if (oom) luaL_error(L, "out of memory");
   add_query(L, urlb);
   if (!pa_buf_add(urlb, "", 1)) luaL_error(L, "out of memory"); /* NUL-terminate */
-  if (!pa_url_check(urlb->p, c->allow_http, err, sizeof err)) pa_error_raise(L, "%s", err);
+  if (!pa_client_url_ok(c, urlb->p, err, sizeof err)) pa_error_raise(L, "%s", err);
   return urlb;
 }
 
@@ -516,10 +514,9 @@ static int client_prepare(lua_State *L) {
   lua_pushlstring(L, urlb->p, urlb->len - 1);
   lua_setfield(L, req, "url");
 
+  /* No User-Agent: the transport that sends the request adds its own. */
   lua_newtable(L);
   hdrs = lua_gettop(L);
-  lua_pushstring(L, c->user_agent);
-  lua_setfield(L, hdrs, "User-Agent");
   if (own_host) {
     lua_getiuservalue(L, 1, 1);
     lua_getfield(L, -1, PA_UV_HEADERS);

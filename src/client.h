@@ -18,11 +18,6 @@
 #define PA_UV_HEADERS "headers"
 #define PA_UV_SECRETS "secrets"
 
-/* Registry key of the User-Agent a client sends when the user set none.
- * The libcurl transport sets it (it names libcurl's version); without a
- * transport the client names planapi alone. */
-#define PA_DEFAULT_USER_AGENT "planapi.default_user_agent"
-
 typedef struct {
   size_t max_body;
   int allow_http;
@@ -30,7 +25,9 @@ typedef struct {
   int proxy_mode;             /* 0: environment, 1: explicit, 2: none */
   long connect_timeout_ms, timeout_ms;
   char *base_url;             /* always ends with '/' */
-  char *ca_file, *proxy, *user_agent;
+  size_t origin_len;          /* of base_url's "scheme://authority/" (url.h), or 0 */
+  char *ca_file, *proxy;
+  char *user_agent;           /* the user's option, or NULL: the transport names itself */
   /* The state of the transport serving this client, freed with it. */
   void *transport;
   void (*transport_free)(void *transport);
@@ -39,6 +36,10 @@ typedef struct {
 pa_client *pa_client_check(lua_State *L, int idx);
 /* The same, raising a config error when the client is closed. */
 pa_client *pa_client_check_open(lua_State *L, int idx);
+/* 1 if the client may talk to url (url.h: https, or http to loopback
+ * with allow_http); else 0 with the reason in err. Cheap for a URL under
+ * base_url, whose scheme and host were checked when the client was made. */
+int pa_client_url_ok(const pa_client *c, const char *url, char *err, size_t errlen);
 /* Raise a config error for a header name or value that could split a request. */
 void pa_client_check_headers(lua_State *L, int idx);
 /* Push message with every configured secret of the client at idx masked

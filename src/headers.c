@@ -35,7 +35,7 @@ static void add_folded(parser *p, const char *s, size_t len) {
   if (p->nlen == 0) return;
   while (start < len && (s[start] == ' ' || s[start] == '\t')) start++;
   lua_pushlstring(L, p->name, p->nlen);
-  lua_pushlstring(L, p->name, p->nlen);
+  lua_pushvalue(L, -1);
   lua_rawget(L, p->t);
   prev = lua_tolstring(L, -1, &plen);
   push_joined(L, prev, plen, " ", s + start, len - start);
@@ -71,7 +71,7 @@ static void add_field(parser *p, const char *s, size_t len) {
   while (v < end && (*v == ' ' || *v == '\t')) v++;
   while (end > v && (end[-1] == ' ' || end[-1] == '\t')) end--;
   lua_pushlstring(L, p->name, p->nlen);
-  lua_pushlstring(L, p->name, p->nlen);
+  lua_pushvalue(L, -1);
   lua_rawget(L, p->t);
   if (lua_isstring(L, -1)) {
     size_t plen;
@@ -85,12 +85,23 @@ static void add_field(parser *p, const char *s, size_t len) {
   lua_rawset(L, p->t);
 }
 
+/* The lines of the block: room for every field at once, no rehash. */
+static int count_lines(const char *s, size_t len) {
+  const char *p = s, *end = s + len;
+  int n = 0;
+  while (n < 4096 && (p = (const char *)memchr(p, '\n', (size_t)(end - p))) != NULL) {
+    n++;
+    p++;
+  }
+  return n;
+}
+
 void pa_headers_push(lua_State *L, const char *s, size_t len) {
   parser p;
   size_t pos = 0;
   p.L = L;
   p.nlen = 0;
-  lua_newtable(L);
+  lua_createtable(L, 0, count_lines(s, len));
   p.t = lua_gettop(L);
   while (pos < len) {
     size_t end = pos, vend;

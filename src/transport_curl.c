@@ -1,11 +1,14 @@
 /* transport_curl.c: client:perform(req) -> res | nil, err, over libcurl.
  *
  * The transport keeps its own state in the client's transport slot
- * (client.h), made on the first perform: one easy handle per client, reset
- * and fully configured before every transfer (curl_easy_reset keeps live
- * connections, so keep-alive holds while no option leaks from one request
- * into the next). A client that never performs here (cosockets) never
- * holds a handle. The callbacks only copy bytes into C buffers: they never
+ * (client.h), made on the first perform: one easy handle per client, kept
+ * alive across calls. The client's policy (TLS, protocols, timeouts,
+ * proxy, callbacks) is set on the handle once, when it is made, since a
+ * client's configuration never changes; before every transfer each option
+ * a request decides (URL, method, body, headers, timeout, pacer, fresh
+ * connection) is set again, to its value or back to the default, so none
+ * leaks from one request into the next. A client that never performs here
+ * (cosockets) never holds a handle. The callbacks only copy bytes into C buffers: they never
  * touch Lua, so no Lua error can longjmp through libcurl. Lua values are
  * built after curl_easy_perform has returned. */
 #include "transport_curl.h"
@@ -39,6 +42,8 @@
 /* One client's libcurl state: the handle and what a transfer collects. */
 typedef struct {
   CURL *curl;                 /* one easy handle, reused: keep-alive */
+  char *user_agent_line;      /* "User-Agent: ...", sent unless req.headers has one */
+  pa_buf line;                /* scratch for one header line */
   struct curl_slist *slist;   /* headers of the request in flight */
   pa_buf body, head;          /* response being received */
   size_t max_body;            /* the client's, for the callbacks */
@@ -82,28 +87,10 @@ static void transfer_free(void *state) {
   release_transfer(t);
   pa_buf_free(&t->body);
   pa_buf_free(&t->head);
+  pa_buf_free(&t->line);
+  free(t->user_agent_line);
   curl_easy_cleanup(t->curl);
   free(t);
-}
-
-/* The client's transfer state, made on its first perform. */
-static transfer *transfer_of(lua_State *L, pa_client *c) {
-  transfer *t = (transfer *)c->transport;
-  if (t != NULL) return t;
-  t = (transfer *)calloc(1, sizeof *t);
-  if (t == NULL) {
-    luaL_error(L, "out of memory");
-    return NULL; /* not reached */
-  }
-  t->curl = curl_easy_init();
-  if (t->curl == NULL) {
-    free(t);
-    luaL_error(L, "curl_easy_init failed");
-    return NULL; /* not reached */
-  }
-  c->transport = t;
-  c->transport_free = transfer_free;
-  return t;
 }
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud) {
@@ -409,7 +396,7 @@ static void read_request(lua_State *L, const pa_client *c, request *rq) {
   lua_pop(L, 3);
   if (rq->method == NULL || rq->url == NULL) pa_error_raise(L, "request needs method and url");
   /* The URL policy holds for every request, not only prepared ones. */
-  if (!pa_url_check(rq->url, c->allow_http, err, sizeof err)) pa_error_raise(L, "%s", err);
+  if (!pa_client_url_ok(c, rq->url, err, sizeof err)) pa_error_raise(L, "%s", err);
   rq->timeout_ms = c->timeout_ms;
   lua_getfield(L, 2, "timeout");
   if (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) > 0)
@@ -423,48 +410,72 @@ static void append_line(lua_State *L, transfer *t, const char *line) {
   t->slist = next;
 }
 
+/* Which headers the request names itself, so the transport adds no other. */
+enum { HAS_CONTENT_TYPE = 1, HAS_USER_AGENT = 2 };
+
+/* One header line in t->line, NUL-terminated: "Name: value"; "Name;" for
+ * an empty value (libcurl's way to send one); "Name:" for false, which
+ * makes libcurl send no such header. */
+static const char *header_line(lua_State *L, transfer *t, const char *name, size_t nlen) {
+  size_t vlen = 0;
+  const char *value = lua_type(L, -1) == LUA_TBOOLEAN ? NULL : lua_tolstring(L, -1, &vlen);
+  int ok;
+  t->line.len = 0;
+  ok = pa_buf_add(&t->line, name, nlen);
+  if (value == NULL) ok = ok && pa_buf_add(&t->line, ":", 2);
+  else if (vlen == 0) ok = ok && pa_buf_add(&t->line, ";", 2);
+  else ok = ok && pa_buf_add(&t->line, ": ", 2) && pa_buf_add(&t->line, value, vlen + 1);
+  if (!ok) luaL_error(L, "out of memory");
+  return t->line.p;
+}
+
 /* req.headers as libcurl's header lines, in C memory owned by the transfer
  * before any libcurl call, so an error raised here (a bad header) leaks
- * nothing. Returns whether a Content-Type was given. */
+ * nothing. Returns the HAS_ flags of the headers given. */
 static int add_header_lines(lua_State *L, transfer *t, int h) {
-  int has_ctype = 0;
+  int has = 0;
   pa_client_check_headers(L, h);
   lua_pushnil(L);
   while (lua_next(L, h)) {
-    const char *name = lua_tostring(L, -2), *line;
-    if (lua_type(L, -1) == LUA_TBOOLEAN) { /* false: send no such header */
-      line = lua_pushfstring(L, "%s:", name);
-    } else {
-      lua_pushvalue(L, -1);
-      line = lua_tostring(L, -1);
-      /* "Name;" is libcurl's way to send a header with an empty value */
-      line = line[0] ? lua_pushfstring(L, "%s: %s", name, line) : lua_pushfstring(L, "%s;", name);
-      lua_remove(L, -2);
-    }
-    if (strcasecmp(name, "Content-Type") == 0) has_ctype = 1;
-    append_line(L, t, line);
+    size_t nlen;
+    const char *name = lua_tolstring(L, -2, &nlen);
+    lua_pushvalue(L, -1); /* tolstring on a copy: never convert during next */
+    append_line(L, t, header_line(L, t, name, nlen));
+    if (strcasecmp(name, "Content-Type") == 0) has |= HAS_CONTENT_TYPE;
+    else if (strcasecmp(name, "User-Agent") == 0) has |= HAS_USER_AGENT;
     lua_pop(L, 2);
   }
-  return has_ctype;
+  return has;
 }
 
-static void build_header_list(lua_State *L, transfer *t) {
-  int has_ctype = 0;
+/* A request libcurl sends a body with (CURLOPT_POSTFIELDS, set_method). */
+static int sends_body(const request *rq) {
+  return rq->body != NULL || strcmp(rq->method, "POST") == 0;
+}
+
+static void build_header_list(lua_State *L, transfer *t, const request *rq) {
+  int has = 0;
   lua_getfield(L, 2, "headers");
   if (!lua_isnil(L, -1)) {
     luaL_checktype(L, -1, LUA_TTABLE);
-    has_ctype = add_header_lines(L, t, lua_gettop(L));
+    has = add_header_lines(L, t, lua_gettop(L));
   }
   lua_pop(L, 1);
-  /* No 100-continue round trip; no form Content-Type libcurl would invent. */
-  append_line(L, t, "Expect:");
-  if (!has_ctype) append_line(L, t, "Content-Type:");
+  /* With a body: no 100-continue round trip, and no form Content-Type
+   * libcurl would invent. Without one libcurl adds neither. */
+  if (sends_body(rq)) {
+    append_line(L, t, "Expect:");
+    if (!(has & HAS_CONTENT_TYPE)) append_line(L, t, "Content-Type:");
+  }
+  /* The client's user_agent, else this transport's name: a line of our own,
+   * so libcurl formats no User-Agent header per request. */
+  if (!(has & HAS_USER_AGENT)) append_line(L, t, t->user_agent_line);
 }
 
-/* The client's policy: protocols, timeouts, TLS always verified, proxy. */
-static void set_policy(transfer *t, const pa_client *c, const request *rq, const char **bad) {
+/* The client's policy, set once on a new handle: protocols, connect
+ * timeout, TLS always verified, proxy, size cap, and the callbacks. */
+static void set_policy(transfer *t, const pa_client *c, const char **bad) {
   SETOPT(t, CURLOPT_ERRORBUFFER, t->errbuf);
-  SETOPT(t, CURLOPT_URL, rq->url);
   SETOPT(t, CURLOPT_PROTOCOLS_STR, c->allow_http ? "http,https" : "https");
   SETOPT(t, CURLOPT_REDIR_PROTOCOLS_STR, "https");
   SETOPT(t, CURLOPT_FOLLOWLOCATION, 0L); /* a redirect is the caller's decision */
@@ -472,7 +483,6 @@ static void set_policy(transfer *t, const pa_client *c, const request *rq, const
   SETOPT(t, CURLOPT_TCP_KEEPALIVE, 1L);
   SETOPT(t, CURLOPT_ACCEPT_ENCODING, ""); /* every encoding libcurl can decode */
   SETOPT(t, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
-  SETOPT(t, CURLOPT_TIMEOUT_MS, rq->timeout_ms);
   SETOPT(t, CURLOPT_SSL_VERIFYPEER, 1L);
   SETOPT(t, CURLOPT_SSL_VERIFYHOST, 2L);
   if (c->ca_file) {
@@ -481,37 +491,96 @@ static void set_policy(transfer *t, const pa_client *c, const request *rq, const
   }
   if (c->proxy_mode == 1) SETOPT(t, CURLOPT_PROXY, c->proxy);
   else if (c->proxy_mode == 2) SETOPT(t, CURLOPT_PROXY, "");
-  SETOPT(t, CURLOPT_USERAGENT, c->user_agent);
-  SETOPT(t, CURLOPT_HTTPHEADER, t->slist);
   SETOPT(t, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_body);
-}
-
-/* The callbacks, and the method with its body. */
-static void set_exchange(lua_State *L, transfer *t, const request *rq, const char **bad) {
   SETOPT(t, CURLOPT_WRITEFUNCTION, on_body);
   SETOPT(t, CURLOPT_WRITEDATA, (void *)t);
   SETOPT(t, CURLOPT_HEADERFUNCTION, on_header);
   SETOPT(t, CURLOPT_HEADERDATA, (void *)t);
+}
+
+/* "User-Agent: " and the client's user_agent, else this transport's own
+ * name with libcurl's version; NULL when memory runs out. */
+static char *user_agent_line(const pa_client *c) {
+  char dflt[128];
+  const char *ua = c->user_agent;
+  size_t n;
+  char *line;
+  if (ua == NULL) {
+    snprintf(dflt, sizeof dflt, "planapi/%s libcurl/%s", PLANAPI_VERSION,
+             curl_version_info(CURLVERSION_NOW)->version);
+    ua = dflt;
+  }
+  n = strlen("User-Agent: ") + strlen(ua) + 1;
+  line = (char *)malloc(n);
+  if (line != NULL) snprintf(line, n, "User-Agent: %s", ua);
+  return line;
+}
+
+/* The client's transfer state, made on its first perform with the client's
+ * policy set. NULL with *bad naming an option libcurl refused. */
+static transfer *transfer_of(lua_State *L, pa_client *c, const char **bad) {
+  transfer *t = (transfer *)c->transport;
+  if (t != NULL) return t;
+  t = (transfer *)calloc(1, sizeof *t);
+  if (t == NULL) {
+    luaL_error(L, "out of memory");
+    return NULL; /* not reached */
+  }
+  t->curl = curl_easy_init();
+  t->user_agent_line = user_agent_line(c);
+  if (t->curl == NULL || t->user_agent_line == NULL) {
+    transfer_free(t);
+    luaL_error(L, "cannot make a libcurl handle (out of memory)");
+    return NULL; /* not reached */
+  }
+  set_policy(t, c, bad);
+  if (*bad != NULL) {
+    transfer_free(t);
+    return NULL;
+  }
+  c->transport = t;
+  c->transport_free = transfer_free;
+  return t;
+}
+
+/* The method and its body, every method option set so that none of the
+ * last request's stays: back to a plain GET first, then this one. */
+static void set_method(transfer *t, const request *rq, const char **bad) {
+  SETOPT(t, CURLOPT_CUSTOMREQUEST, (char *)NULL);
+  SETOPT(t, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
+  SETOPT(t, CURLOPT_POSTFIELDS, (char *)NULL); /* no pointer into an earlier request's body */
+  SETOPT(t, CURLOPT_NOBODY, 0L);
+  SETOPT(t, CURLOPT_HTTPGET, 1L);
+  if (strcmp(rq->method, "GET") == 0) return;
+  if (strcmp(rq->method, "HEAD") == 0) {
+    SETOPT(t, CURLOPT_NOBODY, 1L);
+    return;
+  }
+  if (strcmp(rq->method, "POST") != 0) SETOPT(t, CURLOPT_CUSTOMREQUEST, rq->method);
+  if (sends_body(rq)) {
+    SETOPT(t, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
+    SETOPT(t, CURLOPT_POSTFIELDS, rq->body ? rq->body : "");
+  }
+}
+
+/* What this request decides: URL, timeout, headers, method, progress
+ * callback, and whether it needs a fresh connection. */
+static void set_exchange(lua_State *L, transfer *t, const request *rq, const char **bad) {
+  SETOPT(t, CURLOPT_URL, rq->url);
+  SETOPT(t, CURLOPT_TIMEOUT_MS, rq->timeout_ms);
+  SETOPT(t, CURLOPT_HTTPHEADER, t->slist);
+  set_method(t, rq, bad);
   if (pa_interrupt_armed()) { /* the command line: Ctrl-C stops the transfer now */
     SETOPT(t, CURLOPT_XFERINFOFUNCTION, on_progress);
     SETOPT(t, CURLOPT_NOPROGRESS, 0L);
-  }
-  if (strcmp(rq->method, "GET") == 0) {
-    SETOPT(t, CURLOPT_HTTPGET, 1L);
-  } else if (strcmp(rq->method, "HEAD") == 0) {
-    SETOPT(t, CURLOPT_NOBODY, 1L);
   } else {
-    if (strcmp(rq->method, "POST") != 0) SETOPT(t, CURLOPT_CUSTOMREQUEST, rq->method);
-    if (rq->body != NULL || strcmp(rq->method, "POST") == 0) {
-      SETOPT(t, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
-      SETOPT(t, CURLOPT_POSTFIELDS, rq->body ? rq->body : "");
-    }
+    SETOPT(t, CURLOPT_NOPROGRESS, 1L);
   }
   /* A write goes on a new connection. On a kept-alive one that died with
    * the request in flight, libcurl would quietly send it again on a fresh
    * connection: harmless for a read, a second write if the server had
    * carried out the first before dropping the connection. */
-  if (!request_idempotent(L, rq->method)) SETOPT(t, CURLOPT_FRESH_CONNECT, 1L);
+  SETOPT(t, CURLOPT_FRESH_CONNECT, request_idempotent(L, rq->method) ? 0L : 1L);
 }
 
 /* req.pacer: the call loop's limiter, confirmed at the send. It stays
@@ -522,10 +591,8 @@ static void set_pacer(lua_State *L, transfer *t, pa_pacer *pacer, redis_pacer *r
   memset(rpacer, 0, sizeof *rpacer);
   paced = pacer_from(L, lua_gettop(L), pacer, rpacer);
   lua_pop(L, 1);
-  if (paced) {
-    SETOPT(t, CURLOPT_PREREQFUNCTION, on_prereq);
-    SETOPT(t, CURLOPT_PREREQDATA, (void *)pacer);
-  }
+  SETOPT(t, CURLOPT_PREREQFUNCTION, paced ? on_prereq : NULL);
+  SETOPT(t, CURLOPT_PREREQDATA, paced ? (void *)pacer : NULL);
 }
 
 /* req.sink: a 200 body goes to a file, written as path.part first. */
@@ -633,14 +700,13 @@ static int client_perform(lua_State *L) {
   if (pa_interrupted()) return interrupted_error(L, 0); /* Ctrl-C came before: send nothing */
   lua_settop(L, 2);
   read_request(L, c, &rq);
-  t = transfer_of(L, c);
+  t = transfer_of(L, c, &bad_opt);
+  if (t == NULL) return pa_error_return(L, "config", bad_opt);
   release_transfer(t);
-  build_header_list(L, t);
-  curl_easy_reset(t->curl);
+  build_header_list(L, t, &rq);
   t->errbuf[0] = '\0';
   t->over_cap = t->out_of_memory = 0;
   t->max_body = c->max_body;
-  set_policy(t, c, &rq, &bad_opt);
   set_exchange(L, t, &rq, &bad_opt);
   set_pacer(L, t, &pacer, &rpacer, &bad_opt);
   if (bad_opt != NULL) {
@@ -655,11 +721,6 @@ static int client_perform(lua_State *L) {
 }
 
 void pa_curl_open(lua_State *L) {
-  char ua[128];
-  /* The default User-Agent names libcurl: this transport owns it. */
-  snprintf(ua, sizeof ua, "planapi/%s libcurl/%s", PLANAPI_VERSION, curl_version_info(CURLVERSION_NOW)->version);
-  lua_pushstring(L, ua);
-  lua_setfield(L, LUA_REGISTRYINDEX, PA_DEFAULT_USER_AGENT);
   pa_class_push_methods(L, PA_CLIENT_MT);
   lua_pushcfunction(L, client_perform);
   lua_setfield(L, -2, "perform");

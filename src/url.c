@@ -71,6 +71,34 @@ int pa_url_check(const char *url, int allow_http, char *err, size_t errlen) {
   return ok;
 }
 
+/* A plain authority: host name or IP literal and port, nothing that could
+ * make two parsers disagree on where the host ends ('@', '%', '\\'). */
+static int plain_authority_byte(char ch) {
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
+         ch == '-' || ch == ':' || ch == '[' || ch == ']';
+}
+
+size_t pa_url_origin_len(const char *base) {
+  const char *p = strstr(base, "://");
+  if (p == NULL) return 0;
+  for (p += 3; *p != '/'; p++)
+    if (!plain_authority_byte(*p)) return 0;
+  return (size_t)(p - base) + 1;
+}
+
+/* Bytes libcurl's URL parser refuses anywhere (a space, a control byte). */
+static int has_refused_byte(const char *s) {
+  for (; *s; s++)
+    if ((unsigned char)*s <= 0x20 || *s == 0x7f) return 1;
+  return 0;
+}
+
+int pa_url_check_under(const char *url, const char *base, size_t origin_len, int allow_http, char *err,
+                       size_t errlen) {
+  if (origin_len > 0 && strncmp(url, base, origin_len) == 0 && !has_refused_byte(url + origin_len)) return 1;
+  return pa_url_check(url, allow_http, err, errlen);
+}
+
 /* RFC 3986 unreserved characters pass; everything else is %XX. */
 void pa_url_escape(pa_buf *b, const char *s, size_t len, int *oom) {
   static const char hex[] = "0123456789ABCDEF";

@@ -175,11 +175,7 @@ local function request_bytes(st, req, u, body)
   for _, name in ipairs(names) do
     local lname = name:lower()
     local value = req.headers[name]
-    if value ~= false and not FRAMING[lname] then
-      value = tostring(value)
-      if lname == "user-agent" and value == st.default_user_agent then value = st.user_agent() end
-      add(name, value)
-    end
+    if value ~= false and not FRAMING[lname] then add(name, tostring(value)) end
   end
   if not seen["user-agent"] then add("User-Agent", st.user_agent()) end
   if body ~= nil or method == "POST" then add("Content-Length", tostring(#(body or ""))) end
@@ -662,12 +658,13 @@ function M.new(client, opts)
     connect_timeout_ms = math.max(1, math.floor(cfg.connect_timeout * 1000)),
     timeout = cfg.timeout,
     max_body = cfg.max_body,
-    default_user_agent = cfg.user_agent,
     pool_size = opts.pool_size or DEFAULT_POOL_SIZE,
     keepalive_ms = math.floor((opts.keepalive or DEFAULT_KEEPALIVE) * 1000),
   }
   local fixed_ngx = opts.ngx
-  local user_agent = opts.user_agent
+  -- The prepared request names no transport: without the user's
+  -- user_agent this transport names itself.
+  local user_agent = opts.user_agent or cfg.user_agent
   function st.user_agent()
     if user_agent then return user_agent end
     local v = lua_module_version(fixed_ngx or M.ngx())
