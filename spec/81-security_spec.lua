@@ -97,6 +97,39 @@ describe("security", function()
     end)
   end)
 
+  describe("the URL policy", function()
+    -- prepare and perform answer a URL under base_url from the origin that
+    -- was checked when the client was made; libcurl's own URL parser
+    -- (core.check_url, the full check) is the oracle for every URL. (A NUL
+    -- byte is refused before either, pa_opt_string.)
+    local BASES = { "https://a.example/api/", "https://a.example:8443", "http://127.0.0.1:9/x/",
+      "https://u@a.example/", "https://[::1]/v2/", "http://localhost/" }
+    local PIECES = { "/", "a", "?", "#", "@", "%40", ":", "..", "\\", " ", "\t", "\127", "\255", "evil.example",
+      "127.0.0.1", "//", "x=1&y=2", "\r\n" }
+
+    it("agrees with the full check on random URLs under and beside base_url", function()
+      math.randomseed(81)
+      for _, base in ipairs(BASES) do
+        for _, allow_http in ipairs { true, false } do
+          local ok_base, c = pcall(core.client, { base_url = base, allow_http = allow_http })
+          if ok_base then
+            for _ = 1, 300 do
+              local parts = { math.random(4) == 1 and base:gsub("a%.example", "b.example") or base }
+              for _ = 1, math.random(0, 5) do parts[#parts + 1] = PIECES[math.random(#PIECES)] end
+              local url = table.concat(parts)
+              local full = core.check_url(url, allow_http) == true
+              local prepared = pcall(c.prepare, c, { method = "GET", url = url })
+              assert.equal(full, prepared, ("%q"):format(url))
+              -- perform refuses it before any I/O (an accepted one is not sent: no network here)
+              if not full then assert.is_false(pcall(c.perform, c, { method = "GET", url = url }), url) end
+            end
+            c:close()
+          end
+        end
+      end
+    end)
+  end)
+
   describe("XML special characters", function()
     it("round-trip through the XML API exactly", function()
       local xml = sandbox.xml()
