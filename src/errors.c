@@ -3,6 +3,7 @@
  * and so that busted and the standalone interpreter print it through
  * __tostring when it is raised. tostring() is always one line. */
 #include "errors.h"
+#include "luax.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -157,12 +158,7 @@ static int error_new(lua_State *L) {
 }
 
 static int error_is(lua_State *L) {
-  int is = 0;
-  if (lua_type(L, 1) == LUA_TTABLE && lua_getmetatable(L, 1)) {
-    luaL_getmetatable(L, PA_ERROR_MT);
-    is = lua_rawequal(L, -1, -2);
-  }
-  lua_pushboolean(L, is);
+  lua_pushboolean(L, pa_is_table_of(L, 1, PA_ERROR_MT));
   return 1;
 }
 

@@ -176,63 +176,53 @@ static void enc_array(encoder *e, int idx, lua_Integer n) {
   ENC_LIT(e, "]");
 }
 
-static void enc_table(encoder *e, int idx) {
+/* A table marked with planapi.array: its items 1..n, nothing else. */
+static void enc_marked_array(encoder *e, int idx) {
   lua_State *L = e->L;
-  size_t nstr = 0, nint = 0, i;
-  lua_Integer max = 0;
-  path_seg *keys;
-
-  if (e->depth >= PA_JSON_MAX_DEPTH) enc_fail(e, "nested too deep (a cycle?)");
-  luaL_checkstack(L, 6, "JSON encode");
-  if (lua_getmetatable(L, idx)) {
-    int marked;
-    luaL_getmetatable(L, PA_ARRAY_MT);
-    marked = lua_rawequal(L, -1, -2);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+  /* The key after the last item is any key that is not an item: an XML
+   * list container's "@count", say, which [] cannot carry. */
+  if (n > 0) lua_pushinteger(L, n);
+  else lua_pushnil(L);
+  if (lua_next(L, idx)) {
     lua_pop(L, 2);
-    if (marked) {
-      lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
-      /* The key after the last item is any key that is not an item: an
-       * XML list container's "@count", say, which [] cannot carry. */
-      if (n > 0) lua_pushinteger(L, n);
-      else lua_pushnil(L);
-      if (lua_next(L, idx)) {
-        lua_pop(L, 2);
-        enc_fail(e, "table mixes array items and string keys");
-      }
-      enc_array(e, idx, n);
-      return;
-    }
+    enc_fail(e, "table mixes array items and string keys");
   }
+  enc_array(e, idx, n);
+}
 
-  /* Classify the keys: all positive integers 1..n is an array, all strings
-   * is an object; anything else has no faithful JSON form. */
+/* Count the keys of the table at idx: all positive integers 1..n is an
+ * array (*max = n), all strings is an object; anything else has no
+ * faithful JSON form. Returns the number of string keys. */
+static size_t classify_keys(encoder *e, int idx, size_t *nint, lua_Integer *max) {
+  lua_State *L = e->L;
+  size_t nstr = 0;
+  *nint = 0;
+  *max = 0;
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     lua_Integer k;
     lua_pop(L, 1);
     if (lua_type(L, -1) == LUA_TSTRING) nstr++;
     else if (key_index(L, -1, &k)) {
-      nint++;
-      if (k > max) max = k;
+      (*nint)++;
+      if (k > *max) *max = k;
     } else {
       lua_pop(L, 1);
       enc_fail(e, "table key is neither a string nor a positive integer");
     }
   }
-  if (nint > 0 && nstr > 0) enc_fail(e, "table mixes array items and string keys");
-  if (nint > 0) {
-    if ((size_t)max != nint) enc_fail(e, "array has a hole (nil)");
-    enc_array(e, idx, max);
-    return;
-  }
-  if (nstr == 0) {
-    ENC_LIT(e, "{}");
-    return;
-  }
+  if (*nint > 0 && nstr > 0) enc_fail(e, "table mixes array items and string keys");
+  if (*nint > 0 && (size_t)*max != *nint) enc_fail(e, "array has a hole (nil)");
+  return nstr;
+}
 
-  /* Sorted keys: the key strings stay alive as keys of the table. */
-  keys = (path_seg *)lua_newuserdatauv(L, nstr * sizeof *keys, 0);
-  i = 0;
+/* An object of nstr string keys, in sorted order; the key strings stay
+ * alive as keys of the table. */
+static void enc_object(encoder *e, int idx, size_t nstr) {
+  lua_State *L = e->L;
+  size_t i = 0;
+  path_seg *keys = (path_seg *)lua_newuserdatauv(L, nstr * sizeof *keys, 0);
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     lua_pop(L, 1);
@@ -256,6 +246,21 @@ static void enc_table(encoder *e, int idx) {
   }
   ENC_LIT(e, "}");
   lua_pop(L, 1); /* the key array */
+}
+
+static void enc_table(encoder *e, int idx) {
+  size_t nstr, nint;
+  lua_Integer max;
+  if (e->depth >= PA_JSON_MAX_DEPTH) enc_fail(e, "nested too deep (a cycle?)");
+  luaL_checkstack(e->L, 6, "JSON encode");
+  if (pa_is_table_of(e->L, idx, PA_ARRAY_MT)) {
+    enc_marked_array(e, idx);
+    return;
+  }
+  nstr = classify_keys(e, idx, &nint, &max);
+  if (nint > 0) enc_array(e, idx, max);
+  else if (nstr == 0) ENC_LIT(e, "{}");
+  else enc_object(e, idx, nstr);
 }
 
 static void enc_value(encoder *e, int idx) {
@@ -626,14 +631,19 @@ static void mark_array(const walker *w, int idx) {
   lua_setmetatable(w->L, idx);
 }
 
-/* Push what number_fix said the number becomes. */
-static void push_fixed(const walker *w, int fix, lua_Integer i) {
+/* When the number on top of the stack is to change (number_fix), push
+ * what it becomes and return 1; else 0. */
+static int push_fixed(const walker *w) {
+  lua_Integer i = 0;
+  int fix = number_fix(w, &i);
+  if (fix == NUMBER_STAYS) return 0;
   if (fix == NUMBER_INTEGER) {
     lua_pushinteger(w->L, i);
   } else {
     lua_createtable(w->L, 0, 0);
     mark_array(w, lua_gettop(w->L));
   }
+  return 1;
 }
 
 /* lua_rawgeti, returning the type of the item as 5.3+ does. */
@@ -657,12 +667,7 @@ static void walk_array(walker *w, int idx, int depth) {
     if (t == LUA_TTABLE) {
       walk(w, idx + 1, depth + 1);
     } else if (t == LUA_TNUMBER) {
-      lua_Integer k = 0;
-      int fix = number_fix(w, &k);
-      if (fix != NUMBER_STAYS) {
-        push_fixed(w, fix, k);
-        lua_rawseti(L, idx, i);
-      }
+      if (push_fixed(w)) lua_rawseti(L, idx, i);
     } else if (t == LUA_TSTRING && n == 1 && w->sentinel >= 0) {
       size_t len;
       const char *s = lua_tolstring(L, -1, &len);
@@ -695,11 +700,9 @@ static void walk(walker *w, int idx, int depth) {
     if (t == LUA_TTABLE) {
       walk(w, idx + 2, depth + 1);
     } else if (t == LUA_TNUMBER) {
-      lua_Integer k = 0;
-      int fix = number_fix(w, &k);
-      if (fix != NUMBER_STAYS) {
-        lua_pushvalue(L, -2);
-        push_fixed(w, fix, k);
+      if (push_fixed(w)) { /* key, number, fixed */
+        lua_pushvalue(L, -3);
+        lua_insert(L, -2);
         lua_rawset(L, idx); /* assigning an existing key is safe during lua_next */
       }
     } else if (t == LUA_TLIGHTUSERDATA && !w->keep_nulls && lua_touserdata(L, -1) == NULL) {
@@ -796,13 +799,8 @@ int pa_json_decode(lua_State *L, int idx, int keep_nulls) {
   w.array_mt = top - 1;
   if (lua_type(L, top) == LUA_TTABLE) {
     walk(&w, top, 0);
-  } else if (lua_type(L, top) == LUA_TNUMBER) {
-    lua_Integer k = 0;
-    int fix = number_fix(&w, &k);
-    if (fix != NUMBER_STAYS) {
-      push_fixed(&w, fix, k);
-      lua_replace(L, top);
-    }
+  } else if (lua_type(L, top) == LUA_TNUMBER && push_fixed(&w)) {
+    lua_replace(L, top);
   }
   lua_remove(L, top - 1);
   return 1;
@@ -861,26 +859,13 @@ static int l_array(lua_State *L) {
 }
 
 static int l_is_array(lua_State *L) {
-  int is = 0;
-  if (lua_type(L, 1) == LUA_TTABLE && lua_getmetatable(L, 1)) {
-    luaL_getmetatable(L, PA_ARRAY_MT);
-    is = lua_rawequal(L, -1, -2);
-  }
-  lua_pushboolean(L, is);
+  lua_pushboolean(L, pa_is_table_of(L, 1, PA_ARRAY_MT));
   return 1;
 }
 
-void pa_json_open(lua_State *L) {
-  static const luaL_Reg fns[] = {{"json_encode", l_json_encode}, {"json_decode", l_json_decode},
-                                 {"array", l_array},             {"is_array", l_is_array},
-                                 {NULL, NULL}};
-  static const pa_class array_class = {PA_ARRAY_MT, NULL, NULL, NULL, NULL};
-  int mod = lua_gettop(L);
-  pa_class_register(L, &array_class);
-  luaL_getmetatable(L, PA_ARRAY_MT);
-  lua_setfield(L, mod, "array_mt");
-
-  /* require("cjson").new(): a private instance whose settings are ours. */
+/* require("cjson").new(): a private instance whose settings are ours; its
+ * decode goes to the registry, cjson.null to the module table at mod. */
+static void open_cjson(lua_State *L, int mod) {
   lua_getglobal(L, "require");
   lua_pushliteral(L, "cjson");
   lua_call(L, 1, 1);
@@ -896,6 +881,15 @@ void pa_json_open(lua_State *L) {
   lua_getfield(L, -1, "decode");
   lua_setfield(L, LUA_REGISTRYINDEX, PA_CJSON_DECODE);
   lua_pop(L, 2);
+}
 
-  luaL_setfuncs(L, fns, 0);
+void pa_json_open(lua_State *L) {
+  static const luaL_Reg fns[] = {{"json_encode", l_json_encode}, {"json_decode", l_json_decode},
+                                 {"array", l_array},             {"is_array", l_is_array},
+                                 {NULL, NULL}};
+  static const pa_class array_class = {PA_ARRAY_MT, NULL, NULL, NULL, NULL};
+  pa_module_add(L, &array_class, fns);
+  luaL_getmetatable(L, PA_ARRAY_MT);
+  lua_setfield(L, -2, "array_mt");
+  open_cjson(L, lua_gettop(L));
 }

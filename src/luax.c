@@ -37,6 +37,11 @@ void pa_class_push_methods(lua_State *L, const char *name) {
   lua_remove(L, -2);
 }
 
+void pa_module_add(lua_State *L, const pa_class *cls, const luaL_Reg *fns) {
+  if (cls != NULL) pa_class_register(L, cls);
+  luaL_setfuncs(L, fns, 0);
+}
+
 static int key_cmp(const void *a, const void *b) {
   const pa_key *x = (const pa_key *)a, *y = (const pa_key *)b;
   size_t n = x->len < y->len ? x->len : y->len;

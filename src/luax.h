@@ -20,6 +20,22 @@ typedef struct {
 void pa_class_register(lua_State *L, const pa_class *cls);
 /* Push the __index table of a registered class (to add to it). */
 void pa_class_push_methods(lua_State *L, const char *name);
+/* Register the class (NULL: none), then add fns to the module table on
+ * top of the stack: what most parts of the core open with. */
+void pa_module_add(lua_State *L, const pa_class *cls, const luaL_Reg *fns);
+
+/* Is the value at idx a table whose metatable is the one registered as
+ * tname (an error, a marked array)? The stack is left as it was. Inline,
+ * so errors.c, which luax.c calls, can use it without a call back. */
+static inline int pa_is_table_of(lua_State *L, int idx, const char *tname) {
+  int is = 0;
+  if (lua_type(L, idx) == LUA_TTABLE && lua_getmetatable(L, idx)) {
+    luaL_getmetatable(L, tname);
+    is = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+  }
+  return is;
+}
 
 /* A table key, by pointer and length (the string stays alive as a key). */
 typedef struct {

@@ -450,6 +450,5 @@ void pa_tcp_open(lua_State *L) {
                                      {NULL, NULL}};
   static const pa_class tcp_class = {PA_TCP_MT, methods, tcp_close, tcp_close, tcp_tostring};
   static const luaL_Reg fns[] = {{"tcp_connect", l_tcp_connect}, {"is_tcp", l_is_tcp}, {NULL, NULL}};
-  pa_class_register(L, &tcp_class);
-  luaL_setfuncs(L, fns, 0);
+  pa_module_add(L, &tcp_class, fns);
 }
