@@ -404,44 +404,49 @@ static const char *check_method(lua_State *L) {
   return method;
 }
 
-/* req.query appended to the URL in urlb; an empty query leaves no '?'. */
-static void add_query(lua_State *L, pa_buf *urlb) {
+/* Replace the URL string on top of the stack with it and req.query, when
+ * the query encodes to anything (an empty query leaves no '?'). */
+static void add_query(lua_State *L) {
   lua_getfield(L, 2, "query");
   if (!lua_isnil(L, -1)) {
+    size_t ulen;
+    const char *url = lua_tolstring(L, -2, &ulen);
     pa_buf *q;
     luaL_checktype(L, -1, LUA_TTABLE);
-    q = pa_buf_push_owned(L); /* a scratch buffer, so an empty query adds nothing */
+    q = pa_buf_push_owned(L); /* a scratch buffer: encoding pushes values in between */
     pa_query_encode(L, -2, q);
-    if (q->len > 0 && (!pa_buf_add(urlb, memchr(urlb->p, '?', urlb->len) ? "&" : "?", 1) ||
-                       !pa_buf_add(urlb, q->p, q->len)))
-      luaL_error(L, "out of memory");
-    lua_pop(L, 1);
+    if (q->len > 0) {
+      lua_pushlstring(L, url, ulen);
+      lua_pushstring(L, memchr(url, '?', ulen) ? "&" : "?");
+      lua_pushlstring(L, q->p, q->len);
+      lua_concat(L, 3);
+      lua_replace(L, -4); /* over the URL */
+    }
+    lua_pop(L, 1); /* the buffer */
   }
   lua_pop(L, 1);
 }
 
-/* The request's URL, NUL-terminated, in a buffer pushed on the stack:
- * req.url as given, or req.path under base_url; then req.query. */
-static pa_buf *push_url(lua_State *L, const pa_client *c) {
+/* Push the request's URL, a string: req.url as given, or req.path under
+ * base_url; then req.query. */
+static const char *push_url(lua_State *L, const pa_client *c) {
   char err[256];
   const char *path = pa_opt_string(L, 2, "path"), *url = pa_opt_string(L, 2, "url");
-  pa_buf *urlb;
-  int oom = 0;
   if ((path == NULL) == (url == NULL)) pa_error_raise(L, "request needs exactly one of path or url");
-  urlb = pa_buf_push_owned(L);
   if (url != NULL) {
     if (!is_absolute(url)) pa_error_raise(L, "request url must be absolute");
-    oom = !pa_buf_add(urlb, url, strlen(url));
+    lua_getfield(L, 2, "url");
   } else {
     if (is_absolute(path)) pa_error_raise(L, "request path must be relative to base_url");
     while (*path == '/') path++; /* "/task/1" and "task/1" both join under base_url */
-    oom = !pa_buf_add(urlb, c->base_url, strlen(c->base_url)) || !pa_buf_add(urlb, path, strlen(path));
+    lua_pushstring(L, c->base_url);
+    lua_pushstring(L, path);
+    lua_concat(L, 2);
   }
-  if (oom) luaL_error(L, "out of memory");
-  add_query(L, urlb);
-  if (!pa_buf_add(urlb, "", 1)) luaL_error(L, "out of memory"); /* NUL-terminate */
-  if (!pa_client_url_ok(c, urlb->p, err, sizeof err)) pa_error_raise(L, "%s", err);
-  return urlb;
+  add_query(L);
+  url = lua_tostring(L, -1);
+  if (!pa_client_url_ok(c, url, err, sizeof err)) pa_error_raise(L, "%s", err);
+  return url;
 }
 
 /* req.body: a string as is, a table as JSON (with its Content-Type). */
@@ -496,26 +501,26 @@ static void add_request_headers(lua_State *L, int hdrs) {
  * req = { method, url, headers = {...}, body = string|nil, timeout } */
 static int client_prepare(lua_State *L) {
   pa_client *c = pa_client_check_open(L, 1);
-  const char *method;
-  pa_buf *urlb;
+  const char *method, *url;
   int req, hdrs, own_host;
 
   luaL_checktype(L, 2, LUA_TTABLE);
   method = check_method(L);
-  urlb = push_url(L, c);
+  url = push_url(L, c);
   /* Default headers (the Authorization among them) go only to our own API,
    * never to an absolute URL elsewhere such as a presigned download. */
-  own_host = strncmp(urlb->p, c->base_url, strlen(c->base_url)) == 0;
+  own_host = strncmp(url, c->base_url, strlen(c->base_url)) == 0;
 
   lua_createtable(L, 0, 6);
   req = lua_gettop(L);
   lua_pushstring(L, method);
   lua_setfield(L, req, "method");
-  lua_pushlstring(L, urlb->p, urlb->len - 1);
+  lua_pushvalue(L, -2);
   lua_setfield(L, req, "url");
 
-  /* No User-Agent: the transport that sends the request adds its own. */
-  lua_newtable(L);
+  /* No User-Agent: the transport that sends the request adds its own.
+   * Room for the usual few headers at once (Authorization, Accept...). */
+  lua_createtable(L, 0, 4);
   hdrs = lua_gettop(L);
   if (own_host) {
     lua_getiuservalue(L, 1, 1);
@@ -611,10 +616,12 @@ static int client_decode(lua_State *L) {
     lua_newtable(L);
     return 1;
   }
-  ctype = header_value(L, 2, "content-type");
-  if (body[start] != '{' && body[start] != '[' && !(ctype && strstr(ctype, "json"))) {
-    push_not_json(L, body + start, len - start, ctype);
-    return decode_error(L, status, lua_tostring(L, -1));
+  if (body[start] != '{' && body[start] != '[') { /* JSON only if the Content-Type says so */
+    ctype = header_value(L, 2, "content-type");
+    if (!(ctype && strstr(ctype, "json"))) {
+      push_not_json(L, body + start, len - start, ctype);
+      return decode_error(L, status, lua_tostring(L, -1));
+    }
   }
   if (!pa_json_decode(L, -1, keep_nulls)) return decode_error(L, status, lua_tostring(L, -1));
   return 1;
