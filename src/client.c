@@ -81,27 +81,31 @@ static void check_header(lua_State *L, const char *name, size_t nlen, const char
       pa_error_raise(L, "header '%s' has CR, LF or NUL in its value", name);
 }
 
+void pa_client_check_header_entry(lua_State *L) {
+  size_t nlen, vlen;
+  const char *name, *value;
+  if (lua_type(L, -2) != LUA_TSTRING) pa_error_raise(L, "header names must be strings");
+  if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER &&
+      !(lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)))
+    pa_error_raise(L, "header '%s' must be a string (or false to drop it)", lua_tostring(L, -2));
+  name = lua_tolstring(L, -2, &nlen);
+  if (lua_type(L, -1) == LUA_TBOOLEAN) {
+    value = "";
+    vlen = 0;
+  } else {
+    lua_pushvalue(L, -1); /* tolstring on a copy: never convert during next */
+    value = lua_tolstring(L, -1, &vlen);
+    lua_pop(L, 1);
+  }
+  check_header(L, name, nlen, value, vlen);
+}
+
 /* Validate a headers table (name -> string or number); raises on a bad entry. */
 void pa_client_check_headers(lua_State *L, int idx) {
   idx = lua_absindex(L, idx);
   lua_pushnil(L);
   while (lua_next(L, idx)) {
-    size_t nlen, vlen;
-    const char *name, *value;
-    if (lua_type(L, -2) != LUA_TSTRING) pa_error_raise(L, "header names must be strings");
-    if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER &&
-        !(lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)))
-      pa_error_raise(L, "header '%s' must be a string (or false to drop it)", lua_tostring(L, -2));
-    name = lua_tolstring(L, -2, &nlen);
-    if (lua_type(L, -1) == LUA_TBOOLEAN) {
-      value = "";
-      vlen = 0;
-    } else {
-      lua_pushvalue(L, -1); /* tolstring on a copy: never convert during next */
-      value = lua_tolstring(L, -1, &vlen);
-      lua_pop(L, 1);
-    }
-    check_header(L, name, nlen, value, vlen);
+    pa_client_check_header_entry(L);
     lua_pop(L, 1);
   }
 }

@@ -42,6 +42,8 @@ pa_client *pa_client_check_open(lua_State *L, int idx);
 int pa_client_url_ok(const pa_client *c, const char *url, char *err, size_t errlen);
 /* Raise a config error for a header name or value that could split a request. */
 void pa_client_check_headers(lua_State *L, int idx);
+/* The same for one entry: the name at -2, the value at -1 (as lua_next leaves them). */
+void pa_client_check_header_entry(lua_State *L);
 /* Push message with every configured secret of the client at idx masked
  * (redact.c: fragments and encoded forms too). */
 void pa_client_push_redacted(lua_State *L, int idx, const char *message);

@@ -434,11 +434,12 @@ static const char *header_line(lua_State *L, transfer *t, const char *name, size
  * nothing. Returns the HAS_ flags of the headers given. */
 static int add_header_lines(lua_State *L, transfer *t, int h) {
   int has = 0;
-  pa_client_check_headers(L, h);
   lua_pushnil(L);
   while (lua_next(L, h)) {
     size_t nlen;
-    const char *name = lua_tolstring(L, -2, &nlen);
+    const char *name;
+    pa_client_check_header_entry(L); /* each entry checked as it is added */
+    name = lua_tolstring(L, -2, &nlen);
     lua_pushvalue(L, -1); /* tolstring on a copy: never convert during next */
     append_line(L, t, header_line(L, t, name, nlen));
     if (strcasecmp(name, "Content-Type") == 0) has |= HAS_CONTENT_TYPE;
