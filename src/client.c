@@ -602,7 +602,7 @@ static void push_not_json(lua_State *L, const char *body, size_t len, const char
  * start of what came instead (a proxy's HTML page, say). */
 static int client_decode(lua_State *L) {
   size_t len, start = 0;
-  const char *body, *ctype;
+  const char *body;
   int status, keep_nulls;
   pa_client_check(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
@@ -621,7 +621,7 @@ static int client_decode(lua_State *L) {
     return 1;
   }
   if (body[start] != '{' && body[start] != '[') { /* JSON only if the Content-Type says so */
-    ctype = header_value(L, 2, "content-type");
+    const char *ctype = header_value(L, 2, "content-type");
     if (!(ctype && strstr(ctype, "json"))) {
       push_not_json(L, body + start, len - start, ctype);
       return decode_error(L, status, lua_tostring(L, -1));
