@@ -237,6 +237,55 @@ describe("event receiver core", function()
       assert.equal(3, runs)
     end)
 
+    it("a failure that never clears: given up after max_attempts, recorded failed, nothing left pending", function()
+      local r, c = receiver { max_attempts = 3 }
+      local runs = 0
+      local function handler() runs = runs + 1 return nil, "the database is down" end
+      local _, event = r:receive(signed("g1"))
+      assert.is_nil(r:handle(event, handler))
+      local errs = {}
+      local function recording(ev)
+        local ok, err = handler(ev)
+        errs[#errs + 1] = err
+        return ok, err
+      end
+      for _ = 1, 10 do
+        c.now = c.now + 10000
+        r:pending(recording)
+      end
+      assert.equal(3, runs)
+      assert.same({ "the database is down", "the database is down" }, errs)
+      -- handle's own answer on the last run says it gave up
+      local r2 = receiver { max_attempts = 1 }
+      local _, ev2 = r2:receive(signed("g2"))
+      local _, last = r2:handle(ev2, handler)
+      assert.equal("gave up after 1 attempt: the database is down", last)
+      assert.same({}, r.store:take(100, 30))
+      assert.is_nil(select(2, r:receive(signed("g1"))), "a redelivery of a given-up event is a duplicate")
+    end)
+
+    it("an event whose handler kills its process every time: not run again past max_attempts", function()
+      local r, c = receiver { max_attempts = 2 }
+      local runs = 0
+      local function handler() runs = runs + 1 return true end
+      r:receive(signed("k1")) -- claimed, never handled: its process "died"
+      c.now = c.now + 31
+      assert.same(1, #r.store:take(100, 30)) -- attempt 2 taken, and that process died too
+      c.now = c.now + 31
+      assert.equal(1, r:pending(handler)) -- attempt 3 is over the limit: recorded failed, not run
+      assert.equal(0, runs)
+      c.now = c.now + 31
+      assert.equal(0, r:pending(handler))
+    end)
+
+    it("max_attempts must be a whole number of at least 1", function()
+      for _, bad in ipairs { 0, 1.5, "3", -1 } do
+        local ok, err = pcall(receiver, { max_attempts = bad })
+        assert.is_false(ok)
+        assert.equal("config", err.kind)
+      end
+    end)
+
     it("a permanent failure: recorded, not retried, a redelivery is a duplicate", function()
       local r, c = receiver()
       local runs

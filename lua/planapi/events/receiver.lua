@@ -18,10 +18,14 @@ local M = {}
 local Receiver = {}
 Receiver.__index = Receiver
 
+-- max_attempts: 25 runs at 30 s doubling up to 1 h are about a day of
+-- retries; then the event is recorded failed, so a poisonous event (one
+-- whose handler always fails, or kills its process) ends instead of
+-- staying pending in the store for ever.
 local DEFAULTS = { max_body = 1024 * 1024, lease = 60, ttl = 8 * 86400, retry_delay = 30, max_retry_delay = 3600,
-  format = "auto" }
+  max_attempts = 25, format = "auto" }
 local OPTIONS = { "secret", "secret_in", "allow_unsigned", "parse", "store", "max_body", "lease", "ttl", "clock",
-  "retry_delay", "max_retry_delay", "format", "nulls", "name" }
+  "retry_delay", "max_retry_delay", "max_attempts", "format", "nulls", "name" }
 
 local function lower_keys(t)
   local out = {}
@@ -71,6 +75,10 @@ local function check_options(opts, name)
   for _, k in ipairs { "max_body", "lease", "ttl", "retry_delay", "max_retry_delay" } do
     check_number(opts, k, name, 0)
   end
+  local attempts = opts.max_attempts
+  if attempts ~= nil and (type(attempts) ~= "number" or attempts < 1 or attempts % 1 ~= 0) then
+    config_error(name .. " option 'max_attempts' must be a whole number >= 1", 3)
+  end
   if type(opts.parse) ~= "function" then config_error(name .. " option 'parse' must be a function", 3) end
   if opts.format ~= nil and opts.format ~= "auto" and opts.format ~= "json" and opts.format ~= "form" then
     config_error(name .. " option 'format' must be \"auto\", \"json\" or \"form\"", 3)
@@ -105,7 +113,7 @@ function Receiver:store_can(method)
 end
 
 --- events.receiver{ secret =, secret_in =, parse =, store =, max_body =, lease =, ttl =, clock =,
---   retry_delay =, max_retry_delay =, format = "auto" | "json" | "form", nulls =, allow_unsigned = }
+--   retry_delay =, max_retry_delay =, max_attempts =, format = "auto" | "json" | "form", nulls =, allow_unsigned = }
 function M.new(opts)
   if type(opts) ~= "table" then config_error("events.receiver needs an options table", 2) end
   local name = opts.name or "events.receiver"
@@ -301,6 +309,16 @@ function Receiver:handler_error(err)
   return (self.redact(tostring(text)):gsub("[\r\n]+", " "))
 end
 
+-- The last failure of an event given up, saying so.
+function Receiver:gave_up(err, attempts)
+  local prefix = ("gave up after %d attempt%s: "):format(attempts, attempts == 1 and "" or "s")
+  if core.is_error(err) then
+    err.message = prefix .. tostring(err.message)
+    return err
+  end
+  return prefix .. self:handler_error(err)
+end
+
 function Receiver:retry_delay_for(attempts)
   local delay = self.retry_delay * 2 ^ math.max(0, (attempts or 1) - 1)
   return math.min(delay, self.max_retry_delay)
@@ -311,7 +329,8 @@ end
 -- finished "done" and never handled again while it is remembered. An err
 -- with err.permanent == true (or nil, "permanent", message): finished
 -- "failed", not retried until the ttl. Any other failure: retried by
--- r:pending after retry_delay (doubling per attempt, at most max_retry_delay).
+-- r:pending after retry_delay (doubling per attempt, at most max_retry_delay),
+-- until max_attempts runs failed: then finished "failed" like a permanent one.
 function Receiver:handle(event, handler)
   if type(event) ~= "table" or type(event.id) ~= "string" then config_error("handle needs an event", 2) end
   if type(handler) ~= "function" then config_error("handle needs a handler function", 2) end
@@ -324,6 +343,9 @@ function Receiver:handle(event, handler)
     ok, serr = store:finish(event.id, "done")
   elseif permanent then
     ok, serr = store:finish(event.id, "failed")
+  elseif (event.attempts or 1) >= self.max_attempts then
+    ok, serr = store:finish(event.id, "failed")
+    err = self:gave_up(err, event.attempts or 1)
   else
     ok, serr = store:retry(event.id, self:retry_delay_for(event.attempts))
   end
@@ -357,11 +379,13 @@ function Receiver:pending(handler, opts)
   if items == nil then return nil, err end
   local count = 0
   for _, item in ipairs(items) do
-    local ev = self:rebuild(item)
+    -- Past max_attempts the earlier takers died in the handler (a failure
+    -- that returned was finished by handle): do not run it once more.
+    local ev = (item.attempts or 1) <= self.max_attempts and self:rebuild(item)
     if ev then
       self:handle(ev, handler)
     else
-      self.store:finish(item.id, "failed") -- cannot be read again: nothing to retry
+      self.store:finish(item.id, "failed") -- over the limit, or cannot be read again
     end
     count = count + 1
   end
