@@ -377,6 +377,17 @@ describe("event receiver core", function()
       assert.same({ "u1@2#1", "u1@2#2" }, runs)
       assert.equal(401, hook:receive(post("{}", { ["X-Planado-Secret"] = "nope" })).status)
     end)
+
+    it("Planado's and Planfix's receivers take max_attempts to their core", function()
+      local failing = function() return nil, "busy" end
+      local hook = planapi.planado_webhook { secret = SECRET, max_attempts = 1 }
+      local _, event = hook:receive(post(planapi.json.encode { event_uuid = "m1", event_type = "job_updated" },
+        { ["X-Planado-Secret"] = SECRET }))
+      assert.equal("gave up after 1 attempt: busy", select(2, hook:handle(event, failing)))
+      local pf = planapi.planfix_events { secret = SECRET, secret_in = "header:X-Token", id = "id", max_attempts = 1 }
+      local _, ev = pf:receive(signed("m2"))
+      assert.equal("gave up after 1 attempt: busy", select(2, pf:handle(ev, failing)))
+    end)
   end)
 
   -- Two receiving processes on one file store, the deliveries split between

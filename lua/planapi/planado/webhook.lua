@@ -22,7 +22,7 @@ Hook.__index = Hook
 local KINDS = { "job", "client", "site" }
 local RETRY_HORIZON = 8 * 86400 -- Planado retries a delivery for about a week
 local OPTIONS = { "secret", "store", "max_body", "allow_unsigned", "previous_key", "nulls", "lease", "ttl", "clock",
-  "retry_delay", "max_retry_delay" }
+  "retry_delay", "max_retry_delay", "max_attempts" }
 
 local function check_options(opts)
   local valid = {}
@@ -75,7 +75,7 @@ local function parse_with(previous_key)
 end
 
 --- planapi.planado_webhook{ secret =, store =, max_body =, allow_unsigned =, previous_key =, nulls =,
---   lease =, ttl =, clock =, retry_delay =, max_retry_delay = }
+--   lease =, ttl =, clock =, retry_delay =, max_retry_delay =, max_attempts = }
 -- secret: the webhook's secret; required unless allow_unsigned = true.
 -- store: planapi.events.memory (default), .file{ dir = }, .redis{ url = }, or
 -- any table with claim and release (then only hook:handle(headers, body)).
@@ -89,6 +89,7 @@ function Hook.new(opts)
     allow_unsigned = opts.allow_unsigned, parse = parse_with(opts.previous_key), store = store, format = "json",
     nulls = opts.nulls, max_body = opts.max_body, lease = opts.lease, ttl = opts.ttl or RETRY_HORIZON,
     clock = opts.clock, retry_delay = opts.retry_delay, max_retry_delay = opts.max_retry_delay,
+    max_attempts = opts.max_attempts,
   }
   return setmetatable({ store = store, receiver = core_receiver, max_body = core_receiver.max_body,
     redact = core_receiver.redact }, Hook)

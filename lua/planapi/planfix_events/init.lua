@@ -28,7 +28,7 @@ local DAY = 86400
 local DEFAULT_WINDOW = 4 * 3600
 local OWN = { id = true, key = true, version = true, type = true, task_id = true, window = true }
 local CORE = { "secret", "secret_in", "allow_unsigned", "store", "max_body", "lease", "ttl", "clock", "retry_delay",
-  "max_retry_delay", "format", "nulls" }
+  "max_retry_delay", "max_attempts", "format", "nulls" }
 
 -- A field name, a list of names, or a function(fields, request): the option's reader.
 local function reader(opt, what)
@@ -104,7 +104,8 @@ end
 
 --- planapi.planfix_events{ secret =, secret_in = "header:X-Token" | "field:secret" | "query:token",
 --   id =, key =, version =, type = "event", task_id = "task_id", window = 14400, store =, ttl = 86400,
---   max_body =, lease =, clock =, retry_delay =, max_retry_delay =, format =, nulls =, allow_unsigned = }
+--   max_body =, lease =, clock =, retry_delay =, max_retry_delay =, max_attempts =, format =, nulls =,
+--   allow_unsigned = }
 -- id, key, version, type, task_id: a field name, a list of names (joined with "|") or a
 -- function(fields, request). Without id an event is known by the MD5 of its body for window seconds.
 -- version: a number (or a number's text) ordering the events of one key; an older one is stale.
