@@ -60,6 +60,7 @@ build = {
     ["planapi.options"] = "lua/planapi/options.lua",
     ["planapi.pager"] = "lua/planapi/pager.lua",
     ["planapi.planado"] = "lua/planapi/planado/init.lua",
+    ["planapi.planado.create_recovery"] = "lua/planapi/planado/create_recovery.lua",
     ["planapi.planado.fields"] = "lua/planapi/planado/fields.lua",
     ["planapi.planado.resources"] = "lua/planapi/planado/resources.lua",
     ["planapi.planado.webhook"] = "lua/planapi/planado/webhook.lua",
