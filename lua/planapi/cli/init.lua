@@ -30,6 +30,9 @@ usage: planapi [options] <api> <operation> [key.path=value | key.path:=json | @b
   planapi planado <resource> <get|list|create|update|upsert|delete|history> [ref] key=value
   planapi planado call <METHOD> <path> key=value               anything else
   planapi config check                                        one cheap call per configured API
+  planapi receive planfix|planado --handler on_event.lua       receive events: claim, answer at once, then
+      [--listen 127.0.0.1:8090] [--store memory|file:DIR|redis://HOST:PORT] [--secret-in header:X-Token]
+                                                              run the script's function(event) for each
 options:
   --all               page through a list, one JSON object per line (JSON Lines)
   --resume FILE       with --all: continue from the cursor saved in FILE (and keep it there)
@@ -40,8 +43,10 @@ options:
   --columns a,b,c     the columns of --format table
   --profile NAME      credentials from the profile file instead of the environment
   --keep-nulls        print a JSON null member as null (default: left out, as the library does)
+  --max-requests N    with receive: stop after N requests
 Credentials come from the environment or a profile file, never from the command line
-(see README: PLANFIX_TOKEN, PLANFIX_API_KEY, PLANFIX_XML_TOKEN, PLANADO_API_KEY, ...).
+(see README: PLANFIX_TOKEN, PLANFIX_API_KEY, PLANFIX_XML_TOKEN, PLANADO_API_KEY, ...; for
+receive, PLANFIX_EVENTS_SECRET and PLANADO_WEBHOOK_SECRET).
 Exit codes: 0 ok, 2 usage, 3 API error, 4 quota or rate limit, 5 transport, 6 a local file
 could not be written, 130 Ctrl-C.
 ]]
@@ -394,6 +399,7 @@ function M.main(argv, env)
       -- stopped midway, it would vouch for rows never printed.
       args.usage_error "--format table prints its rows at the end: it cannot go with --resume (use JSON Lines)"
     end
+    if parsed.words[1] == "receive" then return require("planapi.cli.receive").run(parsed, env) end
     if parsed.words[1] == "config" then
       if parsed.words[2] ~= "check" then args.usage_error "try: planapi config check" end
       return config_check(parsed, env)

@@ -6,9 +6,13 @@
 --     PLANFIX_PRIVATE_KEY                                           Planfix XML
 --   PLANADO_API_KEY, PLANADO_URL                                    Planado
 --   PLANAPI_CA_FILE, PLANAPI_LIMITER                                 all of them
+--   PLANFIX_EVENTS_SECRET, PLANFIX_EVENTS_SECRET_IN                  planapi receive planfix
+--   PLANADO_WEBHOOK_SECRET                                          planapi receive planado
 -- A profile file (PLANAPI_PROFILES, or ~/.config/planapi/profiles.json)
 -- holds named sets: { "work": { "planfix_rest": { "account": "acme", "token": "..." },
---                               "planfix_xml": {...}, "planado": {...} } }.
+--                               "planfix_xml": {...}, "planado": {...},
+--                               "planfix_events": { "secret": "...", "secret_in": "query:token" },
+--                               "planado_webhook": { "secret": "..." } } }.
 local core = require "planapi.core"
 
 local M = {}
@@ -19,9 +23,14 @@ local ENV = {
     login = "PLANFIX_LOGIN", password = "PLANFIX_PASSWORD", url = "PLANFIX_XML_URL",
     private_key = "PLANFIX_PRIVATE_KEY" },
   planado = { api_key = "PLANADO_API_KEY", url = "PLANADO_URL" },
+  planfix_events = { secret = "PLANFIX_EVENTS_SECRET", secret_in = "PLANFIX_EVENTS_SECRET_IN" },
+  planado_webhook = { secret = "PLANADO_WEBHOOK_SECRET" },
 }
 -- What makes an API "configured".
-local REQUIRED = { planfix_rest = "token", planfix_xml = "api_key", planado = "api_key" }
+local REQUIRED = { planfix_rest = "token", planfix_xml = "api_key", planado = "api_key",
+  planfix_events = "secret", planado_webhook = "secret" }
+-- The sections of clients (the receivers make no requests: no CA, no limiter).
+local CLIENTS = { planfix_rest = true, planfix_xml = true, planado = true }
 
 local function profile_file(getenv)
   return getenv "PLANAPI_PROFILES" or ((getenv "HOME" or ".") .. "/.config/planapi/profiles.json")
@@ -50,8 +59,10 @@ function M.options(api, getenv, profile)
   end
   if opts.base_url then opts.account = nil end
   if api == "planfix_xml" and opts.token then opts.login, opts.password = nil, nil end
-  opts.ca_file = opts.ca_file or getenv "PLANAPI_CA_FILE"
-  opts.limiter = opts.limiter or getenv "PLANAPI_LIMITER"
+  if CLIENTS[api] then
+    opts.ca_file = opts.ca_file or getenv "PLANAPI_CA_FILE"
+    opts.limiter = opts.limiter or getenv "PLANAPI_LIMITER"
+  end
   if opts[REQUIRED[api]] == nil then return nil end
   return opts
 end
