@@ -15,9 +15,10 @@
 -- bytes, answered with the receiver's response, the connection closed, and
 -- only then is the event handled. Between connections the receiver's
 -- pending events (a handler that failed, a lease that expired) are taken
--- again every pending_every seconds.
+-- again every pending_every seconds (default 1: a store's take is cheap).
 local core = require "planapi.core"
 local config_error = require "planapi.config_error"
+local decode_form = require("planapi.events.receiver").decode_form
 
 local M = {}
 local Server = {}
@@ -83,20 +84,6 @@ local function reader(socket, conn, deadline, clock)
   return r
 end
 
-local function hex(c) return string.char(tonumber(c, 16)) end
-
---- The query string as a table (a name given twice keeps the first value).
-function M.decode_query(text)
-  local out = {}
-  for pair in (text or ""):gmatch "[^&]+" do
-    local k, v = pair:match "^([^=]*)=?(.*)$"
-    k = k:gsub("+", " "):gsub("%%(%x%x)", hex)
-    v = v:gsub("+", " "):gsub("%%(%x%x)", hex)
-    if out[k] == nil then out[k] = v end
-  end
-  return out
-end
-
 -- The request line and headers: request | nil, status (what to answer), why.
 local function read_head(r)
   local line, why = r.line(MAX_HEAD)
@@ -104,7 +91,7 @@ local function read_head(r)
   local method, target, version = line:match "^(%u+) (%S+) HTTP/(1%.[01])$"
   if not method then return nil, 400, "bad request line" end
   local path, query = target:match "^([^?]*)%??(.*)$"
-  local req = { method = method, path = path, query = query ~= "" and M.decode_query(query) or nil,
+  local req = { method = method, path = path, query = query ~= "" and decode_form(query) or nil,
     headers = {}, http10 = version == "1.0" }
   local size, count = #line, 0
   while true do
@@ -231,7 +218,7 @@ function M.parse_listen(listen)
 end
 
 --- events.server.new{ receiver =, handler =, listen = "127.0.0.1:0", read_timeout = 5,
---   pending_every = 5, log = function(line) end }
+--   pending_every = 1, log = function(line) end }
 -- Binds at once (a port in use is an error here, not at the first request).
 function M.new(opts)
   opts = opts or {}
@@ -245,7 +232,7 @@ function M.new(opts)
   local clock = opts.clock or core.monotime
   return setmetatable({
     receiver = opts.receiver, handler = opts.handler, listener = listener, socket = socket, clock = clock,
-    read_timeout = opts.read_timeout or 5, pending_every = opts.pending_every or 5,
+    read_timeout = opts.read_timeout or 5, pending_every = opts.pending_every or 1,
     log = opts.log or function() end, next_pending = clock(), served = 0, queue = {},
   }, Server)
 end
