@@ -1051,10 +1051,10 @@ describe_gateway("OpenResty gateway with one worker", function()
     local event = { event_uuid = "evt-1", event_type = "job_updated", job = { uuid = uuid, version = 3 } }
     local r = http_many(gw.port, { delivery(event) })[1]
     assert.equal(200, r.status, r.body)
-    assert.equal("fresh", r.json.result)
-    assert.equal("duplicate", http_many(gw.port, { delivery(event) })[1].json.result)
+    assert.equal("new", r.json.status)
+    assert.equal("duplicate", http_many(gw.port, { delivery(event) })[1].json.status)
     local older = { event_uuid = "evt-0", event_type = "job_updated", job = { uuid = uuid, version = 2 } }
-    assert.equal("stale", http_many(gw.port, { delivery(older) })[1].json.result)
+    assert.equal("stale", http_many(gw.port, { delivery(older) })[1].json.status)
     local wrong = http_many(gw.port, { delivery({ event_uuid = "evt-2", event_type = "job_updated",
       job = { uuid = uuid, version = 4 } }, "not-the-secret") })[1]
     assert.equal(401, wrong.status)

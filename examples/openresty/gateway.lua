@@ -4,10 +4,13 @@
 --   POST /tasks/{id}/to-planado   Planfix task {id} becomes a Planado job with
 --                                 external_id "planfix-{id}": 201 the new job,
 --                                 200 the job made earlier (never a second one)
---   POST /planado/webhook         a Planado webhook delivery: answered at once
---                                 (200 fresh / duplicate / stale, else the
---                                 error's status); fresh events are handled in
---                                 a timer after the answer
+--   POST /planado/webhook         a Planado webhook delivery, and
+--   POST /planfix/events          a Planfix scenario request: claimed in the
+--                                 events store, answered at once (200 new,
+--                                 duplicate or stale, else the refusal's
+--                                 status), handled in an ngx.timer after the
+--                                 answer (planapi.events.ngx); what fails is
+--                                 handled again by a sweeper timer
 --   GET  /health                  200, without touching any API
 --
 -- Every call runs over nginx cosockets (planapi picks them by itself in the
@@ -20,11 +23,17 @@
 --   PLANFIX_BASE_URL or PLANFIX_ACCOUNT, PLANFIX_TOKEN       the Planfix REST API
 --   PLANADO_URL (optional), PLANADO_API_KEY                  the Planado API v2
 --   PLANADO_WEBHOOK_SECRET                                    X-Planado-Secret of the webhook
+--   PLANFIX_EVENTS_SECRET, PLANFIX_EVENTS_SECRET_IN           the secret the scenario's template carries,
+--                       and where ("field:secret" by default, "header:X-Token", "query:token")
 --   GATEWAY_CA_FILE     the CA bundle nginx trusts (lua_ssl_trusted_certificate), also given to
 --                       the clients as ca_file for the phases that fall back to libcurl
 --   GATEWAY_LIMITER     the pacing scope (default shm:<nginx prefix>/planapi.limits)
---   GATEWAY_STATE_DIR   where the webhook store lives (default <nginx prefix>/state)
+--   GATEWAY_STATE_DIR   where the events stores live (default <nginx prefix>/state)
+--   GATEWAY_EVENTS_STORE  redis://... to share the events with other hosts (default: file stores
+--                       in GATEWAY_STATE_DIR, shared by every worker and nginx of this host)
+--   GATEWAY_EVENTS_LOG  a file every handled event is appended to (one JSON line), if set
 local planapi = require "planapi"
+local events_ngx = require "planapi.events.ngx"
 
 local M = {}
 
@@ -64,16 +73,28 @@ local function make_clients()
   }
   local secret = env "PLANADO_WEBHOOK_SECRET"
   if secret then
-    local state = env "GATEWAY_STATE_DIR" or (prefix() .. "/state")
-    planapi.core.mkdir(state)
-    c.hook = planapi.planado_webhook {
-      secret = secret,
-      -- A directory shared by every worker (flock per claim): a delivery is
-      -- handled once whichever worker it reaches.
-      store = planapi.webhook_store.file { dir = state .. "/webhooks" },
-    }
+    c.hook = planapi.planado_webhook { secret = secret, store = M.events_store "planado" }
+  end
+  local pf_secret = env "PLANFIX_EVENTS_SECRET"
+  if pf_secret then
+    c.planfix_events = planapi.planfix_events { secret = pf_secret, store = M.events_store "planfix",
+      secret_in = env "PLANFIX_EVENTS_SECRET_IN" or "field:secret" }
   end
   return c
+end
+
+--- The store of one sender's events: Redis (GATEWAY_EVENTS_STORE) shared
+-- by every host, else a directory shared by every worker and every nginx
+-- of this host (flock per operation): an event is handled once whichever
+-- worker or instance it reaches.
+function M.events_store(api)
+  local spec = env "GATEWAY_EVENTS_STORE"
+  if spec and spec:match "^redis://" then
+    return planapi.events.redis { url = spec, key_prefix = "planapi:events:" .. api .. ":" }
+  end
+  local state = env "GATEWAY_STATE_DIR" or (prefix() .. "/state")
+  planapi.core.mkdir(state)
+  return planapi.events.file { dir = state .. "/" .. api .. "-events" }
 end
 
 --- The worker's clients, made on first use (init_worker makes them early).
@@ -90,8 +111,9 @@ end
 
 --- init_worker_by_lua: make this worker's clients (no network is used).
 function M.init_worker()
-  local _, err = M.clients()
+  local c, err = M.clients()
   if err then ngx.log(ngx.ERR, "gateway: clients not ready: ", err) end
+  if c then M.start_sweepers(c) end
 end
 
 -- ------------------------------------------------------------------ answers
@@ -142,6 +164,32 @@ local function job_description(task)
   return text
 end
 
+-- The Planado job of a Planfix task, made once: result, created | nil, err.
+-- result = { job_uuid, external_id, task_id }.
+local function task_to_job(c, task_id)
+  local task, err = c.rest.tasks:get(task_id, { fields = "id,name,description" })
+  if not task then return nil, err end
+  local external_id = "planfix-" .. task_id
+  local result = { external_id = external_id, task_id = task_id }
+  local uuid, jerr = c.planado.jobs:create { external_id = external_id, description = job_description(task) }
+  if uuid then
+    result.job_uuid = uuid
+    return result, true
+  end
+  -- Planado refuses a second job with the same external_id: the task was
+  -- sent before, so that job is the answer instead of another. Any other
+  -- refusal (an invalid field) is the caller's error as it is.
+  if jerr.external_id_taken then
+    local job, gerr = c.planado.jobs:get(external_id)
+    if job then
+      result.job_uuid = job.uuid
+      return result, false
+    end
+    if gerr.status ~= 404 then return nil, gerr end
+  end
+  return nil, jerr
+end
+
 --- POST /tasks/{id}/to-planado
 function M.task_to_planado(id)
   if not only "POST" then return end
@@ -149,84 +197,90 @@ function M.task_to_planado(id)
   if not c then return answer(500, { error = cerr }) end
   local task_id = tonumber(id)
   if not task_id then return answer(400, { error = "the task id must be a number" }) end
-  local task, err = c.rest.tasks:get(task_id, { fields = "id,name,description" })
-  if not task then return answer_error(err) end
-
-  local external_id = "planfix-" .. task_id
-  local uuid, jerr = c.planado.jobs:create { external_id = external_id, description = job_description(task) }
-  if uuid then
-    return answer(201, { job_uuid = uuid, external_id = external_id, task_id = task_id, created = true })
-  end
-  -- Planado refuses a second job with the same external_id: the task was
-  -- sent before, so answer with that job instead of making another. Any
-  -- other refusal (an invalid field) is the caller's error as it is.
-  if jerr.external_id_taken then
-    local job, gerr = c.planado.jobs:get(external_id)
-    if job then
-      return answer(200, { job_uuid = job.uuid, external_id = external_id, task_id = task_id, created = false })
-    end
-    if gerr.status ~= 404 then return answer_error(gerr) end
-  end
-  return answer_error(jerr)
+  local result, created = task_to_job(c, task_id)
+  if not result then return answer_error(created) end
+  result.created = created
+  return answer(created and 201 or 200, result)
 end
 
--- A fresh event, after the answer: a finished job of a Planfix task leaves a
--- comment on that task. If that fails, the claim is released so that a
--- redelivery of the event is handled again.
-local function handle_event(premature, event)
-  if premature then return end
+-- ------------------------------------------------------------------ events
+
+-- One JSON line per handled event in GATEWAY_EVENTS_LOG (an audit trail;
+-- the specs' oracle): true | nil, err. One write of one short line in
+-- append mode, so the lines of several workers never mix.
+local function journal(api, event)
+  local path = env "GATEWAY_EVENTS_LOG"
+  if not path then return true end
+  local f, err = io.open(path, "a")
+  if not f then return nil, err end
+  local ok, werr = f:write(planapi.json.encode { api = api, id = event.id, type = event.type,
+    attempts = event.attempts, worker = ngx.worker.pid() } .. "\n")
+  local closed, cerr = f:close()
+  if not ok or not closed then return nil, werr or cerr end
+  return true
+end
+
+-- A Planado event: a finished job of a Planfix task leaves a comment on
+-- that task. A failure is retried by the events store's lease, not by
+-- Planado (which already had its 200).
+local function on_planado_event(event)
   local c = clients
+  local ok, err = journal("planado", event)
+  if not ok then return nil, err end
   local job = event.kind == "job" and event.resource or nil
   local task_id = job and type(job.external_id) == "string" and job.external_id:match "^planfix%-(%d+)$"
-  if event.type ~= "job_finished" or not task_id then return end
+  if event.type ~= "job_finished" or not task_id then return true end
   local resolution = type(job.resolution) == "table" and job.resolution or {}
   local text = "Planado job finished"
   if type(resolution.name) == "string" then text = text .. ": " .. resolution.name end
   if type(resolution.comment) == "string" and resolution.comment ~= "" then
     text = text .. " (" .. resolution.comment .. ")"
   end
-  local ok, err = c.rest.tasks:add_comment(tonumber(task_id), { description = text })
-  if not ok then
-    ngx.log(ngx.WARN, "gateway: event ", event.uuid, ": ", tostring(err))
-    c.hook:release(event)
-  end
+  return c.rest.tasks:add_comment(tonumber(task_id), { description = text })
 end
 
-local MAX_WEBHOOK_BODY = 1024 * 1024
+-- A Planfix scenario request naming a task (task_id) makes that task a
+-- Planado job, once (its external_id). A task Planfix does not have is a
+-- permanent failure: recorded, never retried.
+local function on_planfix_event(event)
+  local ok, err = journal("planfix", event)
+  if not ok then return nil, err end
+  if event.task_id == nil then return true end
+  local result, jerr = task_to_job(clients, tonumber(event.task_id))
+  if result then return true end
+  if jerr.status == 404 then return nil, "permanent", tostring(jerr) end
+  return nil, jerr
+end
 
-local function request_body()
-  ngx.req.read_body()
-  local body = ngx.req.get_body_data()
-  if body then return body end
-  local path = ngx.req.get_body_file() -- a body nginx buffered to disk
-  if not path then return "" end
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  body = f:read(MAX_WEBHOOK_BODY + 1)
-  f:close()
-  return body or ""
+-- The receiver behind a location, or the answer that it is missing.
+local function receiver_or_answer(name, setting)
+  ngx.header["X-Gateway-Worker"] = ngx.worker.pid()
+  if not only "POST" then return nil end
+  local c, cerr = M.clients()
+  if not c then return answer(500, { error = cerr }) end
+  if not c[name] then return answer(503, { error = setting .. " is not set" }) end
+  return c[name]
 end
 
 --- POST /planado/webhook
 function M.planado_webhook()
-  if not only "POST" then return end
-  local c, cerr = M.clients()
-  if not c then return answer(500, { error = cerr }) end
-  if not c.hook then return answer(503, { error = "PLANADO_WEBHOOK_SECRET is not set" }) end
-  local event, err = c.hook:handle(ngx.req.get_headers(100), request_body())
-  if not event then
-    -- 401 wrong secret, 413 too large, 400 not an event: Planado retries later.
-    return answer(err.answer or 400, { error = err.message })
-  end
-  if event.fresh then
-    local ok, terr = ngx.timer.at(0, handle_event, event)
-    if not ok then
-      c.hook:release(event)
-      return answer(503, { error = "cannot queue the event: " .. tostring(terr) })
-    end
-  end
-  local state = event.fresh and "fresh" or event.duplicate and "duplicate" or "stale"
-  return answer(200, { result = state, event_uuid = event.uuid })
+  local hook = receiver_or_answer("hook", "PLANADO_WEBHOOK_SECRET")
+  if hook then events_ngx.serve(hook, on_planado_event) end
 end
+
+--- POST /planfix/events
+function M.planfix_events()
+  local pf = receiver_or_answer("planfix_events", "PLANFIX_EVENTS_SECRET")
+  if pf then events_ngx.serve(pf, on_planfix_event) end
+end
+
+-- In init_worker: a sweeper per receiver (in worker 0; the store makes one
+-- per worker safe too) hands events whose lease expired to their handler.
+local function start_sweepers(c)
+  local every = tonumber(env "GATEWAY_EVENTS_SWEEP" or "") or 5
+  if c.hook then events_ngx.sweeper(c.hook, on_planado_event, { every = every }) end
+  if c.planfix_events then events_ngx.sweeper(c.planfix_events, on_planfix_event, { every = every }) end
+end
+M.start_sweepers = start_sweepers
 
 return M

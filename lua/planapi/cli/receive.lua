@@ -28,8 +28,8 @@ local KINDS = {
 function M.store(spec)
   if spec == nil or spec == "memory" then return nil end
   local dir = spec:match "^file:(.+)$"
-  if dir then return require("planapi.events.store").file { dir = dir } end
-  if spec:match "^redis://" then return require("planapi.events.store_redis").new { url = spec } end
+  if dir then return planapi.events.file { dir = dir } end
+  if spec:match "^redis://" then return planapi.events.redis { url = spec } end
   args.usage_error(("--store takes memory, file:DIR or redis://HOST:PORT (got %s)"):format(spec))
 end
 
@@ -58,7 +58,8 @@ local function receiver(kind, parsed, env)
     args.usage_error(("the %s receiver needs its secret: set %s, or use --profile"):format(kind,
       profiles.ENV[k.section].secret))
   end
-  if parsed.options["--secret-in"] then opts.secret_in = parsed.options["--secret-in"] end
+  -- The place README's recommended scenario template puts it.
+  opts.secret_in = parsed.options["--secret-in"] or opts.secret_in or (kind == "planfix" and "field:secret" or nil)
   opts.store = M.store(parsed.options["--store"])
   return k.make(opts)
 end

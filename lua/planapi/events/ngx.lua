@@ -68,7 +68,13 @@ end
 
 -- In a timer: the handler, the outcome recorded by the receiver.
 local function handle(premature, receiver, event, handler)
-  if premature then return end -- the worker is exiting: the lease brings it back
+  if premature then
+    -- The worker is exiting before it could handle the event: its lease is
+    -- given back at once, so another worker or nginx takes it now rather
+    -- than when the lease expires.
+    pcall(receiver.store.retry, receiver.store, event.id, 0)
+    return
+  end
   local ok, err = pcall(receiver.handle, receiver, event, handler)
   if not ok then ngx.log(ngx.ERR, "planapi events: handling failed: ", tostring(err)) end
 end
