@@ -540,63 +540,7 @@ local function free_port()
   return tonumber(port)
 end
 
--- Raw HTTP/1.0 requests to the gateway, all in flight at once (luasocket,
--- non-blocking): list of { method, path, headers, body, at = seconds after
--- the first }. Each result gets status, headers, body, json, start, finish
--- (seconds after the first) and elapsed.
-local function http_many(port, list)
-  local t0 = socket.gettime()
-  local items, left = {}, #list
-  for i, r in ipairs(list) do items[i] = { r = r } end
-  local function finish(it)
-    it.sock:close()
-    it.sock, it.done = nil, true
-    it.finish = socket.gettime() - t0
-    it.elapsed = it.finish - it.start
-    left = left - 1
-    local raw = table.concat(it.buf)
-    local head, body = raw:match "^(.-)\r\n\r\n(.*)$"
-    it.status = tonumber((head or ""):match "^HTTP/1%.%d (%d+)")
-    it.headers = {}
-    for k, v in (head or ""):gmatch "\n([^:\r\n]+):%s*([^\r\n]*)" do it.headers[k:lower()] = v end
-    it.body = body
-    it.json = body and planapi.json.decode(body) or nil
-  end
-  while left > 0 do
-    local now = socket.gettime()
-    local readers = {}
-    for _, it in ipairs(items) do
-      if not it.done and not it.sock and now >= t0 + (it.r.at or 0) then
-        local s = assert(socket.tcp())
-        s:settimeout(5)
-        assert(s:connect("127.0.0.1", port))
-        local body = it.r.body or ""
-        local lines = { ("%s %s HTTP/1.0"):format(it.r.method or "GET", it.r.path), "Host: 127.0.0.1",
-          "Content-Length: " .. #body }
-        for k, v in pairs(it.r.headers or {}) do lines[#lines + 1] = k .. ": " .. v end
-        assert(s:send(table.concat(lines, "\r\n") .. "\r\n\r\n" .. body))
-        s:settimeout(0)
-        it.sock, it.start, it.buf = s, now - t0, {}
-      end
-      if it.sock then readers[#readers + 1] = it.sock end
-    end
-    if #readers > 0 then socket.select(readers, nil, 0.02) else socket.sleep(0.005) end
-    for _, it in ipairs(items) do
-      while it.sock do
-        local data, err, partial = it.sock:receive(65536)
-        local chunk = data or partial
-        if chunk and #chunk > 0 then it.buf[#it.buf + 1] = chunk end
-        if err == "closed" then
-          finish(it)
-        elseif err then
-          break
-        end
-      end
-    end
-    assert(socket.gettime() - t0 < 90, "gateway requests did not finish in 90 s")
-  end
-  return items
-end
+local http_many = require "http_many"
 
 local function http(port, method, path, headers, body)
   return http_many(port, { { method = method, path = path, headers = headers, body = body } })[1]

@@ -1,0 +1,198 @@
+-- Events in, inside nginx: two instances of the OpenResty gateway example
+-- (examples/openresty, two workers each) on one host share the file stores
+-- of one state folder. A burst of Planado deliveries and Planfix scenario
+-- requests, each delivered twice in random order through both instances:
+-- every event is answered "new" exactly once, handled exactly once, none
+-- lost (the oracle: the log file the handlers append to, one line per
+-- handling). Then the same with one instance stopped in the middle of the
+-- burst and started again: its unhandled events are taken by the other, or
+-- by itself after the restart; nothing lost, nothing handled twice.
+local planapi = require "planapi"
+local socket = require "socket"
+local sandbox = require "sandbox"
+local portable = require "portable"
+local http_many = require "http_many"
+
+local PLANADO_SECRET = "whsec-events-gw-0123456789"
+local PLANFIX_SECRET = "pfsec-events-gw-0123456789"
+require("journal").secret(PLANADO_SECRET)
+require("journal").secret(PLANFIX_SECRET)
+
+-- How many events of each API (each delivered twice).
+local PER_API = tonumber(os.getenv "PLANAPI_SPEC62_EVENTS" or "") or 500
+
+local function free_port()
+  local s = assert(socket.bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return tonumber(port)
+end
+
+-- One gateway instance's `run` command line (the state folder and the log shared).
+local function instance(shared)
+  local gw = { dir = portable.tmpdir(), port = free_port() }
+  local env = sandbox.env()
+  local vars = {
+    GATEWAY_DIR = gw.dir, GATEWAY_PORT = gw.port, GATEWAY_WORKERS = 2, GATEWAY_CA_FILE = env.ca_file,
+    GATEWAY_STATE_DIR = shared .. "/state", GATEWAY_EVENTS_LOG = shared .. "/handled.jsonl",
+    GATEWAY_EVENTS_SWEEP = 0.5,
+    PLANFIX_BASE_URL = ("https://localhost:%d/rest/"):format(env.https_port), PLANFIX_TOKEN = sandbox.TOKEN,
+    PLANADO_URL = ("https://localhost:%d/planado/v2/"):format(env.https_port),
+    PLANADO_API_KEY = sandbox.PLANADO_KEY, PLANADO_WEBHOOK_SECRET = PLANADO_SECRET,
+    PLANFIX_EVENTS_SECRET = PLANFIX_SECRET,
+  }
+  local words = {}
+  for k, v in pairs(vars) do words[#words + 1] = ("%s='%s'"):format(k, tostring(v)) end
+  gw.env = "env " .. table.concat(words, " ")
+  return gw
+end
+
+local function run(gw, what)
+  local ok = portable.execute(("%s examples/openresty/run %s > %s/run.log 2>&1"):format(gw.env, what, gw.dir))
+  assert(ok, ("run %s: %s %s"):format(what, tostring(portable.read_file(gw.dir .. "/run.log")),
+    tostring(portable.read_file(gw.dir .. "/error.log"))))
+end
+
+local function remove(gw)
+  portable.execute(("%s examples/openresty/run stop > /dev/null 2>&1"):format(gw.env))
+  require("journal").output(portable.read_file(gw.dir .. "/error.log"))
+  portable.rmtree(gw.dir)
+end
+
+-- The burst: every event twice, shuffled, each delivery to either instance.
+local function burst(ports)
+  local list = {}
+  for i = 1, PER_API do
+    local planado = planapi.json.encode { event_uuid = ("pd-%05d"):format(i), event_type = "job_updated",
+      job = { uuid = ("job-%05d"):format(i), version = 1 } }
+    local planfix = planapi.json.encode { event = "task.changed", change = ("pf-%05d"):format(i),
+      secret = PLANFIX_SECRET }
+    for _ = 1, 2 do
+      list[#list + 1] = { method = "POST", path = "/planado/webhook", body = planado, id = ("pd-%05d"):format(i),
+        headers = { ["Content-Type"] = "application/json", ["X-Planado-Secret"] = PLANADO_SECRET } }
+      list[#list + 1] = { method = "POST", path = "/planfix/events", body = planfix, id = ("pf-%05d"):format(i),
+        headers = { ["Content-Type"] = "application/json" } }
+    end
+  end
+  for i = #list, 2, -1 do
+    local j = math.random(i)
+    list[i], list[j] = list[j], list[i]
+  end
+  for _, r in ipairs(list) do r.port = ports[math.random(#ports)] end
+  return list
+end
+
+-- Deliver a list in batches of 40 connections at once; a delivery refused
+-- (an instance stopped) goes to the other port, as a balancer would send it.
+-- on_batch(n) runs after each batch. Returns the answers, one per delivery.
+local function deliver(list, ports, on_batch)
+  local answers = {}
+  local i, batch = 1, 0
+  while i <= #list do
+    local chunk = {}
+    for k = i, math.min(i + 39, #list) do chunk[#chunk + 1] = list[k] end
+    for n, it in ipairs(http_many(ports[1], chunk)) do
+      if it.connect_error then
+        local r = chunk[n]
+        r.port = r.port == ports[1] and ports[2] or ports[1]
+        list[#list + 1] = r -- again, later, to the other instance
+      else
+        answers[#answers + 1] = { id = chunk[n].id, status = it.status, claim = it.json and it.json.status }
+      end
+    end
+    i, batch = i + #chunk, batch + 1
+    if on_batch then on_batch(batch) end
+  end
+  return answers
+end
+
+local function handled_lines(path)
+  local out = {}
+  local f = io.open(path)
+  if not f then return out end
+  for line in f:lines() do out[#out + 1] = planapi.json.decode(line) end
+  f:close()
+  return out
+end
+
+-- Wait until n events were handled (or 60 s), then a little longer: a
+-- second handling would show up then. Returns the lines.
+local function settle(path, n)
+  local deadline = socket.gettime() + 60
+  while #handled_lines(path) < n and socket.gettime() < deadline do socket.sleep(0.1) end
+  socket.sleep(1.5)
+  return handled_lines(path)
+end
+
+-- Each id answered "new" once and "duplicate" otherwise, and handled once.
+local function check_exactly_once(answers, lines)
+  local new, seen = {}, {}
+  for _, a in ipairs(answers) do
+    assert.equal(200, a.status, a.id)
+    seen[a.id] = (seen[a.id] or 0) + 1
+    if a.claim == "new" then
+      assert.is_nil(new[a.id], a.id .. " answered new twice")
+      new[a.id] = true
+    else
+      assert.equal("duplicate", a.claim, a.id)
+    end
+  end
+  -- Planado's id is the event_uuid; Planfix's the MD5 of the body (the template has no id).
+  local handled, ids = {}, 0
+  for _, l in ipairs(lines) do
+    local key = l.api .. ":" .. l.id
+    handled[key] = (handled[key] or 0) + 1
+  end
+  for key, n in pairs(handled) do
+    assert.equal(1, n, key .. " handled " .. n .. " times")
+    ids = ids + 1
+  end
+  local planado = 0
+  for _, l in ipairs(lines) do
+    if l.api == "planado" then
+      planado = planado + 1
+      assert.truthy(new[l.id], l.id .. " handled but never answered new")
+    end
+  end
+  assert.equal(2 * PER_API, ids) -- none lost
+  assert.equal(PER_API, planado)
+  for id in pairs(seen) do assert.truthy(new[id], id .. " was never answered new") end
+end
+
+local runnable = portable.execute "test -x /usr/sbin/nginx -a -f /usr/lib/nginx/modules/ngx_http_lua_module.so"
+local describe_nginx = runnable and describe or pending
+
+describe_nginx("events through two nginx instances on one host's file stores", function()
+  local shared, a, b
+  setup(function()
+    assert(portable.execute "make --no-print-directory -s LUA=luajit > /dev/null", "make LUA=luajit failed")
+  end)
+  before_each(function()
+    shared = portable.tmpdir()
+    a, b = instance(shared), instance(shared)
+    run(a, "start")
+    run(b, "start")
+  end)
+  after_each(function()
+    remove(a)
+    remove(b)
+    portable.rmtree(shared)
+  end)
+
+  it("a burst delivered twice in random order through both: every event handled exactly once", function()
+    local ports = { a.port, b.port }
+    local answers = deliver(burst(ports), ports)
+    check_exactly_once(answers, settle(shared .. "/handled.jsonl", 2 * PER_API))
+  end)
+
+  it("an instance stopped and started again in the middle of the burst loses nothing, repeats nothing", function()
+    local ports = { a.port, b.port }
+    local list = burst(ports)
+    local batches = math.ceil(#list / 40)
+    local answers = deliver(list, ports, function(n)
+      if n == math.floor(batches / 3) then run(a, "stop") end
+      if n == math.floor(2 * batches / 3) then run(a, "start") end
+    end)
+    check_exactly_once(answers, settle(shared .. "/handled.jsonl", 2 * PER_API))
+  end)
+end)
