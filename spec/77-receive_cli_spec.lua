@@ -128,18 +128,16 @@ describe("events.server in this process", function()
   end)
 
   it("answers every sender of a burst before handling any event", function()
-    local conns = {}
-    local port = new_server()
-    for i = 1, 8 do
-      conns[i] = send_raw(port, post_text("/hook", event_body("b" .. i), { ["X-Token"] = SECRET }))
-    end
-    local answered_before = {}
-    server.handler = function(ev)
+    local conns, answered_before = {}, {}
+    local port = new_server { handler = function(ev)
       local n = 0
       for _, c in ipairs(conns) do if readable(c) then n = n + 1 end end
       answered_before[#answered_before + 1] = n
       handled[#handled + 1] = ev.id
       return true
+    end }
+    for i = 1, 8 do
+      conns[i] = send_raw(port, post_text("/hook", event_body("b" .. i), { ["X-Token"] = SECRET }))
     end
     -- Let the kernel queue all eight connections before the server looks.
     socket.sleep(0.1)
@@ -165,6 +163,25 @@ describe("events.server in this process", function()
     for _ = 1, 5 do server:step(0.05) end
     assert.same({ "f1" }, handled)
     assert.equal(2, calls)
+  end)
+
+  it("serves several receivers on one port by path, and answers 404 elsewhere", function()
+    local a, b = {}, {}
+    server = events_server.new { listen = "127.0.0.1:0", read_timeout = 0.5, routes = {
+      ["/a"] = { receiver = receiver(), handler = function(ev) a[#a + 1] = ev.id return true end },
+      ["/b"] = { receiver = receiver { secret_in = "query:token" },
+        handler = function(ev) b[#b + 1] = ev.id return true end },
+    } }
+    local port = select(2, server:address())
+    local to_a = send_raw(port, post_text("/a", event_body "ra", { ["X-Token"] = SECRET }))
+    local to_b = send_raw(port, post_text("/b?token=" .. SECRET, event_body "rb"))
+    local elsewhere = send_raw(port, post_text("/c", event_body "rc", { ["X-Token"] = SECRET }))
+    for _ = 1, 3 do server:step(0.2) end
+    assert.equal(200, (answer_of(to_a)))
+    assert.equal(200, (answer_of(to_b)))
+    assert.equal(404, (answer_of(elsewhere)))
+    assert.same({ "ra" }, a)
+    assert.same({ "rb" }, b)
   end)
 
   it("refuses bad options and a port in use with errors that say so", function()
@@ -309,6 +326,43 @@ describe("planapi receive", function()
     assert.equal(1, #sandbox.control("GET", "planado/deliveries").deliveries)
     socket.sleep(1.5) -- a few more sweeps: nothing handled twice
     assert.equal(1, #lines_of(dir .. "/handled.log"))
+  end)
+
+  it("takes the sandbox's Planfix scenario requests: right secret handled once, wrong secret refused", function()
+    cli = start_cli(("planfix --listen 127.0.0.1:0 --handler %s --store file:%s/store")
+      :format(handler_script(dir), dir), { PLANFIX_EVENTS_SECRET = SECRET })
+    assert.is_number(cli.port, cli.first)
+    sandbox.config { scenarios = { factor = 0.001, delays = { 100 } } } -- one retry, 0.1 s later
+    local url = ("http://127.0.0.1:%d/hooks/planfix"):format(cli.port)
+    local body = { event = "{{event}}", task_id = "{{task.id}}", at = "{{change_time}}", secret = SECRET }
+    sandbox.control("POST", "planfix/scenarios", { url = url, triggers = { "task_created" }, body = body })
+    local wrong = { event = "{{event}}", task_id = "{{task.id}}", secret = "not-the-secret" }
+    sandbox.control("POST", "planfix/scenarios", { url = url, triggers = { "task_created" }, body = wrong,
+      account = "other" })
+    local rest = sandbox.rest()
+    local ids = {}
+    for i = 1, 3 do ids[i] = assert(rest.tasks:create { name = "receive " .. i }) end
+    sandbox.control_status("POST", "planfix/scenarios/flush", { timeout = 20 })
+    local requests = sandbox.control("GET", "planfix/requests").requests
+    local good, refused = 0, 0
+    for _, r in ipairs(requests) do
+      if r.account == "main" then
+        assert.equal(200, r.status)
+        good = good + 1
+      else
+        assert.equal(401, r.status)
+        refused = refused + 1
+      end
+    end
+    assert.equal(3, good) -- answered at once: never retried
+    assert.equal(6, refused) -- and the one retry of each
+    local deadline = core.monotime() + 10
+    while #lines_of(dir .. "/handled.log") < 3 and core.monotime() < deadline do socket.sleep(0.05) end
+    socket.sleep(0.5)
+    local handled = lines_of(dir .. "/handled.log")
+    assert.equal(3, #handled)
+    table.sort(handled)
+    for i = 2, 3 do assert.are_not.equal(handled[i - 1], handled[i]) end
   end)
 
   it("takes the secret from the environment or a profile, never from the command line", function()

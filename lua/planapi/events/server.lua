@@ -9,6 +9,9 @@
 --   }
 --   server:run()
 --
+-- or several receivers on one port, by path (any other path is a 404):
+--   routes = { ["/planfix"] = { receiver = pf, handler = on_task }, ["/planado"] = { receiver = hook, handler = on_job } }
+--
 -- Each request is read with one deadline for the whole of it (read_timeout,
 -- default 5 s: a slow or stalled sender cannot hold the server past the
 -- time the next sender waits), its body capped at the receiver's max_body + 1
@@ -185,20 +188,46 @@ end
 
 -- ------------------------------------------------------------------ the server
 
+local function check_route(route, where)
+  local r = type(route) == "table" and route.receiver
+  if type(r) ~= "table" or type(r.receive) ~= "function" or type(r.handle) ~= "function" then
+    config_error(("events server %s: 'receiver' must be an events receiver (receive, handle, pending)"):format(where), 4)
+  end
+  if type(route.handler) ~= "function" then
+    config_error(("events server %s: 'handler' must be a function(event) -> truthy | nil, err"):format(where), 4)
+  end
+end
+
+-- The routes of the options: { [path] = route }, and the route of any other path.
+local function routes_of(opts)
+  local routes, default = {}, nil
+  if opts.receiver ~= nil or opts.handler ~= nil then
+    default = { receiver = opts.receiver, handler = opts.handler }
+    check_route(default, "option")
+  end
+  if opts.routes ~= nil and type(opts.routes) ~= "table" then
+    config_error("events server option 'routes' must map paths to { receiver =, handler = }", 3)
+  end
+  for path, route in pairs(opts.routes or {}) do
+    if type(path) ~= "string" or path:sub(1, 1) ~= "/" then
+      config_error("events server option 'routes': each key must be a path starting with /", 3)
+    end
+    check_route(route, "route " .. path)
+    routes[path] = { receiver = route.receiver, handler = route.handler }
+  end
+  if not default and next(routes) == nil then
+    config_error("events server needs a receiver and a handler (or routes)", 3)
+  end
+  return routes, default
+end
+
 local function check_options(opts)
   for k in pairs(opts) do
-    if k ~= "receiver" and k ~= "handler" and k ~= "listen" and k ~= "read_timeout" and k ~= "pending_every"
-        and k ~= "log" and k ~= "socket" and k ~= "clock" then
-      config_error(("unknown events server option '%s' (valid: receiver, handler, listen, read_timeout, "
+    if k ~= "receiver" and k ~= "handler" and k ~= "routes" and k ~= "listen" and k ~= "read_timeout"
+        and k ~= "pending_every" and k ~= "log" and k ~= "socket" and k ~= "clock" then
+      config_error(("unknown events server option '%s' (valid: receiver, handler, routes, listen, read_timeout, "
         .. "pending_every, log, socket, clock)"):format(tostring(k)), 3)
     end
-  end
-  local r = opts.receiver
-  if type(r) ~= "table" or type(r.receive) ~= "function" or type(r.handle) ~= "function" then
-    config_error("events server option 'receiver' must be an events receiver (receive, handle, pending)", 3)
-  end
-  if type(opts.handler) ~= "function" then
-    config_error("events server option 'handler' must be a function(event) -> truthy | nil, err", 3)
   end
   for _, name in ipairs { "read_timeout", "pending_every" } do
     if opts[name] ~= nil and (type(opts[name]) ~= "number" or not (opts[name] > 0)) then
@@ -223,6 +252,7 @@ end
 function M.new(opts)
   opts = opts or {}
   check_options(opts)
+  local routes, default = routes_of(opts)
   local host, port = M.parse_listen(opts.listen)
   local socket = opts.socket or require "socket"
   local listener, err = socket.bind(host, port)
@@ -231,7 +261,7 @@ function M.new(opts)
   end
   local clock = opts.clock or core.monotime
   return setmetatable({
-    receiver = opts.receiver, handler = opts.handler, listener = listener, socket = socket, clock = clock,
+    routes = routes, default = default, listener = listener, socket = socket, clock = clock,
     read_timeout = opts.read_timeout or 5, pending_every = opts.pending_every or 1,
     log = opts.log or function() end, next_pending = clock(), served = 0, queue = {},
   }, Server)
@@ -243,53 +273,61 @@ function Server:address()
   return host, tonumber(port)
 end
 
--- Read one request from conn and answer it: the event to handle, or nil.
+local NOT_FOUND = { status = 404, headers = { ["Content-Type"] = "text/plain" }, body = "no receiver here\n" }
+
+-- The receiver's response to a request read in full, and the event.
+local function respond(self, route, req)
+  local ok, res, ev = pcall(route.receiver.receive, route.receiver, req)
+  if ok then return res, ev end
+  self.log("receiver failed: " .. tostring(res))
+  return plain(500, "internal error")
+end
+
+-- Read one request from conn and answer it: the route and event to handle, or nil.
 function Server:answer(conn)
   local deadline = self.clock() + self.read_timeout
   local r = reader(self.socket, conn, deadline, self.clock)
   local req, status, why = read_head(r)
+  local route = req and (self.routes[req.path] or self.default)
   local response, event
-  if req and (req.headers.expect or ""):lower() == "100-continue" then
-    send_all(self.socket, conn, "HTTP/1.1 100 Continue\r\n\r\n", deadline, self.clock)
-  end
-  if req then
-    req.body, status, why = read_body(r, req, (self.receiver.max_body or DEFAULT_MAX_BODY) + 1)
-  end
-  if req and req.body then
-    local ok, res, ev = pcall(self.receiver.receive, self.receiver, req)
-    if ok then
-      response, event = res, ev
-    else
-      self.log("receiver failed: " .. tostring(res))
-      response = plain(500, "internal error")
+  if req and not route then
+    response = NOT_FOUND
+  elseif req then
+    if (req.headers.expect or ""):lower() == "100-continue" then
+      send_all(self.socket, conn, "HTTP/1.1 100 Continue\r\n\r\n", deadline, self.clock)
     end
-  elseif status then
-    response = plain(status, why)
+    req.body, status, why = read_body(r, req, (route.receiver.max_body or DEFAULT_MAX_BODY) + 1)
+    if req.body then response, event = respond(self, route, req) end
   end
+  if not response and status then response = plain(status, why) end
   if response then
     local sent, serr = send_all(self.socket, conn, response_text(response), deadline, self.clock)
     if not sent then self.log("answer not sent: " .. tostring(serr)) end
   end
   self.log(("%s %s %s%s"):format(req and req.method or "-", req and req.path or "-",
     response and tostring(response.status) or "no answer (" .. tostring(why) .. ")", event and " event" or ""))
-  return event
+  return event and route, event
 end
 
--- Hand an event to the handler through the receiver (it records the outcome).
-function Server:handle(event)
-  local ok, err = pcall(self.receiver.handle, self.receiver, event, self.handler)
+-- Hand an event to its handler through the receiver (it records the outcome).
+function Server:handle(route, event)
+  local ok, err = pcall(route.receiver.handle, route.receiver, event, route.handler)
   if not ok then self.log("handling failed: " .. tostring(err)) end
 end
 
--- The receiver's pending events, when they are due.
+-- Every receiver's pending events, when they are due.
 function Server:sweep()
   if self.clock() < self.next_pending then return end
   self.next_pending = self.clock() + self.pending_every
-  local ok, n = pcall(self.receiver.pending, self.receiver, self.handler, { limit = 100 })
-  if not ok then
-    self.log("pending failed: " .. tostring(n))
-  elseif n and n > 0 then
-    self.log(("pending: %d handled again"):format(n))
+  local all = { self.default }
+  for _, route in pairs(self.routes) do all[#all + 1] = route end
+  for _, route in ipairs(all) do
+    local ok, n = pcall(route.receiver.pending, route.receiver, route.handler, { limit = 100 })
+    if not ok then
+      self.log("pending failed: " .. tostring(n))
+    elseif n and n > 0 then
+      self.log(("pending: %d handled again"):format(n))
+    end
   end
 end
 
@@ -299,10 +337,10 @@ function Server:accept_one(wait)
   self.listener:settimeout(wait)
   local conn = self.listener:accept()
   if not conn then return false end
-  local event = self:answer(conn)
+  local route, event = self:answer(conn)
   conn:close()
   self.served = self.served + 1
-  if event then self.queue[#self.queue + 1] = event end
+  if event then self.queue[#self.queue + 1] = { route, event } end
   return true
 end
 
@@ -314,7 +352,10 @@ function Server:step(wait)
   local until_sweep = math.max(0, self.next_pending - self.clock())
   local served = self:accept_one(math.min(wait or until_sweep, until_sweep))
   while #self.queue > 0 do
-    if not self:accept_one(0) then self:handle(table.remove(self.queue, 1)) end
+    if not self:accept_one(0) then
+      local item = table.remove(self.queue, 1)
+      self:handle(item[1], item[2])
+    end
   end
   self:sweep()
   return served
