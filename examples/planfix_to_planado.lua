@@ -2,24 +2,33 @@
 --
 -- sync: Planfix tasks in a chosen status become Planado jobs with
 --   external_id "planfix-<task id>", so a re-run never creates a job twice.
--- webhook: when Planado says a job is finished, the Planfix task gets a
---   comment with the resolution and moves to a chosen status.
+-- Planfix events: a scenario request about a task (created, changed, its
+--   status) makes its job at once when the task is in that status, without
+--   waiting for the next sync (POST /planfix, planapi.planfix_events).
+-- Planado webhook: when Planado says a job is finished, the Planfix task gets
+--   a comment with the resolution and moves to a chosen status (POST /planado).
 --
 --   lua5.4 examples/planfix_to_planado.lua sync
---   lua5.4 examples/planfix_to_planado.lua serve 8090     (a webhook receiver; luasocket)
+--   lua5.4 examples/planfix_to_planado.lua serve 8090     (both receivers on one port; luasocket)
+--
+-- The Planfix scenario (Planfix's documentation, scenarios: the action "HTTP request"), triggered
+-- when a task is created or changed: POST http://<this host>:8090/planfix, a JSON body
+--   {"event": "task_changed", "task_id": <task number>, "secret": "<PLANFIX_EVENTS_SECRET>"}
 -- Configuration from the environment: PLANFIX_REST_URL or PLANFIX_ACCOUNT + PLANFIX_TOKEN
 -- (or, with BRIDGE_SOURCE=xml, PLANFIX_ACCOUNT, PLANFIX_API_KEY, PLANFIX_XML_TOKEN, PLANFIX_XML_URL),
--- PLANADO_API_KEY, PLANADO_URL, PLANADO_WEBHOOK_SECRET, PLANAPI_CA_FILE,
--- BRIDGE_STATUS (the task status to sync, default 1) and BRIDGE_DONE_STATUS (default 3).
+-- PLANADO_API_KEY, PLANADO_URL, PLANADO_WEBHOOK_SECRET, PLANFIX_EVENTS_SECRET, PLANAPI_CA_FILE,
+-- BRIDGE_STATUS (the task status to sync, default 1), BRIDGE_DONE_STATUS (default 3) and
+-- BRIDGE_STATE_DIR (where the receivers remember events: a restart then handles nothing twice).
 local planapi = require "planapi"
 
 local Bridge = {}
 Bridge.__index = Bridge
 
 --- Bridge.new{ planfix = client, source = "rest" | "xml", planado = client,
---   webhook = planado_webhook, status = "1", done_status = "3" }
+--   webhook = planado_webhook, planfix_events = planfix_events, status = "1", done_status = "3",
+--   log = function(line) end }
 function Bridge.new(cfg)
-  local self = setmetatable({}, Bridge)
+  local self = setmetatable({ log = function() end }, Bridge)
   for k, v in pairs(cfg) do self[k] = v end
   self.source = self.source or "rest"
   self.status = tostring(self.status or 1)
@@ -82,6 +91,40 @@ function Bridge:sync()
   return counts, jobs
 end
 
+-- One task as { id, name, description, status } | nil, err.
+function Bridge:task(id)
+  if self.source == "xml" then
+    local r, err = self.planfix:call("task.get", { task = { id = id } })
+    if not r then return nil, err end
+    local t = r.task or {}
+    return { id = t.id, name = t.title, description = t.description, status = t.status }
+  end
+  local t, err = self.planfix.tasks:get(tonumber(id), { fields = "id,name,description,status" })
+  if not t then return nil, err end
+  local status = type(t.status) == "table" and t.status.id or t.status
+  return { id = t.id, name = t.name, description = t.description, status = status }
+end
+
+--- on_planfix_event(event) -> true | nil, err: a Planfix scenario request
+-- about a task makes its job now if the task is in the synced status. The
+-- task is read again (the template carries only what it was given); a task
+-- Planfix does not have is a permanent failure, anything else is retried by
+-- the receiver's store.
+function Bridge:on_planfix_event(event)
+  if event.task_id == nil then return true end -- not about a task
+  local task, err = self:task(event.task_id)
+  if not task then
+    if err.status == 404 then return nil, "permanent", tostring(err) end
+    return nil, err
+  end
+  if tostring(task.status) ~= self.status then return true end
+  local how, uuid = self:job_for(task)
+  if not how then return nil, uuid end
+  self.log(("planfix %s: task %s -> Planado job planfix-%s (%s)"):format(tostring(event.type), tostring(task.id),
+    tostring(task.id), how))
+  return true
+end
+
 -- Report a finished job on its Planfix task: a comment, then the status.
 function Bridge:report(task_id, job)
   local r = type(job.resolution) == "table" and job.resolution or {}
@@ -99,14 +142,32 @@ function Bridge:report(task_id, job)
   return self.planfix:call("post-task-by-id", { id = id, status = { id = tonumber(self.done_status) } })
 end
 
+-- The Planfix task of a finished job of the bridge, or nil.
+local function finished_task(event)
+  if event.type ~= "job_finished" or type(event.resource) ~= "table" then return nil end
+  return text(event.resource.external_id):match "^planfix%-(%d+)$"
+end
+
+--- on_planado_event(event) -> true | nil, err: a finished job of the
+-- bridge is reported on its task (a failure is retried by the receiver's
+-- store, never by making Planado deliver again).
+function Bridge:on_planado_event(event)
+  local task_id = finished_task(event)
+  if not task_id then return true end
+  local ok, err = self:report(task_id, event.resource)
+  if not ok then return nil, err end
+  self.log(("planado %s: reported on task %s"):format(event.type, task_id))
+  return true
+end
+
 --- on_webhook(headers, body) -> event | nil, err: what to answer Planado.
 -- A fresh job_finished for a bridged job is reported on its task; if that
 -- fails the claim is released and an error returned, so Planado retries.
 function Bridge:on_webhook(headers, body)
   local event, err = self.webhook:handle(headers, body)
   if not event then return nil, err end
-  if event.fresh and event.type == "job_finished" and event.resource then
-    local task_id = text(event.resource.external_id):match "^planfix%-(%d+)$"
+  if event.fresh then
+    local task_id = finished_task(event)
     if task_id then
       local ok, rerr = self:report(task_id, event.resource)
       if not ok then
@@ -133,44 +194,40 @@ function Bridge.from_env(getenv)
     planfix = planapi.planfix_rest { base_url = getenv "PLANFIX_REST_URL", account = getenv "PLANFIX_ACCOUNT",
       token = getenv "PLANFIX_TOKEN", ca_file = ca }
   end
+  -- The receivers (serve) need the senders' secrets; sync does not.
+  local state = getenv "BRIDGE_STATE_DIR"
+  local function store(name) return state and planapi.events.file { dir = state .. "/" .. name } or nil end
+  local pd_secret, pf_secret = getenv "PLANADO_WEBHOOK_SECRET", getenv "PLANFIX_EVENTS_SECRET"
   return Bridge.new {
     source = source, planfix = planfix,
     planado = planapi.planado { api_key = getenv "PLANADO_API_KEY", url = getenv "PLANADO_URL", ca_file = ca },
-    -- the receiver (serve) needs the webhook's secret; sync does not
-    webhook = getenv "PLANADO_WEBHOOK_SECRET" and planapi.planado_webhook { secret = getenv "PLANADO_WEBHOOK_SECRET" },
+    webhook = pd_secret and planapi.planado_webhook { secret = pd_secret, store = store "planado" },
+    planfix_events = pf_secret and planapi.planfix_events { secret = pf_secret, secret_in = "field:secret",
+      store = store "planfix" },
     status = getenv "BRIDGE_STATUS", done_status = getenv "BRIDGE_DONE_STATUS",
   }
 end
 
--- A minimal HTTP receiver for `serve`: one request at a time, answered at once.
+--- serve(port, max_requests): both receivers on one port (planapi.events.server):
+-- POST /planado (Planado's webhook) and POST /planfix (the scenario's
+-- request), each claimed, answered at once, then handled.
 function Bridge:serve(port, max_requests)
-  assert(self.webhook, "set PLANADO_WEBHOOK_SECRET: the receiver checks every delivery's secret")
-  local socket = require "socket"
-  local server = assert(socket.bind("127.0.0.1", port))
-  io.stdout:write(("listening on 127.0.0.1:%d\n"):format(select(2, server:getsockname())))
-  io.stdout:flush()
-  local handled = 0
-  while not max_requests or handled < max_requests do
-    local client = server:accept()
-    client:settimeout(5)
-    local headers, len = {}, 0
-    local line = client:receive "*l"
-    while line and line ~= "" do
-      local name, value = line:match "^([^:]+):%s*(.-)%s*$"
-      if name then headers[name:lower()] = value end
-      line = client:receive "*l"
-    end
-    len = tonumber(headers["content-length"] or "0") or 0
-    local body = len > 0 and client:receive(len) or ""
-    local event, err = self:on_webhook(headers, body or "")
-    local status = event and 200 or (err.answer or 400)
-    client:send(("HTTP/1.1 %d OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"):format(status))
-    client:close()
-    handled = handled + 1
-    io.stdout:write(event and ("%s %s%s\n"):format(event.type, event.fresh and "fresh" or "seen before",
-      event.reported and (" -> reported on task " .. event.reported) or "") or ("rejected: " .. tostring(err) .. "\n"))
-    io.stdout:flush()
+  assert(self.webhook or self.planfix_events,
+    "set PLANADO_WEBHOOK_SECRET and/or PLANFIX_EVENTS_SECRET: the receivers check every request's secret")
+  local routes = {}
+  if self.webhook then
+    routes["/planado"] = { receiver = self.webhook, handler = function(event) return self:on_planado_event(event) end }
   end
+  if self.planfix_events then
+    routes["/planfix"] = { receiver = self.planfix_events,
+      handler = function(event) return self:on_planfix_event(event) end }
+  end
+  self.log = function(line) io.stdout:write(line, "\n") io.stdout:flush() end
+  local server = require("planapi.events.server").new { listen = "127.0.0.1:" .. port, routes = routes,
+    log = self.log }
+  io.stdout:write(("listening on 127.0.0.1:%d\n"):format(select(2, server:address())))
+  io.stdout:flush()
+  server:run { max_requests = max_requests }
 end
 
 if arg and arg[0] and arg[0]:match "planfix_to_planado%.lua$" then

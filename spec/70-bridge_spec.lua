@@ -1,12 +1,15 @@
 -- examples/planfix_to_planado.lua, the bridge, against the sandbox: sync is
--- idempotent from either Planfix API, and a finished job is reported on its
--- task exactly once, even when delivered twice or after a failure.
+-- idempotent from either Planfix API, a task added in the synced status
+-- becomes a job through its Planfix scenario request (once, however often
+-- the request comes), and a finished job is reported on its task exactly
+-- once, even when delivered twice or after a failure.
 package.path = "examples/?.lua;" .. package.path
 local planapi = require "planapi"
 local sandbox = require "sandbox"
 local Bridge = require "planfix_to_planado"
 
 local SECRET = "bridge-spec-secret"
+local PF_SECRET = "bridge-spec-scenario-secret"
 
 local function bridge(source)
   return Bridge.new {
@@ -55,6 +58,35 @@ describe("the Planfix to Planado bridge", function()
       assert.equal(counts.tasks, posts)
     end)
   end
+
+  it("makes the job of a task added in the synced status when its scenario request arrives, once", function()
+    local b = bridge "rest"
+    b.planfix_events = planapi.planfix_events { secret = PF_SECRET, secret_in = "field:secret" }
+    sandbox.control("POST", "planfix/scenarios", { url = sandbox.env().planfix_receiver_url .. "/bridge",
+      triggers = { "task_created" }, body = { event = "{{event}}", task_id = "{{task.id}}", secret = PF_SECRET } })
+    local synced = assert(b.planfix.tasks:create { name = "Fix the tap", status = { id = 1 } })
+    local other = assert(b.planfix.tasks:create { name = "Call the client", status = { id = 2 } })
+    assert.equal(0, sandbox.control("POST", "planfix/scenarios/flush", { timeout = 20 }).pending)
+    local received = sandbox.control("GET", "planfix/receiver?path=/bridge").requests
+    assert.equal(2, #received)
+    local answers = {}
+    for _ = 1, 2 do -- Planfix retries a request it thinks failed: the same body twice
+      for _, r in ipairs(received) do
+        local request = { method = r.method, path = r.path, query = r.query, headers = r.headers, body = r.body }
+        local response = b.planfix_events:serve(request, function(ev) return b:on_planfix_event(ev) end)
+        answers[#answers + 1] = planapi.json.decode(response.body).status
+      end
+    end
+    assert.same({ "new", "new", "duplicate", "duplicate" }, answers)
+    assert.equal("planfix-" .. synced, assert(b.planado.jobs:get("planfix-" .. synced)).external_id)
+    local _, err = b.planado.jobs:get("planfix-" .. other)
+    assert.equal(404, err.status) -- not in the synced status: no job
+    local posts = 0
+    for _, e in ipairs(sandbox.log_of "planado") do
+      if e.method == "POST" and e.path == "/jobs" then posts = posts + 1 end
+    end
+    assert.equal(1, posts)
+  end)
 
   it("reports a finished job on its task once: a comment and the done status", function()
     local b = bridge "rest"

@@ -1,4 +1,7 @@
--- make demo's script end to end, twice: the story, and no duplicates.
+-- make demo's script end to end, twice: the story (a Planfix task change
+-- reaching the bridge through the scenario receiver among it), and no
+-- duplicates. The demo checks each step against the sandbox and exits
+-- non-zero when one did not happen.
 -- tools/run-demo runs its own sandbox (build/demo-sandbox), like make demo.
 local portable = require "portable"
 local function run_demo()
@@ -16,6 +19,10 @@ describe("make demo", function()
       local created = tonumber(out:match "the bridge made (%d+) Planado jobs")
       assert.is_true(created >= 3)
       assert.matches("Sync again: 0 created, " .. created .. " already there", out)
+      -- A task added after the syncs became a job through the scenario receiver, not a sync.
+      local added = out:match "A dispatcher adds task (%d+) in Planfix%. Its scenario request reaches the bridge"
+      assert.truthy(added, out)
+      assert.matches("then makes Planado job planfix%-" .. added .. ": no sync run", out)
       assert.matches("Planfix task %d+ now says: \"Planado: job %d+ finished%. Resolution: Done%. Pump replaced", out)
       assert.matches("its status is 3 %(Completed%)", out)
     end
