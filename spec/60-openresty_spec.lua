@@ -533,12 +533,7 @@ end)
 
 local socket_ok, socket = pcall(require, "socket")
 
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
+local free_port = portable.free_port
 
 local http_many = require "http_many"
 

@@ -13,12 +13,7 @@ local MODULES = "/usr/lib/nginx/modules"
 -- s as a Lua pattern that matches it literally.
 local function lit(s) return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")) end
 
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
+local free_port = portable.free_port
 
 local function http_get(port)
   local c = assert(socket.connect("127.0.0.1", port))

@@ -21,12 +21,7 @@ require("journal").secret(PLANFIX_SECRET)
 -- How many events of each API (each delivered twice).
 local PER_API = tonumber(os.getenv "PLANAPI_SPEC62_EVENTS" or "") or 500
 
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
+local free_port = portable.free_port
 
 -- One gateway instance's `run` command line (the state folder and the log shared).
 local function instance(shared)

@@ -57,6 +57,15 @@ function M.popen(cmd)
   return f
 end
 
+--- A TCP port on 127.0.0.1 that nothing listens on now (the system's
+-- choice for port 0), for a server a spec starts. Needs luasocket.
+function M.free_port()
+  local s = assert(require("socket").bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return tonumber(port)
+end
+
 --- math.type where it exists (5.3+). Lua 5.1 and LuaJIT have no integer
 -- subtype: there an integral number counts as "integer" (it prints as 42).
 function M.number_type(v)
