@@ -12,7 +12,8 @@ M.OPTIONS = {
   ["--profile"] = "value", ["--format"] = "value", ["--columns"] = "value", ["--resume"] = "value",
   ["--output"] = "value", ["--keep-nulls"] = "flag",
   ["--max-items"] = "value", ["--listen"] = "value", ["--handler"] = "value", ["--store"] = "value",
-  ["--secret-in"] = "value", ["--max-requests"] = "value", ["--all"] = "flag", ["--help"] = "flag", ["-h"] = "flag", ["--version"] = "flag",
+  ["--secret-in"] = "value", ["--max-requests"] = "value",
+  ["--all"] = "flag", ["--help"] = "flag", ["-h"] = "flag", ["--version"] = "flag",
 }
 
 local function usage_error(msg)

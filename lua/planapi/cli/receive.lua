@@ -81,7 +81,8 @@ function M.run(parsed, env)
   server:run { max_requests = tonumber(max_requests), stop = core.interrupted }
   server:close()
   if core.interrupted() then
-    env.stderr:write "planapi receive: stopped (Ctrl-C); with a file or Redis store, events claimed and not yet handled are taken again at the next start\n"
+    env.stderr:write("planapi receive: stopped (Ctrl-C); with a file or Redis store, events claimed and not yet ",
+      "handled are taken again at the next start\n")
     return 130
   end
   return 0

@@ -10,7 +10,8 @@
 --   server:run()
 --
 -- or several receivers on one port, by path (any other path is a 404):
---   routes = { ["/planfix"] = { receiver = pf, handler = on_task }, ["/planado"] = { receiver = hook, handler = on_job } }
+--   routes = { ["/planfix"] = { receiver = pf, handler = on_task },
+--              ["/planado"] = { receiver = hook, handler = on_job } }
 --
 -- Each request is read with one deadline for the whole of it (read_timeout,
 -- default 5 s: a slow or stalled sender cannot hold the server past the
@@ -191,7 +192,8 @@ end
 local function check_route(route, where)
   local r = type(route) == "table" and route.receiver
   if type(r) ~= "table" or type(r.receive) ~= "function" or type(r.handle) ~= "function" then
-    config_error(("events server %s: 'receiver' must be an events receiver (receive, handle, pending)"):format(where), 4)
+    config_error(("events server %s: 'receiver' must be an events receiver (receive, handle, pending)")
+      :format(where), 4)
   end
   if type(route.handler) ~= "function" then
     config_error(("events server %s: 'handler' must be a function(event) -> truthy | nil, err"):format(where), 4)
