@@ -189,16 +189,17 @@ function Methods:connection()
     local ok, herr = handshake(self, sock)
     if not ok then return nil, herr end
   end
-  self.sock = sock
+  -- A cosocket belongs to the request (or timer) that made it, and a worker
+  -- runs many at once through one shared object: kept here, another
+  -- request's operation would use it ("bad request"). It serves this
+  -- exchange only, then goes back to nginx's pool.
+  if not sock.setkeepalive then self.sock = sock end
   return sock, not reused
 end
 
 -- After a complete exchange: a pooled cosocket goes back to nginx's pool.
-function Methods:after_exchange(sock)
-  if sock.setkeepalive then
-    self.sock = nil
-    sock:setkeepalive()
-  end
+local function after_exchange(sock)
+  if sock.setkeepalive then sock:setkeepalive() end
 end
 
 function Methods:drop()
@@ -216,10 +217,10 @@ function Methods:request(args)
     local fresh = fresh_or_err
     local value, err = resp.call(sock, args)
     if value ~= nil or err.kind == "api" then
-      self:after_exchange(sock)
+      after_exchange(sock)
       return value, err
     end
-    self:drop() -- out of step or gone: never reuse it
+    if sock.setkeepalive then sock:close() else self:drop() end -- out of step or gone: never reuse it
     -- Only a connection that sat idle can have been closed under us; a new
     -- one failing, or a timeout (the command may have run), is the answer.
     if fresh or attempt == 2 or err.kind == "timeout" then return nil, self:unavailable(err) end
