@@ -6,7 +6,9 @@
 -- lost (the oracle: the log file the handlers append to, one line per
 -- handling). Then the same with one instance stopped in the middle of the
 -- burst and started again: its unhandled events are taken by the other, or
--- by itself after the restart; nothing lost, nothing handled twice.
+-- by itself after the restart; nothing lost, nothing handled twice. And the
+-- burst again with the two instances as two hosts: a state folder each, one
+-- Redis store (talked to over cosockets inside nginx).
 local planapi = require "planapi"
 local socket = require "socket"
 local sandbox = require "sandbox"
@@ -23,8 +25,9 @@ local PER_API = tonumber(os.getenv "PLANAPI_SPEC62_EVENTS" or "") or 500
 
 local free_port = portable.free_port
 
--- One gateway instance's `run` command line (the state folder and the log shared).
-local function instance(shared)
+-- One gateway instance's `run` command line (the state folder and the log
+-- shared); extra: more settings.
+local function instance(shared, extra)
   local gw = { dir = portable.tmpdir(), port = free_port() }
   local env = sandbox.env()
   local vars = {
@@ -36,6 +39,7 @@ local function instance(shared)
     PLANADO_API_KEY = sandbox.PLANADO_KEY, PLANADO_WEBHOOK_SECRET = PLANADO_SECRET,
     PLANFIX_EVENTS_SECRET = PLANFIX_SECRET,
   }
+  for k, v in pairs(extra or {}) do vars[k] = v end
   local words = {}
   for k, v in pairs(vars) do words[#words + 1] = ("%s='%s'"):format(k, tostring(v)) end
   gw.env = "env " .. table.concat(words, " ")
@@ -92,7 +96,8 @@ local function deliver(list, ports, on_batch)
         r.port = r.port == ports[1] and ports[2] or ports[1]
         list[#list + 1] = r -- again, later, to the other instance
       else
-        answers[#answers + 1] = { id = chunk[n].id, status = it.status, claim = it.json and it.json.status }
+        answers[#answers + 1] = { id = chunk[n].id, status = it.status, claim = it.json and it.json.status,
+          body = it.body }
       end
     end
     i, batch = i + #chunk, batch + 1
@@ -123,7 +128,7 @@ end
 local function check_exactly_once(answers, lines)
   local new, seen = {}, {}
   for _, a in ipairs(answers) do
-    assert.equal(200, a.status, a.id)
+    assert.equal(200, a.status, a.id .. ": " .. tostring(a.body))
     seen[a.id] = (seen[a.id] or 0) + 1
     if a.claim == "new" then
       assert.is_nil(new[a.id], a.id .. " answered new twice")
@@ -180,6 +185,22 @@ describe_nginx("events through two nginx instances on one host's file stores", f
     check_exactly_once(answers, settle(shared .. "/handled.jsonl", 2 * PER_API))
   end)
 
+  it("reads back a body nginx spooled to a file, and refuses one over the cap", function()
+    local big = planapi.json.encode { event = "task.changed", note = ("x"):rep(200000), secret = PLANFIX_SECRET }
+    local over = planapi.json.encode { event = "task.changed", note = ("x"):rep(1100000), secret = PLANFIX_SECRET }
+    local r = http_many(a.port, {
+      { method = "POST", path = "/planfix/events", body = big, headers = { ["Content-Type"] = "application/json" } },
+      { method = "POST", path = "/planfix/events", body = over, headers = { ["Content-Type"] = "application/json" } },
+    })
+    assert.equal(200, r[1].status, r[1].body)
+    assert.equal("new", r[1].json.status)
+    assert.equal(413, r[2].status)
+    local lines = settle(shared .. "/handled.jsonl", 1)
+    assert.equal(1, #lines)
+    assert.equal("planfix", lines[1].api)
+    assert.equal("md5:" .. planapi.core.md5_hex(big), lines[1].id) -- the whole body, read back from the file
+  end)
+
   it("an instance stopped and started again in the middle of the burst loses nothing, repeats nothing", function()
     local ports = { a.port, b.port }
     local list = burst(ports)
@@ -188,6 +209,37 @@ describe_nginx("events through two nginx instances on one host's file stores", f
       if n == math.floor(batches / 3) then run(a, "stop") end
       if n == math.floor(2 * batches / 3) then run(a, "start") end
     end)
+    check_exactly_once(answers, settle(shared .. "/handled.jsonl", 2 * PER_API))
+  end)
+end)
+
+local has_redis = portable.execute "command -v redis-server > /dev/null 2>&1"
+local describe_redis = (runnable and has_redis) and describe or pending
+
+describe_redis("events through two nginx instances as two hosts on one Redis", function()
+  local shared, a, b, redis
+  setup(function()
+    assert(portable.execute "make --no-print-directory -s LUA=luajit > /dev/null", "make LUA=luajit failed")
+    redis = require("redis_server").start()
+  end)
+  teardown(function() if redis then redis.stop() end end)
+  before_each(function()
+    shared = portable.tmpdir()
+    -- Each its own state folder: only Redis is shared.
+    a = instance(shared, { GATEWAY_EVENTS_STORE = redis.url, GATEWAY_STATE_DIR = shared .. "/state-a" })
+    b = instance(shared, { GATEWAY_EVENTS_STORE = redis.url, GATEWAY_STATE_DIR = shared .. "/state-b" })
+    run(a, "start")
+    run(b, "start")
+  end)
+  after_each(function()
+    remove(a)
+    remove(b)
+    portable.rmtree(shared)
+  end)
+
+  it("a burst delivered twice in random order through both: every event handled exactly once", function()
+    local ports = { a.port, b.port }
+    local answers = deliver(burst(ports), ports)
     check_exactly_once(answers, settle(shared .. "/handled.jsonl", 2 * PER_API))
   end)
 end)
