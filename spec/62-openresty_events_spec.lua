@@ -162,54 +162,65 @@ end
 local runnable = portable.execute "test -x /usr/sbin/nginx -a -f /usr/lib/nginx/modules/ngx_http_lua_module.so"
 local describe_nginx = runnable and describe or pending
 
-describe_nginx("events through two nginx instances on one host's file stores", function()
-  local shared, a, b
+-- Two instances started before each test and removed after it; settings(shared)
+-- gives each one's extra settings. The table's shared, a and b are the current ones.
+local function two_instances(settings)
+  local t = {}
   setup(function()
     assert(portable.execute "make --no-print-directory -s LUA=luajit > /dev/null", "make LUA=luajit failed")
   end)
   before_each(function()
-    shared = portable.tmpdir()
-    a, b = instance(shared), instance(shared)
-    run(a, "start")
-    run(b, "start")
+    t.shared = portable.tmpdir()
+    local sa, sb = settings(t.shared)
+    t.a, t.b = instance(t.shared, sa), instance(t.shared, sb)
+    run(t.a, "start")
+    run(t.b, "start")
   end)
   after_each(function()
-    remove(a)
-    remove(b)
-    portable.rmtree(shared)
+    remove(t.a)
+    remove(t.b)
+    portable.rmtree(t.shared)
   end)
+  return t
+end
 
+local function burst_through_both(t)
   it("a burst delivered twice in random order through both: every event handled exactly once", function()
-    local ports = { a.port, b.port }
+    local ports = { t.a.port, t.b.port }
     local answers = deliver(burst(ports), ports)
-    check_exactly_once(answers, settle(shared .. "/handled.jsonl", 2 * PER_API))
+    check_exactly_once(answers, settle(t.shared .. "/handled.jsonl", 2 * PER_API))
   end)
+end
+
+describe_nginx("events through two nginx instances on one host's file stores", function()
+  local t = two_instances(function() return nil, nil end)
+  burst_through_both(t)
 
   it("reads back a body nginx spooled to a file, and refuses one over the cap", function()
     local big = planapi.json.encode { event = "task.changed", note = ("x"):rep(200000), secret = PLANFIX_SECRET }
     local over = planapi.json.encode { event = "task.changed", note = ("x"):rep(1100000), secret = PLANFIX_SECRET }
-    local r = http_many(a.port, {
+    local r = http_many(t.a.port, {
       { method = "POST", path = "/planfix/events", body = big, headers = { ["Content-Type"] = "application/json" } },
       { method = "POST", path = "/planfix/events", body = over, headers = { ["Content-Type"] = "application/json" } },
     })
     assert.equal(200, r[1].status, r[1].body)
     assert.equal("new", r[1].json.status)
     assert.equal(413, r[2].status)
-    local lines = settle(shared .. "/handled.jsonl", 1)
+    local lines = settle(t.shared .. "/handled.jsonl", 1)
     assert.equal(1, #lines)
     assert.equal("planfix", lines[1].api)
     assert.equal("md5:" .. planapi.core.md5_hex(big), lines[1].id) -- the whole body, read back from the file
   end)
 
   it("an instance stopped and started again in the middle of the burst loses nothing, repeats nothing", function()
-    local ports = { a.port, b.port }
+    local ports = { t.a.port, t.b.port }
     local list = burst(ports)
     local batches = math.ceil(#list / 40)
     local answers = deliver(list, ports, function(n)
-      if n == math.floor(batches / 3) then run(a, "stop") end
-      if n == math.floor(2 * batches / 3) then run(a, "start") end
+      if n == math.floor(batches / 3) then run(t.a, "stop") end
+      if n == math.floor(2 * batches / 3) then run(t.a, "start") end
     end)
-    check_exactly_once(answers, settle(shared .. "/handled.jsonl", 2 * PER_API))
+    check_exactly_once(answers, settle(t.shared .. "/handled.jsonl", 2 * PER_API))
   end)
 end)
 
@@ -217,29 +228,13 @@ local has_redis = portable.execute "command -v redis-server > /dev/null 2>&1"
 local describe_redis = (runnable and has_redis) and describe or pending
 
 describe_redis("events through two nginx instances as two hosts on one Redis", function()
-  local shared, a, b, redis
-  setup(function()
-    assert(portable.execute "make --no-print-directory -s LUA=luajit > /dev/null", "make LUA=luajit failed")
-    redis = require("redis_server").start()
-  end)
-  teardown(function() if redis then redis.stop() end end)
-  before_each(function()
-    shared = portable.tmpdir()
-    -- Each its own state folder: only Redis is shared.
-    a = instance(shared, { GATEWAY_EVENTS_STORE = redis.url, GATEWAY_STATE_DIR = shared .. "/state-a" })
-    b = instance(shared, { GATEWAY_EVENTS_STORE = redis.url, GATEWAY_STATE_DIR = shared .. "/state-b" })
-    run(a, "start")
-    run(b, "start")
-  end)
-  after_each(function()
-    remove(a)
-    remove(b)
-    portable.rmtree(shared)
-  end)
-
-  it("a burst delivered twice in random order through both: every event handled exactly once", function()
-    local ports = { a.port, b.port }
-    local answers = deliver(burst(ports), ports)
-    check_exactly_once(answers, settle(shared .. "/handled.jsonl", 2 * PER_API))
-  end)
+  local redis = {}
+  setup(function() redis.server = require("redis_server").start() end)
+  teardown(function() if redis.server then redis.server.stop() end end)
+  -- Each its own state folder: only Redis is shared.
+  burst_through_both(two_instances(function(shared)
+    local url = redis.server.url
+    return { GATEWAY_EVENTS_STORE = url, GATEWAY_STATE_DIR = shared .. "/state-a" },
+      { GATEWAY_EVENTS_STORE = url, GATEWAY_STATE_DIR = shared .. "/state-b" }
+  end))
 end)
