@@ -33,7 +33,7 @@ local function instance(shared, extra)
   local vars = {
     GATEWAY_DIR = gw.dir, GATEWAY_PORT = gw.port, GATEWAY_WORKERS = 2, GATEWAY_CA_FILE = env.ca_file,
     GATEWAY_STATE_DIR = shared .. "/state", GATEWAY_EVENTS_LOG = shared .. "/handled.jsonl",
-    GATEWAY_EVENTS_SWEEP = 0.5,
+    GATEWAY_EVENTS_SWEEP = 0.5, GATEWAY_EVENTS_RETRY_DELAY = 0.2,
     PLANFIX_BASE_URL = ("https://localhost:%d/rest/"):format(env.https_port), PLANFIX_TOKEN = sandbox.TOKEN,
     PLANADO_URL = ("https://localhost:%d/planado/v2/"):format(env.https_port),
     PLANADO_API_KEY = sandbox.PLANADO_KEY, PLANADO_WEBHOOK_SECRET = PLANADO_SECRET,
@@ -210,6 +210,34 @@ describe_nginx("events through two nginx instances on one host's file stores", f
     assert.equal(1, #lines)
     assert.equal("planfix", lines[1].api)
     assert.equal("md5:" .. planapi.core.md5_hex(big), lines[1].id) -- the whole body, read back from the file
+  end)
+
+  it("a handling that fails is taken again by the sweeper, never by the sender: the job made once", function()
+    sandbox.reset()
+    local id = assert(sandbox.rest().tasks:create { name = "Swept", status = { id = 1 } })
+    -- Planado refuses the first create (a 400 the client does not retry): the handler fails.
+    sandbox.fault { mode = "status", status = 400, count = 1, method = "POST", path = "/planado/v2/jobs" }
+    local body = planapi.json.encode { event = "task.changed", task_id = id, secret = PLANFIX_SECRET }
+    local r = http_many(t.a.port, { { method = "POST", path = "/planfix/events", body = body,
+      headers = { ["Content-Type"] = "application/json" } } })[1]
+    assert.equal(200, r.status, r.body)
+    assert.equal("new", r.json.status)
+    local pd, job = sandbox.planado(), nil
+    local deadline = socket.gettime() + 20
+    repeat
+      job = pd.jobs:get("planfix-" .. id)
+      if not job then socket.sleep(0.2) end
+    until job or socket.gettime() > deadline
+    assert.truthy(job, "the swept event made no job")
+    local lines = settle(t.shared .. "/handled.jsonl", 2)
+    assert.equal(2, #lines) -- the failed run and the swept one, of one event
+    assert.equal(lines[1].id, lines[2].id)
+    assert.same({ 1, 2 }, { lines[1].attempts, lines[2].attempts })
+    local posts = {}
+    for _, e in ipairs(sandbox.log_of "planado") do
+      if e.method == "POST" and e.path == "/jobs" then posts[#posts + 1] = e.status end
+    end
+    assert.same({ 400, 201 }, posts)
   end)
 
   it("an instance stopped and started again in the middle of the burst loses nothing, repeats nothing", function()

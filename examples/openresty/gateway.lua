@@ -32,6 +32,8 @@
 --   GATEWAY_EVENTS_STORE  redis://... to share the events with other hosts (default: file stores
 --                       in GATEWAY_STATE_DIR, shared by every worker and nginx of this host)
 --   GATEWAY_EVENTS_LOG  a file every handled event is appended to (one JSON line), if set
+--   GATEWAY_EVENTS_SWEEP, GATEWAY_EVENTS_RETRY_DELAY  seconds between sweeps (5), and before a failed
+--                       handling is tried again (the receivers' retry_delay, 30, doubling per attempt)
 local planapi = require "planapi"
 local events_ngx = require "planapi.events.ngx"
 
@@ -71,14 +73,17 @@ local function make_clients()
   c.planado = planapi.planado {
     url = env "PLANADO_URL", api_key = api_key, limiter = limiter, ca_file = ca_file, timeout = 30,
   }
+  -- Seconds before a failed handling is tried again (doubling per attempt).
+  local retry_delay = tonumber(env "GATEWAY_EVENTS_RETRY_DELAY" or "")
   local secret = env "PLANADO_WEBHOOK_SECRET"
   if secret then
-    c.hook = planapi.planado_webhook { secret = secret, store = M.events_store "planado" }
+    c.hook = planapi.planado_webhook { secret = secret, store = M.events_store "planado",
+      retry_delay = retry_delay }
   end
   local pf_secret = env "PLANFIX_EVENTS_SECRET"
   if pf_secret then
     c.planfix_events = planapi.planfix_events { secret = pf_secret, store = M.events_store "planfix",
-      secret_in = env "PLANFIX_EVENTS_SECRET_IN" or "field:secret" }
+      secret_in = env "PLANFIX_EVENTS_SECRET_IN" or "field:secret", retry_delay = retry_delay }
   end
   return c
 end
