@@ -301,6 +301,14 @@ end
 -- answers 201 (this covers generate-report and /contact/import too) or is a
 -- POST to a collection path with a trailing slash ("/task/", "/file/",
 -- "/directory/{id}/entry/"), some of which the spec documents as plain 200.
+-- Whether an operation changes data: every method but GET, except the POSTs
+-- that only read (the spec's summary says "Get ...": lists and filters,
+-- which Planfix takes as POST for their JSON filter bodies).
+local function is_write(method, summary)
+  if method == "GET" then return false end
+  return not (method == "POST" and type(summary) == "string" and summary:match "^Get ")
+end
+
 local function is_idempotent(method, path, statuses)
   for _, status in ipairs(statuses) do
     if status == 201 then return false end
@@ -384,6 +392,7 @@ local function build_operation(path, path_item, method, op)
   entry.paged = paging(entry.query, body_params)
   entry.idempotent = is_idempotent(entry.method, path, entry.success)
   if entry.idempotent then entry.list_key = list_key(op) end
+  entry.writes = is_write(entry.method, entry.summary)
   return entry
 end
 

@@ -233,6 +233,7 @@ return {
       summary = "Attach file to contact",
       tag = "File",
       wire = { query_id = "id" },
+      writes = true,
     },
     ["attach-file-to-project"] = {
       idempotent = true,
@@ -246,6 +247,7 @@ return {
       summary = "Attach file to project",
       tag = "File",
       wire = { query_id = "id" },
+      writes = true,
     },
     ["attach-file-to-task"] = {
       idempotent = true,
@@ -259,6 +261,7 @@ return {
       summary = "Attach file to task",
       tag = "File",
       wire = { query_id = "id" },
+      writes = true,
     },
     ["check-get-report-save-by-request-id"] = {
       idempotent = true,
@@ -271,6 +274,7 @@ return {
       success = { 200 },
       summary = "Check report status and get saved report by request identifier",
       tag = "Report",
+      writes = false,
     },
     ["delete-comment-id"] = {
       idempotent = true,
@@ -283,6 +287,7 @@ return {
       success = { 200 },
       summary = "Delete comment",
       tag = "Comments",
+      writes = true,
     },
     ["delete-datatag-entry-key"] = {
       idempotent = true,
@@ -295,6 +300,7 @@ return {
       success = { 200 },
       summary = "Delete data tag entry",
       tag = "Data tags",
+      writes = true,
     },
     ["delete-directory-entry-key"] = {
       idempotent = true,
@@ -307,6 +313,7 @@ return {
       success = { 200 },
       summary = "Delete directory entry",
       tag = "Directory",
+      writes = true,
     },
     ["delete-file-id"] = {
       idempotent = true,
@@ -319,6 +326,7 @@ return {
       success = { 200 },
       summary = "Delete file",
       tag = "File",
+      writes = true,
     },
     ["generate-report"] = {
       idempotent = false,
@@ -334,6 +342,7 @@ return {
       success = { 201 },
       summary = "Generate report",
       tag = "Report",
+      writes = true,
     },
     ["get-checklist-item-by-id"] = {
       idempotent = true,
@@ -350,6 +359,7 @@ return {
       success = { 200 },
       summary = "Get checklist item by number",
       tag = "Checklist",
+      writes = false,
     },
     ["get-comment-id"] = {
       idempotent = true,
@@ -362,6 +372,7 @@ return {
       success = { 200 },
       summary = "Get comment by number",
       tag = "Comments",
+      writes = false,
     },
     ["get-comment-list"] = {
       body = "json",
@@ -393,6 +404,7 @@ return {
       success = { 200 },
       summary = "Get list of comments",
       tag = "Comments",
+      writes = false,
     },
     ["get-contact-by-id"] = {
       idempotent = true,
@@ -405,6 +417,7 @@ return {
       success = { 200 },
       summary = "Get contact by number",
       tag = "Contact",
+      writes = false,
     },
     ["get-contact-comments"] = {
       body = "json",
@@ -434,6 +447,7 @@ return {
       success = { 200 },
       summary = "Get list of comments added to contact",
       tag = "Contact",
+      writes = false,
     },
     ["get-contact-files"] = {
       idempotent = true,
@@ -447,6 +461,7 @@ return {
       success = { 200 },
       summary = "Get contact files",
       tag = "Contact",
+      writes = false,
     },
     ["get-contact-list"] = {
       body = "json",
@@ -477,6 +492,7 @@ return {
       success = { 200 },
       summary = "Get list of contacts and companies",
       tag = "Contact",
+      writes = false,
     },
     ["get-contact-list-groups"] = {
       idempotent = true,
@@ -490,6 +506,7 @@ return {
       success = { 200 },
       summary = "Get list of contact groups",
       tag = "Contact",
+      writes = false,
     },
     ["get-contact-list-templates"] = {
       idempotent = true,
@@ -514,6 +531,7 @@ return {
       success = { 200 },
       summary = "Get list of contact or company templates",
       tag = "Contact",
+      writes = false,
     },
     ["get-contact-process-list"] = {
       idempotent = true,
@@ -527,6 +545,7 @@ return {
       success = { 200 },
       summary = "Get list of contact processes",
       tag = "Process",
+      writes = false,
     },
     ["get-customfield-contact"] = {
       idempotent = true,
@@ -540,6 +559,7 @@ return {
       success = { 200 },
       summary = "Get a list of a custom contact fields",
       tag = "Custom fields - Contact",
+      writes = false,
     },
     ["get-customfield-generic"] = {
       idempotent = true,
@@ -553,6 +573,7 @@ return {
       success = { 200 },
       summary = "Get list of custom main fields",
       tag = "Custom fields",
+      writes = false,
     },
     ["get-customfield-project"] = {
       idempotent = true,
@@ -566,6 +587,7 @@ return {
       success = { 200 },
       summary = "Get a list of custom project fields",
       tag = "Custom fields - Project",
+      writes = false,
     },
     ["get-customfield-sets-contact"] = {
       idempotent = true,
@@ -579,6 +601,7 @@ return {
       success = { 200 },
       summary = "Get a list of a custom contact fields set",
       tag = "Custom fields - Contact",
+      writes = false,
     },
     ["get-customfield-sets-project"] = {
       idempotent = true,
@@ -592,6 +615,7 @@ return {
       success = { 200 },
       summary = "Get a list of a custom project fields set",
       tag = "Custom fields - Project",
+      writes = false,
     },
     ["get-customfield-sets-task"] = {
       idempotent = true,
@@ -605,6 +629,7 @@ return {
       success = { 200 },
       summary = "Get a list of a custom task fields set",
       tag = "Custom fields - Task",
+      writes = false,
     },
     ["get-customfield-sets-user"] = {
       idempotent = true,
@@ -618,6 +643,7 @@ return {
       success = { 200 },
       summary = "Get a list of a custom user fields set",
       tag = "Custom fields - Employee",
+      writes = false,
     },
     ["get-customfield-task"] = {
       idempotent = true,
@@ -631,6 +657,7 @@ return {
       success = { 200 },
       summary = "Get list of custom task fields",
       tag = "Custom fields - Task",
+      writes = false,
     },
     ["get-customfield-types"] = {
       idempotent = true,
@@ -644,6 +671,7 @@ return {
       success = { 200 },
       summary = "Get a list of a custom field types",
       tag = "Custom fields",
+      writes = false,
     },
     ["get-customfield-user"] = {
       idempotent = true,
@@ -657,6 +685,7 @@ return {
       success = { 200 },
       summary = "Get list of custom employee fields",
       tag = "Custom fields - Employee",
+      writes = false,
     },
     ["get-customfields-for-contact"] = {
       idempotent = true,
@@ -670,6 +699,7 @@ return {
       success = { 200 },
       summary = "Get a list of a custom fields for contact",
       tag = "Custom fields - Contact",
+      writes = false,
     },
     ["get-customfields-for-datatag"] = {
       idempotent = true,
@@ -683,6 +713,7 @@ return {
       success = { 200 },
       summary = "Get list of custom fields for data tag",
       tag = "Custom fields",
+      writes = false,
     },
     ["get-customfields-for-directory"] = {
       idempotent = true,
@@ -696,6 +727,7 @@ return {
       success = { 200 },
       summary = "Get list of custom fields for directory",
       tag = "Custom fields",
+      writes = false,
     },
     ["get-customfields-for-project"] = {
       idempotent = true,
@@ -712,6 +744,7 @@ return {
       success = { 200 },
       summary = "Get list of custom fields for project",
       tag = "Custom fields - Project",
+      writes = false,
     },
     ["get-customfields-for-task"] = {
       idempotent = true,
@@ -728,6 +761,7 @@ return {
       success = { 200 },
       summary = "Get list of custom fields for task",
       tag = "Custom fields - Task",
+      writes = false,
     },
     ["get-customfields-for-user"] = {
       idempotent = true,
@@ -741,6 +775,7 @@ return {
       success = { 200 },
       summary = "Get list of custom fields for employee",
       tag = "Custom fields - Employee",
+      writes = false,
     },
     ["get-data-tags"] = {
       body = "json",
@@ -761,6 +796,7 @@ return {
       success = { 200 },
       summary = "Get data tags",
       tag = "Data tags",
+      writes = false,
     },
     ["get-datatag-entry-key"] = {
       idempotent = true,
@@ -773,6 +809,7 @@ return {
       success = { 200 },
       summary = "Get data tag entry",
       tag = "Data tags",
+      writes = false,
     },
     ["get-datatag-id"] = {
       idempotent = true,
@@ -785,6 +822,7 @@ return {
       success = { 200 },
       summary = "Get data tag by identifier",
       tag = "Data tags",
+      writes = false,
     },
     ["get-directories-groups"] = {
       idempotent = true,
@@ -798,6 +836,7 @@ return {
       success = { 200 },
       summary = "Get list of directory groups",
       tag = "Directory",
+      writes = false,
     },
     ["get-directory-by-id"] = {
       idempotent = true,
@@ -810,6 +849,7 @@ return {
       success = { 200 },
       summary = "Get directory by identifier",
       tag = "Directory",
+      writes = false,
     },
     ["get-directory-id-entry-key"] = {
       idempotent = true,
@@ -822,6 +862,7 @@ return {
       success = { 200 },
       summary = "Get directory entry",
       tag = "Directory",
+      writes = false,
     },
     ["get-file-id"] = {
       idempotent = true,
@@ -834,6 +875,7 @@ return {
       success = { 200 },
       summary = "Get file by identifier",
       tag = "File",
+      writes = false,
     },
     ["get-file-id-download"] = {
       idempotent = true,
@@ -846,6 +888,7 @@ return {
       success = { 302 },
       summary = "Download file",
       tag = "File",
+      writes = false,
     },
     ["get-list-directories"] = {
       body = "json",
@@ -871,6 +914,7 @@ return {
       success = { 200 },
       summary = "Get list of directories",
       tag = "Directory",
+      writes = false,
     },
     ["get-object-by-id"] = {
       idempotent = true,
@@ -886,6 +930,7 @@ return {
       success = { 200 },
       summary = "Get object by number",
       tag = "Object",
+      writes = false,
     },
     ["get-object-list"] = {
       body = "json",
@@ -906,6 +951,7 @@ return {
       success = { 200 },
       summary = "Get list of objects",
       tag = "Object",
+      writes = false,
     },
     ["get-object-task-status-list"] = {
       idempotent = true,
@@ -922,6 +968,7 @@ return {
       success = { 200 },
       summary = "Get list of task statuses for object",
       tag = "Object",
+      writes = false,
     },
     ["get-project-by-id"] = {
       idempotent = true,
@@ -937,6 +984,7 @@ return {
       success = { 200 },
       summary = "Get project by number",
       tag = "Project",
+      writes = false,
     },
     ["get-project-files"] = {
       idempotent = true,
@@ -955,6 +1003,7 @@ return {
       success = { 200 },
       summary = "Get project files",
       tag = "Project",
+      writes = false,
     },
     ["get-project-groups"] = {
       idempotent = true,
@@ -968,6 +1017,7 @@ return {
       success = { 200 },
       summary = "Get list of project groups",
       tag = "Project",
+      writes = false,
     },
     ["get-project-list"] = {
       body = "json",
@@ -994,6 +1044,7 @@ return {
       success = { 200 },
       summary = "Get list of projects",
       tag = "Project",
+      writes = false,
     },
     ["get-project-list-templates"] = {
       idempotent = true,
@@ -1012,6 +1063,7 @@ return {
       success = { 200 },
       summary = "Get list of project templates",
       tag = "Project",
+      writes = false,
     },
     ["get-report-id"] = {
       idempotent = true,
@@ -1024,6 +1076,7 @@ return {
       success = { 200 },
       summary = "Get report by identifier",
       tag = "Report",
+      writes = false,
     },
     ["get-report-list"] = {
       body = "json",
@@ -1044,6 +1097,7 @@ return {
       success = { 200 },
       summary = "Get list of reports",
       tag = "Report",
+      writes = false,
     },
     ["get-report-save-data"] = {
       idempotent = true,
@@ -1063,6 +1117,7 @@ return {
       success = { 200 },
       summary = "Get data from saved report",
       tag = "Report",
+      writes = false,
     },
     ["get-report-save-list"] = {
       body = "json",
@@ -1081,6 +1136,7 @@ return {
       success = { 200 },
       summary = "Get list of saved reports",
       tag = "Report",
+      writes = false,
     },
     ["get-task-by-id"] = {
       idempotent = true,
@@ -1096,6 +1152,7 @@ return {
       success = { 200 },
       summary = "Get task by number",
       tag = "Task",
+      writes = false,
     },
     ["get-task-checklist"] = {
       body = "json",
@@ -1117,6 +1174,7 @@ return {
       success = { 200 },
       summary = "Get task checklist items",
       tag = "Checklist",
+      writes = false,
     },
     ["get-task-comments"] = {
       body = "json",
@@ -1147,6 +1205,7 @@ return {
       success = { 200 },
       summary = "Get task comments",
       tag = "Task",
+      writes = false,
     },
     ["get-task-files"] = {
       idempotent = true,
@@ -1160,6 +1219,7 @@ return {
       success = { 200 },
       summary = "Get task files",
       tag = "Task",
+      writes = false,
     },
     ["get-task-list"] = {
       body = "json",
@@ -1188,6 +1248,7 @@ return {
       success = { 200 },
       summary = "Get list of tasks",
       tag = "Task",
+      writes = false,
     },
     ["get-task-list-recurring"] = {
       idempotent = true,
@@ -1206,6 +1267,7 @@ return {
       success = { 200 },
       summary = "Get a list of recurring tasks",
       tag = "Task",
+      writes = false,
     },
     ["get-task-list-templates"] = {
       idempotent = true,
@@ -1224,6 +1286,7 @@ return {
       success = { 200 },
       summary = "Get list of task templates",
       tag = "Task",
+      writes = false,
     },
     ["get-task-process-list"] = {
       idempotent = true,
@@ -1237,6 +1300,7 @@ return {
       success = { 200 },
       summary = "Get list of task processes",
       tag = "Process",
+      writes = false,
     },
     ["get-task-status-list"] = {
       idempotent = true,
@@ -1253,6 +1317,7 @@ return {
       success = { 200 },
       summary = "Get list of task statuses for process",
       tag = "Process",
+      writes = false,
     },
     ["get-user-groups"] = {
       idempotent = true,
@@ -1266,6 +1331,7 @@ return {
       success = { 200 },
       summary = "Get list of employee groups",
       tag = "Employee",
+      writes = false,
     },
     ["get-user-id"] = {
       idempotent = true,
@@ -1278,6 +1344,7 @@ return {
       success = { 200 },
       summary = "Get employee by number",
       tag = "Employee",
+      writes = false,
     },
     ["get-user-list"] = {
       body = "json",
@@ -1306,6 +1373,7 @@ return {
       success = { 200 },
       summary = "Get list of employees",
       tag = "Employee",
+      writes = false,
     },
     ["get-user-positions"] = {
       idempotent = true,
@@ -1319,6 +1387,7 @@ return {
       success = { 200 },
       summary = "Get list of employee positions",
       tag = "System",
+      writes = false,
     },
     ["get-workspaces"] = {
       idempotent = true,
@@ -1332,6 +1401,7 @@ return {
       success = { 200 },
       summary = "Get list of workspaces",
       tag = "System",
+      writes = false,
     },
     ping = {
       idempotent = true,
@@ -1344,6 +1414,7 @@ return {
       success = { 200 },
       summary = "Checks the availability of the REST service",
       tag = "Monitoring",
+      writes = false,
     },
     ["post-add-directory-entry"] = {
       body = "json",
@@ -1364,6 +1435,7 @@ return {
       success = { 200 },
       summary = "Add directory entry",
       tag = "Directory",
+      writes = true,
     },
     ["post-checklist-item"] = {
       body = "json",
@@ -1386,6 +1458,7 @@ return {
       success = { 201 },
       summary = "Create checklist item",
       tag = "Checklist",
+      writes = true,
     },
     ["post-checklist-item-by-id"] = {
       body = "json",
@@ -1409,6 +1482,7 @@ return {
       success = { 200, 202 },
       summary = "Update checklist item",
       tag = "Checklist",
+      writes = true,
     },
     ["post-contact"] = {
       body = "json",
@@ -1465,6 +1539,7 @@ return {
       success = { 201 },
       summary = "Create contact or company",
       tag = "Contact",
+      writes = true,
     },
     ["post-contact-add-comment"] = {
       body = "json",
@@ -1493,6 +1568,7 @@ return {
       success = { 201 },
       summary = "Add comment",
       tag = "Contact",
+      writes = true,
     },
     ["post-contact-add-data-tag-entry-existing-comment"] = {
       body = "json",
@@ -1507,6 +1583,7 @@ return {
       success = { 201 },
       summary = "Add a data tag entry to an existing comment",
       tag = "Contact",
+      writes = true,
     },
     ["post-contact-add-data-tag-entry-new-comment"] = {
       body = "json",
@@ -1521,6 +1598,7 @@ return {
       success = { 201 },
       summary = "Add a data tag entry with a new comment",
       tag = "Contact",
+      writes = true,
     },
     ["post-contact-by-id"] = {
       body = "json",
@@ -1578,6 +1656,7 @@ return {
       summary = "Update contact by number",
       tag = "Contact",
       wire = { body_id = "id" },
+      writes = true,
     },
     ["post-contact-filters"] = {
       idempotent = true,
@@ -1591,6 +1670,7 @@ return {
       success = { 200 },
       summary = "Get list contact filters",
       tag = "Contact",
+      writes = false,
     },
     ["post-contact-import"] = {
       body = "json",
@@ -1614,6 +1694,7 @@ return {
       success = { 201 },
       summary = "Import contact list",
       tag = "Contact",
+      writes = true,
     },
     ["post-contact-update-comment"] = {
       body = "json",
@@ -1640,6 +1721,7 @@ return {
       success = { 200 },
       summary = "Update comment",
       tag = "Contact",
+      writes = true,
     },
     ["post-customfield-add"] = {
       body = "json",
@@ -1665,6 +1747,7 @@ return {
       success = { 201 },
       summary = "Create a custom field for contact",
       tag = "Custom fields - Contact",
+      writes = true,
     },
     ["post-customfield-main-add"] = {
       body = "json",
@@ -1690,6 +1773,7 @@ return {
       success = { 201 },
       summary = "Create a custom main field",
       tag = "Custom fields",
+      writes = true,
     },
     ["post-customfield-main-update"] = {
       body = "json",
@@ -1716,6 +1800,7 @@ return {
       summary = "Update a custom main field",
       tag = "Custom fields",
       wire = { body_id = "id" },
+      writes = true,
     },
     ["post-customfield-project-add"] = {
       body = "json",
@@ -1741,6 +1826,7 @@ return {
       success = { 201 },
       summary = "Create a custom field for project",
       tag = "Custom fields - Project",
+      writes = true,
     },
     ["post-customfield-set-add"] = {
       body = "json",
@@ -1755,6 +1841,7 @@ return {
       success = { 201 },
       summary = "Create a custom fields set for contact",
       tag = "Custom fields - Contact",
+      writes = true,
     },
     ["post-customfield-set-project-add"] = {
       body = "json",
@@ -1769,6 +1856,7 @@ return {
       success = { 201 },
       summary = "Create a custom fields set for project",
       tag = "Custom fields - Project",
+      writes = true,
     },
     ["post-customfield-set-task-add"] = {
       body = "json",
@@ -1783,6 +1871,7 @@ return {
       success = { 201 },
       summary = "Create a custom fields set for task",
       tag = "Custom fields - Task",
+      writes = true,
     },
     ["post-customfield-set-user-add"] = {
       body = "json",
@@ -1797,6 +1886,7 @@ return {
       success = { 201 },
       summary = "Create a custom fields set for user",
       tag = "Custom fields - Employee",
+      writes = true,
     },
     ["post-customfield-task-add"] = {
       body = "json",
@@ -1822,6 +1912,7 @@ return {
       success = { 201 },
       summary = "Create a custom field for task",
       tag = "Custom fields - Task",
+      writes = true,
     },
     ["post-customfield-user-add"] = {
       body = "json",
@@ -1847,6 +1938,7 @@ return {
       success = { 201 },
       summary = "Create a custom field for user",
       tag = "Custom fields - Employee",
+      writes = true,
     },
     ["post-directory-entries-filters"] = {
       idempotent = true,
@@ -1860,6 +1952,7 @@ return {
       success = { 200 },
       summary = "Get list directory entries filters",
       tag = "Directory",
+      writes = false,
     },
     ["post-file-update"] = {
       body = "json",
@@ -1874,6 +1967,7 @@ return {
       success = { 200 },
       summary = "Update file",
       tag = "File",
+      writes = true,
     },
     ["post-file-upload"] = {
       body = "multipart",
@@ -1893,6 +1987,7 @@ return {
       success = { 200 },
       summary = "Upload file",
       tag = "File",
+      writes = true,
     },
     ["post-file-upload-by-url"] = {
       body = "json",
@@ -1912,6 +2007,7 @@ return {
       success = { 200 },
       summary = "Upload file by link",
       tag = "File",
+      writes = true,
     },
     ["post-integration-telegram-bot-webhook"] = {
       at_least_one = { "secretToken", "webhookManagedExternally" },
@@ -1931,6 +2027,7 @@ return {
       success = { 200 },
       summary = "Update Telegram bot webhook settings",
       tag = "System",
+      writes = true,
     },
     ["post-list-data-tag-entries"] = {
       body = "json",
@@ -1958,6 +2055,7 @@ return {
       success = { 200 },
       summary = "Get list of data tag entries",
       tag = "Data tags",
+      writes = false,
     },
     ["post-list-directory-entries"] = {
       body = "json",
@@ -1987,6 +2085,7 @@ return {
       success = { 200 },
       summary = "Get list of directory entries",
       tag = "Directory",
+      writes = false,
     },
     ["post-project"] = {
       body = "json",
@@ -2028,6 +2127,7 @@ return {
       success = { 201 },
       summary = "Create project",
       tag = "Project",
+      writes = true,
     },
     ["post-project-by-id"] = {
       body = "json",
@@ -2069,6 +2169,7 @@ return {
       success = { 200 },
       summary = "Update project by number",
       tag = "Project",
+      writes = true,
     },
     ["post-task"] = {
       body = "json",
@@ -2132,6 +2233,7 @@ return {
       success = { 201 },
       summary = "Create task",
       tag = "Task",
+      writes = true,
     },
     ["post-task-add-comment"] = {
       body = "json",
@@ -2160,6 +2262,7 @@ return {
       success = { 201 },
       summary = "Add comment",
       tag = "Task",
+      writes = true,
     },
     ["post-task-add-data-tag-entry-existing-comment"] = {
       body = "json",
@@ -2174,6 +2277,7 @@ return {
       success = { 201 },
       summary = "Add a data tag entry to an existing comment",
       tag = "Task",
+      writes = true,
     },
     ["post-task-add-data-tag-entry-new-comment"] = {
       body = "json",
@@ -2188,6 +2292,7 @@ return {
       success = { 201 },
       summary = "Add data tag entry as new comment",
       tag = "Task",
+      writes = true,
     },
     ["post-task-by-id"] = {
       body = "json",
@@ -2255,6 +2360,7 @@ return {
       summary = "Update task by number",
       tag = "Task",
       wire = { body_id = "id" },
+      writes = true,
     },
     ["post-task-filters"] = {
       idempotent = true,
@@ -2268,6 +2374,7 @@ return {
       success = { 200 },
       summary = "Get list task filters",
       tag = "Task",
+      writes = false,
     },
     ["post-task-update-comment"] = {
       body = "json",
@@ -2294,6 +2401,7 @@ return {
       success = { 200 },
       summary = "Updating comments",
       tag = "Task",
+      writes = true,
     },
     ["post-update-data-tag-entry"] = {
       body = "json",
@@ -2308,6 +2416,7 @@ return {
       success = { 200 },
       summary = "Update data tag entry",
       tag = "Data tags",
+      writes = true,
     },
     ["post-update-directory-entry"] = {
       body = "json",
@@ -2328,6 +2437,7 @@ return {
       success = { 200 },
       summary = "Update directory entry",
       tag = "Directory",
+      writes = true,
     },
     ["post-user"] = {
       body = "json",
@@ -2381,6 +2491,7 @@ return {
       success = { 201 },
       summary = "Create employee",
       tag = "Employee",
+      writes = true,
     },
     ["post-user-id"] = {
       body = "json",
@@ -2435,6 +2546,7 @@ return {
       success = { 200 },
       summary = "Update employee by number",
       tag = "Employee",
+      writes = true,
     },
     ["post-user-positions"] = {
       body = "json",
@@ -2449,6 +2561,7 @@ return {
       success = { 201 },
       summary = "Create employee position",
       tag = "System",
+      writes = true,
     },
     ["post-user-positions-id"] = {
       body = "json",
@@ -2463,6 +2576,7 @@ return {
       success = { 200 },
       summary = "Update employee position",
       tag = "System",
+      writes = true,
     },
   },
   spec_version = "1.6.9",
