@@ -16,9 +16,16 @@ Pager.__index = Pager
 --               cap stops the walk before the end, pager.truncated is true
 -- opts.dedupe   drop items whose `id` was already seen (offset paging over
 --               changing data can repeat an item)
+-- opts.errors   "raise" (the default): pages() and each() raise a failed
+--               page's error; "yield": they hand it to the loop as
+--               `false, err` and end there (pager:position() resumes)
+-- opts.on_error function(err, pager) called with a failed page's error
+--               instead of raising: returning "retry" reads the page again,
+--               anything else ends the loop
 -- The options every pager takes (Pager.new's), by the type they must have.
 local PAGER_OPTIONS = {
   cursor = "table|false", max_pages = "number", max_items = "number", dedupe = "boolean",
+  errors = "string", on_error = "function",
 }
 
 local config_error = require("planapi.config_error")
@@ -43,6 +50,9 @@ function Pager.new(fetch, opts)
       config_error(k .. " must be a whole number from 1 up", 0)
     end
   end
+  if opts.errors ~= nil and opts.errors ~= "raise" and opts.errors ~= "yield" then
+    config_error(("pager option 'errors' must be \"raise\" or \"yield\" (got %q)"):format(opts.errors), 0)
+  end
   local start = opts.cursor
   local finished = start == false -- a saved position of a walk that had ended
   if finished then start = nil end
@@ -56,6 +66,8 @@ function Pager.new(fetch, opts)
     max_pages = opts.max_pages,
     max_items = opts.max_items,
     seen = opts.dedupe and {} or nil,
+    yield_errors = opts.errors == "yield",
+    on_error = opts.on_error,
   }, Pager)
   return self
 end
@@ -113,12 +125,35 @@ function Pager:all()
   return out
 end
 
+-- The next page for an iterator: items | false (the end) | false, err
+-- (yielded to the loop). A failed page raises, unless errors = "yield"
+-- (false, err once, then the end) or on_error decides (its "retry" reads
+-- the page again).
+function Pager:iterator_page()
+  while true do
+    if self.stopped then return false end
+    local items, err = self:next_page()
+    if items ~= nil then return items end
+    if self.on_error then
+      if self.on_error(err, self) ~= "retry" then return false end
+    elseif self.yield_errors then
+      self.stopped = true
+      return false, err
+    else
+      error(err, 3)
+    end
+  end
+end
+
 --- for items in pager:pages() do ... end  -- raises the error on failure
+-- (with errors = "yield": for items, err in ... do, items false on failure)
 function Pager:pages()
   return function()
-    local items, err = self:next_page()
-    if items == nil then error(err, 2) end
-    if items == false then return nil end
+    local items, err = self:iterator_page()
+    if items == false then
+      if err then return false, err end
+      return nil
+    end
     self.in_page = nil
     return items
   end
@@ -134,10 +169,10 @@ function Pager:each()
         return nil
       end
       if page == nil or i >= #page then
-        local items, err = self:next_page()
-        if items == nil then error(err, 2) end
+        local items, err = self:iterator_page()
         if items == false then
           self.in_page = nil
+          if err then return false, err end
           return nil
         end
         page, i = items, 0

@@ -184,7 +184,7 @@ end
 -- pager's own options of opts (cursor, max_pages, max_items, dedupe).
 function S.walk(opts, fetch)
   return Pager.new(fetch, { cursor = opts.cursor, max_pages = opts.max_pages, max_items = opts.max_items,
-    dedupe = opts.dedupe })
+    dedupe = opts.dedupe, errors = opts.errors, on_error = opts.on_error })
 end
 
 -- ------------------------------------------------------------ resources
