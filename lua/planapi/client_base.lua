@@ -16,6 +16,7 @@ local Quota = require("planapi.quota")
 local Ngx = require("planapi.transport.ngx")
 local config_error = require("planapi.config_error")
 local options = require("planapi.options")
+local Guard = require("planapi.guard")
 
 local M = {}
 
@@ -30,6 +31,7 @@ local LOOP_OPTIONS = {
   transport = "function|string", on_request = "function",
   limiter = "string|table", limiter_key = "string", limiter_fallback = "string",
   quota = "table|false", quota_reserve = "number", wall_clock = "function",
+  dry_run = "boolean|string", writes = "boolean|table",
 }
 -- Options of the answer's shape: nulls = "absent" (default) leaves a JSON
 -- null member of an object out of the result, "keep" keeps planapi.null.
@@ -245,6 +247,8 @@ function M.init(self, opts, base)
   confirm_setup(self)
   quota_setup(self, opts)
   transport_setup(self, opts, in_nginx)
+  -- false, not nil: the call loop reads it on every call without __index
+  self.guard = Guard.new(opts, base.key:match "^[^:]+", getmetatable(self).task_project ~= nil)
 end
 
 --- Confirm the send of req with its limiter, when the call loop asked for
@@ -373,6 +377,11 @@ end
 -- meta = { status =, headers =, attempts =, remaining = }
 function M.run(self, call)
   local req = call.req or call
+  -- dry run and write guards (guard.lua): skipped unless asked for
+  if self.guard or req.dry_run ~= nil then
+    local result, meta = Guard.check(self, req)
+    if result ~= nil or meta ~= nil then return result, meta end
+  end
   -- The transports send a request that is not idempotent on a new
   -- connection, never on a kept-alive one that may die with it in flight.
   req.idempotent = call.idempotent and true or false
@@ -401,6 +410,8 @@ end
 -- `nil, err` with an err that is no error. wrote: the call was a write the
 -- server carried out, which the message says.
 function M.expect(value, meta, what, operation, wrote)
+  -- a dry run's answer is the request it did not send (guard.lua)
+  if meta and meta.dry_run then return meta.result, meta end
   if value ~= nil then return value, meta end
   return nil, core.error { kind = "decode", status = meta and meta.status, operation = operation,
     message = ("the answer has no %s%s"):format(what, wrote and " (the request was carried out)" or "") }

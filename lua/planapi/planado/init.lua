@@ -20,7 +20,8 @@ local SPEC = {
   api = "planado", pager_name = "planado:pager",
   options = { api_key = "string", url = "string", auth_header = "string", strict = "boolean",
     rate_limit_wait = "number" },
-  call_options = { query = "table", headers = "table", notify_assignees = "boolean", timeout = "number" },
+  call_options = { query = "table", headers = "table", notify_assignees = "boolean", timeout = "number",
+    dry_run = "boolean|string" },
   -- beside the pager's own (pager.lua)
   pager_options = { list_key = "string", cursor_field = "string", headers = "table", timeout = "number" },
   fields = { "base_url", "strict", "rate_limit_wait" },
@@ -148,6 +149,7 @@ function Planado:prepare(method, path, params, opts)
     headers = headers, timeout = opts.timeout,
   }
   req.operation = method .. " " .. (path:byte(1) == 47 and path:sub(2) or path) -- without a leading /
+  if opts.dry_run ~= nil then req.dry_run = opts.dry_run end
   return req
 end
 
@@ -220,6 +222,16 @@ function Planado:call(method, path, params, opts)
   local req = self:prepare(method, path, params, opts)
   req.idempotent = method ~= "POST"
   return base.run(self, req)
+end
+
+-- What guard.lua asks of a client (dry run and write guards): every
+-- method but GET writes; the resource is the path's collection ("jobs").
+function Planado:is_write(req)
+  return req.method ~= "GET"
+end
+
+function Planado:resource_of(req)
+  return req.operation:match "^%u+ ([^/?]+)"
 end
 
 -- The list in a page's answer: under list_key, or the first array.

@@ -81,6 +81,7 @@ local function upsert(pd, res, collection, kind, uuid_key)
       result, meta = pd:call("PATCH", path, body, opts)
     end
     if not result then return nil, meta end
+    if meta.dry_run then return result, meta end -- the request that was not sent
     local out = { uuid = result[uuid_key] }
     if meta.status == 201 then
       out.created = true

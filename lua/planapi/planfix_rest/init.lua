@@ -21,17 +21,17 @@ local Rest = {}
 -- server's own timing (see src/limiter.c); configurable with `rate`.
 local DEFAULT_RATE = { rate = 1, per = 1, burst = 1, margin = 0.02 }
 local CALL_OPTIONS = { query = "table", body = "table|string", headers = "table", timeout = "number",
-  unchecked = "boolean" }
+  unchecked = "boolean", dry_run = "boolean|string", partial = "string" }
 
 local SPEC = {
   api = "planfix_rest", pager_name = "rest:pager",
   options = { account = "string", base_url = "string", token = "string", page_size = "number",
-    unchecked = "boolean" },
+    unchecked = "boolean", partial = "string" },
   call_options = CALL_OPTIONS,
   -- beside the pager's own (pager.lua): the call options too
   pager_options = scaffold.copy(CALL_OPTIONS),
   max_page_size = 100,
-  fields = { "base_url", "page_size", "unchecked" },
+  fields = { "base_url", "page_size", "unchecked", "partial" },
   -- rest.tasks, rest.files...: loaded on first use
   resources = function() return require "planapi.planfix_rest.resources" end,
   describe = function(self) return ("planapi.planfix_rest (%s)"):format(self.base_url) end,
@@ -44,6 +44,16 @@ local lookup
 -- Rest.operation(op_id): the description of one (method, path, parameters...).
 Rest.operations, Rest.operation, lookup = scaffold.catalogue(OPS, "Planfix REST operation",
   "%d operations are known, listed by planfix_rest.operations()")
+
+-- partial = "error": an update the server applied in part (`failures`)
+-- is an api error; "result" (the default) returns it with its failures.
+local function check_partial(v, level)
+  if v == nil or v == "result" then return nil end
+  if v ~= "error" then
+    config_error(("option 'partial' must be \"result\" (the default) or \"error\" (got %q)"):format(v), level + 1)
+  end
+  return v
+end
 
 --- planapi.planfix_rest{ account = "acme" | base_url = "https://...", token = "...", ... }
 function Rest.new(opts)
@@ -60,7 +70,8 @@ function Rest.new(opts)
     base_url = ("https://%s.planfix.com/rest/"):format(account)
   end
   local page_size = scaffold.page_size(SPEC, opts.page_size, "planfix_rest option 'page_size'", SPEC.max_page_size)
-  local self, url = scaffold.instance(Rest, { page_size = page_size, unchecked = opts.unchecked == true }, opts, {
+  local self, url = scaffold.instance(Rest, { page_size = page_size, unchecked = opts.unchecked == true,
+    partial = check_partial(opts.partial, 2) }, opts, {
     base_url = base_url,
     headers = { Authorization = "Bearer " .. token },
     secrets = { token },
@@ -197,6 +208,10 @@ function Rest:prepare(op_id, params, opts)
     content_type = content_type, headers = opts.headers, timeout = opts.timeout,
   }
   req.operation = op_id
+  if opts.dry_run ~= nil then req.dry_run = opts.dry_run end
+  if opts.partial ~= nil then req.partial = check_partial(opts.partial, 2) else req.partial = self.partial end
+  -- the write guard reads where a task write lands (guard.lua)
+  if self.guard then req.params, req.whole_body = params, opts.body end
   return req
 end
 
@@ -243,6 +258,21 @@ local function find_list(result, key)
   return core.array()
 end
 
+-- A partial update as an error (partial = "error"): the fields the server
+-- did not apply, by name, in the message; the rest of the change was made.
+local function partial_error(self, op_id, status, body)
+  local names = {}
+  for _, f in ipairs(body.failures) do
+    local field = type(f) == "table" and f.field
+    local why = type(f) == "table" and type(f.error) == "string" and (" (" .. f.error .. ")") or ""
+    names[#names + 1] = (type(field) == "string" and field or "?") .. why
+  end
+  local err = self.core:error { kind = "api", status = status, operation = op_id, retryable = false,
+    message = "partial update: not applied: " .. table.concat(names, ", ") .. "; the other fields were applied" }
+  err.failures, err.result = body.failures, body
+  return err
+end
+
 --- rest:parse(req, res) -> result | nil, err (pure: no I/O)
 -- 201 results carry the new `id`; a 202 result has `queued = true` (the
 -- change waits behind a scenario); `failures` of a partial update are
@@ -286,6 +316,9 @@ function Rest:parse(req, res)
   local failures = body.failures
   if type(failures) == "table" and failures[1] == nil and next(failures) ~= nil then
     body.failures = core.array { failures } -- the spec's example gives a single object
+  end
+  if req.partial == "error" and type(body.failures) == "table" and body.failures[1] ~= nil then
+    return nil, partial_error(self, op_id, status, body)
   end
   return body
 end
@@ -349,6 +382,43 @@ function Rest:pager(op_id, params, opts)
   local call_opts = { query = opts.query, body = opts.body, headers = opts.headers, timeout = opts.timeout,
     unchecked = opts.unchecked }
   return scaffold.walk(opts, page_fetch(self, op, op_id, params, page_size, call_opts))
+end
+
+-- ------------------------------------------------------------ guards
+-- What guard.lua asks of a client (dry run and write guards).
+
+--- Whether a prepared request changes data (the ops table's writes).
+function Rest:is_write(req)
+  local op = OPS[req.operation]
+  return op == nil or op.writes
+end
+
+--- The resource of an operation: its path's first segment ("task").
+function Rest:resource_of(req)
+  local op = OPS[req.operation]
+  return op and op.path:match "^/([%w_]+)"
+end
+
+local function project_of(v)
+  return type(v) == "table" and v.id or nil
+end
+
+--- Where a task write lands: { task = id | nil, project = id | nil }, or
+-- nil for a write that is not on a task.
+function Rest:task_write(req)
+  local op_id, p = req.operation, req.params or {}
+  local body = type(req.whole_body) == "table" and req.whole_body or p
+  if op_id == "post-task" then return { project = project_of(body.project) } end
+  if op_id == "attach-file-to-task" then return { task = p.query_id } end
+  if OPS[op_id].path:match "^/task/{id}" then return { task = p.id, project = project_of(body.project) } end
+  return nil
+end
+
+--- The project a task is in now (one read): id | nil, err.
+function Rest:task_project(task)
+  local result, err = self:call("get-task-by-id", { id = task, fields = "id,project" })
+  if not result then return nil, err end
+  return project_of(type(result.task) == "table" and result.task.project)
 end
 
 --- rest:download(file_id) -> bytes, meta | nil, err

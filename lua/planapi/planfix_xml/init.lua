@@ -21,7 +21,8 @@ local SPEC = {
   api = "planfix_xml", pager_name = "xml:pager",
   options = { account = "string", api_key = "string", token = "string", login = "string", password = "string",
     url = "string", private_key = "string", silent = "boolean", page_size = "number" },
-  call_options = { silent = "boolean", unchecked = "boolean", timeout = "number", sink = "string" },
+  call_options = { silent = "boolean", unchecked = "boolean", timeout = "number", sink = "string",
+    dry_run = "boolean|string" },
   -- beside the pager's own (pager.lua)
   pager_options = { page_size = "number", silent = "boolean", timeout = "number", unchecked = "boolean" },
   max_page_size = 100,
@@ -149,6 +150,9 @@ function Xml:prepare(name, params, opts)
   }
   req.operation = name
   req.sink = opts.sink
+  if opts.dry_run ~= nil then req.dry_run = opts.dry_run end
+  -- the write guard reads where a task write lands (guard.lua)
+  if self.guard then req.params = params end
   return req
 end
 
@@ -254,12 +258,53 @@ function Xml:_run(name, info, params, opts)
   return base.run(self, req)
 end
 
+-- ------------------------------------------------------------ guards
+-- What guard.lua asks of a client (dry run and write guards).
+
+--- Whether a prepared request changes data (methods.lua's writes; an
+-- unknown method sent unchecked counts as a write).
+function Xml:is_write(req)
+  local info = METHODS[req.operation]
+  return info == nil or info.writes == true
+end
+
+--- The resource of a method: the part of its name before the dot ("task").
+function Xml:resource_of(req)
+  return req.operation:match "^[^.]+"
+end
+
+local function id_of(v)
+  return type(v) == "table" and (v.id or (v.general and { general = v.general })) or nil
+end
+
+--- Where a task write lands: { task = id | { general = n } | nil,
+-- project = id | nil }, or nil for a write that is not on a task.
+function Xml:task_write(req)
+  local name, p = req.operation, req.params or {}
+  local task = type(p.task) == "table" and p.task or {}
+  if name == "task.add" then return { project = type(task.project) == "table" and task.project.id or nil } end
+  if name:match "^task%." then return { task = id_of(task), project = type(task.project) == "table" and task.project.id or nil } end
+  local action = type(p.action) == "table" and p.action or {}
+  if name == "action.add" or name == "action.update" then return { task = id_of(action.task) } end
+  return nil
+end
+
+--- The project a task is in now (one task.get): id | nil, err.
+function Xml:task_project(task)
+  local ref = type(task) == "table" and task or { id = task }
+  local result, err = self:call("task.get", { task = ref })
+  if not result then return nil, err end
+  local t = result.task
+  return type(t) == "table" and type(t.project) == "table" and t.project.id or nil
+end
+
 --- xml:login() -> sid | nil, err (login mode; done by itself when needed)
 function Xml:login()
   if self.mode ~= "login" then config_error("login() is for the login/password mode", 2) end
   local login, password = self.credentials()
   local result, err = self:_run("auth.login", METHODS["auth.login"], { login = login, password = password })
   if not result then return nil, err end
+  if result.dry_run then return nil end -- dry_run = "all": no session, nothing sent
   if type(result.sid) ~= "string" or result.sid == "" then
     return nil, self.core:error { kind = "auth", operation = "auth.login", message = "auth.login gave no sid" }
   end
