@@ -6,6 +6,7 @@
 local planapi = require "planapi"
 local core = require "planapi.core"
 local sandbox = require "sandbox"
+local expect = require "expect"
 local ops = require("planapi.planfix_rest.ops").ops
 local xml_methods = require("planapi.planfix_xml.methods").methods
 local planado_resources = require "planapi.planado.resources"
@@ -13,12 +14,7 @@ local planado_resources = require "planapi.planado.resources"
 local SECRETS = { sandbox.TOKEN, sandbox.PLANADO_KEY, sandbox.XML.token, sandbox.XML.api_key,
   sandbox.XML.password }
 
-local function sorted(t)
-  local out = {}
-  for k in pairs(t) do out[#out + 1] = k end
-  table.sort(out)
-  return out
-end
+local sorted = require("planapi.client_base").sorted_keys
 
 -- A value of a spec type, for a request that is prepared and never sent.
 local SAMPLE = { string = "1", integer = 1, number = 1, boolean = true, object = {} }
@@ -63,22 +59,8 @@ local function planado_writes()
   return out
 end
 
--- Every string anywhere in v, concatenated (to look for a secret in it).
-local function strings_of(v, out)
-  out = out or {}
-  if type(v) == "string" then
-    out[#out + 1] = v
-  elseif type(v) == "table" then
-    for k, x in pairs(v) do
-      strings_of(k, out)
-      strings_of(x, out)
-    end
-  end
-  return out
-end
-
 local function assert_no_secret(v)
-  local text = table.concat(strings_of(v), "\n")
+  local text = core.json_encode(v) -- every string of the answer, the secrets have no JSON escapes
   for _, s in ipairs(SECRETS) do
     assert.is_nil(text:find(s, 1, true), "a secret in the dry run's answer")
   end
@@ -118,36 +100,42 @@ describe("dry run", function()
     sandbox.clear_log()
   end)
 
-  it("sends none of the REST writes of the ops table, and answers each prepared request", function()
-    local rest = sandbox.rest { dry_run = true }
-    local writes = rest_writes()
-    assert.is_true(#writes > 40)
-    for _, w in ipairs(writes) do
-      local result, meta = rest:call(w[1], w[2], { unchecked = true })
-      assert_dry(result, meta, ops[w[1]].method)
-      assert.equals(w[1], result.request.operation)
-      assert.equals("Bearer ***", result.request.headers.Authorization)
-    end
-    assert.same({}, api_log())
-  end)
-
-  it("sends none of the XML writes of methods.lua", function()
-    local xml = sandbox.xml { dry_run = true }
-    local writes = xml_writes()
-    assert.is_true(#writes > 30)
-    for _, name in ipairs(writes) do
-      local result, meta = xml:call(name, {})
-      assert_dry(result, meta, "POST")
-      assert.equals(name, result.request.operation)
-      assert.truthy(result.request.body:find('method="' .. name .. '"', 1, true))
-    end
-    assert.same({}, api_log())
-  end)
+  -- Per API: a dry-run client, its writes (from its own table), the call of
+  -- one, and what the request it answers must show.
+  local TABLES = {
+    { "REST writes of the ops table", 40, function() return sandbox.rest { dry_run = true } end, rest_writes,
+      function(c, w) return c:call(w[1], w[2], { unchecked = true }) end,
+      function(w, req)
+        assert.equals(ops[w[1]].method, req.method)
+        assert.equals(w[1], req.operation)
+        assert.equals("Bearer ***", req.headers.Authorization)
+      end },
+    { "XML writes of methods.lua", 30, function() return sandbox.xml { dry_run = true } end, xml_writes,
+      function(c, name) return c:call(name, {}) end,
+      function(name, req)
+        assert.equals("POST", req.method)
+        assert.equals(name, req.operation)
+        assert.truthy(req.body:find('method="' .. name .. '"', 1, true))
+      end },
+  }
+  for _, t in ipairs(TABLES) do
+    it("sends none of the " .. t[1] .. ", and answers each prepared request", function()
+      local client, writes = t[3](), t[4]()
+      assert.is_true(#writes > t[2])
+      for _, w in ipairs(writes) do
+        local result, meta = t[5](client, w)
+        assert_dry(result, meta, result.request.method)
+        t[6](w, result.request)
+      end
+      assert.same({}, api_log())
+    end)
+  end
 
   it("sends none of Planado's writes, and the sugar answers the dry run", function()
     local pd = sandbox.planado { dry_run = true }
     for _, w in ipairs(planado_writes()) do
-      assert_dry(pd:call(w[1], w[2], w[3]), select(2, pd:call(w[1], w[2], w[3])), w[1])
+      local result, meta = pd:call(w[1], w[2], w[3])
+      assert_dry(result, meta, w[1])
     end
     local made = pd.jobs:create { external_id = "dry-1", description = "never sent" }
     assert.is_true(made.dry_run)
@@ -193,10 +181,7 @@ describe("dry run", function()
   end)
 
   it("refuses an unknown dry_run value", function()
-    local ok, err = pcall(sandbox.rest, { dry_run = "yes" })
-    assert.is_false(ok)
-    assert.equals("config", err.kind)
-    assert.truthy(tostring(err):find("dry_run", 1, true))
+    expect.raises_config(function() sandbox.rest { dry_run = "yes" } end, "dry_run")
   end)
 end)
 
@@ -407,5 +392,39 @@ describe("partial = \"error\"", function()
     local _, per_call = plain.tasks:update(1, BAD_FIELD, { partial = "error" })
     assert.equals("api", per_call.kind)
     assert.has_error(function() sandbox.rest { partial = "maybe" } end)
+  end)
+end)
+
+describe("planapi --dry-run", function()
+  before_each(function()
+    sandbox.reset()
+    sandbox.clear_log()
+  end)
+
+  local function cli(args)
+    local p = assert(require("portable").popen(("%s bin/planapi %s 2>&1"):format(sandbox.cli_env(), args)))
+    local out = p:read "a"
+    p:close()
+    return out
+  end
+
+  it("prints each write's request as JSON and sends none; reads still run", function()
+    for _, cmd in ipairs {
+      { "planfix-rest post-task name=dry --dry-run", "POST", "post-task" },
+      { "--dry-run planfix-xml task.add task.title=dry", "POST", "task.add" },
+      { "--dry-run planado call POST jobs description=dry", "POST", "POST jobs" },
+    } do
+      local out = cli(cmd[1])
+      local printed = core.json_decode(out)
+      assert.is_table(printed, out)
+      assert.is_true(printed.dry_run)
+      assert.equals(cmd[2], printed.request.method)
+      assert.equals(cmd[3], printed.request.operation)
+      assert_no_secret(printed)
+    end
+    assert.same({}, api_log())
+    local task = core.json_decode(cli "--dry-run planfix-rest get-task-by-id id=1 fields=id,name")
+    assert.equals(1, task.task.id)
+    assert.equals(1, #api_log())
   end)
 end)

@@ -10,7 +10,7 @@ local M = {}
 
 M.OPTIONS = {
   ["--profile"] = "value", ["--format"] = "value", ["--columns"] = "value", ["--resume"] = "value",
-  ["--output"] = "value", ["--keep-nulls"] = "flag",
+  ["--output"] = "value", ["--keep-nulls"] = "flag", ["--dry-run"] = "flag",
   ["--max-items"] = "value", ["--listen"] = "value", ["--handler"] = "value", ["--store"] = "value",
   ["--secret-in"] = "value", ["--max-requests"] = "value",
   ["--all"] = "flag", ["--help"] = "flag", ["-h"] = "flag", ["--version"] = "flag",

@@ -44,6 +44,7 @@ options:
   --profile NAME      credentials from the profile file instead of the environment
   --keep-nulls        print a JSON null member as null (default: left out, as the library does)
   --max-requests N    with receive: stop after N requests
+  --dry-run           send no write: print each write's request as JSON instead (reads still run)
 Credentials come from the environment or a profile file, never from the command line
 (see README: PLANFIX_TOKEN, PLANFIX_API_KEY, PLANFIX_XML_TOKEN, PLANADO_API_KEY, ...; for
 receive, PLANFIX_EVENTS_SECRET and PLANADO_WEBHOOK_SECRET).
@@ -60,7 +61,7 @@ local function is_tty(fd)
 end
 
 -- The client of one API with the user's credentials.
-local function client(api, env, profile, keep_nulls)
+local function client(api, env, profile, keep_nulls, dry_run)
   local opts = profiles.options(api, env.getenv, profile)
   if not opts then
     local names = {}
@@ -70,6 +71,7 @@ local function client(api, env, profile, keep_nulls)
       table.concat(names, " / ")))
   end
   if keep_nulls then opts.nulls = "keep" end
+  if dry_run then opts.dry_run = true end
   return planapi[api](opts)
 end
 
@@ -79,7 +81,7 @@ local function command(parsed, env)
   local w = parsed.words
   local api = API_NAMES[w[1]]
   if not api then args.usage_error("unknown API '" .. tostring(w[1]) .. "' (planfix-rest, planfix-xml, planado)") end
-  local c = client(api, env, parsed.options["--profile"], parsed.options["--keep-nulls"])
+  local c = client(api, env, parsed.options["--profile"], parsed.options["--keep-nulls"], parsed.options["--dry-run"])
   local params = parsed.params
   -- For the progress bar's ETA only: a Redis scope out of reach has no
   -- info, and its calls then fail as transport errors of their own.

@@ -226,11 +226,11 @@ end
 
 -- What guard.lua asks of a client (dry run and write guards): every
 -- method but GET writes; the resource is the path's collection ("jobs").
-function Planado:is_write(req)
+function Planado.is_write(_, req)
   return req.method ~= "GET"
 end
 
-function Planado:resource_of(req)
+function Planado.resource_of(_, req)
   return req.operation:match "^%u+ ([^/?]+)"
 end
 

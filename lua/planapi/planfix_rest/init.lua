@@ -388,13 +388,13 @@ end
 -- What guard.lua asks of a client (dry run and write guards).
 
 --- Whether a prepared request changes data (the ops table's writes).
-function Rest:is_write(req)
+function Rest.is_write(_, req)
   local op = OPS[req.operation]
   return op == nil or op.writes
 end
 
 --- The resource of an operation: its path's first segment ("task").
-function Rest:resource_of(req)
+function Rest.resource_of(_, req)
   local op = OPS[req.operation]
   return op and op.path:match "^/([%w_]+)"
 end
@@ -405,7 +405,7 @@ end
 
 --- Where a task write lands: { task = id | nil, project = id | nil }, or
 -- nil for a write that is not on a task.
-function Rest:task_write(req)
+function Rest.task_write(_, req)
   local op_id, p = req.operation, req.params or {}
   local body = type(req.whole_body) == "table" and req.whole_body or p
   if op_id == "post-task" then return { project = project_of(body.project) } end

@@ -263,13 +263,13 @@ end
 
 --- Whether a prepared request changes data (methods.lua's writes; an
 -- unknown method sent unchecked counts as a write).
-function Xml:is_write(req)
+function Xml.is_write(_, req)
   local info = METHODS[req.operation]
   return info == nil or info.writes == true
 end
 
 --- The resource of a method: the part of its name before the dot ("task").
-function Xml:resource_of(req)
+function Xml.resource_of(_, req)
   return req.operation:match "^[^.]+"
 end
 
@@ -279,11 +279,12 @@ end
 
 --- Where a task write lands: { task = id | { general = n } | nil,
 -- project = id | nil }, or nil for a write that is not on a task.
-function Xml:task_write(req)
+function Xml.task_write(_, req)
   local name, p = req.operation, req.params or {}
   local task = type(p.task) == "table" and p.task or {}
-  if name == "task.add" then return { project = type(task.project) == "table" and task.project.id or nil } end
-  if name:match "^task%." then return { task = id_of(task), project = type(task.project) == "table" and task.project.id or nil } end
+  local project = type(task.project) == "table" and task.project.id or nil
+  if name == "task.add" then return { project = project } end
+  if name:match "^task%." then return { task = id_of(task), project = project } end
   local action = type(p.action) == "table" and p.action or {}
   if name == "action.add" or name == "action.update" then return { task = id_of(action.task) } end
   return nil
