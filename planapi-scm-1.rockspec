@@ -64,6 +64,7 @@ build = {
     ["planapi.limiter.redis"] = "lua/planapi/limiter/redis.lua",
     ["planapi.limiter.redis_connection"] = "lua/planapi/limiter/redis_connection.lua",
     ["planapi.options"] = "lua/planapi/options.lua",
+    ["planapi.guard"] = "lua/planapi/guard.lua",
     ["planapi.pager"] = "lua/planapi/pager.lua",
     ["planapi.planado"] = "lua/planapi/planado/init.lua",
     ["planapi.planado.replay"] = "lua/planapi/planado/replay.lua",
