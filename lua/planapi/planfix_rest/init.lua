@@ -71,7 +71,7 @@ function Rest.new(opts)
   end
   local page_size = scaffold.page_size(SPEC, opts.page_size, "planfix_rest option 'page_size'", SPEC.max_page_size)
   local self, url = scaffold.instance(Rest, { page_size = page_size, unchecked = opts.unchecked == true,
-    partial = check_partial(opts.partial, 2) }, opts, {
+    partial = check_partial(opts.partial, 2) or false }, opts, {
     base_url = base_url,
     headers = { Authorization = "Bearer " .. token },
     secrets = { token },
@@ -209,7 +209,11 @@ function Rest:prepare(op_id, params, opts)
   }
   req.operation = op_id
   if opts.dry_run ~= nil then req.dry_run = opts.dry_run end
-  if opts.partial ~= nil then req.partial = check_partial(opts.partial, 2) else req.partial = self.partial end
+  if opts.partial ~= nil then
+    req.partial = check_partial(opts.partial, 2)
+  elseif self.partial then
+    req.partial = self.partial
+  end
   -- the write guard reads where a task write lands (guard.lua)
   if self.guard then req.params, req.whole_body = params, opts.body end
   return req
