@@ -162,3 +162,60 @@ describe("Planfix scenario requests from the sandbox", function()
     assert.equal("error", down[1].status)
   end)
 end)
+
+-- End to end into the receiver: the sandbox's sender against planapi.planfix_events
+-- served by planapi.events.server in this process (one connection per step).
+describe("Planfix scenario requests into planapi.planfix_events", function()
+  local planapi = require "planapi"
+  local server_mod = require "planapi.events.server"
+
+  before_each(function() sandbox.reset() end)
+
+  it("handles each event once through timeouts, retries and the pause (the README's template)", function()
+    local handled = {}
+    local pf = planapi.planfix_events { secret = SECRET, secret_in = "field:secret",
+      id = { "event", "task_id", "changed_at" } }
+    local server = server_mod.new { receiver = pf, listen = "127.0.0.1:0", read_timeout = 2, handler = function(ev)
+      local k = ev.type .. "|" .. ev.task_id
+      handled[k] = (handled[k] or 0) + 1
+      return true
+    end }
+    local _, port = server:address()
+    -- Retries 0.3 s, 0.9 s, ... apart; the pause 0.18 s; a request unanswered for 0.3 s failed.
+    sandbox.config { scenarios = { factor = 0.001, timeout = 0.3 } }
+    scenario { url = ("http://127.0.0.1:%d/hooks/planfix"):format(port), body = {
+      event = "{{event}}", task_id = "{{task.id}}", changed_at = "{{change_time}}",
+      status = "{{task.status.name}}", secret = SECRET } }
+    local rest = sandbox.rest()
+    for i = 1, 3 do
+      local id = assert(rest.tasks:create { name = "end to end " .. i })
+      assert(rest:call("post-task-by-id", { id = id, status = { id = 3 } }))
+    end
+    -- The receiver does not answer for a second: the sender's first requests time out
+    -- (they wait in the listen queue, and are handled when it comes back).
+    assert.equal(504, (sandbox.control_status("POST", "planfix/scenarios/flush", { timeout = 1 })))
+    local deadline = os.time() + 30
+    repeat
+      server:step(0.05)
+      local pending = sandbox.control("GET", "planfix/requests").pending
+    until (pending == 0 and not server:step(0.2)) or os.time() > deadline
+    server:close()
+
+    local events = sandbox.control("GET", "planfix/events").events
+    assert.equal(9, #events)
+    for _, e in ipairs(events) do
+      assert.equal(1, handled[e.event .. "|" .. e.task_id], e.event .. " of task " .. e.task_id)
+    end
+    local n = 0
+    for _ in pairs(handled) do n = n + 1 end
+    assert.equal(9, n)
+    -- Retries did reach the receiver after their first try had been handled: the duplicates.
+    local retried, first_failed = 0, 0
+    for _, r in ipairs(requests()) do
+      if r.attempt == 1 and r.status == "timeout" then first_failed = first_failed + 1 end
+      if r.attempt > 1 and r.status == 200 then retried = retried + 1 end
+    end
+    assert.is_true(first_failed >= 1)
+    assert.is_true(retried >= 1)
+  end)
+end)
