@@ -252,11 +252,13 @@ describe("write guards", function()
     assert_refused("post-task-by-id", rest.tasks.update, rest.tasks, t2, { name = "no" })
     assert_refused("post-task-by-id", rest.tasks.update, rest.tasks, t1, { project = { id = p2 } })
     assert_refused("post-task-add-comment", rest.tasks.add_comment, rest.tasks, t2, { description = "no" })
+    assert_refused("attach-file-to-task", rest.files.attach, rest.files, 1, "task", t2)
     for _, e in ipairs(api_log()) do assert.equals("GET", e.method) end -- reads only
     sandbox.clear_log()
     assert_refused("post-task", rest.tasks.create, rest.tasks, { name = "no project" })
     assert_refused("post-task", rest.tasks.create, rest.tasks, { name = "elsewhere", project = { id = p2 } })
-    assert_refused("post-contact", rest.contacts.create, rest.contacts, { name = "not a task" })
+    local other = assert_refused("post-contact", rest.contacts.create, rest.contacts, { name = "not a task" })
+    assert.truthy(other.message:find("writes.allow", 1, true))
     assert.same({}, api_log()) -- a create names its project: nothing read
     assert(rest.tasks:create { name = "here", project = { id = p1 } })
     assert.equals("changed", sandbox.rest().tasks:get(t1, { fields = "name" }).name)
@@ -270,10 +272,11 @@ describe("write guards", function()
     assert_refused("task.update", xml.call, xml, "task.update", { task = { id = t2, title = "no" } })
     assert_refused("task.add", xml.call, xml, "task.add", { task = { title = "x", project = { id = p2 } } })
     assert(xml:call("task.add", { task = { title = "here", project = { id = p1 } } }))
+    assert_refused("action.add", xml.call, xml, "action.add", { action = { task = { id = t2 }, description = "no" } })
     local sent = {}
     for _, e in ipairs(api_log()) do sent[#sent + 1] = e.xml_method end
     -- each write to an existing task is read first; a create names its project
-    assert.same({ "task.get", "task.update", "task.get", "task.add" }, sent)
+    assert.same({ "task.get", "task.update", "task.get", "task.add", "task.get" }, sent)
     assert.equals("in other", sandbox.rest().tasks:get(t2, { fields = "name" }).name)
   end)
 

@@ -129,9 +129,9 @@ local function check_write(self, req, rule, dry)
     if target then return check_project(self, req, target, rule.projects, dry) end
   end
   if rule.allow and allowed(self, rule.allow, req) then return true end
-  if rule.allow or rule.projects then
-    refuse(self, req, "not in writes.allow" .. (rule.projects and " and not a task write" or ""))
-  end
+  if rule.allow and rule.projects then refuse(self, req, "neither a task write nor in writes.allow") end
+  if rule.allow then refuse(self, req, "not in writes.allow") end
+  if rule.projects then refuse(self, req, "writes.projects lets only tasks change (name others in writes.allow)") end
   return true
 end
 
