@@ -179,6 +179,32 @@ describe("query strings", function()
     raises_config(function() core.encode_query { a = { { 1 } } } end, "query parameter 'a'")
     raises_config(function() core.encode_query { [1] = "x" } end, "names")
   end)
+
+  -- RFC 3986's rule written out in Lua, independent of the C escaper and of
+  -- its shortcut for a string that needs no escaping (ids, uuids).
+  local function reference_escape(s)
+    return (s:gsub("[^A-Za-z0-9%-_%.~]", function(c) return ("%%%02X"):format(c:byte()) end))
+  end
+
+  it("url_escape: every byte as RFC 3986 says, over random strings with and without reserved bytes", function()
+    local unreserved = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~"
+    math.randomseed(1507)
+    for round = 1, 2000 do
+      local parts = {}
+      for i = 1, math.random(0, 40) do
+        if round % 2 == 0 or math.random(10) > 1 then
+          local k = math.random(#unreserved)
+          parts[i] = unreserved:sub(k, k)
+        else
+          parts[i] = string.char(math.random(0, 255))
+        end
+      end
+      local s = table.concat(parts)
+      assert.equal(reference_escape(s), core.url_escape(s))
+    end
+    assert.equal("42", core.url_escape(42))
+    assert.equal("true", core.url_escape(true))
+  end)
 end)
 
 describe("response headers", function()

@@ -99,7 +99,13 @@ int pa_url_check_under(const char *url, const char *base, size_t origin_len, int
   return pa_url_check(url, allow_http, err, errlen);
 }
 
-/* RFC 3986 unreserved characters pass; everything else is %XX. */
+/* RFC 3986 unreserved characters, the bytes that pass unescaped. */
+static int unreserved(unsigned char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '_' || c == '.' || c == '~';
+}
+
+/* Unreserved characters pass; everything else is %XX. */
 void pa_url_escape(pa_buf *b, const char *s, size_t len, int *oom) {
   static const char hex[] = "0123456789ABCDEF";
   size_t i;
@@ -109,8 +115,7 @@ void pa_url_escape(pa_buf *b, const char *s, size_t len, int *oom) {
   }
   for (i = 0; i < len; i++) {
     unsigned char c = (unsigned char)s[i];
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-        c == '-' || c == '_' || c == '.' || c == '~') {
+    if (unreserved(c)) {
       b->p[b->len++] = (char)c;
     } else {
       b->p[b->len++] = '%';
@@ -193,6 +198,13 @@ void pa_query_encode(lua_State *L, int idx, pa_buf *b) {
   lua_pop(L, 1);
 }
 
+static int escapes_to_itself(const char *s, size_t len) {
+  size_t i;
+  for (i = 0; i < len; i++)
+    if (!unreserved((unsigned char)s[i])) return 0;
+  return 1;
+}
+
 static int l_url_escape(lua_State *L) {
   size_t len;
   const char *s;
@@ -204,6 +216,10 @@ static int l_url_escape(lua_State *L) {
   if (s == NULL && lua_type(L, 1) == LUA_TNUMBER)
     return pa_error_raise(L, "url_escape: NaN and infinity have no query form");
   if (s == NULL) return luaL_argerror(L, 1, "string, number or boolean expected");
+  if (lua_type(L, 1) == LUA_TSTRING && escapes_to_itself(s, len)) {
+    lua_settop(L, 1); /* an id or a uuid, the usual path segment: no copy */
+    return 1;
+  }
   b = pa_buf_push_owned(L);
   pa_url_escape(b, s, len, &oom);
   if (oom) return luaL_error(L, "out of memory");
