@@ -173,6 +173,21 @@ describe("Planado client", function()
       assert.equal(200, err.status)
     end)
 
+    it("tells the text quirk from a JSON answer by its opening, whatever the case and spacing", function()
+      local req = { operation = "GET jobs" }
+      local function parse(body)
+        return pd:parse(req, { status = 200, headers = {}, body = body })
+      end
+      for _, body in ipairs { "Rate Limit Exceeded", "rate limit exceeded", " \n\tRATE LIMIT", "Rate limit" } do
+        local v, err = parse(body)
+        assert.is_nil(v, body)
+        assert.equal("rate_limit", keep(err).kind)
+      end
+      assert.same({ message = "Rate Limit Exceeded" }, parse '{"message":"Rate Limit Exceeded"}')
+      assert.same({ "rate limit" }, parse '["rate limit"]')
+      assert.same({ message = "rate limit" }, parse ' {"message":"rate limit"}')
+    end)
+
     it("paces at 60 a minute with a burst of 5 by default", function()
       local t = sandbox.fake_time()
       local r = sandbox.planado { rate = "nil", clock = t.clock, sleep = t.sleep }
