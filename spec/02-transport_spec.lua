@@ -2,6 +2,7 @@
 -- policy, keep-alive, response capture, the size cap, timeouts.
 local core = require "planapi.core"
 local sandbox = require "sandbox"
+local portable = require "portable"
 
 local function client(opts)
   local o = { base_url = sandbox.https_url "rest/", ca_file = sandbox.env().ca_file,
@@ -178,6 +179,50 @@ describe("libcurl transport", function()
     assert.equal("(none)", agents["/5"])
     plain:close()
     named:close()
+  end)
+
+  -- spec/helpers/encoded_answer.lua: a server that gzips its answers (the
+  -- gzip tool compresses them) and notes each request's Accept-Encoding.
+  local function start_encoded_answer(json)
+    local dir = portable.tmpdir()
+    portable.write_file(dir .. "/answer.json", json)
+    assert(portable.execute(("lua5.4 spec/helpers/encoded_answer.lua %s > %s/log 2>&1 & echo $! > %s/pid")
+      :format(dir, dir, dir)))
+    local port
+    local deadline = core.monotime() + 10
+    repeat
+      port = tonumber(portable.read_file(dir .. "/port") or "")
+      if not port then core.sleep(0.05) end
+    until port or core.monotime() > deadline
+    assert(port, "the encoded-answer server did not start")
+    local function accepted()
+      local lines = {}
+      for line in (portable.read_file(dir .. "/accept-encoding") or ""):gmatch "[^\n]+" do lines[#lines + 1] = line end
+      return lines
+    end
+    return "http://127.0.0.1:" .. port .. "/", accepted, function()
+      portable.execute("kill " .. assert(tonumber(portable.read_file(dir .. "/pid"))) .. " 2>/dev/null")
+      portable.rmtree(dir)
+    end
+  end
+
+  it("asks for every encoding libcurl's own tool asks for, once, and decodes a gzip answer", function()
+    local json = '{"job":{"uuid":"u-1","notes":"' .. ("compressible "):rep(50) .. '"}}'
+    local url, accepted, stop = start_encoded_answer(json)
+    -- The oracle: the curl tool's --compressed, the same libcurl's own list.
+    assert(portable.execute("curl -s --compressed -o /dev/null " .. url))
+    local c = client { base_url = url, allow_http = true }
+    local res = assert(get(c, "jobs/u-1"))
+    assert.equal(json, res.body)
+    assert.equal("u-1", c:decode(res).job.uuid)
+    assert(get(c, "jobs/u-1", { headers = { ["Accept-Encoding"] = "identity" } })) -- the caller's wins, alone
+    local lines = accepted()
+    stop()
+    c:close()
+    assert.equal(3, #lines)
+    assert.matches("gzip", lines[1])
+    assert.equal(lines[1], lines[2])
+    assert.equal("identity", lines[3])
   end)
 
   it("refuses a body over max_body with an error, never a truncated result", function()

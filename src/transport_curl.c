@@ -43,6 +43,7 @@
 typedef struct {
   CURL *curl;                 /* one easy handle, reused: keep-alive */
   char *user_agent_line;      /* "User-Agent: ...", sent unless req.headers has one */
+  char accept_encoding_line[64]; /* "Accept-Encoding: ...", the same unless req.headers has one */
   pa_buf line;                /* scratch for one header line */
   struct curl_slist *slist;   /* headers of the request in flight */
   pa_buf body, head;          /* response being received */
@@ -411,7 +412,7 @@ static void append_line(lua_State *L, transfer *t, const char *line) {
 }
 
 /* Which headers the request names itself, so the transport adds no other. */
-enum { HAS_CONTENT_TYPE = 1, HAS_USER_AGENT = 2 };
+enum { HAS_CONTENT_TYPE = 1, HAS_USER_AGENT = 2, HAS_ACCEPT_ENCODING = 4 };
 
 /* One header line in t->line, NUL-terminated: "Name: value"; "Name;" for
  * an empty value (libcurl's way to send one); "Name:" for false, which
@@ -444,6 +445,7 @@ static int add_header_lines(lua_State *L, transfer *t, int h) {
     append_line(L, t, header_line(L, t, name, nlen));
     if (strcasecmp(name, "Content-Type") == 0) has |= HAS_CONTENT_TYPE;
     else if (strcasecmp(name, "User-Agent") == 0) has |= HAS_USER_AGENT;
+    else if (strcasecmp(name, "Accept-Encoding") == 0) has |= HAS_ACCEPT_ENCODING;
     lua_pop(L, 2);
   }
   return has;
@@ -452,6 +454,24 @@ static int add_header_lines(lua_State *L, transfer *t, int h) {
 /* A request libcurl sends a body with (CURLOPT_POSTFIELDS, set_method). */
 static int sends_body(const request *rq) {
   return rq->body != NULL || strcmp(rq->method, "POST") == 0;
+}
+
+/* "Accept-Encoding: " and every encoding this libcurl decodes, the value
+ * CURLOPT_ACCEPT_ENCODING "" would make it format anew for each request
+ * (that option stays set: it is what turns decoding on). A line of our own
+ * in the request's headers makes libcurl leave its own out. */
+static void set_accept_encoding_line(transfer *t) {
+  const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+  const char *with_zlib = (v->features & CURL_VERSION_LIBZ) ? "deflate, gzip" : NULL;
+  const char *more[2];
+  size_t n = 0, i;
+  int len;
+  if (v->features & CURL_VERSION_BROTLI) more[n++] = "br";
+  if (v->features & CURL_VERSION_ZSTD) more[n++] = "zstd";
+  len = snprintf(t->accept_encoding_line, sizeof t->accept_encoding_line, "Accept-Encoding: %s",
+                 with_zlib ? with_zlib : (n ? more[0] : "identity"));
+  for (i = with_zlib ? 0 : 1; i < n && len > 0; i++)
+    len += snprintf(t->accept_encoding_line + len, sizeof t->accept_encoding_line - (size_t)len, ", %s", more[i]);
 }
 
 static void build_header_list(lua_State *L, transfer *t, const request *rq) {
@@ -471,6 +491,7 @@ static void build_header_list(lua_State *L, transfer *t, const request *rq) {
   /* The client's user_agent, else this transport's name: a line of our own,
    * so libcurl formats no User-Agent header per request. */
   if (!(has & HAS_USER_AGENT)) append_line(L, t, t->user_agent_line);
+  if (!(has & HAS_ACCEPT_ENCODING)) append_line(L, t, t->accept_encoding_line);
 }
 
 /* The client's policy, set once on a new handle: protocols, connect
@@ -529,6 +550,7 @@ static transfer *transfer_of(lua_State *L, pa_client *c, const char **bad) {
   }
   t->curl = curl_easy_init();
   t->user_agent_line = user_agent_line(c);
+  set_accept_encoding_line(t);
   if (t->curl == NULL || t->user_agent_line == NULL) {
     transfer_free(t);
     luaL_error(L, "cannot make a libcurl handle (out of memory)");
