@@ -14,6 +14,7 @@ local resp = require "planapi.limiter.redis_protocol"
 local store_redis = require "planapi.events.store_redis"
 local portable = require "portable"
 local redis_server = require "redis_server"
+local fake_cosockets = require "fake_cosockets"
 
 local PASSWORD = "ev-store-pass-31"
 require("journal").secret(PASSWORD)
@@ -325,41 +326,8 @@ describe("the Redis event store", function()
   end)
 
   describe("inside nginx", function()
-    -- A stand-in for the nginx lua API: get_phase as given, and
-    -- ngx.socket.tcp cosockets made of core.tcp_connect sockets, counted.
-    local function fake_ngx(phase)
-      local made = { cosockets = 0, keepalive = 0, pools = {} }
-      local n = { get_phase = function() return phase end, socket = {} }
-      function n.socket.tcp()
-        made.cosockets = made.cosockets + 1
-        local inner
-        local s = {}
-        function s.settimeout(_, ms) made.timeout_ms = ms end
-        function s.connect(_, host, port, o)
-          made.pools[#made.pools + 1] = o.pool
-          local err
-          inner, err = core.tcp_connect(host, port, 1)
-          return inner and 1, err
-        end
-        function s.send(_, data) return inner:send(data) end
-        function s.receive(_, pattern) return inner:receive(pattern) end
-        function s.close() return inner:close() end
-        function s.getreusedtimes() return 0 end
-        function s.setkeepalive()
-          made.keepalive = made.keepalive + 1
-          return inner:close()
-        end
-        return s
-      end
-      return n, made
-    end
-
-    local function with_ngx(n, fn)
-      rawset(_G, "ngx", n)
-      local ok, err = pcall(fn)
-      rawset(_G, "ngx", nil)
-      assert(ok, err)
-    end
+    -- A stand-in for the nginx lua API (spec/helpers/fake_cosockets.lua).
+    local fake_ngx, with_ngx = fake_cosockets.ngx, fake_cosockets.with
 
     it("talks over cosockets where nginx allows them, back to the pool after every operation", function()
       local n, made = fake_ngx "timer"

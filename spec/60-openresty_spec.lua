@@ -19,7 +19,7 @@ require("journal").secret(SECRET) -- given to the gateway's nginx: the secret sc
 -- ------------------------------------------------------------------ helpers
 
 local portable = require "portable"
-local execute, read_file, write_file = portable.execute, portable.read_file, portable.write_file
+local read_file, write_file = portable.read_file, portable.write_file
 local tmpdir, rmtree = portable.tmpdir, portable.rmtree
 
 local function contains(haystack, needle)
@@ -531,15 +531,11 @@ end)
 
 -- ------------------------------------------------------------------ the gateway
 
-local socket_ok, socket = pcall(require, "socket")
-
-local free_port = portable.free_port
-
-local http_many = require "http_many"
-
-local function http(port, method, path, headers, body)
-  return http_many(port, { { method = method, path = path, headers = headers, body = body } })[1]
-end
+local gateway = require "gateway"
+local socket_ok, socket = gateway.available, (gateway.available and require "socket")
+local free_port, http_many, http = gateway.free_port, gateway.http_many, gateway.http
+local start, stop_gateway, log_of, header_of, rush = gateway.start, gateway.stop, gateway.log_of,
+  gateway.header_of, gateway.rush
 
 -- The code the test server runs inside the gateway nginx (content phase),
 -- one case per location /t/<case>, answering JSON.
@@ -726,20 +722,22 @@ local function lua_literal(t)
   return "{ " .. table.concat(parts, ", ") .. " }"
 end
 
--- examples/openresty/run's settings and the test server, with the sandbox
--- behind them; start(gw) runs it. Returns the gateway.
+-- The gateway (spec/helpers/gateway.lua) with this spec's test server
+-- (GWTEST on gw.test_port) included; start(gw) runs it.
 local function new_gateway(opts)
-  local env = sandbox.env()
-  local gw = { dir = tmpdir(), port = free_port(), test_port = free_port() }
-  local values = {
-    https_port = env.https_port, http_port = env.http_port, wrong_host_port = env.wrong_host_port,
-    untrusted_port = env.untrusted_port, closed_port = free_port(), test_port = gw.test_port,
-    token = TOKEN, ca_file = env.ca_file,
-  }
-  local prelude = "local E = " .. lua_literal(values) .. "\n"
-  write_file(gw.dir .. "/gwtest.lua", (GWTEST:gsub("local E = %.%.%.\n", function() return prelude end)))
-  write_file(gw.dir .. "/gwtest_log.lua", (GWTEST_LOG:gsub("local E = %.%.%.\n", function() return prelude end)))
-  write_file(gw.dir .. "/test.conf", ([[
+  opts.webhook_secret = SECRET
+  opts.include = function(gw)
+    local env = sandbox.env()
+    gw.test_port = free_port()
+    local values = {
+      https_port = env.https_port, http_port = env.http_port, wrong_host_port = env.wrong_host_port,
+      untrusted_port = env.untrusted_port, closed_port = free_port(), test_port = gw.test_port,
+      token = TOKEN, ca_file = env.ca_file,
+    }
+    local prelude = "local E = " .. lua_literal(values) .. "\n"
+    write_file(gw.dir .. "/gwtest.lua", (GWTEST:gsub("local E = %.%.%.\n", function() return prelude end)))
+    write_file(gw.dir .. "/gwtest_log.lua", (GWTEST_LOG:gsub("local E = %.%.%.\n", function() return prelude end)))
+    write_file(gw.dir .. "/test.conf", ([[
 lua_shared_dict gwtest 1m;
 server {
     listen 127.0.0.1:%d;
@@ -754,56 +752,10 @@ server {
     }
     location /t/ { content_by_lua_file %s/gwtest.lua; }
 }
-]]):format(gw.test_port, gw.dir, gw.dir))
-  local vars = {
-    GATEWAY_DIR = gw.dir, GATEWAY_PORT = gw.port, GATEWAY_WORKERS = opts.workers,
-    GATEWAY_CA_FILE = env.ca_file, GATEWAY_INCLUDE = gw.dir .. "/test.conf",
-    GATEWAY_LIMITER = opts.limiter or "",
-    PLANFIX_BASE_URL = ("https://localhost:%d/rest/"):format(env.https_port), PLANFIX_TOKEN = TOKEN,
-    PLANADO_URL = ("https://localhost:%d/planado/v2/"):format(env.https_port),
-    PLANADO_API_KEY = sandbox.PLANADO_KEY, PLANADO_WEBHOOK_SECRET = SECRET,
-  }
-  local words = {}
-  for k, v in pairs(vars) do words[#words + 1] = ("%s='%s'"):format(k, tostring(v)) end
-  gw.env = "env " .. table.concat(words, " ")
-  -- The gateway nginx loads the LuaJIT build of the core (a no-op when up to date).
-  return gw
-end
-
-local function start(gw)
-  assert(execute "make --no-print-directory -s LUA=luajit > /dev/null", "make LUA=luajit failed")
-  gw.started = execute(gw.env .. " examples/openresty/run start > " .. gw.dir .. "/run.log 2>&1")
-  assert(gw.started, "the gateway did not start: " .. tostring(read_file(gw.dir .. "/run.log"))
-    .. tostring(read_file(gw.dir .. "/error.log")))
-  return gw
-end
-
-local function stop_gateway(gw)
-  if not gw then return end
-  execute(gw.env .. " examples/openresty/run stop > /dev/null 2>&1")
-  -- Whatever happened to the script: the master is ours, by its pid file.
-  local pid = tonumber(read_file(gw.dir .. "/nginx.pid") or "")
-  if pid then execute(("kill -KILL %d 2>/dev/null"):format(pid)) end
-  -- The gateway's logs hold the library's lines from inside nginx: the
-  -- secret scan reads them before they go.
-  for _, name in ipairs { "error.log", "access.log", "run.log" } do
-    require("journal").output(read_file(gw.dir .. "/" .. name))
+    ]]):format(gw.test_port, gw.dir, gw.dir))
+    return gw.dir .. "/test.conf"
   end
-  rmtree(gw.dir)
-end
-
-local function log_of(kind, pattern)
-  local out = {}
-  for _, e in ipairs(sandbox.log()) do
-    if e.kind == kind and (not pattern or (e.uri or ""):find(pattern)) then out[#out + 1] = e end
-  end
-  return out
-end
-
-local function header_of(entry, name)
-  local v = entry.headers[name]
-  if type(v) == "table" then v = v[1] end
-  return v
+  return gateway.new(opts)
 end
 
 local function delivery(event, secret)
@@ -1066,20 +1018,6 @@ describe_gateway("OpenResty gateway with one worker", function()
     assert.is_true(r[5].elapsed < 0.5, "health took " .. r[5].elapsed)
   end)
 end)
-
--- 8 tasks at once on 4 workers, Planfix enforcing 1 request a second and
--- Planado its leaky bucket: every answer distinct, nothing refused.
-local function rush(gw)
-  local list = {}
-  for i = 1, 8 do list[i] = { method = "POST", path = ("/tasks/%d/to-planado"):format((i - 1) % 7 + 1) } end
-  local r = http_many(gw.port, list)
-  local workers, n = {}, 0
-  for _, it in ipairs(r) do
-    local w = it.headers["x-gateway-worker"]
-    if w and not workers[w] then workers[w], n = true, n + 1 end
-  end
-  return r, n
-end
 
 describe_gateway("OpenResty gateway with four workers on one account", function()
   local gw
