@@ -41,12 +41,17 @@ function Quota:day()
   return day, 86400 - t % 86400
 end
 
---- What is known to be left today (nil when nothing is known).
+--- What is known to be left today (nil when nothing is known) | nil, err
+-- when the shared counter cannot be read (a Redis out of reach).
 function Quota:remaining()
   local day = self:day()
   if self.spent_day == day then return 0 end
   local left
-  if self.limit then left = self.limit - self.counter:used(day) end
+  if self.limit then
+    local used, err = self.counter:used(day)
+    if used == nil then return nil, err end
+    left = self.limit - used
+  end
   if self.header and self.header_day == day then
     local by_header = self.header - self.since_header
     if left == nil or by_header < left then left = by_header end
@@ -54,9 +59,11 @@ function Quota:remaining()
   return left
 end
 
---- Before a request: nil, or the quota error to return instead of sending.
+--- Before a request: nil, or the error to return instead of sending (the
+-- quota's, or the shared counter's when it cannot be read: fail closed).
 function Quota:check()
-  local left = self:remaining()
+  local left, err = self:remaining()
+  if err then return err end
   if left ~= nil and left <= self.reserve then
     local _, reset = self:day()
     return core.error { kind = "quota", retryable = false, retry_after = reset, remaining = math.max(left, 0),

@@ -37,12 +37,12 @@
 -- (limiter/redis_connection.lua): a Redis out of reach is nil, err with
 -- err.kind = "transport" and a message starting "event store unavailable";
 -- the password is never in an error nor a field of the store. Without a
--- connect option the socket is picked by phase: inside nginx, where
--- cosockets work, an ngx.socket.tcp cosocket (back to nginx's pool after
--- every operation), never a blocking socket; elsewhere core.tcp_connect.
+-- connect option the socket is picked by phase (connect_by_phase there):
+-- inside nginx, where cosockets work, an ngx.socket.tcp cosocket (back to
+-- nginx's pool after every operation), never a blocking socket; elsewhere
+-- core.tcp_connect.
 local core = require "planapi.core"
 local connection = require "planapi.limiter.redis_connection"
-local ngx_transport = require "planapi.transport.ngx"
 local config_error = require "planapi.config_error"
 
 local M = {}
@@ -184,20 +184,6 @@ local OPTIONS = {
   ttl = "number", lease = "number",
 }
 
--- Inside nginx where cosockets work, a cosocket from nginx's pool; a
--- blocking socket elsewhere (plain Lua, nginx's init phases).
-local function connect_by_phase(host, port, timeout, pool)
-  local n = ngx_transport.ngx()
-  if n and ngx_transport.cosockets(n) then
-    local sock = n.socket.tcp()
-    sock:settimeout(timeout * 1000)
-    local ok, err = sock:connect(host, port, { pool = pool })
-    if not ok then return nil, err end
-    return sock
-  end
-  return core.tcp_connect(host, port, timeout)
-end
-
 --- events.store.redis{ url =, key_prefix =, ttl =, lease =, timeout =, connect = }
 -- Nothing is connected yet: Redis being down at start is the first call's error.
 function M.new(opts)
@@ -208,10 +194,9 @@ function M.new(opts)
     key_prefix = opts.key_prefix or "planapi:events:",
     ttl = opts.ttl or DEFAULT_TTL,
     lease = opts.lease or DEFAULT_LEASE,
-    by_phase = opts.connect == nil,
   }, Store)
   connection.init(self, opts.url or "redis://127.0.0.1:6379/0",
-    { label = "event store", connect = opts.connect or connect_by_phase, timeout = opts.timeout })
+    { label = "event store", connect = opts.connect, timeout = opts.timeout })
   return self
 end
 
@@ -224,12 +209,10 @@ local function ms(seconds)
   return math.ceil(seconds * 1000)
 end
 
--- Run one operation: its reply | nil, err. Inside nginx a blocking socket
--- made in a phase without cosockets is not kept for a later request.
+-- Run one operation: its reply | nil, err.
 function Store:op(name, args)
   table.insert(args, 1, name)
   local value, err = self:run_script(SCRIPT, { self.key_prefix }, args)
-  if self.by_phase and self.sock and not self.sock.setkeepalive and ngx_transport.ngx() then self:drop() end
   return value, err
 end
 

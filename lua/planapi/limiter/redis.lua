@@ -43,14 +43,17 @@
 --
 -- connect(host, port, timeout_seconds, pool) returns a connected socket
 -- with the luasocket / ngx.socket.tcp methods (send, receive, close) and
--- its timeout already set. The default is core.tcp_connect. Under OpenResty
--- pass a cosocket factory (settimeout takes milliseconds there, and `pool`
--- is a name for connect's pool option); a socket with setkeepalive goes back
--- to nginx's pool after every call, since a cosocket cannot outlive its
--- request, and one reused from the pool (getreusedtimes() > 0) skips AUTH
--- and SELECT, which it already did. (The connection, AUTH, SELECT, the
--- reconnect and the EVALSHA/EVAL fallback are limiter/redis_connection.lua,
--- shared with the Redis event store.)
+-- its timeout already set. The default picks it by phase: inside nginx,
+-- where cosockets work, an ngx.socket.tcp cosocket from nginx's pool (the
+-- worker serves other requests while Redis answers: the reserve, the
+-- confirm of the cosocket transport and the quota's day counters alike);
+-- elsewhere, and in nginx's phases without cosockets, core.tcp_connect. A
+-- socket with setkeepalive goes back to nginx's pool after every call,
+-- since a cosocket cannot outlive its request, and one reused from the
+-- pool (getreusedtimes() > 0) skips AUTH and SELECT, which it already did.
+-- (The connection and its choice, AUTH, SELECT, the reconnect and the
+-- EVALSHA/EVAL fallback are limiter/redis_connection.lua, shared with the
+-- Redis event store.)
 local core = require "planapi.core"
 local resp = require "planapi.limiter.redis_protocol"
 local connection = require "planapi.limiter.redis_connection"
@@ -194,8 +197,8 @@ end
 function Limiter:pacer()
   local script_sha = self:script_sha(SCRIPT)
   if not script_sha then return nil end
-  local sock = self:connection()
-  if not sock or sock.setkeepalive or not core.is_tcp(sock) then return nil end
+  local sock = self:c_socket()
+  if not sock then return nil end
   if self.pacer_sha ~= script_sha then
     self.pacer_sha = script_sha
     self.pacer_table = { command = resp.encode { "EVALSHA", script_sha, 2, self.tat_key, self.send_key, "confirm",

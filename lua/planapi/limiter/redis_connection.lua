@@ -22,11 +22,19 @@
 --
 -- connect(host, port, timeout_seconds, pool) returns a connected socket
 -- with the luasocket / ngx.socket.tcp methods (send, receive, close) and
--- its timeout already set. The default is core.tcp_connect. A socket with
--- setkeepalive (a cosocket) goes back to nginx's pool after every call,
--- since a cosocket cannot outlive its request, and one reused from the pool
--- (getreusedtimes() > 0) skips AUTH and SELECT, which it already did.
+-- its timeout already set. The default, M.connect_by_phase, picks the
+-- socket by where the code runs: inside nginx, in a phase with cosockets,
+-- an ngx.socket.tcp cosocket (the worker serves other requests while Redis
+-- answers); elsewhere, and in nginx's phases without cosockets (init_worker,
+-- log, ...), core.tcp_connect, a blocking socket that nginx never keeps for
+-- a later request. A socket with setkeepalive (a cosocket) goes back to
+-- nginx's pool after every call, since a cosocket cannot outlive its
+-- request, and is never kept in the object, which the requests of a worker
+-- share (one waiting on Redis must not lend its socket to another); one
+-- reused from the pool (getreusedtimes() > 0) skips AUTH and SELECT, which
+-- it already did.
 local core = require "planapi.core"
+local ngx_transport = require "planapi.transport.ngx"
 local resp = require "planapi.limiter.redis_protocol"
 local config_error = require "planapi.config_error"
 
@@ -121,6 +129,20 @@ function M.check_options(opts, options, what, positive)
   end
 end
 
+--- A connected socket for host:port: a cosocket from nginx's pool (named
+-- pool) where nginx allows cosockets now, else a blocking socket.
+function M.connect_by_phase(host, port, timeout, pool)
+  local n = ngx_transport.ngx()
+  if n and ngx_transport.cosockets(n) then
+    local sock = n.socket.tcp()
+    sock:settimeout(timeout * 1000)
+    local ok, err = sock:connect(host, port, { pool = pool })
+    if not ok then return nil, err end
+    return sock
+  end
+  return core.tcp_connect(host, port, timeout)
+end
+
 --- Set up self's connection fields from url and opts { label, connect, timeout }.
 function M.init(self, url, opts)
   local target = M.parse_url(url, opts.label)
@@ -128,7 +150,8 @@ function M.init(self, url, opts)
   self.server = ("%s:%d/%d"):format(host_label, target.port, target.db)
   self.host, self.port, self.db, self.user = target.host, target.port, target.db, target.user
   self.timeout = opts.timeout or 1
-  self.connect = opts.connect or core.tcp_connect
+  self.by_phase = opts.connect == nil
+  self.connect = opts.connect or M.connect_by_phase
   -- Connections in one nginx pool must share the database and the user.
   self.pool = ("planapi-redis:%s:%d:%d:%s"):format(target.host, target.port, target.db, target.user or "")
   passwords[self] = target.password
@@ -179,9 +202,21 @@ local function handshake(self, sock)
   return true
 end
 
--- The open connection, or a new one after AUTH and SELECT: sock, fresh | nil, err.
+-- A blocking socket picked by phase inside nginx belongs to the phase
+-- that opened it: never used where cosockets would do (it would hold the
+-- worker), and not kept for a later request.
+local function phase_bound(self, sock)
+  return self.by_phase and not sock.setkeepalive and ngx_transport.ngx() ~= nil
+end
+
+-- The kept connection, or a new one after AUTH and SELECT: sock, fresh | nil, err.
 function Methods:connection()
-  if self.sock then return self.sock, false end
+  local kept = self.sock
+  if kept and phase_bound(self, kept) and ngx_transport.cosockets() then
+    self:drop()
+    kept = nil
+  end
+  if kept then return kept, false end
   local sock, err = self.connect(self.host, self.port, self.timeout, self.pool)
   if not sock then return resp.io_error(err) end
   local reused = sock.getreusedtimes and (sock:getreusedtimes() or 0) > 0
@@ -197,15 +232,39 @@ function Methods:connection()
   return sock, not reused
 end
 
--- After a complete exchange: a pooled cosocket goes back to nginx's pool.
-local function after_exchange(sock)
-  if sock.setkeepalive then sock:setkeepalive() end
+-- After a complete exchange: a cosocket goes back to nginx's pool.
+function Methods:after_exchange(sock)
+  if sock.setkeepalive then
+    sock:setkeepalive()
+  elseif phase_bound(self, sock) then
+    self:discard(sock)
+  end
+end
+
+-- Close sock, out of step or gone, and forget it if it is the kept one.
+function Methods:discard(sock)
+  if self.sock == sock then self.sock = nil end
+  sock:close()
 end
 
 function Methods:drop()
   local sock = self.sock
   self.sock = nil
   if sock then sock:close() end
+end
+
+--- The connection as planapi's C socket, for C code that speaks on it
+-- itself (the libcurl transport's pacer): sock | nil when it is, or would
+-- be, a cosocket or any other socket, or Redis is out of reach.
+function Methods:c_socket()
+  if self.by_phase and ngx_transport.cosockets() then return nil end
+  local sock = self:connection()
+  if not sock then return nil end
+  if not core.is_tcp(sock) then
+    self:after_exchange(sock)
+    return nil
+  end
+  return sock
 end
 
 -- One command: the reply | nil, err. A Redis error reply comes back as it
@@ -217,10 +276,10 @@ function Methods:request(args)
     local fresh = fresh_or_err
     local value, err = resp.call(sock, args)
     if value ~= nil or err.kind == "api" then
-      after_exchange(sock)
+      self:after_exchange(sock)
       return value, err
     end
-    if sock.setkeepalive then sock:close() else self:drop() end -- out of step or gone: never reuse it
+    self:discard(sock) -- out of step or gone: never reuse it
     -- Only a connection that sat idle can have been closed under us; a new
     -- one failing, or a timeout (the command may have run), is the answer.
     if fresh or attempt == 2 or err.kind == "timeout" then return nil, self:unavailable(err) end
