@@ -5,6 +5,7 @@
 --   local fake = require "fake_cosockets"
 --   local n, made = fake.ngx "content"   -- made: cosockets, keepalive, pools, timeout_ms
 --   fake.with(n, function() ... end)     -- _G.ngx is n while fn runs
+--   fake.assert_pooled(made, 2, port, 2000)
 local core = require "planapi.core"
 
 local M = {}
@@ -37,6 +38,17 @@ function M.ngx(phase)
   local n = { get_phase = function() return made.phase end, socket = {} }
   function n.socket.tcp() return cosocket(made) end
   return n, made
+end
+
+--- Assert that at least `least` cosockets were made, each with timeout_ms
+-- and every one back in nginx's pool named for the Redis on port, database 0.
+function M.assert_pooled(made, least, port, timeout_ms)
+  assert(made.cosockets >= least, ("%d cosockets, %d expected at least"):format(made.cosockets, least))
+  assert(made.cosockets == made.keepalive,
+    ("%d of %d cosockets back in the pool"):format(made.keepalive, made.cosockets))
+  assert(made.timeout_ms == timeout_ms, "cosocket timeout " .. tostring(made.timeout_ms) .. " ms")
+  local pool = ("planapi-redis:127.0.0.1:%d:0:"):format(port)
+  assert(made.pools[1] == pool, "pool " .. tostring(made.pools[1]))
 end
 
 --- Run fn with _G.ngx = n; raise fn's error after putting ngx back.
