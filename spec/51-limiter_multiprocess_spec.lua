@@ -64,7 +64,7 @@ local function run_with_kill(scope)
   return accepted(), totals
 end
 
-describe("a rate shared by several processes", function()
+describe("a rate shared by several processes #realtime", function()
   local function check(scope)
     local times, totals = run_with_kill(scope)
     assert.equal(0, sandbox.stats().rate_violations, "violations through " .. scope)

@@ -211,7 +211,7 @@ describe_gateway("the Redis limiter in nginx with four workers on one account", 
     server.stop()
   end)
 
-  it("paces the account through Redis: zero rate violations", function()
+  it("paces the account through Redis: zero rate violations #realtime", function()
     sandbox.reset()
     sandbox.config { rate = { enabled = true, interval = 1.0 },
       planado = { rate = { enabled = true, per_minute = 60, burst = 5 } } }

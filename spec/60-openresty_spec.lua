@@ -486,7 +486,7 @@ describe("the default scope inside nginx and out", function()
   -- the clock it is kept on (CLOCK_MONOTONIC), as with an explicit shm:. On
   -- nginx's wall clock the script would see the worker's slots decades
   -- ahead (or the worker the script's long gone) and the two never pace.
-  it("paces a worker's requests and a script's on one clock: the sandbox sees no violation", function()
+  it("paces a worker's requests and a script's on one clock: the sandbox sees no violation #realtime", function()
     sandbox.reset()
     sandbox.config { rate = { enabled = true } }
     local Limiter = require "planapi.limiter"
@@ -1033,7 +1033,7 @@ describe_gateway("OpenResty gateway with four workers on one account", function(
       planado = { rate = { enabled = true, per_minute = 60, burst = 5 } } }
   end)
 
-  it("shares the account's rate through the shm limiter: zero rate violations", function()
+  it("shares the account's rate through the shm limiter: zero rate violations #realtime", function()
     gw = new_gateway { workers = 4 }
     start(gw)
     local r, workers = rush(gw)
@@ -1060,7 +1060,7 @@ describe_gateway("OpenResty gateway with four workers on one account", function(
   -- The gateway's nginx runs the same LuaJIT whichever interpreter runs
   -- busted, so this 25 s run is made once, under Lua 5.4 (make test).
   local it_once = portable.luajit and pending or it
-  it_once("keeps the spacing when a connection takes 150 ms to open: no violation, 95% of the limit", function()
+  it_once("keeps the spacing when a connection takes 150 ms to open: no violation, 95% of the limit #realtime", function()
     sandbox.config { latency = { connect = 0.15 } }
     gw = new_gateway { workers = 4 }
     start(gw)
