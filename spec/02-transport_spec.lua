@@ -93,6 +93,31 @@ describe("libcurl transport", function()
     direct:close()
   end)
 
+  -- Without the proxy option the transport reads the environment once, when
+  -- its handle is made (libcurl would read six variables for every request):
+  -- libcurl's own reading of http_proxy and no_proxy is the oracle.
+  it("sends requests through the environment's proxy when no option says otherwise", function()
+    local lua = jit and "/usr/bin/luajit" or "/usr/bin/lua5.4"
+    local cpath = jit and "build/luajit/?.so" or "./?.so"
+    local script = ([[package.cpath = %q .. ';' .. package.cpath
+      local c = require("planapi.core").client { base_url = "http://127.0.0.2:9/rest/", allow_http = true,
+        headers = { Authorization = "Bearer %s" } }
+      for _ = 1, 2 do
+        local res, err = c:perform(c:prepare { method = "GET", path = "ping" })
+        io.write(res and res.status or err.kind, " ")
+      end]]):format(cpath, sandbox.TOKEN)
+    local function statuses(env)
+      local out, code = portable.run(("env -u http_proxy -u HTTP_PROXY -u https_proxy -u HTTPS_PROXY -u all_proxy "
+        .. "-u ALL_PROXY -u no_proxy -u NO_PROXY %s %s -e %q"):format(env, lua, script))
+      assert.equal(0, code, out)
+      return out
+    end
+    -- Nothing listens on 127.0.0.2:9: only the proxy (the sandbox) answers.
+    assert.equal("200 200 ", statuses("http_proxy=" .. sandbox.http_url()))
+    assert.equal("transport transport ", statuses("http_proxy=" .. sandbox.http_url() .. " no_proxy=127.0.0.2"))
+    assert.equal("transport transport ", statuses(""))
+  end)
+
   it("keeps the connection alive between requests", function()
     local c = client()
     for _ = 1, 3 do assert(get(c, "ping")) end

@@ -494,6 +494,29 @@ static void build_header_list(lua_State *L, transfer *t, const request *rq) {
   if (!(has & HAS_ACCEPT_ENCODING)) append_line(L, t, t->accept_encoding_line);
 }
 
+/* Whether the environment names a proxy for libcurl (libcurl's
+ * documentation, CURLOPT_PROXY: http_proxy, https_proxy, all_proxy, the
+ * latter two in capitals too; HTTP_PROXY is read here though libcurl
+ * ignores it, which only keeps the environment's way). */
+static int proxy_in_environment(void) {
+  static const char *const names[] = {"http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY",
+                                      "all_proxy", "ALL_PROXY"};
+  size_t i;
+  for (i = 0; i < sizeof names / sizeof names[0]; i++) {
+    const char *v = getenv(names[i]);
+    if (v != NULL && v[0] != '\0') return 1;
+  }
+  return 0;
+}
+
+/* No proxy, said to libcurl outright: without CURLOPT_PROXY and
+ * CURLOPT_NOPROXY it reads six proxy variables for every request. When
+ * the handle is made with none of them set, no proxy is what they say. */
+static void set_no_proxy(transfer *t, const char **bad) {
+  SETOPT(t, CURLOPT_PROXY, "");
+  SETOPT(t, CURLOPT_NOPROXY, "");
+}
+
 /* The client's policy, set once on a new handle: protocols, connect
  * timeout, TLS always verified, proxy, size cap, and the callbacks. */
 static void set_policy(transfer *t, const pa_client *c, const char **bad) {
@@ -512,7 +535,7 @@ static void set_policy(transfer *t, const pa_client *c, const char **bad) {
     SETOPT(t, CURLOPT_CAPATH, SYSTEM_CA_PATH); /* ca_file adds to the system CAs */
   }
   if (c->proxy_mode == 1) SETOPT(t, CURLOPT_PROXY, c->proxy);
-  else if (c->proxy_mode == 2) SETOPT(t, CURLOPT_PROXY, "");
+  else if (c->proxy_mode == 2 || !proxy_in_environment()) set_no_proxy(t, bad);
   SETOPT(t, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_body);
   SETOPT(t, CURLOPT_WRITEFUNCTION, on_body);
   SETOPT(t, CURLOPT_WRITEDATA, (void *)t);
