@@ -99,6 +99,34 @@ describe("an unknown resource", function()
   end)
 end)
 
+describe("a call", function()
+  -- The names the call loop reads on every call are plain reads, never the
+  -- class's __index function (each such read is a Lua call): the wrapped
+  -- __index records what a call asks it for.
+  it("reads the client's call, prepare, parse and nulls without __index", function()
+    local calls = {
+      planfix_rest = function(c) return c:call("get-task-list", { pageSize = 1 }) end,
+      planfix_xml = function(c) return c:call("task.getList", { pageSize = 1 }) end,
+      planado = function(c) return c:call("GET", "jobs") end,
+    }
+    for api, client in pairs(clients(select(2, counting()))) do
+      local class = getmetatable(client)
+      local index, asked = class.__index, {}
+      class.__index = function(self, key)
+        asked[key] = true
+        return index(self, key)
+      end
+      local ok, err = pcall(calls[api], client)
+      class.__index = index
+      assert.truthy(ok, err)
+      for _, name in ipairs { "call", "prepare", "parse", "nulls" } do
+        assert.is_nil(asked[name], ("%s.%s went through __index"):format(api, name))
+      end
+      assert.truthy(next(asked) == nil or asked.quota, "the wrapper sees what __index is asked")
+    end
+  end)
+end)
+
 describe("a config error from the Lua layer", function()
   it("names the user's line: a missing token, an unknown operation, a resource call without its id", function()
     local function raised(f)

@@ -72,7 +72,8 @@ local function core_setup(self, opts, base)
   if opts.nulls ~= nil and opts.nulls ~= "absent" and opts.nulls ~= "keep" then
     config_error(("option 'nulls' must be \"absent\" (the default) or \"keep\" (got %q)"):format(opts.nulls), 4)
   end
-  self.nulls = opts.nulls -- passed to core:decode
+  -- passed to core:decode; the default spelt out, so reading it is no __index per call
+  self.nulls = opts.nulls or "absent"
 end
 
 -- Inside nginx (OpenResty): cosockets, ngx.sleep and nginx's clock where the

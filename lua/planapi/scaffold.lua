@@ -133,10 +133,18 @@ function S.class(Class, spec)
   return Class
 end
 
+-- The API's methods the call loop reaches on every call, kept on each
+-- instance too: a plain read, no __index function per call.
+local HOT_METHODS = { "call", "prepare", "parse" }
+
 --- A client of Class: fields as its own, base.init's setup done (see
 -- client_base.init). Returns it and its base URL as the C client keeps it.
 function S.instance(Class, fields, opts, setup)
   local self = setmetatable(fields, Class)
+  for _, name in ipairs(HOT_METHODS) do
+    local method = rawget(Class, name)
+    if method ~= nil then rawset(self, name, method) end
+  end
   base.init(self, opts, setup)
   return self, self.core:config().base_url
 end
