@@ -91,6 +91,13 @@ function M.read_file(path)
   return s
 end
 
+--- The non-empty lines of a text.
+function M.lines(s)
+  local out = {}
+  for l in s:gmatch "[^\n]+" do out[#out + 1] = l end
+  return out
+end
+
 --- Write text to a file, replacing it (raises on failure).
 function M.write_file(path, text)
   local f = assert(io.open(path, "wb"))

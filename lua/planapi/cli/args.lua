@@ -10,7 +10,8 @@ local M = {}
 
 M.OPTIONS = {
   ["--profile"] = "value", ["--format"] = "value", ["--columns"] = "value", ["--resume"] = "value",
-  ["--output"] = "value", ["--keep-nulls"] = "flag", ["--dry-run"] = "flag",
+  ["--output"] = "value", ["--keep-nulls"] = "flag", ["--dry-run"] = "flag", ["--rate"] = "value",
+  ["--limiter"] = "value",
   ["--max-items"] = "value", ["--listen"] = "value", ["--handler"] = "value", ["--store"] = "value",
   ["--secret-in"] = "value", ["--max-requests"] = "value",
   ["--all"] = "flag", ["--help"] = "flag", ["-h"] = "flag", ["--version"] = "flag",
@@ -64,6 +65,31 @@ function M.rest_params(op_id, params)
   local op = require("planapi.planfix_rest").operation(op_id)
   if not op then return params end
   return require("planapi.planfix_rest.params").from_text(op, params)
+end
+
+local PERIOD_UNIT = { s = 1, m = 60, h = 3600 }
+
+--- rate("2/1m") -> { rate = 2, per = 60 }: the clients' `rate` option from
+-- N/PERIOD, PERIOD a number of seconds or of s, m or h with the number
+-- optional (1/s, 90/60s, 2/1m, 1/2.5); a usage error for anything else.
+function M.rate(text)
+  local n, count, unit = text:match "^(%d+%.?%d*)/(%d*%.?%d*)([smh]?)$"
+  n, count = tonumber(n), count == "" and 1 or tonumber(count)
+  local per = count and PERIOD_UNIT[unit ~= "" and unit or "s"] * count
+  if not (n and per and n > 0 and per > 0) or (unit == "" and text:match "/$") then
+    usage_error(("--rate takes N/PERIOD, such as 1/s, 2/1m or 90/60s (got '%s')"):format(text))
+  end
+  return { rate = n, per = per }
+end
+
+--- limiter(text) -> text: the clients' `limiter` option, checked. A Redis
+-- password is refused here: the command line shows in `ps` (PLANAPI_LIMITER).
+function M.limiter(text)
+  if text:match "^redis://[^/]*@" then
+    usage_error "--limiter: a Redis password does not go on the command line (ps shows it): set PLANAPI_LIMITER"
+  end
+  if text == "local" or text:match "^shm:." or text:match "^redis://[^/]" then return text end
+  usage_error(("--limiter takes local, shm:<file> or redis://host:port/db (got '%s')"):format(text))
 end
 
 --- Parse argv into { options = {...}, words = {...}, params = {...} }.

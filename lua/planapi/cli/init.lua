@@ -14,6 +14,8 @@ local args = require("planapi.cli.args")
 local profiles = require("planapi.cli.profiles")
 local output = require("planapi.cli.output")
 local progress = require("planapi.cli.progress")
+local help = require("planapi.cli.help")
+local completion = require("planapi.cli.completion")
 
 local M = {}
 
@@ -33,6 +35,10 @@ usage: planapi [options] <api> <operation> [key.path=value | key.path:=json | @b
   planapi receive planfix|planado --handler on_event.lua       receive events: claim, answer at once, then
       [--listen 127.0.0.1:8090] [--store memory|file:DIR|redis://HOST:PORT] [--secret-in header:X-Token]
                                                               run the script's function(event) for each
+  planapi planfix-rest ops [filter]      the REST operations;  planapi planfix-rest help <operationId>
+  planapi planfix-xml methods [filter]   the XML methods;      planapi planfix-xml help <method>
+  planapi planado resources [filter]     Planado's resources;  planapi planado help <resource>
+  planapi completion bash|zsh            a shell completion script (see README)
 options:
   --all               page through a list, one JSON object per line (JSON Lines)
   --resume FILE       with --all: continue from the cursor saved in FILE (and keep it there)
@@ -45,6 +51,9 @@ options:
   --keep-nulls        print a JSON null member as null (default: left out, as the library does)
   --max-requests N    with receive: stop after N requests
   --dry-run           send no write: print each write's request as JSON instead (reads still run)
+  --rate N/PERIOD     pace the calls at N per PERIOD (1/s, 2/1m, 90/60s) instead of the API's limit
+  --limiter SCOPE     who shares that pace: local (this command), shm:FILE (every process naming
+                      FILE), redis://host:port/db (every host; a password only in PLANAPI_LIMITER)
 Credentials come from the environment or a profile file, never from the command line
 (see README: PLANFIX_TOKEN, PLANFIX_API_KEY, PLANFIX_XML_TOKEN, PLANADO_API_KEY, ...; for
 receive, PLANFIX_EVENTS_SECRET and PLANADO_WEBHOOK_SECRET).
@@ -60,9 +69,9 @@ local function is_tty(fd)
   return core.isatty(fd)
 end
 
--- The client of one API with the user's credentials.
-local function client(api, env, profile, keep_nulls, dry_run)
-  local opts = profiles.options(api, env.getenv, profile)
+-- The client of one API with the user's credentials and the command line's options.
+local function client(api, env, options)
+  local opts = profiles.options(api, env.getenv, options["--profile"])
   if not opts then
     local names = {}
     for _, name in pairs(profiles.ENV[api]) do names[#names + 1] = name end
@@ -70,9 +79,42 @@ local function client(api, env, profile, keep_nulls, dry_run)
     args.usage_error(("%s is not configured: set %s, or use --profile"):format(api:gsub("_", "-"),
       table.concat(names, " / ")))
   end
-  if keep_nulls then opts.nulls = "keep" end
-  if dry_run then opts.dry_run = true end
+  if options["--keep-nulls"] then opts.nulls = "keep" end
+  if options["--dry-run"] then opts.dry_run = true end
+  if options["--rate"] then opts.rate = args.rate(options["--rate"]) end
+  if options["--limiter"] then opts.limiter = args.limiter(options["--limiter"]) end
   return planapi[api](opts)
+end
+
+-- An operation, method or resource the library does not know: a usage
+-- error naming the nearest and the command that lists them, before any
+-- credentials are needed.
+local function known_name(api, name)
+  if api == "planfix_rest" then
+    if not (name and help.rest_operation(name)) then help.unknown_rest(name) end
+  elseif api == "planfix_xml" then
+    if not (name and help.xml_method(name)) then help.unknown_xml(name) end
+  elseif name ~= "call" and not (name and help.planado_actions(name)) then
+    help.unknown_planado(name)
+  end
+end
+
+-- What the command line says about itself: the text of `ops`, `help`,
+-- `methods`, `resources` and `completion`, or nil for any other command.
+local EXPLAIN = {
+  ["planfix-rest"] = { ops = help.rest_ops, help = help.rest_help },
+  ["planfix-xml"] = { methods = help.xml_methods, help = help.xml_help },
+  planado = { resources = help.planado_resources, help = help.planado_help },
+  completion = { bash = completion.bash, zsh = completion.zsh },
+}
+
+local function explain(words)
+  local topic = EXPLAIN[words[1]]
+  local fn = topic and topic[words[2]]
+  if words[1] == "completion" and not fn then args.usage_error "try: planapi completion bash (or zsh)" end
+  if not fn then return nil end
+  if #words > 3 then args.usage_error(("%s %s takes one word"):format(words[1], words[2])) end
+  return fn(words[3])
 end
 
 -- Resolve the command into a runner: { call = fn() -> result, err } or
@@ -81,14 +123,15 @@ local function command(parsed, env)
   local w = parsed.words
   local api = API_NAMES[w[1]]
   if not api then args.usage_error("unknown API '" .. tostring(w[1]) .. "' (planfix-rest, planfix-xml, planado)") end
-  local c = client(api, env, parsed.options["--profile"], parsed.options["--keep-nulls"], parsed.options["--dry-run"])
+  known_name(api, w[2])
+  local c = client(api, env, parsed.options)
   local params = parsed.params
   -- For the progress bar's ETA only: a Redis scope out of reach has no
   -- info, and its calls then fail as transport errors of their own.
   local info = c.limiter and c.limiter.info and c.limiter:info()
   local interval = info and info.interval
   if api == "planfix_rest" then
-    local op = w[2] or args.usage_error "planfix-rest needs an operationId (see README)"
+    local op = w[2]
     args.rest_params(op, params) -- text to the spec's types
     return c, {
       call = function() return c:call(op, params) end,
@@ -96,7 +139,7 @@ local function command(parsed, env)
       page_size = c.page_size, interval = interval,
     }
   elseif api == "planfix_xml" then
-    local method = w[2] or args.usage_error "planfix-xml needs a method name, such as task.get"
+    local method = w[2]
     return c, {
       call = function() return c:call(method, params) end,
       pager = function(cursor) return c:pager(method, params, { cursor = cursor }) end,
@@ -114,10 +157,7 @@ local function command(parsed, env)
       interval = interval,
     }
   end
-  -- The client answers a name that is no resource with a config error naming them.
-  local known, res = pcall(function() return resource and c[resource] end)
-  if not known then args.usage_error(res.message) end
-  if not res then args.usage_error("unknown Planado resource '" .. tostring(resource) .. "'") end
+  local res = c[resource]
   action = action or "list"
   if action == "list" then
     return c, {
@@ -127,7 +167,10 @@ local function command(parsed, env)
     }
   end
   local fn = res[action]
-  if not fn then args.usage_error(("Planado %s has no '%s'"):format(resource, action)) end
+  if not fn then
+    args.usage_error(("Planado %s has no '%s'; its actions: %s (planapi planado help %s)"):format(resource, action,
+      table.concat(help.planado_actions(resource), ", "), resource))
+  end
   if action == "history" then
     if not ref then args.usage_error "planado jobs history needs a job uuid" end
     return c, {
@@ -402,6 +445,13 @@ function M.main(argv, env)
       args.usage_error "--format table prints its rows at the end: it cannot go with --resume (use JSON Lines)"
     end
     if parsed.words[1] == "receive" then return require("planapi.cli.receive").run(parsed, env) end
+    local text = explain(parsed.words)
+    if text then
+      local ok, err = stdout_done(env.stdout:write(text))
+      if ok then ok, err = stdout_done(env.stdout:flush()) end
+      if not ok then env.stderr:write("planapi: ", tostring(err), "\n") end
+      return ok and 0 or M.EXIT.io
+    end
     if parsed.words[1] == "config" then
       if parsed.words[2] ~= "check" then args.usage_error "try: planapi config check" end
       return config_check(parsed, env)
