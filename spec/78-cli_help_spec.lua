@@ -294,6 +294,8 @@ describe("planapi explains itself", function()
         bash_complete(path, "planapi --profile work planado jobs "))
       assert.same({ "description=" }, bash_complete(path, "planapi planado jobs update job-1 desc"))
       assert.same({ "--limiter" }, bash_complete(path, "planapi --lim"))
+      assert.same({ "planado", "planfix" }, bash_complete(path, "planapi receive --listen 127.0.0.1:8090 "))
+      assert.same({ "completion", "config" }, bash_complete(path, "planapi co"))
       os.remove(path)
     end)
 

@@ -74,7 +74,7 @@ local function shared()
 _planapi_candidates() {
   _planapi_reply="" _planapi_nospace=""
   case "$2" in
-    "") _planapi_reply="planfix-rest planfix-xml planado config completion help" ;;
+    "") _planapi_reply="planfix-rest planfix-xml planado config receive completion help" ;;
     planfix-rest)
       if [ "$1" -eq 1 ]; then _planapi_reply="ops help $_planapi_rest_ops"
       elif [ "$1" -eq 2 ] && [ "$3" = help ]; then _planapi_reply="$_planapi_rest_ops"
@@ -93,6 +93,7 @@ _planapi_candidates() {
         _planapi_planado_fields "$3"; _planapi_nospace=1
       fi ;;
     config) [ "$1" -eq 1 ] && _planapi_reply="check" ;;
+    receive) [ "$1" -eq 1 ] && _planapi_reply="planfix planado" ;;
     completion) [ "$1" -eq 1 ] && _planapi_reply="bash zsh" ;;
   esac
   return 0
