@@ -7,6 +7,8 @@
 -- planfix_xml/methods.lua, Planado from planado/resources.lua and fields.lua.
 local suggest = require("planapi.suggest")
 local scaffold = require("planapi.scaffold")
+local sorted_keys = require("planapi.client_base").sorted_keys
+local usage_error = require("planapi.cli.args").usage_error
 local rest = require("planapi.planfix_rest")
 local xml = require("planapi.planfix_xml")
 local planado_resources = require("planapi.planado.resources")
@@ -17,14 +19,7 @@ local M = {}
 --- The library's own lookups: the description of an operation or method, or nil.
 M.rest_operation, M.xml_method = rest.operation, xml.method
 
-local function usage_error(msg) error({ usage = msg }, 0) end
-
-local function sorted(map)
-  local out = {}
-  for k in pairs(map or {}) do out[#out + 1] = k end
-  table.sort(out)
-  return out
-end
+local function sorted(map) return sorted_keys(map or {}) end
 
 -- Plain, case-blind substring: a filter is text, never a Lua pattern.
 local function matches(filter, ...)
@@ -55,7 +50,8 @@ end
 
 -- ------------------------------------------------------------ Planfix REST
 
---- The ops lines: "operationId  METHOD /path  summary", those matching filter.
+--- The ops lines: "operationId  METHOD  summary", those whose operationId,
+-- summary, tag or path holds filter.
 function M.rest_ops(filter)
   local rows = {}
   for _, id in ipairs(rest.operations()) do
