@@ -45,7 +45,8 @@ typedef struct {
   char *user_agent_line;      /* "User-Agent: ...", sent unless req.headers has one */
   char accept_encoding_line[64]; /* "Accept-Encoding: ...", the same unless req.headers has one */
   pa_buf line;                /* scratch for one header line */
-  struct curl_slist *slist;   /* headers of the request in flight */
+  struct curl_slist *slist;   /* headers of the request in flight, kept for the next */
+  struct curl_slist **next_line; /* where build_header_list writes its next line */
   pa_buf body, head;          /* response being received */
   size_t max_body;            /* the client's, for the callbacks */
   int over_cap, out_of_memory;
@@ -75,8 +76,6 @@ static int finish_sink(transfer *t, int success) {
 
 static void release_transfer(transfer *t) {
   finish_sink(t, 0);
-  if (t->slist) curl_slist_free_all(t->slist);
-  t->slist = NULL;
   if (t->body.cap > KEEP_BUFFER_BYTES) pa_buf_free(&t->body);
   if (t->head.cap > KEEP_BUFFER_BYTES) pa_buf_free(&t->head);
   t->body.len = t->head.len = 0;
@@ -91,6 +90,7 @@ static void transfer_free(void *state) {
   pa_buf_free(&t->line);
   free(t->user_agent_line);
   curl_easy_cleanup(t->curl);
+  curl_slist_free_all(t->slist);
   free(t);
 }
 
@@ -405,10 +405,28 @@ static void read_request(lua_State *L, const pa_client *c, request *rq) {
   lua_pop(L, 1);
 }
 
+/* The request's next header line. The last request's list is kept: a
+ * line equal to the one already at its place stays (the same headers every
+ * call: no list made and freed per request); from the first that differs
+ * the rest of the old list goes. */
 static void append_line(lua_State *L, transfer *t, const char *line) {
-  struct curl_slist *next = curl_slist_append(t->slist, line);
-  if (next == NULL) luaL_error(L, "out of memory");
-  t->slist = next;
+  struct curl_slist *kept = *t->next_line, *added;
+  if (kept != NULL && strcmp(kept->data, line) == 0) {
+    t->next_line = &kept->next;
+    return;
+  }
+  curl_slist_free_all(kept);
+  *t->next_line = NULL;
+  added = curl_slist_append(NULL, line);
+  if (added == NULL) luaL_error(L, "out of memory");
+  *t->next_line = added;
+  t->next_line = &added->next;
+}
+
+/* Lines left from a longer list than this request's go. */
+static void end_lines(transfer *t) {
+  curl_slist_free_all(*t->next_line);
+  *t->next_line = NULL;
 }
 
 /* Which headers the request names itself, so the transport adds no other. */
@@ -476,6 +494,7 @@ static void set_accept_encoding_line(transfer *t) {
 
 static void build_header_list(lua_State *L, transfer *t, const request *rq) {
   int has = 0;
+  t->next_line = &t->slist;
   lua_getfield(L, 2, "headers");
   if (!lua_isnil(L, -1)) {
     luaL_checktype(L, -1, LUA_TTABLE);
@@ -492,6 +511,7 @@ static void build_header_list(lua_State *L, transfer *t, const request *rq) {
    * so libcurl formats no User-Agent header per request. */
   if (!(has & HAS_USER_AGENT)) append_line(L, t, t->user_agent_line);
   if (!(has & HAS_ACCEPT_ENCODING)) append_line(L, t, t->accept_encoding_line);
+  end_lines(t);
 }
 
 /* Whether the environment names a proxy for libcurl (libcurl's
