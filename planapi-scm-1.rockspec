@@ -82,6 +82,7 @@ build = {
     ["planapi.planfix_rest.resources"] = "lua/planapi/planfix_rest/resources.lua",
     ["planapi.planfix_xml"] = "lua/planapi/planfix_xml/init.lua",
     ["planapi.planfix_xml.errors"] = "lua/planapi/planfix_xml/errors.lua",
+    ["planapi.planfix_xml.params"] = "lua/planapi/planfix_xml/params.lua",
     ["planapi.planfix_xml.methods"] = "lua/planapi/planfix_xml/methods.lua",
     ["planapi.planfix_xml.resources"] = "lua/planapi/planfix_xml/resources.lua",
     ["planapi.policy"] = "lua/planapi/policy.lua",

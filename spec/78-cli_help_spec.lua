@@ -202,6 +202,24 @@ describe("planapi explains itself", function()
       assert.is_true(#listed >= 9)
     end)
 
+    -- Two tables written by hand from Planfix's XML API documentation agree:
+    -- a method is paged (methods.lua) exactly when its parameters
+    -- (params.lua) name pageCurrent; help shows them and a call to copy.
+    it("help shows every method's documented parameters, paging as the methods table says, and an example", function()
+      local params = require "planapi.planfix_xml.params"
+      for _, name in ipairs(xml.methods()) do
+        local out, err, code = run("planfix-xml", "help", name)
+        assert.equal(0, code, err)
+        assert.is_string(params[name], name)
+        local shown = params[name] == "" and "none" or params[name]
+        assert.truthy(out:find("\nparameters: " .. shown .. "\n", 1, true), name)
+        assert.equal(xml.method(name).paged or false, params[name]:find("pageCurrent", 1, true) ~= nil, name)
+        assert.matches("example:\n  planapi planfix%-xml " .. name:gsub("%.", "%%.") .. "[ \n]", out)
+      end
+      assert.matches("example:\n  planapi planfix%-xml file%.getListForTask task%.id=1 %-%-all\n",
+        run("planfix-xml", "help", "file.getListForTask"))
+    end)
+
     it("help shows a method's answer, that it is a write, and an example", function()
       local out, err, code = run("planfix-xml", "help", "task.getList")
       assert.equal(0, code, err)
@@ -312,7 +330,9 @@ describe("planapi explains itself", function()
       portable.write_file(dir .. "/_planapi", (run("completion", "zsh")))
       local out, ncode = portable.run("zsh -n " .. dir .. "/_planapi")
       assert.equal(0, ncode, out)
-      local function typed(keys) return "zpty -n -w z " .. ("$'%s'"):format(keys:gsub("\t", "\\t"):gsub("\n", "\\n")) end
+      local function typed(keys)
+        return "zpty -n -w z " .. ("$'%s'"):format(keys:gsub("\t", "\\t"):gsub("\n", "\\n"))
+      end
       local test = table.concat({
         "zmodload zsh/zpty",
         "zpty -b z 'zsh -f -i'",

@@ -4,13 +4,14 @@
 --   planapi planfix-xml methods [filter]   planapi planfix-xml help <method>
 --   planapi planado resources [filter]     planapi planado help <resource>
 -- REST from planfix_rest/ops.lua (generated from the OpenAPI file), XML from
--- planfix_xml/methods.lua, Planado from planado/resources.lua and fields.lua.
+-- planfix_xml/methods.lua and params.lua, Planado from planado/resources.lua and fields.lua.
 local suggest = require("planapi.suggest")
 local scaffold = require("planapi.scaffold")
 local sorted_keys = require("planapi.client_base").sorted_keys
 local usage_error = require("planapi.cli.args").usage_error
 local rest = require("planapi.planfix_rest")
 local xml = require("planapi.planfix_xml")
+local xml_params = require("planapi.planfix_xml.params")
 local planado_resources = require("planapi.planado.resources")
 local planado_fields = require("planapi.planado.fields")
 
@@ -209,26 +210,44 @@ function M.unknown_xml(name)
     :format(name, scaffold.did_you_mean(name, set), name:match "^[%a]+" or ""))
 end
 
+-- The object the method is about, as a key path from its first documented
+-- parameter ("silent, task.{id|general}, ..." -> "task.id"); nil when that
+-- is no id (a date, a filter) or the method lists its own group.
+local function xml_id_param(name)
+  local first = xml_params[name]:gsub("^silent, ", ""):match "^[^,]+"
+  first = first and first:gsub("%*", ""):gsub("{([%w_]+)[^}]*}?.*$", "%1"):match "^[^|%s]+"
+  if not first or not first:match "%.id$" or name:match "%.getList$" then return nil end
+  return first
+end
+
+-- A command line for an XML method: its first parameter, --all for a paged
+-- list, a JSON file for an add (its parameters are many).
+local function xml_example(name, info)
+  if name:match "%.add$" then
+    return ("planapi planfix-xml %s @request.json   (a JSON object such as {\"%s\": {...}})"):format(name, info.group)
+  end
+  local words = { "planapi planfix-xml " .. name }
+  local id = xml_id_param(name)
+  if id then words[#words + 1] = id .. "=1" end
+  if info.paged then words[#words + 1] = "--all" end
+  return table.concat(words, " ")
+end
+
 function M.xml_help(name)
   local info = name and xml.method(name)
   if not info then M.unknown_xml(name) end
   local group = info.group
-  local example = ("planapi planfix-xml %s %s.id=1"):format(name, group)
-  if info.paged then
-    example = ("planapi planfix-xml %s --all"):format(name)
-  elseif name:match "%.add" then
-    example = ("planapi planfix-xml %s @request.json   (a JSON object such as {\"%s\": {...}})"):format(name, group)
-  end
   local out = {
     ("%s: %s"):format(name, xml_summary(info)),
     "  POST <data centre>/xml/ with <request method=\"" .. name .. "\">; account, sid and signature are added",
-    "parameters: key.path=value as Planfix's XML API documentation names them, every one in the request's"
-      .. " XML body (" .. group .. ".id=1 is <" .. group .. "><id>1</id></" .. group .. ">); a key given twice repeats"
-      .. " the element",
+    "parameters: " .. (xml_params[name] ~= "" and xml_params[name] or "none"),
+    "  all in the request's XML body, given as key.path=value (" .. group .. ".id=1 is <" .. group
+      .. "><id>1</id></" .. group .. ">);\n  a key given twice repeats the element; x.{a,b} is x.a and x.b,"
+      .. " a|b either one, * may repeat",
   }
   if info.silent then out[#out + 1] = "  silent=1: the change notifies no one" end
   if info.writes then out[#out + 1] = "a write: never repeated blindly after a failure" end
-  out[#out + 1] = "example:\n  " .. example
+  out[#out + 1] = "example:\n  " .. xml_example(name, info)
   return table.concat(out, "\n") .. "\n"
 end
 
