@@ -17,6 +17,7 @@ local Ngx = require("planapi.transport.ngx")
 local config_error = require("planapi.config_error")
 local options = require("planapi.options")
 local Guard = require("planapi.guard")
+local Hooks = require("planapi.hooks")
 
 local M = {}
 
@@ -28,7 +29,7 @@ local TRANSPORT_OPTIONS = {
 -- Options of the call loop.
 local LOOP_OPTIONS = {
   rate = "table|false", retry = "table", clock = "function", sleep = "function",
-  transport = "function|string", on_request = "function",
+  transport = "function|string", on_request = "function", hooks = "table",
   limiter = "string|table", limiter_key = "string", limiter_fallback = "string",
   quota = "table|false", quota_reserve = "number", wall_clock = "function",
   dry_run = "boolean|string", writes = "boolean|table",
@@ -98,7 +99,6 @@ local function clock_setup(self, opts, base)
   local paced = opts.rate ~= false and (opts.rate ~= nil or base.rate ~= nil)
   local shm = (opts.limiter == nil and paced) or (type(opts.limiter) == "string" and opts.limiter:match "^shm:")
   if opts.clock == nil and in_nginx and not shm then self.clock = Ngx.now end
-  self.on_request = opts.on_request
   return in_nginx
 end
 
@@ -250,6 +250,11 @@ function M.init(self, opts, base)
   transport_setup(self, opts, in_nginx)
   -- false, not nil: the call loop reads it on every call without __index
   self.guard = Guard.new(opts, base.key:match "^[^:]+", getmetatable(self).task_project ~= nil)
+  -- Call events (hooks.lua); the API and account they name: the limiter key's.
+  self.on_request = opts.on_request
+  local api, account = base.key:match "^([^:]+):(.*)$"
+  -- false, not nil, like guard: read on every call without __index
+  self.hooks = Hooks.new(opts.hooks, opts.on_request, { api = api or base.key, account = account }, 3) or false
 end
 
 --- Confirm the send of req with its limiter, when the call loop asked for
@@ -291,7 +296,8 @@ end
 
 -- Before sending: a spent budget stops here; then the slot this request
 -- queues for (the spacing itself is confirmed at the moment of sending,
--- self.confirm, in the transport). Returns an error when nothing may be sent.
+-- self.confirm, in the transport). Returns an error when nothing may be
+-- sent, else nil and the seconds it waited.
 local function pace(self)
   local quota = self.quota
   if quota then
@@ -309,14 +315,14 @@ local function pace(self)
       return lerr
     end
     if wait > 0 then self.sleep(wait) end
+    return nil, wait
   end
   return nil
 end
 
 -- The request through the transport, which confirms the spacing at the
 -- moment of sending (req.confirm, or req.pacer inside libcurl): res | nil, err.
-local function send(self, req, attempt)
-  if self.on_request then self.on_request(req, attempt) end
+local function send(self, req)
   local confirm, pacer = self.confirm, self.pacer
   if confirm and not pacer and self.limiter.pacer then pacer = self.limiter:pacer() end
   req.confirm, req.pacer = confirm, pacer
@@ -387,17 +393,28 @@ function M.run(self, call)
   -- connection, never on a kept-alive one that may die with it in flight.
   req.idempotent = call.idempotent and true or false
   local attempt, waited = 0, 0
+  local hooks, started = self.hooks, nil
+  if hooks then started = self.clock() end
   while true do
     attempt = attempt + 1
-    local perr = pace(self)
-    if perr then return failed(perr, call, attempt, waited) end
-    local res, err = send(self, req, attempt)
+    local perr, paced = pace(self)
+    if perr then
+      if hooks then Hooks.error(self, hooks, call, perr, attempt, started) end
+      return failed(perr, call, attempt, waited)
+    end
+    if hooks then Hooks.request(self, hooks, call, attempt, started, paced) end
+    local res, err = send(self, req)
     settle(self, res, err)
     local result, meta = parse(self, call, req, res, err, attempt, waited)
+    if hooks then Hooks.response(self, hooks, call, res, attempt, started) end
     if result ~= nil then return result, meta end
     err = meta
     local wait = self.policy:delay(err, attempt, call.idempotent)
-    if not wait then return failed(err, call, attempt, waited) end
+    if not wait then
+      if hooks then Hooks.error(self, hooks, call, err, attempt, started) end
+      return failed(err, call, attempt, waited)
+    end
+    if hooks then Hooks.retry(self, hooks, call, err, attempt, started, wait) end
     err.operation = err.operation or call.operation
     if wait > 0 then
       self.sleep(wait)
