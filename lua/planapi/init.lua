@@ -25,6 +25,10 @@ local planapi = {
   webhook_store = require "planapi.webhook_store",
   --- planapi.events.receiver{...}, .memory{...}, .file{ dir = }: the receiver core and its stores
   events = require "planapi.events",
+  --- planapi.log.jsonl(file | path | function): call events as JSON Lines, for the `hooks` option
+  log = require "planapi.log",
+  --- planapi.metrics.new{ shared = ngx.shared.DICT }: counters fed by the hooks, as Prometheus text
+  metrics = require "planapi.metrics",
   core = core,
 }
 
