@@ -142,14 +142,17 @@ local function remaining_of(res)
   return remaining and tonumber(remaining:match "^%s*(%d+)")
 end
 
---- An attempt came back with an HTTP answer (res), successful or not.
+--- An attempt came back with an HTTP answer (res), successful or not. An
+-- API package marks a request whose answer is a credential (req.secret_answer:
+-- Planfix XML's auth.login): its body is never shown.
 function M.response(client, d, call, res, attempt, started)
   if not (d.response and res) then return end
+  local req = call.req or call
   local ev = event(d, "response", call, attempt, started, client.clock())
   ev.status = res.status
   ev.bytes = type(res.body) == "string" and #res.body or 0
   ev.remaining = remaining_of(res)
-  emit(client, d, ev, res.body)
+  emit(client, d, ev, not req.secret_answer and res.body or nil)
 end
 
 -- retry and error: what the error says, as plain values.

@@ -5,6 +5,8 @@
 --     client and receiver made, every Authorization value and every secret
 --     registered with a C client (XML session ids included), and those a
 --     spec hands to a child process (journal.secret)
+--   build/journal/<name>-<run>.log   logs a spec makes (M.log_path): the
+--     call events' JSON Lines (spec/84, spec/85)
 --   build/journal/output-<run>.log   every error the library makes or
 --     returns (its tostring and every string field), every error rendered by
 --     tostring, and the output of every child process a spec runs (CLI,
@@ -31,6 +33,12 @@ function M.secret(s)
   seen[s] = true
   secrets_file:write(s, "\n")
   secrets_file:flush()
+end
+
+--- A path for a log file a spec makes (call events' JSON Lines...):
+-- build/journal/<name>-<run>.log, where the secret scan reads it.
+function M.log_path(name)
+  return ("%s/%s-%s.log"):format(dir, name, run)
 end
 
 --- Note text the suite produced (errors, child output).
