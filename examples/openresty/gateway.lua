@@ -12,6 +12,8 @@
 --                                 answer (planapi.events.ngx); what fails is
 --                                 handled again by a sweeper timer
 --   GET  /health                  200, without touching any API
+--   GET  /metrics                 the calls of every worker's clients as
+--                                 Prometheus text (planapi.metrics)
 --
 -- Every call runs over nginx cosockets (planapi picks them by itself in the
 -- rewrite, access, content and timer phases), so a slow Planfix never holds
@@ -34,6 +36,7 @@
 --   GATEWAY_EVENTS_LOG  a file every handled event is appended to (one JSON line), if set
 --   GATEWAY_EVENTS_SWEEP, GATEWAY_EVENTS_RETRY_DELAY  seconds between sweeps (5), and before a failed
 --                       handling is tried again (the receivers' retry_delay, 30, doubling per attempt)
+--   GATEWAY_CALL_LOG    a file the clients' call events are appended to as JSON Lines, if set
 local planapi = require "planapi"
 local events_ngx = require "planapi.events.ngx"
 
@@ -54,7 +57,19 @@ end
 local clients -- this worker's: { rest, planado, hook } once made
 local clients_error
 
+-- The counters live in a lua_shared_dict, so /metrics shows every
+-- worker's calls; the call events may also go to a JSON Lines file.
+local metrics = planapi.metrics.new { shared = ngx.shared.planapi_metrics }
+
+local function call_hooks()
+  local hooks = { metrics:hooks() }
+  local path = env "GATEWAY_CALL_LOG"
+  if path then hooks[2] = planapi.log.jsonl(path) end
+  return hooks
+end
+
 local function make_clients()
+  local hooks = call_hooks()
   local limiter = env "GATEWAY_LIMITER" or ("shm:" .. prefix() .. "/planapi.limits")
   local ca_file = env "GATEWAY_CA_FILE"
   local token = env "PLANFIX_TOKEN"
@@ -68,10 +83,11 @@ local function make_clients()
   local c = {}
   c.rest = planapi.planfix_rest {
     base_url = base_url, account = not base_url and account or nil, token = token,
-    limiter = limiter, ca_file = ca_file, timeout = 30,
+    limiter = limiter, ca_file = ca_file, timeout = 30, hooks = hooks,
   }
   c.planado = planapi.planado {
     url = env "PLANADO_URL", api_key = api_key, limiter = limiter, ca_file = ca_file, timeout = 30,
+    hooks = hooks,
   }
   -- Seconds before a failed handling is tried again (doubling per attempt).
   local retry_delay = tonumber(env "GATEWAY_EVENTS_RETRY_DELAY" or "")
@@ -159,6 +175,12 @@ end
 
 function M.health()
   return answer(200, { status = "ok", worker = ngx.worker.pid() })
+end
+
+--- GET /metrics
+function M.metrics()
+  ngx.header["Content-Type"] = metrics.CONTENT_TYPE
+  ngx.print(metrics:render())
 end
 
 local function job_description(task)
