@@ -4,11 +4,14 @@
 -- retry and a timeout; a hook that raises does not break the call; no
 -- secret is in any event or log line (asserted here, and every line is
 -- written under build/journal/, which the secret scan of make test reads).
--- Under nginx: spec/85 (the gateway's events and /metrics).
+-- Under nginx: the same cases on cosockets, in a test server of the
+-- gateway example's nginx (spec/helpers/gateway.lua); spec/85 has the
+-- gateway's own events and /metrics.
 local planapi = require "planapi"
 local sandbox = require "sandbox"
 local journal = require "journal"
 local portable = require "portable"
+local gateway = require "gateway"
 
 local LOG_PATH = journal.log_path "call-events"
 
@@ -269,4 +272,126 @@ describe("call events", function()
     local _, lines = out:gsub("a response hook of a planado client raised: [^\n]*boom", "")
     assert.equal(1, lines, out)
   end)
+end)
+
+-- ------------------------------------------------------------------ nginx
+
+-- The test server's handler (content phase, cosockets): GET /events?api=&op=read|write&timeout=
+-- makes a client of that API with hooks, runs the call, answers its events as JSON.
+local HANDLER = [==[
+local planapi = require "planapi"
+local E = ...
+local args = ngx.req.get_uri_args()
+local events = {}
+local function keep(ev) events[#events + 1] = ev end
+local base = "https://localhost:" .. E.https_port .. "/"
+local o = { ca_file = E.ca_file, rate = false, retry = { attempts = 3, random = function() return 0 end },
+  timeout = tonumber(args.timeout) or 10, hooks = { request = keep, response = keep, retry = keep, error = keep } }
+local c, v, err
+if args.api == "rest" then
+  o.base_url, o.token = base .. "rest/", E.token
+  c = planapi.planfix_rest(o)
+  if args.op == "read" then v, err = c:call("get-task-by-id", { id = 1 })
+  else v, err = c:call("post-task", { name = "call-events-nginx" }) end
+elseif args.api == "xml" then
+  o.url, o.account, o.api_key, o.token = base .. "xml/", E.xml.account, E.xml.api_key, E.xml.token
+  c = planapi.planfix_xml(o)
+  if args.op == "read" then v, err = c.task:get { id = 1 }
+  else v, err = c.task:add { title = "call-events-nginx" } end
+else
+  o.url, o.api_key, o.strict = base .. "planado/v2/", E.planado_key, true
+  c = planapi.planado(o)
+  if args.op == "read" then v, err = c.jobs:get "job-ext-1"
+  else v, err = c.jobs:create { description = "call-events-nginx" } end
+end
+ngx.say(planapi.json.encode { ok = v ~= nil, kind = err and err.kind or "", transport = c.transport_kind,
+  cosockets = ngx.get_phase() == "content", events = events })
+c:close()
+]==]
+
+local function lua_literal(v)
+  if type(v) == "table" then
+    local parts = {}
+    for k, x in pairs(v) do parts[#parts + 1] = ("[%q] = %s"):format(k, lua_literal(x)) end
+    return "{ " .. table.concat(parts, ", ") .. " }"
+  end
+  return type(v) == "string" and ("%q"):format(v) or tostring(v)
+end
+
+local describe_nginx = gateway.available and describe or pending
+
+describe_nginx("call events under nginx (cosockets)", function()
+  local gw, port
+
+  setup(function()
+    local env = sandbox.env()
+    port = gateway.free_port()
+    local values = { https_port = env.https_port, ca_file = env.ca_file, token = sandbox.TOKEN,
+      planado_key = sandbox.PLANADO_KEY, xml = sandbox.XML }
+    -- the test server and its handler, in the gateway's dir (gone with it)
+    local function include(g)
+      portable.write_file(g.dir .. "/events.lua", (HANDLER:gsub("local E = %.%.%.\n",
+        function() return "local E = " .. lua_literal(values) .. "\n" end)))
+      local server = "server {\n  listen 127.0.0.1:%d;\n  location = /events { content_by_lua_file %s; }\n}\n"
+      portable.write_file(g.dir .. "/events.conf", server:format(port, g.dir .. "/events.lua"))
+      return g.dir .. "/events.conf"
+    end
+    gw = gateway.start(gateway.new { include = include })
+  end)
+
+  teardown(function()
+    gateway.stop(gw)
+    sandbox.reset()
+  end)
+
+  before_each(function() sandbox.reset() end)
+
+  local function run(name, op, timeout)
+    local r = gateway.http(port, "GET", ("/events?api=%s&op=%s&timeout=%s"):format(name, op, timeout or 10))
+    local status, body = r.status, r.body
+    assert.equal(200, status, body)
+    assert_no_secret(body)
+    local file = assert(io.open(LOG_PATH, "a")) -- the events as they came, for the secret scan
+    file:write(body, "\n")
+    file:close()
+    local out = assert(planapi.json.decode(body))
+    local names = {}
+    for i, ev in ipairs(out.events) do
+      names[i] = ev.event
+      assert_common(ev, APIS[name], ev.attempt)
+    end
+    out.names = table.concat(names, " ")
+    return out
+  end
+
+  for _, name in ipairs(ORDER) do
+    it(name .. ": success, API error, retry and timeout fire their events on cosockets", function()
+      local out = run(name, "read")
+      assert.is_true(out.ok)
+      assert.is_true(out.cosockets)
+      assert.equal("auto", out.transport) -- cosockets in the content phase
+      assert.equal("request response", out.names)
+      assert.equal(200, out.events[2].status)
+
+      sandbox.fault { mode = "status", status = 404, count = 1 }
+      out = run(name, "read")
+      assert.is_false(out.ok)
+      assert.equal("request response error", out.names)
+      assert.equal(out.kind, out.events[3].kind)
+      assert.equal(404, out.events[3].status)
+
+      sandbox.fault { mode = "status", status = 503, count = 1 }
+      out = run(name, "read")
+      assert.is_true(out.ok)
+      assert.equal("request response retry request response", out.names)
+      assert.equal(2, out.events[4].attempt)
+
+      sandbox.fault { mode = "slow", delay = 0.8, count = 1 }
+      out = run(name, "write", 0.3)
+      assert.is_false(out.ok)
+      assert.equal("timeout", out.kind)
+      assert.equal("request error", out.names)
+      assert.equal("timeout", out.events[2].kind)
+    end)
+  end
 end)

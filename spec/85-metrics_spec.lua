@@ -5,16 +5,14 @@
 -- what the sandbox saw: attempts and answers by status from the sandbox's
 -- own log, the quota from its stats. The gateway runs two workers, whose
 -- counts meet in one lua_shared_dict. The same run checks the call events
--- under nginx: the gateway's JSON Lines log (GATEWAY_EVENT_LOG, written
+-- under nginx: the gateway's JSON Lines log (GATEWAY_CALL_LOG, written
 -- under build/journal for the secret scan) has the documented fields and no
 -- secret, and agrees with the counters. The in-process counters: last test.
 local planapi = require "planapi"
 local sandbox = require "sandbox"
-local journal = require "journal"
 local portable = require "portable"
 
-local SECRET = "whsec-metrics-0123456789"
-journal.secret(SECRET) -- given to the gateway's nginx
+local gateway = require "gateway"
 local PYTHON = "/usr/bin/python3" -- Debian's, where python3-prometheus-client is
 
 -- The parser: every sample as one JSON line { family, type, name, labels, value }.
@@ -26,21 +24,12 @@ for f in text_string_to_metric_families(sys.stdin.read()):
         print(json.dumps({"family": f.name, "type": f.type, "name": s.name, "labels": s.labels, "value": s.value}))
 ]]
 
-local function sh_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local journal = require "journal"
 
-local function free_port()
-  local s = assert(require("socket").bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
-
--- curl against the gateway: status, body.
+-- One request to the gateway: status, body.
 local function fetch(port, method, path)
-  local out = portable.run(("curl -s -o - -w '\\n%%{http_code}' -X %s http://127.0.0.1:%d%s"):format(method, port,
-    path))
-  local body, status = out:match "^(.*)\n(%d+)$"
-  return tonumber(status), body
+  local r = gateway.http(port, method, path)
+  return r.status, r.body
 end
 
 local function parse_metrics(text)
@@ -51,7 +40,7 @@ local function parse_metrics(text)
   local out, code = portable.run(("%s %s < %s 2>&1"):format(PYTHON, script, input))
   os.remove(input)
   os.remove(script)
-  assert(code == 0 or code == true, "the Prometheus parser refused /metrics: " .. tostring(out))
+  assert(code == 0, "the Prometheus parser refused /metrics: " .. tostring(out))
   local samples = {}
   for line in out:gmatch "[^\n]+" do samples[#samples + 1] = assert(planapi.json.decode(line)) end
   return samples
@@ -68,37 +57,17 @@ local function total(samples, name, want)
   return found and sum or nil
 end
 
-local function gateway_env(dir, port, event_log)
-  local env = sandbox.env()
-  local vars = {
-    GATEWAY_DIR = dir, GATEWAY_PORT = port, GATEWAY_WORKERS = 2, GATEWAY_CA_FILE = env.ca_file,
-    GATEWAY_EVENT_LOG = event_log,
-    PLANFIX_BASE_URL = ("https://localhost:%d/rest/"):format(env.https_port), PLANFIX_TOKEN = sandbox.TOKEN,
-    PLANADO_URL = ("https://localhost:%d/planado/v2/"):format(env.https_port),
-    PLANADO_API_KEY = sandbox.PLANADO_KEY, PLANADO_WEBHOOK_SECRET = SECRET,
-  }
-  local words = {}
-  for k, v in pairs(vars) do words[#words + 1] = k .. "=" .. sh_quote(v) end
-  return "env " .. table.concat(words, " ")
-end
-
-local socket_ok = pcall(require, "socket")
-local describe_gateway = (socket_ok and portable.execute(PYTHON .. " -c 'import prometheus_client' 2>/dev/null"))
-  and describe or pending
+local has_parser = portable.execute(PYTHON .. " -c 'import prometheus_client' 2>/dev/null")
+local describe_gateway = (gateway.available and has_parser) and describe or pending
 
 describe_gateway("the gateway's /metrics (two workers)", function()
-  local dir, port, env, event_log
+  local gw, port, call_log
   local answers = {}
 
   setup(function()
-    assert(portable.execute "make --no-print-directory -s LUA=luajit > /dev/null", "make LUA=luajit failed")
-    dir, port = portable.tmpdir(), free_port()
-    event_log = journal.log_path "gateway-events"
-    if event_log:sub(1, 1) ~= "/" then event_log = assert(os.getenv "PWD") .. "/" .. event_log end
-    env = gateway_env(dir, port, event_log)
-    local ok = portable.execute(env .. " examples/openresty/run start > " .. dir .. "/run.log 2>&1")
-    assert(ok, "the gateway did not start: " .. tostring(portable.read_file(dir .. "/run.log"))
-      .. tostring(portable.read_file(dir .. "/error.log")))
+    call_log = journal.log_path "gateway-calls" -- under build/journal: the secret scan reads it
+    gw = gateway.start(gateway.new { workers = 2, env = { GATEWAY_CALL_LOG = call_log } })
+    port = gw.port
     sandbox.reset()
     sandbox.config { quota = { limit = 500 } }
     -- a new job, its repeat (Planado refuses it: one error), a Planfix 503
@@ -111,13 +80,7 @@ describe_gateway("the gateway's /metrics (two workers)", function()
   end)
 
   teardown(function()
-    if env then portable.execute(env .. " examples/openresty/run stop > /dev/null 2>&1") end
-    if dir then
-      for _, name in ipairs { "error.log", "access.log", "run.log" } do
-        journal.output(portable.read_file(dir .. "/" .. name))
-      end
-      portable.rmtree(dir)
-    end
+    gateway.stop(gw)
     sandbox.reset()
   end)
 
@@ -161,10 +124,10 @@ describe_gateway("the gateway's /metrics (two workers)", function()
 
   it("the call events under nginx: one JSON line each, the documented fields, no secret", function()
     local lines = {}
-    for line in assert(io.open(event_log)):lines() do lines[#lines + 1] = line end
+    for line in assert(io.open(call_log)):lines() do lines[#lines + 1] = line end
     local requests = { planfix_rest = 0, planado = 0 }
     for _, line in ipairs(lines) do
-      for _, s in ipairs { sandbox.TOKEN, sandbox.PLANADO_KEY, SECRET } do
+      for _, s in ipairs { sandbox.TOKEN, sandbox.PLANADO_KEY } do
         assert.is_nil(line:find(s, 1, true), line)
       end
       local ev = assert(planapi.json.decode(line))
@@ -184,7 +147,7 @@ end)
 
 describe("planapi.metrics in one process", function()
   it("counts a client's calls and renders text the parser reads back", function()
-    if not portable.execute(PYTHON .. " -c 'import prometheus_client' 2>/dev/null") then
+    if not has_parser then
       pending("python3-prometheus-client is not installed (tools/ensure-deps)")
       return
     end

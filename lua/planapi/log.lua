@@ -39,8 +39,9 @@ function M.jsonl(dest, opts)
     config_error("planapi.log.jsonl option 'bodies' must be a boolean or a number of bytes", 2)
   end
   local function line(ev)
-    ev.time = os.date("!%Y-%m-%dT%H:%M:%SZ")
-    write(core.json_encode(ev))
+    local out = { time = os.date("!%Y-%m-%dT%H:%M:%SZ") } -- a copy: the other sinks see the event as it was
+    for k, v in pairs(ev) do out[k] = v end
+    write(core.json_encode(out))
   end
   return { request = line, response = line, retry = line, error = line, bodies = opts.bodies }
 end

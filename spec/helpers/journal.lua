@@ -37,8 +37,11 @@ end
 
 --- A path for a log file a spec makes (call events' JSON Lines...):
 -- build/journal/<name>-<run>.log, where the secret scan reads it.
+-- Absolute, for a child that runs elsewhere (an nginx with its own prefix).
 function M.log_path(name)
-  return ("%s/%s-%s.log"):format(dir, name, run)
+  local path = ("%s/%s-%s.log"):format(dir, name, run)
+  if path:sub(1, 1) ~= "/" then path = assert(os.getenv "PWD") .. "/" .. path end
+  return path
 end
 
 --- Note text the suite produced (errors, child output).
