@@ -49,7 +49,7 @@ local function recorder(opts)
     file:flush()
   end, opts)
   local function keep(ev) rec.events[#rec.events + 1] = ev end
-  rec.hooks = { { request = keep, response = keep, retry = keep, error = keep,
+  rec.hooks = { { request = keep, response = keep, retry = keep, error = keep, dry_run = keep,
     bodies = opts and opts.bodies }, sink }
   function rec.names()
     local out = {}
@@ -165,6 +165,25 @@ describe("call events", function()
         assert_common(ev, api, 1)
         assert.equal("timeout", ev.kind)
         assert.equal(err.request_sent, ev.request_sent)
+        c:close()
+      end)
+
+      it("a dry run: one dry_run event, nothing sent; reads still send theirs", function()
+        local rec = recorder()
+        local c = api.make { hooks = rec.hooks, dry_run = true }
+        local marker = tag()
+        assert(api.write(c, marker))
+        assert.equal("dry_run", rec.names())
+        local ev = rec.events[1]
+        assert_common(ev, api, 0)
+        assert.equal("POST", ev.method)
+        assert.is_true(ev.bytes > 0)
+        for _, e in ipairs(sandbox.log()) do -- the sandbox's log: the write never reached it
+          assert.is_nil(type(e.body) == "string" and e.body:find(marker, 1, true) or nil)
+        end
+        rec.events = {}
+        assert(api.read(c))
+        assert.equal("request response", rec.names())
         c:close()
       end)
 

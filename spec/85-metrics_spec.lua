@@ -172,5 +172,12 @@ describe("planapi.metrics in one process", function()
     local account = samples[1].labels.account
     assert.equal(2, metrics:value("planapi_errors_total", { api = "planado", account = account, kind = err.kind }))
     c:close()
+    -- a dry run: counted apart, never as a request
+    c = sandbox.planado { hooks = metrics:hooks(), dry_run = true }
+    assert(c.jobs:create { description = "metrics dry run" })
+    samples = parse_metrics(metrics:render())
+    assert.equal(1, total(samples, "planapi_dry_runs_total", { api = "planado" }))
+    assert.equal(4, total(samples, "planapi_requests_total", { api = "planado" }))
+    c:close()
   end)
 end)

@@ -387,7 +387,10 @@ function M.run(self, call)
   -- dry run and write guards (guard.lua): skipped unless asked for
   if self.guard or req.dry_run ~= nil then
     local result, meta = Guard.check(self, req)
-    if result ~= nil or meta ~= nil then return result, meta end
+    if result ~= nil or meta ~= nil then
+      if result ~= nil and self.hooks then Hooks.dry_run(self, self.hooks, call) end
+      return result, meta
+    end
   end
   -- The transports send a request that is not idempotent on a new
   -- connection, never on a kept-alive one that may die with it in flight.

@@ -7,6 +7,7 @@
 --     response = function(ev) end, -- an attempt got an HTTP answer (any status)
 --     retry    = function(ev) end, -- an attempt failed and the loop waits, then tries again
 --     error    = function(ev) end, -- the call failed for good (returns nil, err)
+--     dry_run  = function(ev) end, -- a dry run answered the call with its prepared request, unsent
 --     hook_error = function(message, ev) end, -- a hook raised (default: one line on stderr, once)
 --     bodies = true | N,           -- add the bodies (redacted; N: cut to N bytes)
 --   }
@@ -26,15 +27,15 @@ local config_error = require("planapi.config_error")
 
 local M = {}
 
-local EVENTS = { "request", "response", "retry", "error" }
+local EVENTS = { "request", "response", "retry", "error", "dry_run" }
 local KEYS = { request = "function", response = "function", retry = "function", error = "function",
-  hook_error = "function", bodies = "boolean|number" }
+  dry_run = "function", hook_error = "function", bodies = "boolean|number" }
 
 local function check_sink(sink, level)
   for k, v in pairs(sink) do
     local want = KEYS[k]
     if want == nil then
-      config_error(("unknown hook '%s' (valid: bodies, error, hook_error, request, response, retry)")
+      config_error(("unknown hook '%s' (valid: bodies, dry_run, error, hook_error, request, response, retry)")
         :format(tostring(k)), level)
     end
     if not want:find(type(v), 1, true) then
@@ -123,14 +124,21 @@ local function safe_url(url)
   return (url:gsub("^(%a[%w+.-]*://)[^/?#]*@", "%1"))
 end
 
+-- The request's own fields: where it goes (redacted) and its size.
+local function outgoing(client, d, name, call, attempt, started)
+  local req = call.req or call
+  local ev = event(d, name, call, attempt, started, client.clock())
+  ev.url = safe_url(client.core:redact(req.url or ""))
+  ev.bytes = type(req.body) == "string" and #req.body or 0
+  return ev
+end
+
 --- An attempt is about to be sent: wait is what the limiter made it wait.
 function M.request(client, d, call, attempt, started, wait)
   local req = call.req or call
   if d.request then
-    local ev = event(d, "request", call, attempt, started, client.clock())
+    local ev = outgoing(client, d, "request", call, attempt, started)
     ev.wait = wait or 0
-    ev.url = safe_url(client.core:redact(req.url or ""))
-    ev.bytes = type(req.body) == "string" and #req.body or 0
     emit(client, d, ev, req.body)
   end
   local on_request = client.on_request -- read per call: a spec may drop it between calls
@@ -170,6 +178,13 @@ function M.retry(client, d, call, err, attempt, started, wait)
   local ev = failure(client, d, "retry", call, err, attempt, started)
   ev.wait = wait
   emit(client, d, ev)
+end
+
+--- A dry run answered the call: nothing was sent (attempt 0).
+function M.dry_run(client, d, call)
+  if not d.dry_run then return end
+  local req = call.req or call
+  emit(client, d, outgoing(client, d, "dry_run", call, 0, client.clock()), req.body)
 end
 
 --- The call failed for good.

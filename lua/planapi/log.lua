@@ -43,7 +43,7 @@ function M.jsonl(dest, opts)
     for k, v in pairs(ev) do out[k] = v end
     write(core.json_encode(out))
   end
-  return { request = line, response = line, retry = line, error = line, bodies = opts.bodies }
+  return { request = line, response = line, retry = line, error = line, dry_run = line, bodies = opts.bodies }
 end
 
 return M

@@ -18,6 +18,7 @@ local SERIES = {
   { "planapi_limiter_waits_total", "counter", "Attempts the rate limiter held back before sending." },
   { "planapi_limiter_wait_seconds_total", "counter", "Seconds the rate limiter held attempts back." },
   { "planapi_quota_remaining", "gauge", "Requests left in the API's quota, as its last answer said." },
+  { "planapi_dry_runs_total", "counter", "Calls a dry run answered without sending." },
 }
 M.SERIES = SERIES
 
@@ -94,6 +95,7 @@ function M:hooks()
       store.incr(key("planapi_errors_total", ev, "kind", ev.kind), 1)
       remaining(store, ev)
     end,
+    dry_run = function(ev) store.incr(key("planapi_dry_runs_total", ev), 1) end,
   }
 end
 
