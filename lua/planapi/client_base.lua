@@ -365,7 +365,8 @@ local function parse(self, call, req, res, err, attempt, waited)
       result, err = self:parse(req, res)
     end
   end
-  if self.quota and (res or err.request_sent ~= false) then self.quota:record(res, err) end
+  local quota = self.quota
+  if quota and (res or err.request_sent ~= false) then quota:record(res, err) end
   if result ~= nil then
     local remaining = remaining_of(res)
     if remaining then self.remaining = remaining end

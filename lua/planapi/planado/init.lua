@@ -144,10 +144,13 @@ function Planado:prepare(method, path, params, opts)
     headers = headers or {}
     headers["X-Planado-Notify-Assignees"] = "false"
   end
-  local req = self.core:prepare {
-    method = method, path = path, query = query and next(query) and query or nil, body = body,
-    headers = headers, timeout = opts.timeout,
-  }
+  -- a GET without options (most calls) names two fields: no room made for six
+  local spec = { method = method, path = path }
+  if query and next(query) then spec.query = query end
+  if body ~= nil then spec.body = body end
+  if headers then spec.headers = headers end
+  if opts.timeout ~= nil then spec.timeout = opts.timeout end
+  local req = self.core:prepare(spec)
   req.operation = method .. " " .. (path:byte(1) == 47 and path:sub(2) or path) -- without a leading /
   if opts.dry_run ~= nil then req.dry_run = opts.dry_run end
   return req
