@@ -161,7 +161,8 @@ describe("event receiver core", function()
     end)
 
     it("answers 503 when the store cannot record the claim, so the sender delivers again", function()
-      local broken = { claim = function() return nil, core.error { kind = "io", message = "disk full " .. SECRET } end,
+      -- The store's error text (a string) holds the secret: the answer and the error must not.
+      local broken = { claim = function() return nil, "disk full " .. SECRET end,
         finish = function() end, retry = function() end, take = function() return {} end }
       local r = receiver { store = broken }
       local response, event, err = r:receive(signed("s1"))

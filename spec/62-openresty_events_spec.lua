@@ -266,3 +266,29 @@ describe_redis("events through two nginx instances as two hosts on one Redis", f
       { GATEWAY_EVENTS_STORE = url, GATEWAY_STATE_DIR = shared .. "/state-b" }
   end))
 end)
+
+-- A secret sent in the query (secret_in = "query:token") is checked, and the
+-- gateway's access log keeps the path without it (nginx's default $request
+-- would write it there).
+describe_nginx("a Planfix secret in the query", function()
+  it("is accepted, refused when wrong, and never written to the access log", function()
+    local shared = portable.tmpdir()
+    local gw = instance(shared, { PLANFIX_EVENTS_SECRET_IN = "query:token" })
+    run(gw, "start")
+    local body = planapi.json.encode { event = "task_changed", task_id = 7, changed_at = "2026-12-06 10:00" }
+    local headers = { ["Content-Type"] = "application/json" }
+    local answers = http_many(gw.port, {
+      { method = "POST", path = "/planfix/events?token=" .. PLANFIX_SECRET, headers = headers, body = body },
+      { method = "POST", path = "/planfix/events?token=wrong-" .. PLANFIX_SECRET:sub(1, 4), headers = headers,
+        body = body, at = 0.2 },
+    })
+    local ok_status, bad_status = answers[1].status, answers[2].status
+    local log = portable.read_file(gw.dir .. "/access.log") or ""
+    remove(gw)
+    portable.rmtree(shared)
+    assert.equal(200, ok_status)
+    assert.equal(401, bad_status)
+    assert.truthy(log:find("POST /planfix/events HTTP/1.0", 1, true), "the request is logged by its path")
+    assert.is_nil(log:find("token=", 1, true), "the query reached the access log")
+  end)
+end)
