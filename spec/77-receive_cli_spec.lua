@@ -376,6 +376,13 @@ describe("planapi receive", function()
     local out, code = run("planado --secret " .. SECRET .. " --handler " .. script)
     assert.equal(2, code)
     assert.matches("unknown option %-%-secret", out)
+    -- The value glued on with "=" is not echoed back (to a terminal, a log, CI's output).
+    out, code = run("planado --secret=" .. SECRET .. " --handler " .. script)
+    assert.equal(2, code)
+    assert.matches("unknown option %-%-secret", out)
+    for i = 1, #SECRET - 5 do
+      assert.is_nil(out:find(SECRET:sub(i, i + 5), 1, true), "a fragment of the secret in: " .. out)
+    end
     out, code = run("planfix --handler " .. script)
     assert.equal(2, code)
     assert.matches("PLANFIX_EVENTS_SECRET", out)

@@ -106,7 +106,7 @@ function M.parse(argv)
       if argv[i] == nil then usage_error(a .. " needs a value") end
       out.options[a] = argv[i]
     elseif a:sub(1, 2) == "--" then
-      usage_error("unknown option " .. a)
+      usage_error("unknown option " .. a:match "^[^=]*") -- not its value: --secret=... must not be echoed
     elseif a:sub(1, 1) == "@" then
       for k, v in pairs(read_json_file(a:sub(2))) do out.params[k] = v end
     else
