@@ -224,6 +224,54 @@ for _, S in ipairs(STORES) do
       assert.equal(payload, s:take(1, 10)[1].payload)
     end)
 
+    -- An id is whatever the sender's field holds: a Planfix template's
+    -- Cyrillic text, a long value, any byte. Ids sharing a long prefix
+    -- must stay apart (a store that shortens names must not merge them).
+    it("keeps ids and keys of any bytes and any length apart (random ids)", function()
+      math.randomseed(os.time())
+      local prefix = string.rep("\208\150", 150) -- 300 bytes of "Ж"
+      local ids, seen = {}, {}
+      while #ids < 60 do
+        local bytes = {}
+        for i = 1, math.random(1, 400) do bytes[i] = string.char(math.random(0, 255)) end
+        local id = (#ids % 3 == 0 and prefix or "") .. table.concat(bytes)
+        if not seen[id] then ids[#ids + 1], seen[id] = id, true end
+      end
+      for i, id in ipairs(ids) do
+        assert.equal("new", s:claim(id, "key:" .. id, i, record("p" .. i, 10)), "claim " .. i)
+      end
+      for i, id in ipairs(ids) do
+        assert.equal("duplicate", S.open(env):claim(id, "key:" .. id, i + 1, record()), "again " .. i)
+        assert.equal("stale", (s:claim("other" .. i, "key:" .. id, i, record())), "stale " .. i)
+      end
+      S.advance(env, 10)
+      local taken = s:take(100, 10)
+      assert.equal(#ids, #taken)
+      for _, item in ipairs(taken) do
+        assert.truthy(seen[item.id], "taken an id that was never claimed")
+        assert.truthy(s:finish(item.id, "done"))
+      end
+      S.advance(env, 20)
+      assert.same({}, s:take(100, 10))
+      for i, id in ipairs(ids) do assert.equal("duplicate", s:claim(id, "key:" .. id, i + 5, record()), "done " .. i) end
+    end)
+
+    if S.name == "file" then
+      -- finish writes the outcome durably, then removes the pending file: a
+      -- process killed between the two (or a power cut that brings back the
+      -- unlink, which is not synced) leaves both on disk.
+      it("never hands out again an event whose success was recorded, though a crash left its pending file", function()
+        assert.equal("new", s:claim("e1", "k1", nil, record("p1", 10)))
+        local pending = env.dir .. "/pending/e1"
+        local left = assert(portable.read_file(pending))
+        assert.truthy(s:finish("e1", "done"))
+        portable.write_file(pending, left) -- the state the crash leaves
+        S.advance(env, 11)
+        assert.same({}, S.open(env):take(10, 10))
+        assert.equal("duplicate", s:claim("e1", "k1", nil, record()))
+      end)
+    end
+
     if S.restarts then
       it("loses nothing when reopened: leased, finished and version state all survive", function()
         assert.equal("new", s:claim("leased", "job:1", 7, record("p1", 10)))

@@ -192,9 +192,16 @@ end
 -- mark after, so a crash between them still finds the id (a duplicate).
 
 -- A file name from an id or a key: anything outside [A-Za-z0-9_.-] becomes
--- %XX, so no value can climb out of the directory.
+-- %XX, so no value can climb out of the directory. A name over what a file
+-- system takes (255 bytes; %XX triples every other byte, so 86 Cyrillic
+-- letters are already too many) keeps its start and ends with the MD5 of
+-- the whole value, so ids sharing a long start stay apart.
+local MAX_NAME = 200
 local function safe_name(s)
-  return (tostring(s):gsub("[^%w_%.%-]", function(c) return ("%%%02X"):format(c:byte()) end):gsub("^%.", "%%2E"))
+  local text = tostring(s)
+  local name = text:gsub("[^%w_%.%-]", function(c) return ("%%%02X"):format(c:byte()) end):gsub("^%.", "%%2E")
+  if #name <= MAX_NAME then return name end
+  return name:sub(1, MAX_NAME - 40):gsub("%%%x?$", "") .. "~" .. core.md5_hex(text)
 end
 
 -- The file's bytes, or nil when it is not there.
@@ -261,17 +268,41 @@ function File:live_mark(id, now)
   return nil
 end
 
-function File:read_pending(id)
-  local meta, payload = unpack_record(read_all(self:pending_path(id)))
-  if meta then meta.payload = payload end
+-- A pending file's record: its fields and payload, the id whatever its bytes
+-- (JSON holds UTF-8 only: an id that is not, from a form's %FF, goes as hex).
+local function read_pending_file(path)
+  local meta, payload = unpack_record(read_all(path))
+  if not meta then return nil end
+  if type(meta.id_hex) == "string" then
+    meta.id = meta.id_hex:gsub("%x%x", function(h) return string.char(tonumber(h, 16)) end)
+  end
+  meta.payload = payload
   return meta
+end
+
+-- Whether id's outcome is recorded (finish wrote it): its mark holds a
+-- state, where a claim not yet finished leaves it empty.
+function File:finished(id, now)
+  local path = self:live_mark(id, now)
+  local text = path and read_all(path)
+  local meta = text and text ~= "" and core.json_decode(text) or nil
+  return type(meta) == "table" and (meta.state == "done" or meta.state == "failed")
+end
+
+function File:read_pending(id)
+  return read_pending_file(self:pending_path(id))
 end
 
 function File:write_pending(id, p)
   local ok, err = core.mkdir(self.dir .. "/pending")
   if ok == nil then return nil, err end
-  return core.write_file_durably(self:pending_path(id),
-    pack({ id = id, lease_until = p.lease_until, attempts = p.attempts, expires = p.expires }, p.payload))
+  local meta = { id = id, lease_until = p.lease_until, attempts = p.attempts, expires = p.expires }
+  local packed, text = pcall(pack, meta, p.payload)
+  if not packed then
+    meta.id, meta.id_hex = nil, id:gsub(".", function(c) return ("%02x"):format(c:byte()) end)
+    text = pack(meta, p.payload)
+  end
+  return core.write_file_durably(self:pending_path(id), text)
 end
 
 -- Today's mark for id: empty, or the outcome {state, expires} written durably.
@@ -342,19 +373,22 @@ end
 function File:take_locked(limit, lease)
   local now, entries = self.clock(), {}
   for _, name in ipairs(core.list_dir(self.dir .. "/pending") or {}) do
-    local meta, payload = unpack_record(read_all(self.dir .. "/pending/" .. name))
+    local meta = read_pending_file(self.dir .. "/pending/" .. name)
     -- A file named for another id is a write's temporary file (name.XXXXXX).
     if meta and type(meta.id) == "string" and safe_name(meta.id) == name then
-      meta.payload = payload
       entries[#entries + 1] = meta
     end
   end
   local out = {}
-  for i, p in ipairs(due(entries, now, limit)) do
-    p.lease_until, p.attempts = now + lease, p.attempts + 1
-    local ok, err = self:write_pending(p.id, p)
-    if not ok then error(err, 0) end
-    out[i] = { id = p.id, payload = p.payload, attempts = p.attempts }
+  for _, p in ipairs(due(entries, now, limit)) do
+    if self:finished(p.id, now) then
+      os.remove(self:pending_path(p.id)) -- what finish was cut short before
+    else
+      p.lease_until, p.attempts = now + lease, p.attempts + 1
+      local ok, err = self:write_pending(p.id, p)
+      if not ok then error(err, 0) end
+      out[#out + 1] = { id = p.id, payload = p.payload, attempts = p.attempts }
+    end
   end
   return out
 end
