@@ -192,6 +192,27 @@ describe("event receiver core", function()
       assert.equal("stale", detail.claim)
       assert.truthy(select(2, r:receive(signed("v4", { key = "task:1", version = 4 }))))
     end)
+
+    -- A sender's field read as a version may be 1e999: that must neither
+    -- fail the store (a 503 makes the sender retry for days; Planfix then
+    -- pauses the account) nor make every later event of the key stale.
+    for _, kind in ipairs { "memory", "file" } do
+      it("a version that is no finite number as none (" .. kind .. " store): claimed by its id", function()
+        local dir = portable.tmpdir()
+        local store = kind == "file" and events.file { dir = dir } or events.memory()
+        local r = receiver { store = store }
+        local form = { ["Content-Type"] = "application/x-www-form-urlencoded", ["X-Token"] = SECRET }
+        for i, v in ipairs { "1e999", "-1e999", "nan" } do
+          local response, event = r:receive(post(("id=odd%d&key=task:1&version=%s"):format(i, v), form))
+          assert.equal(200, response.status, response.body)
+          assert.truthy(event, v .. " handed over")
+          assert.is_nil(event.version)
+        end
+        local _, later = r:receive(post("id=later&key=task:1&version=2", form))
+        assert.truthy(later, "a later event of the key taken as stale")
+        portable.rmtree(dir)
+      end)
+    end
   end)
 
   describe("handles", function()

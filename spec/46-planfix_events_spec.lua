@@ -128,6 +128,35 @@ describe("Planfix scenario receiver", function()
     assert.equal(2, runs)
   end)
 
+  -- A handler that logs its event (ev.fields as JSON, the usual first line
+  -- of a handler) must not log the secret the template carries in a field.
+  it("hands the handler the fields without the secret field, first time and through pending", function()
+    local c = clock_at()
+    local pf = planapi.planfix_events { secret = SECRET, secret_in = "field:secret", clock = c.fn, retry_delay = 10 }
+    local seen = {}
+    local function handler(ev)
+      seen[#seen + 1] = planapi.json.encode(ev.fields)
+      return #seen > 1 or nil, "not yet"
+    end
+    for _, request in ipairs {
+      json_post(template(7, "t")),
+      { method = "POST", path = "/hooks/planfix", headers = { ["Content-Type"] = "application/x-www-form-urlencoded" },
+        body = "event=task.changed&task_id=8&changed_at=t&secret=" .. SECRET },
+    } do
+      seen = {}
+      local _, event = pf:receive(request)
+      assert.truthy(event)
+      pf:handle(event, handler)
+      c.now = c.now + 10
+      assert.equal(1, pf:pending(handler))
+      assert.equal(2, #seen)
+      for _, text in ipairs(seen) do
+        assert.matches("task.changed", text, 1, true)
+        assert.is_nil(text:find(SECRET:sub(1, 6), 1, true), "the secret in the handler's fields: " .. text)
+      end
+    end
+  end)
+
   it("refuses unknown options and a malformed id option", function()
     assert.has_error(function() planapi.planfix_events { secret = SECRET, secret_in = "field:secret", idd = "x" } end)
     assert.has_error(function() planapi.planfix_events { secret = SECRET, secret_in = "field:secret", id = 5 } end)

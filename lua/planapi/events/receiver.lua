@@ -208,6 +208,12 @@ function Receiver:parsed(request, fields)
     return self:reject("decode", 400, "not an event: it has no id")
   end
   if ev.key == nil then ev.key = "event:" .. ev.id end
+  -- A version orders a key's events only as a finite number: 1e999 from a
+  -- sender's field would fail a store that writes it (a 503, the sender
+  -- retrying for days) or make every later event of the key stale.
+  local version = tonumber(ev.version)
+  if version ~= nil and (version ~= version or version == math.huge or version == -math.huge) then version = nil end
+  ev.version = version
   return ev
 end
 
@@ -227,6 +233,9 @@ function Receiver:check(request, trusted)
   local fields, err = self:fields(request, body)
   if fields == nil then return nil, err end
   if not trusted and not early and not self:authentic(request, fields) then return self:refuse_secret() end
+  -- Checked, the secret's field is of no use to the event: dropped, so a
+  -- handler that logs ev.fields does not log the secret.
+  if not early and type(fields) == "table" then fields[self.secret_key] = nil end
   local ev, perr = self:parsed(request, fields)
   if not ev then return nil, perr end
   return ev, fields
