@@ -184,6 +184,41 @@ describe("events.server in this process", function()
     assert.equal(2, calls)
   end)
 
+  -- The sweep runs up to 100 handlers; a sender that connects meanwhile
+  -- must not wait for all of them (Planado gives up after 10 s).
+  it("answers a sender that connects during the sweep before the sweep's next handler", function()
+    local now = 1700000000
+    local late, answered_at_run, runs = nil, {}, 0
+    local port
+    port = new_server { pending_every = 0.05, receiver = { clock = function() return now end }, handler = function(ev)
+      if ev.id == "late" or ev.attempts == 1 then
+        if ev.id ~= "late" then return nil, "try later" end
+        handled[#handled + 1] = ev.id
+        return true
+      end
+      runs = runs + 1
+      if not late then
+        late = send_raw(port, post_text("/hook", event_body "late", { ["X-Token"] = SECRET }))
+      else
+        answered_at_run[#answered_at_run + 1] = readable(late)
+      end
+      socket.sleep(0.05)
+      handled[#handled + 1] = ev.id
+      return true
+    end }
+    local conns = {}
+    for i = 1, 6 do conns[i] = send_raw(port, post_text("/hook", event_body("s" .. i), { ["X-Token"] = SECRET })) end
+    socket.sleep(0.1)
+    server:step(1) -- answers the six, each handler fails once
+    for _, c in ipairs(conns) do assert.equal(200, (answer_of(c))) end
+    now = now + 100 -- all six due at once: one sweep takes them all
+    local deadline = core.monotime() + 10
+    while #handled < 7 and core.monotime() < deadline do server:step(0.05) end
+    assert.equal(6, runs)
+    assert.same({ true, true, true, true, true }, answered_at_run)
+    assert.equal(200, (answer_of(late)))
+  end)
+
   it("serves several receivers on one port by path, and answers 404 elsewhere", function()
     local a, b = {}, {}
     server = events_server.new { listen = "127.0.0.1:0", read_timeout = 0.5, routes = {
