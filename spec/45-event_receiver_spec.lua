@@ -308,6 +308,24 @@ describe("event receiver core", function()
       end
     end)
 
+    -- ttl 0 forgets an id at once (a redelivery handled again) and the Redis
+    -- store refuses it on every claim (503 for ever); lease 0 hands an event
+    -- to pending while its handler runs. Mistakes, said at construction.
+    it("ttl and lease must be above 0, for the receiver and both Planfix's and Planado's", function()
+      for _, opt in ipairs { "ttl", "lease" } do
+        for _, make in ipairs {
+          function(o) return receiver(o) end,
+          function(o) o.secret, o.secret_in = SECRET, "field:secret" return planapi.planfix_events(o) end,
+          function(o) o.secret = SECRET return planapi.planado_webhook(o) end,
+        } do
+          local ok, err = pcall(make, { [opt] = 0 })
+          assert.is_false(ok, opt .. " = 0 accepted")
+          assert.equal("config", err.kind)
+          assert.truthy(make { [opt] = 0.5 })
+        end
+      end
+    end)
+
     it("a permanent failure: recorded, not retried, a redelivery is a duplicate", function()
       local r, c = receiver()
       local runs

@@ -72,8 +72,15 @@ local function check_options(opts, name)
       config_error(("unknown %s option '%s' (valid: %s)"):format(name, tostring(k), table.concat(OPTIONS, ", ")), 3)
     end
   end
-  for _, k in ipairs { "max_body", "lease", "ttl", "retry_delay", "max_retry_delay" } do
+  for _, k in ipairs { "max_body", "retry_delay", "max_retry_delay" } do
     check_number(opts, k, name, 0)
+  end
+  -- ttl 0 would forget an id at once, lease 0 hand an event to pending while it runs.
+  for _, k in ipairs { "lease", "ttl" } do
+    local v = opts[k]
+    if v ~= nil and (type(v) ~= "number" or not (v > 0) or v == math.huge) then
+      config_error(("%s option '%s' must be a number of seconds > 0"):format(name, k), 3)
+    end
   end
   local attempts = opts.max_attempts
   if attempts ~= nil and (type(attempts) ~= "number" or attempts < 1 or attempts % 1 ~= 0) then
