@@ -77,6 +77,17 @@ describe("events.server in this process", function()
   end
   after_each(function() if server then server:close() server = nil end end)
 
+  -- A first request as raw text, then an event "next_id" on a second
+  -- connection, two steps of the server: both connections, seconds taken.
+  local function first_then_next(port, first_text, next_id)
+    local first = send_raw(port, first_text)
+    local next_one = send_raw(port, post_text("/hook", event_body(next_id), { ["X-Token"] = SECRET }))
+    local t0 = core.monotime()
+    server:step(1)
+    server:step(1)
+    return first, next_one, core.monotime() - t0
+  end
+
   it("answers at once, then handles; a wrong secret is refused and never handled", function()
     local port = new_server()
     local good = send_raw(port, post_text("/hook", event_body "e1", { ["X-Token"] = SECRET }))
@@ -91,12 +102,8 @@ describe("events.server in this process", function()
 
   it("a stalled sender holds the server for read_timeout, not the next sender's whole wait", function()
     local port = new_server()
-    local stalled = send_raw(port, "POST /hook HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"id\":")
-    local next_one = send_raw(port, post_text("/hook", event_body "e3", { ["X-Token"] = SECRET }))
-    local t0 = core.monotime()
-    server:step(1)
-    server:step(1)
-    local took = core.monotime() - t0
+    local stalled, next_one, took = first_then_next(port,
+      "POST /hook HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"id\":", "e3")
     assert.equal(200, (answer_of(next_one)))
     assert.is_true(took >= 0.45 and took < 3, "served both in " .. took .. " s")
     assert.same({ "e3" }, handled)
@@ -109,12 +116,8 @@ describe("events.server in this process", function()
   it("parses a head of blank-padded headers in linear time: the next sender is answered at once", function()
     local port = new_server()
     local pad = "a" .. (" "):rep(60000) .. "b"
-    local padded = send_raw(port, post_text("/hook", event_body "p1", { ["X-Token"] = SECRET, ["X-Pad"] = pad }))
-    local next_one = send_raw(port, post_text("/hook", event_body "p2", { ["X-Token"] = SECRET }))
-    local t0 = core.monotime()
-    server:step(1)
-    server:step(1)
-    local took = core.monotime() - t0
+    local padded, next_one, took = first_then_next(port,
+      post_text("/hook", event_body "p1", { ["X-Token"] = SECRET, ["X-Pad"] = pad }), "p2")
     assert.equal(200, (answer_of(padded)))
     assert.equal(200, (answer_of(next_one)))
     assert.is_true(took < 1.5, "both served in " .. took .. " s")
@@ -446,5 +449,17 @@ describe("planapi receive", function()
     out, code = run("planado --handler " .. script .. " --store mongo://x", { PLANADO_WEBHOOK_SECRET = SECRET })
     assert.equal(2, code)
     assert.matches("%-%-store takes memory, file:DIR or redis://", out)
+    -- A Redis password neither (ps shows the command line): PLANAPI_EVENTS_STORE holds such a URL.
+    local password = "redis-pw-" .. SECRET
+    out, code = run(("planado --max-requests 0 --handler %s --store redis://:%s@127.0.0.1:1/0"):format(script, password),
+      { PLANADO_WEBHOOK_SECRET = SECRET })
+    assert.equal(2, code)
+    assert.matches("PLANAPI_EVENTS_STORE", out)
+    assert.is_nil(out:find(password:sub(1, 9), 1, true), out)
+    out, code = run("planado --handler " .. script .. " --max-requests 0 --listen 127.0.0.1:0",
+      { PLANADO_WEBHOOK_SECRET = SECRET, PLANAPI_EVENTS_STORE = "file:" .. dir .. "/env-store" })
+    assert.equal(0, code, out)
+    assert.truthy(portable.read_file(dir .. "/env-store/lock") or core.list_dir(dir .. "/env-store"),
+      "the store of PLANAPI_EVENTS_STORE was not opened")
   end)
 end)

@@ -30,7 +30,18 @@ function M.store(spec)
   local dir = spec:match "^file:(.+)$"
   if dir then return planapi.events.file { dir = dir } end
   if spec:match "^redis://" then return planapi.events.redis { url = spec } end
-  args.usage_error(("--store takes memory, file:DIR or redis://HOST:PORT (got %s)"):format(spec))
+  -- Only the scheme said back: the text may hold a password (PLANAPI_EVENTS_STORE).
+  args.usage_error(("--store takes memory, file:DIR or redis://HOST:PORT (got %s...)"):format(spec:match "^[^:]*"))
+end
+
+-- --store, else PLANAPI_EVENTS_STORE. A Redis password is refused on the
+-- command line (ps shows it): it goes in the environment variable.
+local function store_spec(parsed, env)
+  local spec = parsed.options["--store"]
+  if spec and spec:match "^redis://[^/]*@" then
+    args.usage_error "--store: a Redis password does not go on the command line (ps shows it): set PLANAPI_EVENTS_STORE"
+  end
+  return spec or env.getenv "PLANAPI_EVENTS_STORE"
 end
 
 -- The handler function of a script: what it returns, or its `handle`.
@@ -60,7 +71,7 @@ local function receiver(kind, parsed, env)
   end
   -- The place README's recommended scenario template puts it.
   opts.secret_in = parsed.options["--secret-in"] or opts.secret_in or (kind == "planfix" and "field:secret" or nil)
-  opts.store = M.store(parsed.options["--store"])
+  opts.store = M.store(store_spec(parsed, env))
   return k.make(opts)
 end
 
