@@ -1,10 +1,11 @@
--- event_worker.lua: one receiving process of spec/47's bursts: an
--- events.receiver on the Redis event store, fed the deliveries of its list
--- (an event id a line, in the order the spec shuffled them) as HTTP
+-- event_worker.lua: one receiving process of a burst (spec/45 on the file
+-- store, spec/47 on Redis): an events.receiver fed the deliveries of its
+-- list (an event id a line, in the order the spec shuffled them) as HTTP
 -- requests. Fresh events are handled by appending "<id> <attempts> <NAME>"
 -- to the log; then, until the stop file appears, r:pending takes expired
 -- leases, as a receiver's timer does. Its counts go to stdout as JSON.
---   LUA spec/helpers/event_worker.lua CPATH NAME URL PREFIX DELIVERIES LOG STOP START LEASE [CRASH_AT]
+--   LUA spec/helpers/event_worker.lua CPATH NAME STORE PREFIX DELIVERIES LOG STOP START LEASE [CRASH_AT]
+-- STORE: file:DIR (PREFIX unused) or a redis:// URL (PREFIX its key prefix).
 -- START: CLOCK_MONOTONIC seconds at which to begin (every worker together).
 -- CRASH_AT: inside the handler of its CRASH_AT-th event, before the log
 -- line, the process kills itself with SIGKILL: a receiver that dies
@@ -15,15 +16,16 @@ package.cpath = cpath .. ";" .. package.cpath
 local core = require "planapi.core"
 local events = require "planapi.events"
 
-local name, url, prefix, deliveries, log_path, stop_path = arg[2], arg[3], arg[4], arg[5], arg[6], arg[7]
+local name, store, prefix, deliveries, log_path, stop_path = arg[2], arg[3], arg[4], arg[5], arg[6], arg[7]
 local start_at, lease = tonumber(arg[8]), tonumber(arg[9])
 local crash_at = tonumber(arg[10] or "")
-local SECRET = "spec47-token"
+local SECRET = "burst-token-0123456789"
 
+local dir = store:match "^file:(.+)$"
 local receiver = events.receiver {
-  secret = SECRET, secret_in = "header:X-Token", lease = lease, ttl = 60,
-  store = events.redis { url = url, key_prefix = prefix, timeout = 5 },
-  parse = function(_, fields) return { id = fields.id, type = "spec47" } end,
+  secret = SECRET, secret_in = "header:X-Token", lease = lease, ttl = 600,
+  store = dir and events.file { dir = dir } or events.redis { url = store, key_prefix = prefix, timeout = 5 },
+  parse = function(_, fields) return { id = fields.id, type = "burst" } end,
 }
 local counts = { new = 0, duplicate = 0, stale = 0, taken = 0, failed = 0 }
 local handled = 0
@@ -45,7 +47,7 @@ end
 
 local function deliver(id)
   local response, event, detail = receiver:receive {
-    method = "POST", path = "/hooks/spec47",
+    method = "POST", path = "/hooks/burst",
     headers = { ["Content-Type"] = "application/json", ["X-Token"] = SECRET },
     body = core.json_encode { id = id, event = "task.changed" },
   }
