@@ -3,6 +3,7 @@
 -- No two files of src/ call each other's functions both ways, the client
 -- (configuration, prepare, decode, redaction) and the header parser call no
 -- libcurl function, and tools/check-c-layering fails on a real cycle.
+local portable = require "portable"
 local OBJ = jit and "build/luajit/obj" or "build/lua5.4/obj"
 -- By absolute path and without LUA_INIT: under tools/run-sanitize a wrapper
 -- first in PATH would set LD_PRELOAD to the ASan runtime over the shim below,
@@ -60,9 +61,7 @@ describe("the C core's layering", function()
   -- An LD_PRELOAD shim counts libcurl's curl_easy_init calls (the dynamic
   -- linker's view, not ours) in a child that makes clients.
   it("a client holds no curl handle until its first perform, then keeps one", function()
-    local dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute("mkdir -p " .. dir))
+    local dir = portable.tmpdir()
     local shim = io.open(dir .. "/count.c", "w")
     shim:write([[
 #define _GNU_SOURCE
@@ -118,13 +117,11 @@ void *curl_easy_init(void) {
     local one = performs(1)
     assert.is_true(one >= 1)
     assert.equal(one, performs(3))
-    os.execute("rm -rf " .. dir)
+    portable.rmtree(dir)
   end)
 
   it("tools/check-c-layering finds a cycle between two objects", function()
-    local dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute("mkdir -p " .. dir))
+    local dir = portable.tmpdir()
     local a = io.open(dir .. "/a.c", "w")
     a:write("int b_fn(void);\nint a_fn(void);\nint a_fn(void) { return b_fn() + 1; }\n")
     a:close()
@@ -145,6 +142,6 @@ void *curl_easy_init(void) {
     assert.equal(0, rc, out)
     rc, out = run("tools/check-c-layering " .. dir)
     assert.equal(0, rc, out)
-    os.execute("rm -rf " .. dir)
+    portable.rmtree(dir)
   end)
 end)

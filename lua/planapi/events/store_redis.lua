@@ -195,7 +195,7 @@ function M.new(opts)
     ttl = opts.ttl or DEFAULT_TTL,
     lease = opts.lease or DEFAULT_LEASE,
   }, Store)
-  connection.init(self, opts.url or "redis://127.0.0.1:6379/0",
+  connection.init(self, opts.url,
     { label = "event store", connect = opts.connect, timeout = opts.timeout })
   return self
 end

@@ -159,7 +159,7 @@ function M.new(opts)
     tat_key = opts.key .. ":tat",
     send_key = opts.key .. ":send",
   }, Limiter)
-  connection.init(self, opts.url or "redis://127.0.0.1:6379/0",
+  connection.init(self, opts.url,
     { label = "limiter", connect = opts.connect, timeout = opts.timeout })
   return self
 end

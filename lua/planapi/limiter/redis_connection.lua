@@ -5,7 +5,7 @@
 --
 --   local connection = require "planapi.limiter.redis_connection"
 --   connection.mixin(Class)        -- Class.SERVICE = "rate limiter" names it in errors
---   connection.init(self, url, { label = "limiter", connect =, timeout = })
+--   connection.init(self, url (nil: redis://127.0.0.1:6379/0), { label = "limiter", connect =, timeout = })
 --   self:request { "GET", "k" }   -> reply | nil, err (a Redis error reply: kind "api")
 --   self:run_script(TEXT, { keys... }, { args... }) -> reply | nil, err
 --   self:close()
@@ -144,8 +144,11 @@ function M.connect_by_phase(host, port, timeout, pool)
 end
 
 --- Set up self's connection fields from url and opts { label, connect, timeout }.
+-- The Redis of a url left out: the local default one.
+local DEFAULT_URL = "redis://127.0.0.1:6379/0"
+
 function M.init(self, url, opts)
-  local target = M.parse_url(url, opts.label)
+  local target = M.parse_url(url or DEFAULT_URL, opts.label)
   local host_label = target.ipv6 and "[" .. target.host .. "]" or target.host
   self.server = ("%s:%d/%d"):format(host_label, target.port, target.db)
   self.host, self.port, self.db, self.user = target.host, target.port, target.db, target.user
