@@ -17,10 +17,12 @@ local suggest = require "planapi.suggest"
 local types = require "planapi.planfix_fields.types"
 
 local M = {}
+
+-- The entities whose custom fields the REST API lists (GET /customfield/{entity}).
+M.ENTITIES = { task = true, contact = true, project = true, user = true }
+
 local Definitions = {}
 Definitions.__index = Definitions
-
-M.ENTITIES = { task = true, contact = true, project = true, user = true }
 
 local OPTIONS = { load_fields = "function", load_templates = "function", cache = "table",
   namespace = "string", ttl = "number" }
