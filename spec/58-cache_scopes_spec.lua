@@ -5,7 +5,9 @@
 -- to look for the secret.
 local core = require "planapi.core"
 local cache = require "planapi.cache"
+local limiter = require "planapi.limiter"
 local portable = require "portable"
+local redis_server = require "redis_server"
 local raises_config = require("expect").raises_config
 
 local SECRET = "tok-58-" .. core.md5_hex(tostring(os.time()) .. tostring({}))
@@ -34,8 +36,59 @@ scopes[#scopes + 1] = {
   end,
 }
 
+-- Everything under dir, as one text.
+local function read_tree(dir)
+  local out = {}
+  local p = assert(io.popen("find " .. dir .. " -type f"))
+  for path in p:lines() do out[#out + 1] = path .. "\n" .. (portable.read_file(path) or "") end
+  p:close()
+  return table.concat(out, "\n")
+end
+
+local file_dir
+scopes[#scopes + 1] = {
+  name = "file",
+  setup = function() file_dir = portable.tmpdir() end,
+  teardown = function() portable.rmtree(file_dir) end,
+  scope = function() return "file:" .. file_dir .. "/defs" end,
+  raw = function() return read_tree(file_dir) end,
+}
+
+local runtime_dir, saved_runtime_dir
+scopes[#scopes + 1] = {
+  name = "shm (outside nginx: the user's runtime dir)",
+  setup = function()
+    runtime_dir, saved_runtime_dir = portable.tmpdir(), limiter.runtime_dir
+    limiter.runtime_dir = runtime_dir .. "/rt"
+  end,
+  teardown = function()
+    limiter.runtime_dir = saved_runtime_dir
+    portable.rmtree(runtime_dir)
+  end,
+  scope = function() return "shm:spec58" end,
+  raw = function() return read_tree(runtime_dir) end,
+}
+
+local redis
+scopes[#scopes + 1] = {
+  name = "redis",
+  setup = function() redis = redis_server.start() end,
+  teardown = function() redis.stop() end,
+  scope = function() return redis.url end,
+  raw = function()
+    local out = {}
+    for _, k in ipairs(assert(redis_server.command(redis.port, { "KEYS", "*" }))) do
+      local v = redis_server.command(redis.port, { "GET", k })
+      out[#out + 1] = k .. "\n" .. tostring(v)
+    end
+    return table.concat(out, "\n")
+  end,
+}
+
 local function contract(s)
   describe("scope " .. s.name, function()
+    if s.setup then setup(s.setup) end
+    if s.teardown then teardown(s.teardown) end
     local function new(opts)
       opts = opts or {}
       opts.scope = opts.scope or s.scope()
@@ -155,6 +208,19 @@ end
 
 describe("cache", function()
   for _, s in ipairs(scopes) do contract(s) end
+
+  it("core.try_lock_file: false while another open file holds the flock, the lock once it is freed", function()
+    local dir = portable.tmpdir()
+    local path = dir .. "/k.lock"
+    local held = assert(core.try_lock_file(path))
+    assert.is_false(core.try_lock_file(path))
+    held:unlock()
+    local again = assert(core.try_lock_file(path))
+    again:unlock()
+    local _, err = core.try_lock_file(dir .. "/missing/k.lock")
+    assert.equal("io", err.kind)
+    portable.rmtree(dir)
+  end)
 
   it("memory: concurrent misses of coroutines that pause share one load and its failure", function()
     local clock = fake_clock()

@@ -4,6 +4,9 @@
  *                                  missing); lock:unlock(), also on __gc and
  *                                  __close. The kernel drops the lock if the
  *                                  process dies, so nothing stays locked.
+ *   core.try_lock_file(path) -> lock | false | nil, err
+ *                                  the same without waiting: false while
+ *                                  another open file holds the lock.
  *   core.create_exclusive(path) -> true | false | nil, err
  *                                  O_CREAT|O_EXCL: true for the one caller
  *                                  that created it, false if it existed.
@@ -68,7 +71,9 @@ static int lock_release(lua_State *L) {
   return 0;
 }
 
-static int l_lock_file(lua_State *L) {
+/* An exclusive flock on path; with LOCK_NB in how, false when another
+ * holds it (a cache's waiters poll, so nginx's worker is never blocked). */
+static int lock_file(lua_State *L, int how) {
   const char *path = luaL_checkstring(L, 1);
   pa_lock *k = (pa_lock *)lua_newuserdatauv(L, sizeof *k, 0);
   int r;
@@ -77,16 +82,24 @@ static int l_lock_file(lua_State *L) {
   k->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (k->fd < 0) return io_failure(L, "open the lock file", path, errno);
   do {
-    r = flock(k->fd, LOCK_EX);
+    r = flock(k->fd, how);
   } while (r != 0 && errno == EINTR);
   if (r != 0) {
     int err = errno;
     close(k->fd);
     k->fd = -1;
+    if (err == EWOULDBLOCK) {
+      lua_pushboolean(L, 0);
+      return 1;
+    }
     return io_failure(L, "lock", path, err);
   }
   return 1;
 }
+
+static int l_lock_file(lua_State *L) { return lock_file(L, LOCK_EX); }
+
+static int l_try_lock_file(lua_State *L) { return lock_file(L, LOCK_EX | LOCK_NB); }
 
 /* true when made, false when it was there already, else nil and the error. */
 static int made_or_there(lua_State *L, int made, const char *what, const char *path) {
@@ -356,7 +369,8 @@ void pa_fs_open(lua_State *L) {
                                             {NULL, NULL}};
   static const pa_class output_class = {PA_OUTPUT_MT, output_methods, output_close, NULL, NULL};
   static const luaL_Reg fns[] = {{"write_file_durably", l_write_file_durably}, {"open_output", l_open_output},
-                                 {"lock_file", l_lock_file}, {"create_exclusive", l_create_exclusive},
+                                 {"lock_file", l_lock_file}, {"try_lock_file", l_try_lock_file},
+                                 {"create_exclusive", l_create_exclusive},
                                  {"mkdir", l_mkdir},         {"list_dir", l_list_dir},
                                  {"isatty", l_isatty},       {NULL, NULL}};
   pa_class_register(L, &lock_class);

@@ -71,9 +71,12 @@ local function open_store(scope, opts)
   local dir = scope:match "^file:(.+)$"
   if dir then return require("planapi.cache.file").new(dir) end
   local name = scope:match "^shm:([%w_%-%.]+)$"
-  if name then return require("planapi.cache.file").host(name) end
+  if name then
+    return require("planapi.cache.shared_dict").find(name, opts.wait or DEFAULT_WAIT)
+      or require("planapi.cache.file").host(name)
+  end
   if scope:match "^redis://" then
-    return require("planapi.cache.redis").new(scope, { connect = opts.connect, hold = opts.wait })
+    return require("planapi.cache.redis").new(scope, { connect = opts.connect, hold = opts.wait or DEFAULT_WAIT })
   end
   config_error("cache option 'scope' must be \"memory\", \"file:/dir\", \"shm:NAME\" (letters, digits, _ - .) "
     .. "or \"redis://host:port/db\"", 4)
