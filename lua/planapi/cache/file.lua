@@ -16,15 +16,14 @@ Store.__index = Store
 
 function Store:path(key, ext) return ("%s/%s.%s"):format(self.dir, core.md5_hex(key), ext) end
 
+-- The file's text, or nil when there is none (yet).
 local function read_all(path)
   local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read "*a"
-  f:close()
-  return text
+  local text = f and f:read "*a"
+  return text, f and f:close()
 end
 
-function Store:read(key) return read_all(self:path(key, "json")) end
+function Store:read(key) return (read_all(self:path(key, "json"))) end
 
 function Store:write(key, text) return core.write_file_durably(self:path(key, "json"), text) end
 
