@@ -209,6 +209,34 @@ end
 describe("cache", function()
   for _, s in ipairs(scopes) do contract(s) end
 
+  it("a waiter whose holder never finishes loads for itself after `wait` seconds of its sleep", function()
+    local slept = 0
+    local c = cache.new { namespace = namespace(), wait = 0.5, sleep = function(dt) slept = slept + dt end }
+    local stuck = coroutine.create(function()
+      c:fetch("defs", function() coroutine.yield() end) -- holds the key's lock for ever
+    end)
+    assert(coroutine.resume(stuck))
+    local calls = 0
+    assert.equal("mine", c:fetch("defs", function()
+      calls = calls + 1
+      return "mine"
+    end))
+    assert.equal(1, calls)
+    assert.is_true(slept >= 0.5 and slept < 0.8, "slept " .. slept)
+  end)
+
+  it("a Redis that cannot be reached: get says so, fetch still answers through its loader", function()
+    local c = cache.new { scope = ("redis://127.0.0.1:%d/0"):format(redis_server.free_port()), namespace = namespace() }
+    local v, err = c:get "defs"
+    assert.is_nil(v)
+    assert.equal("transport", err.kind)
+    assert.matches("definitions cache unavailable", err.message)
+    assert.equal("loaded", c:fetch("defs", function() return "loaded" end))
+    local ok, serr = c:set("defs", "x")
+    assert.is_nil(ok)
+    assert.equal("transport", serr.kind)
+  end)
+
   it("core.try_lock_file: false while another open file holds the flock, the lock once it is freed", function()
     local dir = portable.tmpdir()
     local path = dir .. "/k.lock"
