@@ -177,6 +177,18 @@ local function contract(s)
       assert.equal(2, calls)
     end)
 
+    it("a value it refuses to store fails the load for the waiters too, and frees the key", function()
+      local ns = namespace()
+      local c, waiter = new { namespace = ns, secrets = { SECRET } }, new { namespace = ns }
+      local seen = (waiter:read_record(waiter:failure_key "k") or {}).t
+      raises_config(function() c:fetch("k", function() return { echo = SECRET } end) end, "holds a secret")
+      local done, value, err = waiter:settled("k", seen)
+      assert.is_true(done)
+      assert.is_nil(value)
+      assert.equal("config", err.kind)
+      assert.equal("fine", c:fetch("k", function() return "fine" end))
+    end)
+
     it("never writes a secret it was told of: such a key or value is a config error", function()
       local c = new { secrets = { SECRET } }
       raises_config(function() c:set("k", { header = "Bearer " .. SECRET }) end, "holds a secret")

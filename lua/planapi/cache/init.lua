@@ -190,26 +190,34 @@ local function failure_token()
   return core.md5_hex(tostring({}) .. tostring(core.monotime()) .. tostring(math.random()))
 end
 
--- The loader's result; a failure is recorded (briefly) for the waiters
--- and never cached as a value. A loader that raises still frees the key.
-function Cache:load(key, loader, ttl, release)
-  local ok, value, err = pcall(loader)
-  if ok and value ~= nil then
-    local stored, serr = pcall(self.write_record, self, self:value_key(key), { v = value }, ttl, 3)
-    if release then release() end
-    if not stored then error(serr, 0) end
-    return value
-  end
-  if ok and err == nil then
-    err = core.error { kind = "internal", message = "the cache's loader for " .. key .. " returned no value" }
-  end
-  local failure = ok and err or value
+-- A failed load, recorded briefly for the waiters (never as the value).
+function Cache:record_failure(key, failure)
   local kind = type(failure) == "table" and failure.kind or "internal"
   local message = type(failure) == "table" and failure.message or tostring(failure)
   pcall(self.write_record, self, self:failure_key(key), { t = failure_token(), kind = kind, m = message },
     self.wait, 3)
+end
+
+-- The loader's result, stored; a loader that fails, raises or returns
+-- what cannot be stored (a config error, raised) fails its waiters too,
+-- and the key is freed whatever happens.
+function Cache:load(key, loader, ttl, release)
+  local ok, value, err = pcall(loader)
+  local serr
+  if ok and value ~= nil then
+    local stored
+    stored, serr = pcall(self.write_record, self, self:value_key(key), { v = value }, ttl, 3)
+    if stored then
+      if release then release() end
+      return value
+    end
+  elseif ok and err == nil then
+    err = core.error { kind = "internal", message = "the cache's loader for " .. key .. " returned no value" }
+  end
+  local raised = not ok and value or serr
+  self:record_failure(key, raised or err)
   if release then release() end
-  if not ok then error(value, 0) end
+  if raised then error(raised, 0) end
   return nil, err
 end
 
