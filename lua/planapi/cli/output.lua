@@ -2,6 +2,7 @@
 -- and for programs (compact JSON, JSON Lines in a pipe).
 local core = require "planapi.core"
 local sorted_keys = require("planapi.client_base").sorted_keys
+local pretty_json = require "planapi.pretty_json"
 
 local M = {}
 
@@ -32,42 +33,10 @@ local function plain(v)
 end
 M.plain = plain
 
-local function pretty(v, indent, out)
-  if type(v) ~= "table" then
-    out[#out + 1] = core.json_encode(v)
-    return
-  end
-  local pad = ("  "):rep(indent)
-  if v[1] ~= nil or core.is_array(v) then
-    if #v == 0 then out[#out + 1] = "[]" return end
-    out[#out + 1] = "[\n"
-    for i, x in ipairs(v) do
-      out[#out + 1] = pad .. "  "
-      pretty(x, indent + 1, out)
-      out[#out + 1] = i < #v and ",\n" or "\n"
-    end
-    out[#out + 1] = pad .. "]"
-    return
-  end
-  local keys = sorted_keys(v)
-  if #keys == 0 then out[#out + 1] = "{}" return end
-  out[#out + 1] = "{\n"
-  for i, k in ipairs(keys) do
-    out[#out + 1] = pad .. "  " .. core.json_encode(k) .. ": "
-    pretty(v[k], indent + 1, out)
-    out[#out + 1] = i < #keys and ",\n" or "\n"
-  end
-  out[#out + 1] = pad .. "}"
-end
-
 --- One value: pretty on a terminal, one compact line otherwise.
 function M.value(v, tty)
   v = plain(v)
-  if tty then
-    local out = {}
-    pretty(v, 0, out)
-    return table.concat(out) .. "\n"
-  end
+  if tty then return pretty_json(v) end
   return core.json_encode(v) .. "\n"
 end
 
