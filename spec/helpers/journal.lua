@@ -44,6 +44,12 @@ function M.log_path(name)
   return path
 end
 
+--- A path for a cassette a spec records (planapi.testing.cassette):
+-- build/journal/<name>-<run>.cassette.json, where the secret scan reads it.
+function M.cassette_path(name)
+  return ("%s/%s-%s.cassette.json"):format(dir, name, run)
+end
+
 --- Note text the suite produced (errors, child output).
 function M.output(s)
   if s == nil then return end
