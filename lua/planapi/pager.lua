@@ -27,6 +27,8 @@ local PAGER_OPTIONS = {
   cursor = "table|false", max_pages = "number", max_items = "number", dedupe = "boolean",
   errors = "string", on_error = "function",
 }
+-- for tools/gen_defs.lua (editor definitions)
+Pager.OPTIONS = PAGER_OPTIONS
 
 local config_error = require("planapi.config_error")
 local options = require("planapi.options")

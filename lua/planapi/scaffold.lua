@@ -128,6 +128,8 @@ end
 --     and names() (see S.resources),
 --   describe = function(self) -> what tostring(client) says }
 function S.class(Class, spec)
+  -- the options by type and the rest, for tools/gen_defs.lua (editor definitions, docs/api)
+  Class.SPEC = spec
   Class.__index = resource_index(Class, spec)
   Class.__tostring = spec.describe
   return Class
@@ -200,10 +202,11 @@ end
 -- make(client, def) -> the method; extras = { name = { method =
 -- function(client) -> the method } } for the methods made otherwise.
 -- Returns { bind = function(client, name) -> resource | nil,
---           names = function() -> { name = sorted method names } }.
+--           names = function() -> { name = sorted method names },
+--           defs =, extras = (read by tools/gen_defs.lua) }.
 function S.resources(defs, make, extras)
   extras = extras or {}
-  local R = {}
+  local R = { defs = defs, extras = extras }
   function R.bind(client, name)
     local d = defs[name]
     if d == nil then return nil end

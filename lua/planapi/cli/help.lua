@@ -80,6 +80,7 @@ local function limits_text(limits)
   if #parts == 0 then return "" end
   return "(" .. table.concat(parts, ", ") .. ")"
 end
+M.limits_text = limits_text
 
 -- The parameters of a REST operation: { name, type, where, required, limits }
 -- in the order path, query, body; `where` names the wire name of a renamed one.
@@ -192,6 +193,7 @@ local function xml_summary(info)
   end
   return (info.writes and "writes; answers " or "reads ") .. answer
 end
+M.xml_summary = xml_summary
 
 function M.xml_methods(filter)
   local rows = {}
@@ -219,6 +221,7 @@ local function xml_id_param(name)
   if not first or not first:match "%.id$" or name:match "%.getList$" then return nil end
   return first
 end
+M.xml_id_param = xml_id_param
 
 -- A command line for an XML method: its first parameter, --all for a paged
 -- list, a JSON file for an add (its parameters are many).
@@ -266,6 +269,7 @@ local ACTIONS = {
 local KIND = { jobs = "job", clients = "client", sites = "site", services = "service", products = "product",
   print = "print_request" }
 local CATALOG = { services = true, products = true }
+M.PLANADO_KIND, M.PLANADO_ACTIONS = KIND, ACTIONS
 
 -- The resource's methods, bound to a stand-in client (binding calls nothing).
 local function resource_actions(name)
