@@ -7,7 +7,8 @@
 #   make sanitize        every spec against an ASan+UBSan (clang) build, failing on any report
 #   make fuzz            each libFuzzer target (fuzz/) for FUZZ_SECONDS (default 600) from its seed corpus
 #   make lint            cppcheck and clang-tidy on src/, luacheck on lua/, no function over 80 lines
-#   make gen             regenerate lua/planapi/planfix_rest/ops.lua from the OpenAPI spec
+#   make gen             regenerate lua/planapi/planfix_rest/ops.lua from the OpenAPI spec, then the
+#                        editor definitions (types/) and the API pages (docs/api/) from the tables
 #   make bench           benchmarks against baselines measured in the same run (bench/)
 #   make embed           build/embed/planapi-host: a C program embedding Lua 5.4 with the core linked in
 #   make sandbox-start / sandbox-stop
@@ -79,8 +80,11 @@ fuzz: deps
 lint: deps
 	@tools/run-lint
 
+# gen_defs reads the clients' tables through the built module (./planapi/core.so).
 gen:
 	$(LUA) tools/gen_rest_ops.lua
+	@$(MAKE) --no-print-directory all
+	lua5.4 tools/gen_defs.lua
 
 # bench: every benchmark against baselines measured in the same run; rewrites
 # BENCHMARKS.md and bench/*.png (bench/run). bench-smoke: the same harness at

@@ -1,0 +1,212 @@
+-- defs/common.lua: the parts of the editor definitions (types/library/) that
+-- no runtime table describes, written once as data for tools/gen_defs.lua:
+-- the error and the call's meta, pacing, retries, quota, call events, the
+-- log and metrics sinks, pagers, cursors and the event receivers. spec/26
+-- reads the constructors' own "valid: ..." lists and fails when one of their
+-- options is missing here.
+--
+-- A class: { name, parent = , doc =, fields = { { name, type, doc } },
+-- funcs = { { name, params = { { name, type } }, returns = { { type, name } }, doc =, method = true } } }
+-- A field name ending in "?" is optional.
+
+local M = {}
+
+local ERROR_FIELDS = {
+  { "kind", "planapi.ErrorKind", "one of the kinds: config, transport, timeout, tls, http, api, decode, auth, "
+    .. "rate_limit, quota, io" },
+  { "message", "string", "what happened, with the documented meaning of the code" },
+  { "retryable", "boolean", "trying again later may succeed" },
+  { "status?", "integer", "the HTTP status, when there was a response" },
+  { "code?", "integer|string", "the API's error code (Planfix REST: a number; XML: a string such as \"0005\")" },
+  { "retry_after?", "number", "seconds the server asked to wait" },
+  { "operation?", "string", "the operationId, XML method or Planado `METHOD path`" },
+  { "attempts?", "integer", "how many tries were made" },
+  { "waited?", "number", "seconds the retries waited in all" },
+  { "remaining?", "integer", "the daily budget left, from X-RateLimit-Remaining" },
+  { "request_sent?", "boolean", "false when the request certainly never reached the server" },
+  { "rejected?", "boolean", "the server refused the request without acting on it" },
+  { "where?", "string", "for a config error raised by the Lua layer: file:line of the caller's line" },
+  { "valid?", "string[]", "for an unknown name: the valid names" },
+  { "failures?", "table[]", "a partial update as an error (partial = \"error\"): the fields not applied" },
+  { "result?", "table", "a partial update as an error: the whole answer (the other fields were applied)" },
+  { "body?", "string", "Planado: the raw answer, redacted, cut to 2,000 bytes" },
+  { "interrupted?", "boolean", "the call was stopped by Ctrl-C (core.catch_interrupt)" },
+  { "external_id_taken?", "boolean", "Planado: a create refused because its external_id is taken" },
+  { "pacer_failed?", "boolean", "the shared (Redis) pacer failed inside the transfer" },
+  { "answer?", "integer", "an event receiver's refusal: the HTTP status it answers" },
+}
+M.ERROR_FIELDS = ERROR_FIELDS
+
+M.CLASSES = {
+  { name = "planapi.Error", doc = "The one error type: argument mistakes raise it (kind \"config\"), runtime "
+    .. "failures return `nil, err`. tostring(err) is one line and never holds a secret.", fields = ERROR_FIELDS },
+  { name = "planapi.Null", doc = "planapi.null: sends JSON null (the same value as cjson.null)." },
+  { name = "planapi.Meta", doc = "The second value of a successful call.", fields = {
+    { "status", "integer", "the HTTP status" },
+    { "headers", "table<string, string>", "the answer's headers, lower case" },
+    { "attempts", "integer", "tries made" }, { "remaining?", "integer", "X-RateLimit-Remaining, when sent" },
+    { "waited?", "number", "seconds the retries waited" }, { "dry_run?", "boolean", "a dry run answered the call" },
+    { "recovered?", "boolean", "Planado: a create found by its external_id after an unknown outcome" },
+  } },
+  { name = "planapi.Request", doc = "A prepared request (pure: nothing sent yet).", fields = {
+    { "method", "string" }, { "url", "string" }, { "headers", "table<string, string>" },
+    { "body?", "string" }, { "operation?", "string" }, { "timeout?", "number" },
+  } },
+  { name = "planapi.Response", doc = "What a transport answers.", fields = {
+    { "status", "integer" }, { "headers", "table<string, string>" }, { "body", "string" },
+  } },
+  { name = "planapi.Rate", doc = "Pacing: `rate` requests per `per` seconds.", fields = {
+    { "rate?", "number", "requests per period" }, { "per?", "number", "the period, seconds" },
+    { "burst?", "number", "requests at once" }, { "margin?", "number", "seconds of slack per interval" },
+  } },
+  { name = "planapi.RetryOptions", doc = "The retry policy's options (planapi.policy.new).", fields = {
+    { "attempts?", "integer", "tries in all, the first one included (4)" },
+    { "base?", "number", "first backoff ceiling, seconds (0.5)" },
+    { "cap?", "number", "largest backoff ceiling, seconds (30)" },
+    { "max_wait?", "number", "a Retry-After longer than this ends the call instead (120)" },
+    { "random?", "fun(): number", "[0, 1) for the jitter (math.random)" },
+    { "on_retry?", "fun(err: planapi.Error, attempt: integer, wait: number): boolean?",
+      "called before each wait; false stops retrying" },
+  } },
+  { name = "planapi.Policy", doc = "A retry policy object, shareable by clients.", funcs = {
+    { name = "delay", method = true, params = { { "err", "planapi.Error" }, { "attempt", "integer" },
+      { "idempotent", "boolean" } }, returns = { { "number|false", "wait" } },
+      doc = "Seconds to wait before the next attempt, or false to give up." },
+  } },
+  { name = "planapi.QuotaOptions", doc = "The account's daily request budget.", fields = {
+    { "limit?", "number", "requests a day" }, { "reserve?", "number", "stop when this many are left" },
+    { "utc_offset?", "number", "hours from UTC at which the day resets" },
+  } },
+  { name = "planapi.Writes", doc = "Write guards: which writes may be sent.", fields = {
+    { "allow?", "string[]", "operations, methods or resources allowed" },
+    { "projects?", "integer[]", "Planfix: only tasks of these projects" },
+  } },
+  { name = "planapi.HookEvent", doc = "A call event: a fresh table of plain values, never a credential.", fields = {
+    { "event", "\"request\"|\"response\"|\"retry\"|\"error\"|\"dry_run\"" },
+    { "api", "\"planfix_rest\"|\"planfix_xml\"|\"planado\"" }, { "account", "string" },
+    { "operation", "string" }, { "method", "string" }, { "attempt", "integer" }, { "elapsed", "number" },
+    { "url?", "string" }, { "bytes?", "integer" }, { "wait?", "number" }, { "status?", "integer" },
+    { "remaining?", "integer" }, { "kind?", "planapi.ErrorKind" }, { "retryable?", "boolean" },
+    { "request_sent?", "boolean" }, { "message?", "string" }, { "body?", "string" },
+  } },
+  { name = "planapi.Hooks", doc = "Call events: functions called at each step of a call.", fields = {
+    { "request?", "fun(ev: planapi.HookEvent)", "an attempt is about to be sent" },
+    { "response?", "fun(ev: planapi.HookEvent)", "an attempt got an HTTP answer, whatever its status" },
+    { "retry?", "fun(ev: planapi.HookEvent)", "an attempt failed; the client waits ev.wait seconds" },
+    { "error?", "fun(ev: planapi.HookEvent)", "the call failed for good" },
+    { "dry_run?", "fun(ev: planapi.HookEvent)", "a dry run answered the call, unsent" },
+    { "hook_error?", "fun(message: string, ev: planapi.HookEvent)", "a hook raised" },
+    { "bodies?", "boolean|integer", "add the bodies, redacted (a number: cut to N bytes)" },
+  } },
+  { name = "planapi.Pager", doc = "Pages of a list, resumable from pager:position().", fields = {
+    { "truncated?", "boolean", "a cap stopped the walk before the end" },
+  }, funcs = {
+    { name = "next_page", method = true, returns = { { "table[]|false|nil", "items" }, { "planapi.Error?", "err" } } },
+    { name = "position", method = true, returns = { { "table|false", "cursor" } } },
+    { name = "all", method = true, returns = { { "table[]?", "items" }, { "planapi.Error?", "err" } } },
+    { name = "pages", method = true, returns = { { "fun(): table[]", "iterator" } } },
+    { name = "each", method = true, returns = { { "fun(): table", "iterator" } } },
+  } },
+}
+
+-- The modules of the facade beside the clients.
+M.MODULES = {
+  { name = "planapi.json", fields = {}, funcs = {
+    { name = "encode", params = { { "v", "any" } }, returns = { { "string" } } },
+    { name = "decode", params = { { "text", "string" }, { "opts?", "{ nulls: \"keep\"|\"absent\" }" } },
+      returns = { { "any" }, { "planapi.Error?", "err" } } },
+  } },
+  { name = "planapi.policy", funcs = {
+    { name = "new", params = { { "opts?", "planapi.RetryOptions" } }, returns = { { "planapi.Policy" } } },
+    { name = "is_policy", params = { { "v", "any" } }, returns = { { "boolean" } } },
+  } },
+  { name = "planapi.cursor", doc = "Resumable exports.", funcs = {
+    { name = "save", params = { { "path", "string" }, { "position", "table|false" }, { "meta?", "table" } },
+      returns = { { "true?" }, { "planapi.Error?", "err" } } },
+    { name = "load", params = { { "path", "string" } }, returns = { { "table?" }, { "planapi.Error?", "err" } } },
+    { name = "export", params = { { "opts", "planapi.cursor.ExportOptions" } }, returns = { { "table" } } },
+  } },
+  { name = "planapi.cursor.ExportOptions", fields = {
+    { "output?", "string", "the JSON Lines file (stdout without)" }, { "cursor?", "string", "the cursor file" },
+    { "meta?", "table", "kept in the cursor" }, { "fsync?", "boolean" },
+  } },
+  { name = "planapi.log", funcs = {
+    { name = "jsonl", params = { { "dest", "file*|string|fun(line: string)" },
+      { "opts?", "{ bodies: boolean|integer }" } },
+      returns = { { "planapi.Hooks" } }, doc = "Call events as JSON Lines, for the `hooks` option." },
+  } },
+  { name = "planapi.metrics", fields = { { "CONTENT_TYPE", "string" }, { "SERIES", "table" } }, funcs = {
+    { name = "new", params = { { "opts?", "{ shared: table }" } }, returns = { { "planapi.Metrics" } } },
+  } },
+  { name = "planapi.Metrics", funcs = {
+    { name = "hooks", method = true, returns = { { "planapi.Hooks" } } },
+    { name = "render", method = true, returns = { { "string" } }, doc = "Prometheus text" },
+    { name = "value", method = true, params = { { "name", "string" }, { "labels?", "table<string, string>" } },
+      returns = { { "number?" } } },
+  } },
+}
+
+-- The event receivers: planapi.events.receiver, planapi.planfix_events, planapi.planado_webhook.
+local RECEIVER_FIELDS = {
+  { "secret?", "string", "the shared secret, compared in constant time" },
+  { "allow_unsigned?", "boolean", "accept deliveries without a secret (tests only)" },
+  { "store?", "planapi.events.Store", "where deliveries are claimed (memory by default)" },
+  { "max_body?", "integer", "the largest body accepted (1 MiB)" },
+  { "lease?", "number", "seconds a claimed event is held by its handler (60)" },
+  { "ttl?", "number", "seconds an event id is remembered (8 days)" },
+  { "clock?", "fun(): number", "inject time" },
+  { "retry_delay?", "number", "first wait before a failed handler runs again (30)" },
+  { "max_retry_delay?", "number", "longest such wait (3600)" },
+  { "max_attempts?", "integer", "runs before the event is recorded failed (25)" },
+  { "nulls?", "\"absent\"|\"keep\"", "JSON nulls in the payload" },
+}
+M.RECEIVER_FIELDS = RECEIVER_FIELDS
+
+M.RECEIVERS = {
+  { name = "planapi.events.ReceiverOptions", fields = {
+    { "secret_in?", "string", "\"header:Name\", \"field:name\" or \"query:name\"" },
+    { "parse?", "fun(request: table, fields: table): table?, string?", "the event from the request" },
+    { "format?", "\"auto\"|\"json\"|\"form\"", "the body's format" },
+    { "name?", "string", "names the receiver in messages" },
+  } },
+  { name = "planapi.planfix_events.Options", fields = {
+    { "secret_in?", "string", "\"header:Name\", \"field:name\" or \"query:name\"" },
+    { "format?", "\"auto\"|\"json\"|\"form\"", "the body's format" },
+    { "id?", "string", "the field that names the event" }, { "key?", "string", "the field of the object's key" },
+    { "version?", "string", "the field of the object's version" }, { "type?", "string", "the field of the event type" },
+    { "task_id?", "string", "the field of the task id" }, { "window?", "number", "seconds a repeat counts as one" },
+  } },
+  { name = "planapi.planado_webhook.Options", fields = {
+    { "previous_key?", "string", "the secret before a rotation, still accepted" },
+  } },
+}
+
+-- Types of the secondary constructors' options (name -> the options class).
+M.RECEIVER_PARENT = "planapi.events.CommonOptions"
+
+M.EVENTS_CLASSES = {
+  { name = "planapi.events.Store", doc = "An event store: memory, file or Redis." },
+  { name = "planapi.events.Receiver", doc = "Claims each delivery once, answers at once, runs handlers.", funcs = {
+    { name = "receive", method = true, params = { { "request", "table" } },
+      returns = { { "table", "response" }, { "table?", "event" } } },
+    { name = "handle", method = true, params = { { "event", "table" }, { "handler", "fun(event: table): any, any" } },
+      returns = { { "boolean?" }, { "planapi.Error?", "err" } } },
+    { name = "pending", method = true, params = { { "handler", "fun(event: table): any, any" }, { "opts?", "table" } },
+      returns = { { "table", "report" } } },
+    { name = "serve", method = true, params = { { "request", "table" }, { "handler", "fun(event: table): any, any" } },
+      returns = { { "table", "response" } } },
+  } },
+  { name = "planapi.events", funcs = {
+    { name = "receiver", params = { { "opts", "planapi.events.ReceiverOptions" } },
+      returns = { { "planapi.events.Receiver" } } },
+    { name = "memory", params = { { "opts?", "table" } }, returns = { { "planapi.events.Store" } } },
+    { name = "file", params = { { "opts", "{ dir: string }" } }, returns = { { "planapi.events.Store" } } },
+    { name = "redis", params = { { "opts", "table" } }, returns = { { "planapi.events.Store" } } },
+  } },
+  { name = "planapi.webhook_store", funcs = {
+    { name = "memory", params = { { "opts?", "table" } }, returns = { { "planapi.events.Store" } } },
+    { name = "file", params = { { "opts", "{ dir: string }" } }, returns = { { "planapi.events.Store" } } },
+  } },
+}
+
+return M
