@@ -27,6 +27,8 @@ external_dependencies = {
 }
 build = {
   type = "builtin",
+  -- the editor definitions (a Lua language server addon) and the API pages
+  copy_directories = { "types", "docs" },
   install = {
     bin = { planapi = "bin/planapi" },
   },
