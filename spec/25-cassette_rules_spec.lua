@@ -251,6 +251,8 @@ describe("cassette replay", function()
     assert.equal(text, portable.read_file(b))
     assert.truthy(text:find('^{\n  "exchanges": %[\n    {\n      "operation": "get%-task%-by%-id",\n      "request": {'))
     assert.truthy(text:find('\n  "planapi_cassette": 1\n}\n$'))
+    -- laid out exactly as the whole document encoded at once
+    assert.equal(require "planapi.pretty_json"(core.json_decode(text)), text)
   end)
 
   it("raises a config error for a missing or foreign file and for bad options", function()

@@ -33,8 +33,12 @@ local function pretty(v, indent, out)
 end
 
 --- pretty_json(value) -> the text, ending in a newline.
-return function(v)
+-- pretty_json(value, depth) -> the text of a value nested depth levels
+-- deep (its first line not indented, no newline at the end), for a writer
+-- that assembles a document from pieces it encoded once.
+return function(v, depth)
   local out = {}
-  pretty(v, 0, out)
+  pretty(v, depth or 0, out)
+  if depth then return table.concat(out) end
   return table.concat(out) .. "\n"
 end

@@ -152,8 +152,13 @@ end
 
 -- ------------------------------------------------------------ the file
 
-local function encode(exchanges)
-  return pretty_json { planapi_cassette = M.VERSION, exchanges = core.array(exchanges) }
+-- The file's text from each exchange's text (encoded once, when it was
+-- recorded: a long session is not encoded again at every exchange), laid
+-- out as pretty_json lays out the whole document.
+local function encode(texts)
+  if #texts == 0 then return pretty_json { planapi_cassette = M.VERSION, exchanges = core.array {} } end
+  return ('{\n  "exchanges": [\n    %s\n  ],\n  "planapi_cassette": %d\n}\n')
+    :format(table.concat(texts, ",\n    "), M.VERSION)
 end
 
 local function read_file(path)
@@ -192,7 +197,7 @@ function M.record(path, opts)
   for _, s in ipairs(opts.secrets or {}) do
     if type(s) ~= "string" then config_error("cassette.record option 'secrets' must be a list of strings", 2) end
   end
-  return setmetatable({ path = path, exchanges = {}, secrets = opts.secrets or {},
+  return setmetatable({ path = path, exchanges = {}, texts = {}, secrets = opts.secrets or {},
     masking = opts.mask ~= false }, Recorder)
 end
 
@@ -206,12 +211,13 @@ function Recorder:add(req, res, err, redact)
     e.error = masked_error(err, redact, self.masking)
   end
   self.exchanges[#self.exchanges + 1] = e
+  self.texts[#self.texts + 1] = pretty_json(e, 2)
   self:save()
 end
 
 --- rec:save() -> true | nil, err (an io error): the file as recorded so far.
 function Recorder:save()
-  local ok, err = core.write_file_durably(self.path, encode(self.exchanges))
+  local ok, err = core.write_file_durably(self.path, encode(self.texts))
   self.save_error = not ok and err or nil
   if not ok then return nil, err end
   return true
