@@ -7,7 +7,6 @@
 -- results those the recording saw, and the file must hold none of the
 -- secrets the sandbox's clients use (checked here and by tools/scan-secrets,
 -- which make test also runs over this cassette in build/journal).
-local planapi = require "planapi"
 local core = require "planapi.core"
 local cassette = require "planapi.testing.cassette"
 local sandbox = require "sandbox"

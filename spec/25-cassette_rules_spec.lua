@@ -97,7 +97,7 @@ describe("cassette masking", function()
     local token, extra = random_secret(), random_secret()
     local path = journal.cassette_path "client-secrets"
     local rec = cassette.record(path, { secrets = { extra } })
-    local srv = server(function(req)
+    local srv = server(function()
       return json_answer('{"result":"success","task":{"id":9,"name":"' .. token .. '","note":"' .. extra .. '"}}')
     end)
     local rest = rec:wrap(planapi.planfix_rest(client_opts { base_url = BASE .. "rest/", token = token,
@@ -110,7 +110,8 @@ describe("cassette masking", function()
 
   it("masks XML login only in auth.login, and a URL's user:password@", function()
     local mask = require "planapi.testing.cassette_mask"
-    local user_add = "<request method=\"user.add\"><user><login>ann</login><password>p4ss-word</password></user></request>"
+    local user_add = '<request method="user.add"><user><login>ann</login><password>p4ss-word</password></user>'
+      .. "</request>"
     assert.equal("<request method=\"user.add\"><user><login>ann</login><password>***</password></user></request>",
       mask.xml(user_add, "user.add"))
     assert.equal("<login>***</login>", mask.xml("<login>ann</login>", "auth.login"))
@@ -249,7 +250,8 @@ describe("cassette replay", function()
     three_reads(b)
     local text = assert(portable.read_file(a))
     assert.equal(text, portable.read_file(b))
-    assert.truthy(text:find('^{\n  "exchanges": %[\n    {\n      "operation": "get%-task%-by%-id",\n      "request": {'))
+    assert.truthy(text:find('^{\n  "exchanges": %[\n    {\n      "operation": "get%-task%-by%-id",\n'
+      .. '      "request": {'))
     assert.truthy(text:find('\n  "planapi_cassette": 1\n}\n$'))
     -- laid out exactly as the whole document encoded at once
     assert.equal(require "planapi.pretty_json"(core.json_decode(text)), text)
