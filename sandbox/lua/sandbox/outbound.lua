@@ -148,12 +148,7 @@ function M.bad(msg, status)
 end
 
 -- The request's JSON object (an empty body is {}); nil when it is not one.
-function M.body_object(req)
-  if req.body:match("^%s*$") then return {} end
-  local v = json.decode(req.body)
-  if type(v) ~= "table" then return nil end
-  return v
-end
+M.body_object = util.json_object
 
 -- The flush endpoint's answer: {"timeout":S} (default 5, at most 120).
 function M.flush_endpoint(req, sender)

@@ -801,13 +801,7 @@ local function commit_update(kind, rec, ctx, info, event_type)
   return true
 end
 
-local function working_copy(rec)
-  local w = {}
-  for k, v in pairs(rec) do
-    if type(k) ~= "string" or k:sub(1, 1) ~= "_" then w[k] = util.deepcopy(v) end
-  end
-  return w
-end
+local working_copy = util.public
 
 local function request_body(req)
   local b = req.json
@@ -1304,12 +1298,7 @@ local function cbad(msg, status)
   return creply(status or 400, { result = "fail", error = msg })
 end
 
-local function cbody(req)
-  if req.body:match("^%s*$") then return {} end
-  local v = json.decode(req.body)
-  if type(v) ~= "table" then return nil end
-  return v
-end
+local cbody = util.json_object
 
 -- POST /_sandbox/planado/jobs/{ref}/start|finish: a change made in the web
 -- UI or the mobile app (context.source "web").

@@ -194,13 +194,7 @@ end
 M.ADDRESS_KEYS = { "formatted", "entrance_no", "apartment", "floor", "description", "geolocation" }
 
 -- Public view of a record: every key but the internal "_" ones.
-function M.public(rec)
-  local out = {}
-  for k, v in pairs(rec) do
-    if type(k) ~= "string" or k:sub(1, 1) ~= "_" then out[k] = util.deepcopy(v) end
-  end
-  return out
-end
+M.public = util.public
 
 local function ref_uuid(v, key)
   if type(v) == "table" and v[key or "uuid"] ~= nil then return v[key or "uuid"] end

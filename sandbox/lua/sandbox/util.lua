@@ -88,6 +88,23 @@ function M.deepcopy(v)
   return setmetatable(out, getmetatable(v))
 end
 
+-- A copy of a record without its internal "_" keys (what the APIs show).
+function M.public(rec)
+  local out = {}
+  for k, v in pairs(rec) do
+    if type(k) ~= "string" or k:sub(1, 1) ~= "_" then out[k] = M.deepcopy(v) end
+  end
+  return out
+end
+
+-- The JSON object of a control request's body ({} when empty), or nil.
+function M.json_object(req)
+  if req.body:match("^%s*$") then return {} end
+  local v = json.decode(req.body)
+  if type(v) ~= "table" then return nil end
+  return v
+end
+
 -- Shallow merge of src into dst (src wins); returns dst.
 function M.merge(dst, src)
   for k, v in pairs(src or {}) do dst[k] = v end
