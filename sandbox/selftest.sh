@@ -297,6 +297,34 @@ RID="$(jl d.requestId)"
 api GET "/report/status/$RID"; A="$(jl d.status)"; api GET "/report/status/$RID"
 check "report status: in_progress then ready" "$A/$(jl 'd.status .. "/" .. d.save.chunksCount')" "in_progress/ready/1"
 
+# ------------------------------------------------------------- custom fields, templates, directories
+ctl POST /reset
+api GET /customfield/type
+check "customfield types 0..29 (no 18, 19)" "$(jl '#d.customFieldTypes .. ":" .. d.customFieldTypes[1].name .. ":" .. d.customFieldTypes[#d.customFieldTypes].id')" "28:Short text:29"
+api GET "/customfield/task?fields=name,type"
+check "task fields: README's and one per type" "$(jl '#d.customfields .. ":" .. d.customfields[6].name .. ":" .. tostring(d.customfields[6].enumValues)')" "36:Order number:nil"
+api GET "/task/templates?fields=id,name,107"
+check "template 100 has Region, 101 not" "$(jl '#d.templates[1].customFieldData .. "," .. #d.templates[2].customFieldData')" "1,0"
+api POST /task/ '{"name":"Monthly","template":{"id":101}}'
+TPL_TASK="$(jl d.id)"
+api POST "/task/$TPL_TASK" '{"customFieldData":[{"field":{"id":106},"value":"ORD-7"},{"field":{"id":107},"value":"North"}]}'
+check "field not on the template: 200, no failures" "$CODE/$(jl d.failures)" "200/nil"
+api GET "/task/$TPL_TASK?fields=106,107"
+check "... and only the attached field stored" "$(jl '#d.task.customFieldData .. ":" .. d.task.customFieldData[1].value')" "1:ORD-7"
+ctl GET "/store/tasks/$TPL_TASK"
+check "the no-op is noted in the history" "$(jl 'd.record._history[1].notes[1]')" "customFieldData.107: ignored, not on the template"
+api POST /task/1 '{"customFieldData":[{"field":{"id":107},"value":"Northwest"},{"field":{"id":506},"value":{"durationSec":60}},{"field":{"id":503},"value":{"date":"11-10-2022"}}]}'
+api GET "/task/1?fields=107,506,503"
+check "list value stored as given, {durationSec} empty, date completed" "$(jl 'd.task.customFieldData[1].value .. "|" .. type(d.task.customFieldData[2].value) .. "|" .. d.task.customFieldData[3].value.datetime')" "Northwest|userdata|2022-10-11T00:00Z"
+api POST /directory/3/entry/list '{"offset":100,"fields":"key,name"}'
+check "Lead sources: 50 entries on page 2" "$(jl '#d.directoryEntries .. ":" .. d.directoryEntries[37].name')" "50:Website"
+ctl POST /planfix/fields '{"task":[{"name":"Ticket","type":0}]}'
+check "control: seed a field" "$CODE/$(jl 'math.type(d.ids.task[1])')" "200/integer"
+ctl POST /planfix/fields '{"task":[{"name":"Bad","type":18}]}'
+check "control: unknown type -> 400" "$CODE" 400
+ctl GET /stats
+check "stats count requests per operation" "$(jl 'd.rest_operations["GET /task/{id}"] .. "," .. d.rest_operations["POST /directory/{id}/entry/list"]')" "2,1"
+
 # ------------------------------------------------------------- files
 printf 'first line\nsecond \000 binary \377 end\n' >"$WORK/upload.bin"
 SRC_SIZE="$(wc -c <"$WORK/upload.bin")"

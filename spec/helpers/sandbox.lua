@@ -79,6 +79,23 @@ function M.stats() return M.control("GET", "stats") end
 function M.clear_log() return M.control("DELETE", "log") end
 function M.log() return M.control("GET", "log") end
 
+--- Custom fields, templates and directories (sandbox/README.md, "Custom
+-- fields, templates and directories"): seed them; each returns the ids.
+--   sandbox.fields { task = { { name = "Region", type = 8, enumValues = { "N", "S" } } } }
+--   sandbox.templates { task = { { name = "Lead", fields = { 106 } } } }
+--   sandbox.directories { { name = "Cities", fields = { { name = "Name", type = 0 } }, entries = 250 } }
+function M.fields(t) return M.control("POST", "planfix/fields", t).ids end
+function M.templates(t) return M.control("POST", "planfix/templates", t).ids end
+function M.directories(list) return M.control("POST", "planfix/directories", { directories = list }).ids end
+
+--- REST requests the sandbox handled per operation since the last reset,
+-- keyed "METHOD /spec/path" ("GET /customfield/task"); or the count of one.
+function M.operations(name)
+  local counts = M.stats().rest_operations or {}
+  if name then return counts[name] or 0 end
+  return counts
+end
+
 --- Log entries of one kind ("rest", "xml", "planado", "record").
 function M.log_of(kind)
   local out = {}

@@ -14,6 +14,7 @@ local xmlapi = require("sandbox.xmlapi")
 local xml = require("sandbox.xml")
 local planado = require("sandbox.planado")
 local scenarios = require("sandbox.planfix_scenarios")
+local fields_control = require("sandbox.fields_control")
 
 local M = {}
 
@@ -25,12 +26,7 @@ local function bad(msg)
   return reply(400, { result = "fail", error = msg })
 end
 
-local function body_object(req)
-  if req.body:match("^%s*$") then return {} end
-  local v = json.decode(req.body)
-  if type(v) ~= "table" then return nil end
-  return v
-end
+local body_object = util.json_object
 
 -- Bumped by every reset, so requests still in flight from before it can
 -- tell that they are stale (see the slow fault in main.lua).
@@ -150,6 +146,8 @@ handlers["GET /stats"] = function()
     log_entries = #recorder.entries,
     xml_logins = xmlapi.logins,
     xml_login_failures = xmlapi.login_failures,
+    -- REST requests per operation ("GET /customfield/task"), since the reset
+    rest_operations = rest.operations,
   }))
 end
 
@@ -209,7 +207,7 @@ function M.handle()
   if path:match("^/planado/") and planado.control(req, path) then
     return
   end
-  if path:match("^/planfix/") and scenarios.control(req, path) then
+  if path:match("^/planfix/") and (scenarios.control(req, path) or fields_control.control(req, path)) then
     return
   end
   local h = handlers[req.method .. " " .. path]

@@ -63,6 +63,8 @@ function M.record(req, status, extra)
     status = status,
     time = req.time,
     connection = req.connection,
+    -- the REST operation that handled it ("POST /task/{id}"), when one did
+    operation = req.operation,
   }
   body_fields(entry, req.body or "")
   if extra then

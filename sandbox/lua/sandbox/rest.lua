@@ -12,6 +12,7 @@ local ratelimit = require("sandbox.ratelimit")
 local router = require("sandbox.router")
 local multipart = require("sandbox.multipart")
 local scenarios = require("sandbox.planfix_scenarios")
+local cf_rules = require("sandbox.planfix_fields")
 
 local M = {}
 
@@ -29,6 +30,7 @@ M.config = default_config()
 
 function M.reset()
   M.config = default_config()
+  M.operations = {}
 end
 
 local function id_set(list, what)
@@ -164,17 +166,26 @@ end
 
 ---------------------------------------------------------------- projection
 
--- Custom field definition lookups per object kind.
+-- Custom field definitions of an object kind: def(id) finds one; `kind`
+-- (tasks, contacts, projects, users) brings templates and the write rules
+-- of sandbox.planfix_fields.
 local function cf_lookup(kind)
-  return function(id) return store.customfield(kind, id) end
+  return { kind = kind, def = function(id) return store.customfield(kind, id) end }
 end
 
+-- The fields of one directory or data tag (no templates).
 local function fields_lookup(defs)
-  return function(id)
+  return { def = function(id)
     for _, f in ipairs(defs or {}) do
       if f.id == id then return f end
     end
-  end
+  end }
+end
+
+-- Whether field `id` of `rec` is shown and written: only the fields of the
+-- record's template, when it has one.
+local function cf_applies(cf, rec, id)
+  return not cf.kind or cf_rules.attached(store.db, cf.kind, rec, id)
 end
 
 local function file_list(ids)
@@ -213,11 +224,11 @@ local function project(rec, fields, defaults, cf, computed)
   if #cf_ids > 0 and cf then
     local data = json.array()
     for _, id in ipairs(cf_ids) do
-      local def = cf(id)
-      if def then
+      local def = cf.def(id)
+      if def and cf_applies(cf, rec, id) then
         local v = rec._cf and rec._cf[id]
         if v == nil then v = json.null end
-        data[#data + 1] = { field = util.deepcopy(def), value = util.deepcopy(v) }
+        data[#data + 1] = { field = cf_rules.view(def), value = util.deepcopy(v) }
       end
     end
     out.customFieldData = data
@@ -251,29 +262,45 @@ end
 -- files. Everything else becomes a failure entry, like Planfix's partial
 -- success. special[k](rec, v) may handle a field itself and return an error
 -- text. Returns failures (json array), changed field names.
+-- One customFieldData item: stored (the field's id joins `changed`), a
+-- failure entry, or a silent no-op (kept in `notes` for /_sandbox/store).
+local function apply_custom(rec, item, cf, out)
+  local fid = type(item) == "table" and type(item.field) == "table" and util.to_int(item.field.id)
+  local def = fid and cf and cf.def(fid)
+  local what, value, note = "failed", "Custom field not found", nil
+  if def then
+    -- Directory and data tag fields have no templates ("directory" has none).
+    what, value, note = cf_rules.write(store.db, cf.kind or "directory", rec, def, item.value)
+  end
+  local field = "customFieldData." .. tostring(fid or "?")
+  if what == "failed" then
+    out.failures[#out.failures + 1] = { field = field, error = value }
+  elseif what == "ignored" then
+    out.notes[#out.notes + 1] = field .. ": ignored, " .. value
+  else
+    rec._cf[fid] = value
+    out.changed[#out.changed + 1] = tostring(fid)
+    if note then out.notes[#out.notes + 1] = field .. ": " .. note end
+  end
+end
+
 local function apply_fields(rec, body, known, cf, special)
-  local failures, changed = json.array(), {}
-  for _, k in ipairs(sorted_keys(body)) do
+  local failures, changed, notes = json.array(), {}, {}
+  local keys = sorted_keys(body)
+  -- Custom fields last: they follow the template the same body may set.
+  table.sort(keys, function(a, b)
+    if (a == "customFieldData") ~= (b == "customFieldData") then return b == "customFieldData" end
+    return a < b
+  end)
+  for _, k in ipairs(keys) do
     local v = body[k]
     if k == "customFieldData" then
       if type(v) ~= "table" then
         failures[#failures + 1] = { field = "customFieldData", error = "Invalid value" }
       else
         rec._cf = rec._cf or {}
-        for _, item in ipairs(v) do
-          local fid = type(item) == "table" and type(item.field) == "table" and util.to_int(item.field.id)
-          if fid and cf and cf(fid) then
-            local val = item.value
-            if val == nil then val = json.null end
-            rec._cf[fid] = val
-            changed[#changed + 1] = tostring(fid)
-          else
-            failures[#failures + 1] = {
-              field = "customFieldData." .. tostring(fid or "?"),
-              error = "Custom field not found",
-            }
-          end
-        end
+        local out = { failures = failures, changed = changed, notes = notes }
+        for _, item in ipairs(v) do apply_custom(rec, item, cf, out) end
       end
     elseif k == "files" and rec._files then
       if type(v) ~= "table" then
@@ -301,7 +328,7 @@ local function apply_fields(rec, body, known, cf, special)
       failures[#failures + 1] = { field = k, error = "Unknown field" }
     end
   end
-  return failures, changed
+  return failures, changed, notes
 end
 
 local function update_answer(failures, queued)
@@ -324,11 +351,14 @@ local function require_name(body, field)
   return v
 end
 
-local function history(rec, req, changed, queued)
+-- notes: the custom field writes that succeeded without storing (a field
+-- not on the template, a read-only type, a period stored empty).
+local function history(rec, req, changed, queued, notes)
   rec._history = rec._history or {}
   rec._history[#rec._history + 1] = {
     time = req.time, silent = util.is_true(util.query_value(req.query, "silent")),
     fields = json.array(changed), queued = queued or false, token = req.token,
+    notes = json.array(notes or {}),
   }
   rec.dateOfLastUpdate = util.timepoint(req.time)
 end
@@ -474,9 +504,9 @@ route("POST", "/task/{id}", function(req, p)
   local id = task_id(p.id)
   local t = store.db.tasks[id]
   if not t then api_error(404, 1000, "Task for update not found by id " .. id) end
-  local failures, changed = apply_fields(t, require_object(req.json), TASK_FIELDS, task_cf, TASK_SPECIAL)
+  local failures, changed, notes = apply_fields(t, require_object(req.json), TASK_FIELDS, task_cf, TASK_SPECIAL)
   local queued = M.config.queue_updates[id] == true
-  history(t, req, changed, queued)
+  history(t, req, changed, queued, notes)
   scenarios.task_changed(t, changed, req.time)
   return update_answer(failures, queued)
 end)
@@ -678,9 +708,14 @@ route("POST", "/contact/filters", function()
   return ok({ filters = util.deepcopy(store.db.contact_filters) })
 end, { body = "none" })
 
+-- Contact or company templates (isCompany, default false); fields with
+-- custom field ids list the fields attached to each template.
 route("GET", "/contact/templates", function(req)
   local offset, size = paging(req.query)
-  return ok({ templates = page({ { id = 1, name = "Contact" }, { id = 2, name = "Company" } }, offset, size) })
+  local companies = util.is_true(util.query_value(req.query, "isCompany"))
+  local list = ordered(store.db.contact_templates, function(t) return (t.isCompany == true) == companies end)
+  local shown = util.query_value(req.query, "fields")
+  return ok({ templates = project_all(page(list, offset, size), shown, CONTACT_DEFAULT, contact_cf) })
 end)
 
 route("GET", "/contact/groups", function()
@@ -724,9 +759,9 @@ route("POST", "/contact/{id}", function(req, p)
   local id = prefixed_id(p.id, "contact")
   local c = store.db.contacts[id]
   if not c then api_error(404, 2000, "Contact for update not found by id " .. id) end
-  local failures, changed = apply_fields(c, require_object(req.json), CONTACT_FIELDS, contact_cf)
+  local failures, changed, notes = apply_fields(c, require_object(req.json), CONTACT_FIELDS, contact_cf)
   local queued = M.config.queue_contact_updates[id] == true
-  history(c, req, changed, queued)
+  history(c, req, changed, queued, notes)
   return update_answer(failures, queued)
 end)
 
@@ -779,7 +814,9 @@ end)
 
 route("GET", "/project/templates", function(req)
   local offset, size = paging(req.query)
-  return ok({ templates = page({ { id = 1, name = "Project template" } }, offset, size) })
+  local list = ordered(store.db.project_templates)
+  local shown = util.query_value(req.query, "fields")
+  return ok({ templates = project_all(page(list, offset, size), shown, PROJECT_DEFAULT, project_cf) })
 end)
 
 route("GET", "/project/groups", function()
@@ -805,8 +842,8 @@ route("POST", "/project/{id}", function(req, p)
   local id = int_param(p.id, "project id")
   local pr = store.db.projects[id]
   if not pr then api_error(404, 3000, "Project for update not found by id " .. id) end
-  local failures, changed = apply_fields(pr, require_object(req.json), PROJECT_FIELDS, project_cf)
-  history(pr, req, changed)
+  local failures, changed, notes = apply_fields(pr, require_object(req.json), PROJECT_FIELDS, project_cf)
+  history(pr, req, changed, false, notes)
   return update_answer(failures)
 end)
 
@@ -900,9 +937,9 @@ route("POST", "/user/{id}", function(req, p)
   local id = prefixed_id(p.id, "user")
   local u = store.db.users[id]
   if not u then api_error(404, 4000, "User for update not found by id " .. id) end
-  local failures, changed = apply_fields(u, require_object(req.json), USER_FIELDS, user_cf)
+  local failures, changed, notes = apply_fields(u, require_object(req.json), USER_FIELDS, user_cf)
   u.password = nil
-  history(u, req, changed)
+  history(u, req, changed, false, notes)
   return update_answer(failures)
 end)
 
@@ -1313,17 +1350,47 @@ route("GET", "/process/task/{id}/statuses", function(req, p)
 end)
 
 route("GET", "/customfield/type", function()
-  local names = { "Line", "Number", "Text", "Date", "Time", "Date and time", "Period of time",
-    "Checkbox", "List", "Directory entry", "Contact", "Employee", "Counterparty" }
   local out = json.array()
-  for i, n in ipairs(names) do out[i] = { id = i - 1, name = n } end
+  for _, id in ipairs(cf_rules.TYPE_IDS) do out[#out + 1] = { id = id, name = cf_rules.TYPES[id] } end
   return ok({ customFieldTypes = out })
 end)
 
-for _, kind in ipairs({ "task", "contact", "project", "user", "main" }) do
-  local function list()
-    return ok({ customfields = json.array(util.deepcopy(store.db.customfields[kind])) })
+-- The definitions of a kind; `fields` picks their properties (id always).
+local function definitions(kind, req)
+  local names = util.split_list(util.query_value(req.query, "fields"))
+  local out = json.array()
+  for i, def in ipairs(store.db.customfields[kind]) do
+    local view = cf_rules.view(def)
+    if #names > 0 then
+      local picked = { id = view.id }
+      for _, n in ipairs(names) do picked[n] = view[n] end
+      view = picked
+    end
+    out[i] = view
   end
+  return ok({ customfields = out })
+end
+
+local DEF_KEYS = { "names", "groupId", "directoryId", "directoryFields", "enumValues", "mainValue" }
+
+-- POST /customfield/{kind}/: a new definition; the type must be one that
+-- GET /customfield/type lists.
+local function add_definition(kind, b)
+  require_name(b)
+  local ty = util.to_int(b.type)
+  if ty == nil then api_error(400, 40, "Required parameter missing: type") end
+  if not cf_rules.TYPES[ty] then api_error(400, 41, "Invalid parameter value: type") end
+  local id = store.next_id("customfield")
+  local def = { id = id, name = b.name, type = ty, objectType = cf_rules.OBJECT_TYPES[kind] }
+  for _, k in ipairs(DEF_KEYS) do
+    if b[k] ~= nil and b[k] ~= json.null then def[k] = util.deepcopy(b[k]) end
+  end
+  table.insert(store.db.customfields[kind], def)
+  return id
+end
+
+for _, kind in ipairs({ "task", "contact", "project", "user", "main" }) do
+  local function list(req) return definitions(kind, req) end
   route("GET", "/customfield/" .. kind, list)
   if kind ~= "main" then
     -- Observed: the per-object variant returns the whole list.
@@ -1331,9 +1398,9 @@ for _, kind in ipairs({ "task", "contact", "project", "user", "main" }) do
       contact = function(v) get_contact(prefixed_id(v, "contact")) end,
       project = function(v) get_project(int_param(v, "project id")) end,
       user = function(v) get_user(prefixed_id(v, "user")) end }
-    route("GET", "/customfield/" .. kind .. "/{id}", function(_, p)
+    route("GET", "/customfield/" .. kind .. "/{id}", function(req, p)
       getters[kind](p.id)
-      return list()
+      return list(req)
     end)
     route("GET", "/customfield/group/" .. kind, function()
       return ok({ customFieldSets = json.array() })
@@ -1352,15 +1419,8 @@ for _, kind in ipairs({ "task", "contact", "project", "user", "main" }) do
       return ok()
     end)
   end
-  local object_types = { task = 0, contact = 1, project = 3, main = 5, user = 6 }
   route("POST", "/customfield/" .. kind .. "/", function(req)
-    local b = require_object(req.json)
-    require_name(b)
-    local ty = util.to_int(b.type)
-    if ty == nil then api_error(400, 40, "Required parameter missing: type") end
-    local id = store.next_id("customfield")
-    table.insert(store.db.customfields[kind], { id = id, name = b.name, type = ty, objectType = object_types[kind] })
-    return created(id)
+    return created(add_definition(kind, require_object(req.json)))
   end)
 end
 
@@ -1520,7 +1580,19 @@ end
 
 -- Answers one API request (path relative to /rest). Returns status,
 -- body (table, or nil for a bodiless answer) and headers.
+-- Requests per operation ("GET /customfield/task": the method and the
+-- spec's path), whatever they were answered with, for /_sandbox/stats.
+M.operations = {}
+
+local function name_operation(req)
+  local r = R:match(req.method, req.path)
+  if not r then return end
+  req.operation = r.method .. " " .. r.pattern
+  M.operations[req.operation] = (M.operations[req.operation] or 0) + 1
+end
+
 function M.handle(req)
+  name_operation(req)
   local status, code, msg = auth.check(req)
   if status then
     return status, fail_body(code, msg), ratelimit.headers()

@@ -11,6 +11,7 @@
 local json = require("sandbox.json")
 local util = require("sandbox.util")
 local planado_data = require("sandbox.planado_data")
+local planfix_fields = require("sandbox.planfix_fields")
 
 local M = {}
 local unpack = table.unpack or unpack -- LuaJIT vs 5.4
@@ -329,7 +330,11 @@ local function seed()
     report_save = 100,
     task = 1000, contact = 100, project = 100, user = 100, comment = 100, checklist = 100,
     datatag_entry = 100, directory_entry = 100, file = 100, position = 100, customfield = 1000,
+    template = 200, directory = 100,
   }
+  -- Custom fields of every type, templates with attached fields, the
+  -- "Lead sources" directory (sandbox.planfix_fields).
+  planfix_fields.seed(db)
   -- The Planado API's data (planado_* keys).
   planado_data.seed(db)
   return db
@@ -417,10 +422,7 @@ end
 
 -- Custom field definition by object kind and id (nil when unknown).
 function M.customfield(kind, id)
-  for _, f in ipairs(M.db.customfields[kind] or {}) do
-    if f.id == id then return f end
-  end
-  return nil
+  return planfix_fields.find(M.db, kind, id)
 end
 
 -- Files attached to an object, as API FileResponse objects (size in KB).
