@@ -118,6 +118,9 @@ describe("cassette masking", function()
     assert.equal("https://***@host/x?a=1&token=***#f", mask.url("https://u:pw@host/x?a=1&token=abc#f"))
     assert.equal('{"a":"x","client_secret":"***","n":{"Password":"***"},"s":"\\"token\\""}',
       mask.json('{"a":"x","client_secret":"s\\"3","n":{"Password":"p"},"s":"\\"token\\""}'))
+    -- JSON inside a string (Planado's delivery log keeps each request body so)
+    assert.equal('{"http_request_body":"{\\"event\\":\\"job.created\\",\\"secret\\":\\"***\\"}","n":1}',
+      mask.json('{"http_request_body":"{\\"event\\":\\"job.created\\",\\"secret\\":\\"s3cr3t\\"}","n":1}'))
   end)
 end)
 

@@ -89,6 +89,17 @@ local function string_end(text, i)
   return i
 end
 
+-- A string value that is JSON text itself (a delivery log's request body):
+-- its credentials masked too, the value encoded again only when one was.
+local function nested_json(raw)
+  if not raw:find('\\"', 1, true) then return raw end
+  local ok, value = pcall(core.json_decode, '"' .. raw .. '"')
+  if not ok or type(value) ~= "string" or not value:match "^%s*[{%[]" then return raw end
+  local masked = M.json(value)
+  if masked == value then return raw end
+  return core.json_encode(masked):sub(2, -2)
+end
+
 --- JSON text with the string values of credential members masked, the
 -- rest of the text byte for byte as it was.
 function M.json(text)
@@ -99,11 +110,10 @@ function M.json(text)
     local close = string_end(text, e + 1)
     if M.secret_name(name) then
       out[#out + 1] = text:sub(pos, e) .. M.MASK
-      pos = close
     else
-      out[#out + 1] = text:sub(pos, close)
-      pos = close + 1
+      out[#out + 1] = text:sub(pos, e) .. nested_json(text:sub(e + 1, close - 1))
     end
+    pos = close
   end
   out[#out + 1] = text:sub(pos)
   return table.concat(out)
