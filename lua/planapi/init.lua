@@ -29,6 +29,8 @@ local planapi = {
   log = require "planapi.log",
   --- planapi.metrics.new{ shared = ngx.shared.DICT }: counters fed by the hooks, as Prometheus text
   metrics = require "planapi.metrics",
+  --- planapi.cache.new{ scope =, ttl =, namespace = }: the shared definitions cache (memory, file, shm, redis)
+  cache = require "planapi.cache",
   core = core,
 }
 

@@ -144,6 +144,32 @@ M.MODULES = {
     { name = "value", method = true, params = { { "name", "string" }, { "labels?", "table<string, string>" } },
       returns = { { "number?" } } },
   } },
+  { name = "planapi.cache", doc = "The shared definitions cache.", funcs = {
+    { name = "new", params = { { "opts?", "planapi.cache.Options" } }, returns = { { "planapi.Cache" } } },
+  } },
+  { name = "planapi.cache.Options", fields = {
+    { "scope?", "string", "\"memory\" (default), \"file:/dir\", \"shm:NAME\" or \"redis://host:port/db\"" },
+    { "ttl?", "number", "seconds an entry is kept (3600)" },
+    { "namespace?", "string", "keeps caches sharing a scope apart (no secret in it)" },
+    { "clock?", "fun(): number", "the TTL's wall clock in seconds (os.time)" },
+    { "sleep?", "fun(seconds: number)", "a waiter's pause (ngx.sleep in nginx, else a blocking one)" },
+    { "wait?", "number", "seconds a miss waits for another's load before loading itself (30)" },
+    { "secrets?", "string[]", "refused in any key or value written" },
+    { "connect?", "function", "the Redis scope's socket (as the limiter's)" },
+  } },
+  { name = "planapi.Cache", funcs = {
+    { name = "get", method = true, params = { { "key", "string" } },
+      returns = { { "any" }, { "planapi.Error?", "err" } } },
+    { name = "set", method = true, params = { { "key", "string" }, { "value", "any" }, { "ttl?", "number" } },
+      returns = { { "true?" }, { "planapi.Error?", "err" } } },
+    { name = "fetch", method = true, params = { { "key", "string" }, { "loader", "fun(): any, planapi.Error?" },
+      { "ttl?", "number" } }, returns = { { "any" }, { "planapi.Error?", "err" } },
+      doc = "The value, loaded on a miss once for every concurrent miss of the scope." },
+    { name = "invalidate", method = true, params = { { "key", "string" } },
+      returns = { { "true?" }, { "planapi.Error?", "err" } } },
+    { name = "invalidate_prefix", method = true, params = { { "prefix", "string" } },
+      returns = { { "true?" }, { "planapi.Error?", "err" } } },
+  } },
 }
 
 -- The event receivers: planapi.events.receiver, planapi.planfix_events, planapi.planado_webhook.

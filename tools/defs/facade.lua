@@ -50,7 +50,8 @@ local FACADE_FIELDS = {
   { "version", "string" }, { "null", "planapi.Null", "sends JSON null" },
   { "error_kinds", "planapi.ErrorKind[]" }, { "json", "planapi.json" }, { "policy", "planapi.policy" },
   { "cursor", "planapi.cursor" }, { "webhook_store", "planapi.webhook_store" }, { "events", "planapi.events" },
-  { "log", "planapi.log" }, { "metrics", "planapi.metrics" }, { "core", "table", "the C core" },
+  { "log", "planapi.log" }, { "metrics", "planapi.metrics" }, { "cache", "planapi.cache" },
+  { "core", "table", "the C core" },
   { "planfix_rest", "planapi.planfix_rest.Constructor" }, { "planfix_xml", "planapi.planfix_xml.Constructor" },
 }
 

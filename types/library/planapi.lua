@@ -289,6 +289,58 @@ function planapi_Metrics:render() end
 ---@return number?
 function planapi_Metrics:value(name, labels) end
 
+---The shared definitions cache.
+---@class planapi.cache
+local planapi_cache = {}
+
+---@param opts? planapi.cache.Options
+---@return planapi.Cache
+function planapi_cache.new(opts) end
+
+---@class planapi.cache.Options
+---@field scope? string "memory" (default), "file:/dir", "shm:NAME" or "redis://host:port/db"
+---@field ttl? number seconds an entry is kept (3600)
+---@field namespace? string keeps caches sharing a scope apart (no secret in it)
+---@field clock? fun(): number the TTL's wall clock in seconds (os.time)
+---@field sleep? fun(seconds: number) a waiter's pause (ngx.sleep in nginx, else a blocking one)
+---@field wait? number seconds a miss waits for another's load before loading itself (30)
+---@field secrets? string[] refused in any key or value written
+---@field connect? function the Redis scope's socket (as the limiter's)
+local planapi_cache_Options = {}
+
+---@class planapi.Cache
+local planapi_Cache = {}
+
+---@param key string
+---@return any
+---@return planapi.Error? err
+function planapi_Cache:get(key) end
+
+---@param key string
+---@param value any
+---@param ttl? number
+---@return true?
+---@return planapi.Error? err
+function planapi_Cache:set(key, value, ttl) end
+
+---The value, loaded on a miss once for every concurrent miss of the scope.
+---@param key string
+---@param loader fun(): any, planapi.Error?
+---@param ttl? number
+---@return any
+---@return planapi.Error? err
+function planapi_Cache:fetch(key, loader, ttl) end
+
+---@param key string
+---@return true?
+---@return planapi.Error? err
+function planapi_Cache:invalidate(key) end
+
+---@param prefix string
+---@return true?
+---@return planapi.Error? err
+function planapi_Cache:invalidate_prefix(prefix) end
+
 ---The options every event receiver takes.
 ---@class planapi.events.CommonOptions
 ---@field secret? string the shared secret, compared in constant time
@@ -409,6 +461,7 @@ function planapi_webhook_store.file(opts) end
 ---@field events planapi.events
 ---@field log planapi.log
 ---@field metrics planapi.metrics
+---@field cache planapi.cache
 ---@field core table the C core
 ---@field planfix_rest planapi.planfix_rest.Constructor
 ---@field planfix_xml planapi.planfix_xml.Constructor

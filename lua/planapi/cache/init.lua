@@ -29,6 +29,7 @@
 -- error, to write a key or value holding one, whole or in part.
 local core = require "planapi.core"
 local config_error = require "planapi.config_error"
+local options = require "planapi.options"
 local Ngx = require "planapi.transport.ngx"
 
 local M = {}
@@ -49,10 +50,7 @@ local OPTIONS = { scope = "string", ttl = "number", namespace = "string", clock 
 
 local function check_options(opts)
   if type(opts) ~= "table" then config_error("cache.new needs a table of options", 4) end
-  for k, v in pairs(opts) do
-    if OPTIONS[k] == nil then config_error(("unknown cache option '%s'"):format(tostring(k)), 4) end
-    if type(v) ~= OPTIONS[k] then config_error(("cache option '%s' must be a %s"):format(k, OPTIONS[k]), 4) end
-  end
+  options.check("cache", opts, 4, OPTIONS)
   for _, k in ipairs { "ttl", "wait" } do
     local v = opts[k]
     if v ~= nil and not (v > 0 and v < math.huge) then
