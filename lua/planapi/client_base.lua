@@ -29,7 +29,7 @@ local TRANSPORT_OPTIONS = {
 -- Options of the call loop.
 local LOOP_OPTIONS = {
   rate = "table|false", retry = "table", clock = "function", sleep = "function",
-  transport = "function|string", on_request = "function", hooks = "table",
+  transport = "function|string|table", on_request = "function", hooks = "table",
   limiter = "string|table", limiter_key = "string", limiter_fallback = "string",
   quota = "table|false", quota_reserve = "number", wall_clock = "function",
   dry_run = "boolean|string", writes = "boolean|table",
@@ -206,7 +206,7 @@ end
 -- user's function just before it is called.
 local function transport_setup(self, opts, in_nginx)
   local topt = opts.transport
-  if type(topt) == "function" then
+  if type(topt) == "function" or type(topt) == "table" then
     self.transport_kind = "function"
     self.transport = function(req)
       local ok, cerr = M.confirm_send(req)
@@ -237,11 +237,31 @@ local function transport_setup(self, opts, in_nginx)
   end
 end
 
+-- A transport may be a callable table (planapi.testing's fake) that keeps
+-- its own time: its clock, sleep and wall_clock stand in for the options
+-- left out, so paced and retried calls through it wait in its time, not
+-- the machine's. Returns opts, or a copy with those filled in.
+local function transport_time(opts)
+  local topt = opts.transport
+  if type(topt) ~= "table" then return opts end
+  local mt = getmetatable(topt)
+  if type(mt) ~= "table" or mt.__call == nil then
+    config_error("option 'transport' as a table must be callable (planapi.testing.fake{...})", 5)
+  end
+  local out = {}
+  for k, v in pairs(opts) do out[k] = v end
+  for _, k in ipairs { "clock", "sleep", "wall_clock" } do
+    if out[k] == nil and type(topt[k]) == "function" then out[k] = topt[k] end
+  end
+  return out
+end
+
 --- Set up self.core, self.limiter, self.policy, self.clock, self.sleep and
 -- self.transport from the options.
 -- base: { base_url =, headers =, secrets =, rate = default rate table,
 --        key = the limiter key: the API and the account, e.g. "planfix_rest:acme" }
 function M.init(self, opts, base)
+  opts = transport_time(opts)
   core_setup(self, opts, base)
   local in_nginx = clock_setup(self, opts, base)
   limiter_setup(self, opts, base)
@@ -250,6 +270,9 @@ function M.init(self, opts, base)
   transport_setup(self, opts, in_nginx)
   -- false, not nil: the call loop reads it on every call without __index
   self.guard = Guard.new(opts, base.key:match "^[^:]+", getmetatable(self).task_project ~= nil)
+  -- A transport that records calls in API terms (planapi.testing's fake)
+  -- gets each request's parameters as given (req.params); false, like guard.
+  self.keep_params = type(opts.transport) == "table" and opts.transport.keep_params == true
   -- Call events (hooks.lua); the API and account they name: the limiter key's.
   self.on_request = opts.on_request
   local api, account = base.key:match "^([^:]+):(.*)$"

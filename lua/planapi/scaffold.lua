@@ -81,7 +81,7 @@ end
 -- Fields init and the call loop keep on every client, some of them nil
 -- (quota, limiter, pacer...): reading one is no mistyped resource.
 local CLIENT_FIELDS = { "core", "limiter", "pacer", "confirm", "quota", "policy", "clock", "sleep",
-  "transport", "transport_kind", "on_request", "hooks", "nulls", "remaining" }
+  "transport", "transport_kind", "on_request", "hooks", "nulls", "remaining", "keep_params" }
 
 -- names: the resources module's names(), a list of names or a map of name -> methods.
 local function unknown_resource(api_name, key, names)

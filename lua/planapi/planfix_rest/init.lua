@@ -214,8 +214,9 @@ function Rest:prepare(op_id, params, opts)
   elseif self.partial then
     req.partial = self.partial
   end
-  -- the write guard reads where a task write lands (guard.lua)
-  if self.guard then req.params, req.whole_body = params, opts.body end
+  -- the write guard reads where a task write lands (guard.lua), a
+  -- recording transport what was asked for
+  if self.guard or self.keep_params then req.params, req.whole_body = params, opts.body end
   return req
 end
 

@@ -151,8 +151,9 @@ function Xml:prepare(name, params, opts)
   req.operation = name
   req.sink = opts.sink
   if opts.dry_run ~= nil then req.dry_run = opts.dry_run end
-  -- the write guard reads where a task write lands (guard.lua)
-  if self.guard then req.params = params end
+  -- the write guard reads where a task write lands (guard.lua), a
+  -- recording transport what was asked for
+  if self.guard or self.keep_params then req.params = params end
   -- auth.login's answer is the session id, a secret the client learns only
   -- after the call: the call events never show that body.
   if name == "auth.login" then req.secret_answer = true end

@@ -1,8 +1,33 @@
 -- planapi.testing: what a user's tests of a planapi script need, with no
 -- network and no account (README, "Testing your scripts").
+--
+--   local testing = require "planapi.testing"
+--   local fake = testing.fake { testing.rest.task_list { { id = 1, name = "Fix the tap" } } }
+--   local rest = planapi.planfix_rest { account = "acme", token = "t", transport = fake }
+--   for task in rest.tasks:each() do ... end
+--   assert.equal("get-task-list", fake.requests[1].operation)
+--
+-- fake: the transport (testing/fake.lua); rest, xml, planado, failure,
+-- answer: the answers it gives (testing/answers.lua); planado_delivery,
+-- planfix_request: the events a receiver gets (testing/payloads.lua);
 -- record, replay: cassettes (testing/cassette.lua), loaded on first use.
--- A shared package: it requires no API package (spec/06).
-local testing = {}
+-- A shared package: it knows the APIs' formats as data, and requires no
+-- API package (spec/06).
+local Fake = require "planapi.testing.fake"
+local answers = require "planapi.testing.answers"
+local payloads = require "planapi.testing.payloads"
+
+local testing = {
+  fake = Fake.new,
+  rest = answers.rest,
+  xml = answers.xml,
+  planado = answers.planado,
+  failure = answers.failure,
+  answer = answers.answer,
+  json = answers.json,
+  planado_delivery = payloads.planado_delivery,
+  planfix_request = payloads.planfix_request,
+}
 
 -- The cassettes load when first asked for.
 local LAZY = { record = true, replay = true, cassette = true }
