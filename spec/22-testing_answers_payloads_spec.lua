@@ -1,0 +1,142 @@
+-- planapi.testing's builders judged by what is not our own code: the REST
+-- answers against the official OpenAPI file's response schemas (Ajv, the
+-- JSON Schema validator Stoplight Prism brings: spec/helpers/openapi_responses.js),
+-- and the event payloads by the real receivers (the Planado webhook's and
+-- the Planfix scenario's), each in every form the builder offers.
+local planapi = require "planapi"
+local testing = require "planapi.testing"
+local openapi = require "openapi"
+local prism = require "prism"
+local portable = require "portable"
+
+-- Each case's body is the builder's own text, put into the JSON as it is.
+local function verdicts(cases)
+  local why = prism.missing()
+  if why then error(why, 2) end
+  local parts = {}
+  for i, c in ipairs(cases) do
+    local head = c.schema and ('"schema":%q'):format(c.schema)
+      or ('"operation":%q,"status":%d'):format(c.operation, c.status)
+    parts[i] = ("{%s,\"body\":%s}"):format(head, c.answer.body)
+  end
+  local dir = portable.tmpdir()
+  local input = dir .. "/cases.json"
+  local f = assert(io.open(input, "wb"))
+  f:write("[" .. table.concat(parts, ",") .. "]")
+  f:close()
+  local out = portable.run(("node spec/helpers/openapi_responses.js %s < %s"):format(openapi.PATH, input))
+  portable.rmtree(dir)
+  local ok, result = pcall(planapi.json.decode, out)
+  assert(ok and type(result) == "table", "the validator said: " .. tostring(out))
+  return result
+end
+
+describe("testing.rest's answers", function()
+  it("validate against the official OpenAPI file's response schemas; a wrong body does not (the oracle can fail)",
+    function()
+      local rest = testing.rest
+      local cases = {
+        { operation = "get-task-list", status = 200, answer = rest.task_list {
+          { id = 1, name = "Fix the tap", status = { id = 2, name = "In progress" } }, { id = 2, name = "Call" } } },
+        { operation = "get-task-list", status = 200, answer = rest.task_list {} },
+        { operation = "get-contact-list", status = 200, answer = rest.list("contacts", { { id = 5, name = "Ann" } }) },
+        { operation = "get-task-by-id", status = 200, answer = rest.ok { task = { id = 7, name = "New" } } },
+        { operation = "post-task", status = 201, answer = rest.created(7) },
+        { operation = "post-task", status = 400, answer = rest.error { code = 41, message = "Status not find by id 2" } },
+        { operation = "post-task-by-id", status = 404,
+          answer = rest.error { status = 404, code = 1000, message = "Task for update not found by id 1" } },
+        { operation = "post-task-by-id", status = 200,
+          answer = rest.ok { failures = { { field = "counterparty", error = "Field change failed" } } } },
+        { schema = "ApiResponseError", answer = rest.rate_limited { retry_after = 2 } },
+        -- controls: what the schemas refuse
+        { operation = "get-task-list", status = 200, answer = rest.task_list { { id = "one" } }, refused = true },
+        { operation = "post-task", status = 201, answer = rest.ok {}, refused = true },
+      }
+      local result = verdicts(cases)
+      assert.equal(#cases, #result)
+      for i, c in ipairs(cases) do
+        local v = result[i]
+        local what = c.operation and (c.operation .. " " .. c.status) or c.schema
+        assert.is_nil(v.missing, what .. ": " .. tostring(v.missing))
+        assert.equal(not c.refused, v.valid, what .. ": " .. tostring(v.errors))
+        if not c.refused then assert.equal(c.status or 429, c.answer.status) end
+      end
+    end)
+
+  it("rest.queued answers the 202 the spec documents for a task update", function()
+    local op = planapi.planfix_rest.operation "post-task-by-id"
+    local documented = false
+    for _, s in ipairs(op.success) do documented = documented or s == 202 end
+    assert.is_true(documented)
+    assert.equal(202, testing.rest.queued().status)
+  end)
+end)
+
+describe("testing.planado_delivery", function()
+  local SECRET = "spec-testing-webhook-secret"
+
+  it("is a delivery the Planado webhook receiver takes: secret header, event, resource, version, attempt", function()
+    local hook = planapi.planado_webhook { secret = SECRET }
+    local seen = {}
+    local d = testing.planado_delivery { secret = SECRET, event_type = "job_finished", attempt = 2,
+      job = { uuid = "job-1", external_id = "planfix-5", resolution = { name = "Done" } } }
+    local response = hook:serve(d, function(event) seen[#seen + 1] = event return true end)
+    assert.equal(200, response.status)
+    assert.equal(1, #seen)
+    local e = seen[1]
+    assert.same({ "job_finished", "job", "job-1", 1, 2 }, { e.type, e.kind, e.resource_uuid, e.version, e.attempt })
+    assert.equal("planfix-5", e.resource.external_id)
+    assert.equal("new", planapi.json.decode(response.body).status)
+    -- the same delivery again is a duplicate, by its event_uuid
+    assert.equal("duplicate", planapi.json.decode(hook:serve(d, error).body).status)
+  end)
+
+  it("gives each delivery its own event_uuid, orders versions, and works with hook:handle(headers, body)", function()
+    local hook = planapi.planado_webhook { secret = SECRET }
+    local newer = testing.planado_delivery { secret = SECRET, client = { uuid = "c-1", version = 3 } }
+    local older = testing.planado_delivery { secret = SECRET, client = { uuid = "c-1", version = 2 } }
+    assert.not_equal(planapi.json.decode(newer.body).event_uuid, planapi.json.decode(older.body).event_uuid)
+    local e1 = assert(hook:handle(newer.headers, newer.body))
+    assert.is_true(e1.fresh)
+    assert.equal("client_updated", e1.type)
+    local e2 = assert(hook:handle(older.headers, older.body))
+    assert.is_true(e2.stale)
+  end)
+
+  it("with a wrong or no secret is refused by the receiver (401)", function()
+    local hook = planapi.planado_webhook { secret = SECRET }
+    assert.equal(401, hook:serve(testing.planado_delivery { secret = "wrong", job = {} }, error).status)
+    assert.equal(401, hook:serve(testing.planado_delivery { job = {} }, error).status)
+  end)
+end)
+
+describe("testing.planfix_request", function()
+  local SECRET = "spec-testing-scenario-secret"
+  local PLACES = { "field:secret", "header:X-Scenario-Token", "query:token" }
+
+  for _, place in ipairs(PLACES) do
+    for _, format in ipairs { "json", "form" } do
+      it(("is a scenario request planfix_events takes, its secret in %s, as %s"):format(place, format), function()
+        local pf = planapi.planfix_events { secret = SECRET, secret_in = place, id = { "event", "task_id" } }
+        local got
+        local request = testing.planfix_request { secret = SECRET, secret_in = place, format = format,
+          fields = { event = "task_changed", task_id = 42, name = "Fix the tap & sink" } }
+        local response = pf:serve(request, function(event) got = event return true end)
+        assert.equal(200, response.status)
+        assert.equal("task_changed", got.type)
+        assert.equal(42, got.task_id)
+        assert.equal("Fix the tap & sink", got.fields.name)
+        assert.is_nil(got.fields.secret)
+        local wrong = testing.planfix_request { secret = "wrong", secret_in = place, format = format,
+          fields = { event = "task_changed", task_id = 42 } }
+        assert.equal(401, pf:serve(wrong, error).status)
+      end)
+    end
+  end
+
+  it("refuses a field it does not know and a format it cannot make", function()
+    assert.has_error(function() testing.planfix_request { field = {} } end)
+    assert.has_error(function() testing.planfix_request { format = "xml" } end)
+    assert.has_error(function() testing.planado_delivery { jobs = {} } end)
+  end)
+end)
