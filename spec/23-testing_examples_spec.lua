@@ -1,0 +1,54 @@
+-- The examples' own user-style specs (examples/spec/, on planapi.testing:
+-- no sandbox, no network), run as a user runs them: busted on that folder,
+-- under the interpreter running this spec. They must all pass; a failing
+-- spec in the same run is seen as failing (the reader can fail).
+local planapi = require "planapi"
+local portable = require "portable"
+
+-- busted on paths under this interpreter: its JSON report and exit code.
+local function busted(paths)
+  local run = jit and "--lua=luajit --run=luajit" or "--lua=lua5.4"
+  local out, code = portable.run(("busted %s -o json %s 2>/dev/null"):format(run, paths))
+  local report = planapi.json.decode(out:match "{.*}" or "")
+  assert(type(report) == "table", "busted gave no JSON report: " .. out:sub(1, 400))
+  return report, code
+end
+
+describe("examples/spec", function()
+  it("passes, every test of it, without the sandbox", function()
+    local report, code = busted "examples/spec"
+    local failed = {}
+    for _, kind in ipairs { "failures", "errors" } do
+      for _, t in ipairs(report[kind] or {}) do failed[#failed + 1] = t.name .. ": " .. tostring(t.message) end
+    end
+    assert.same({}, failed)
+    assert.equal(0, code)
+    assert.is_true(#report.successes >= 6, "the bridge's tests ran")
+    for _, t in ipairs(report.successes) do
+      assert.matches("^the Planfix to Planado bridge ", t.name)
+    end
+  end)
+
+  it("a failing test in the same run is reported failed (the oracle can fail)", function()
+    local dir = portable.tmpdir()
+    local f = assert(io.open(dir .. "/broken_spec.lua", "wb"))
+    f:write [[
+local testing = require "planapi.testing"
+local planapi = require "planapi"
+describe("broken", function()
+  it("expects a request that never comes", function()
+    local fake = testing.fake { testing.rest.task_list {} }
+    planapi.planfix_rest { account = "acme", token = "t", transport = fake }
+    fake:assert_done()
+  end)
+end)
+]]
+    f:close()
+    local report, code = busted(dir .. "/broken_spec.lua")
+    portable.rmtree(dir)
+    assert.not_equal(0, code)
+    assert.equal(1, #report.errors + #report.failures)
+    local t = report.errors[1] or report.failures[1]
+    assert.matches("1 scripted answers were not asked for", tostring(t.message))
+  end)
+end)
