@@ -9,13 +9,15 @@
 --
 -- fake: the transport (testing/fake.lua); rest, xml, planado, failure,
 -- answer: the answers it gives (testing/answers.lua); planado_delivery,
--- planfix_request: the events a receiver gets (testing/payloads.lua);
+-- planfix_request: the events a receiver gets (testing/payloads.lua); run:
+-- a command-line script in this process, its clients on fakes (testing/script.lua);
 -- record, replay: cassettes (testing/cassette.lua), loaded on first use.
 -- A shared package: it knows the APIs' formats as data, and requires no
 -- API package (spec/06).
 local Fake = require "planapi.testing.fake"
 local answers = require "planapi.testing.answers"
 local payloads = require "planapi.testing.payloads"
+local script = require "planapi.testing.script"
 
 local testing = {
   fake = Fake.new,
@@ -27,6 +29,7 @@ local testing = {
   json = answers.json,
   planado_delivery = payloads.planado_delivery,
   planfix_request = payloads.planfix_request,
+  run = script.run,
 }
 
 -- The cassettes load when first asked for.
