@@ -256,3 +256,60 @@ describe("planapi.testing.fake with the Planado client", function()
     assert.matches("has already been taken", err.message)
   end)
 end)
+
+describe("testing.run", function()
+  local portable = require "portable"
+  local dir, path
+  before_each(function()
+    dir = portable.tmpdir()
+    path = dir .. "/script.lua"
+  end)
+  after_each(function() portable.rmtree(dir) end)
+
+  local function script(text)
+    local f = assert(io.open(path, "wb"))
+    f:write(text)
+    f:close()
+  end
+
+  it("gives the script only the environment and arguments asked for, and keeps its exit code and output", function()
+    script [[
+      print("home", os.getenv "HOME", "token", os.getenv "TOKEN", "args", arg[1], ...)
+      io.stderr:write("to stderr\n")
+      os.exit(3)
+      print "not reached"
+    ]]
+    local run = testing.run(path, { env = { TOKEN = "x" }, args = { "a", "b" } })
+    assert.equal(3, run.code)
+    assert.equal("home\tnil\ttoken\tx\targs\ta\ta\tb\n", run.stdout)
+    assert.equal("to stderr\n", run.stderr)
+    assert.is_nil(run.error)
+  end)
+
+  it("a raising script ends with code 1 and its error; one that ends by itself with 0", function()
+    script 'error "broken"'
+    local run = testing.run(path)
+    assert.equal(1, run.code)
+    assert.matches("broken", run.error)
+    script 'local x = 1'
+    assert.equal(0, testing.run(path).code)
+  end)
+
+  it("the script's clients answer from the fake given for their API; catch_interrupt is a stand-in", function()
+    script [[
+      local planapi = require "planapi"
+      planapi.core.catch_interrupt()
+      print(planapi.core.catch_interrupt ~= require("planapi.core").catch_interrupt)
+      local rest = planapi.planfix_rest { account = "acme", token = "spec-run-token" }
+      local pd = planapi.planado { api_key = "spec-run-key" }
+      print(rest:call("get-task-list", {}).tasks[1].id, pd:call("GET", "jobs").jobs[1].uuid)
+    ]]
+    local rest = testing.fake { testing.rest.task_list { { id = 4 } } }
+    local pd = testing.fake { testing.planado.list("jobs", { { uuid = "u4" } }) }
+    local run = testing.run(path, { transport = { planfix_rest = rest, planado = pd } })
+    assert.equal(0, run.code, tostring(run.error))
+    assert.equal("true\n4\tu4\n", run.stdout)
+    assert.equal(1, #rest.requests)
+    assert.equal(1, #pd.requests)
+  end)
+end)

@@ -43,17 +43,23 @@ local function resource_of(d)
   return nil
 end
 
-local DELIVERY = { secret = true, event_type = true, event_uuid = true, attempt = true, context = true, job = true,
-  client = true, site = true, previous = true, path = true, body = true }
-
-local function check_delivery(d)
-  if type(d) ~= "table" then config_error("testing.planado_delivery needs a table", 3) end
-  for k in pairs(d) do
-    if not DELIVERY[k] then
-      config_error(("unknown planado_delivery field '%s' (valid: secret, event_type, event_uuid, attempt, context, "
-        .. "job | client | site, previous, path, body)"):format(tostring(k)), 3)
+-- A builder's table checked: each key one it knows (valid: a list).
+local function check_fields(t, what, valid)
+  if type(t) ~= "table" then config_error(("testing.%s needs a table"):format(what), 4) end
+  local known = {}
+  for _, k in ipairs(valid) do known[k] = true end
+  for k in pairs(t) do
+    if not known[k] then
+      config_error(("unknown %s field '%s' (valid: %s)"):format(what, tostring(k), table.concat(valid, ", ")), 4)
     end
   end
+end
+
+local DELIVERY = { "secret", "event_type", "event_uuid", "attempt", "context", "job", "client", "site", "previous",
+  "path", "body" }
+
+local function check_delivery(d)
+  check_fields(d, "planado_delivery", DELIVERY)
 end
 
 --- planado_delivery{ secret =, event_type = "job_updated", job | client | site = {...},
@@ -91,17 +97,10 @@ local function form(fields)
   return table.concat(parts, "&")
 end
 
-local REQUEST = { fields = true, secret = true, secret_in = true, format = true, path = true, method = true,
-  headers = true, query = true }
+local REQUEST = { "fields", "secret", "secret_in", "format", "path", "method", "headers", "query" }
 
 local function check_request(r)
-  if type(r) ~= "table" then config_error("testing.planfix_request needs a table", 3) end
-  for k in pairs(r) do
-    if not REQUEST[k] then
-      config_error(("unknown planfix_request field '%s' (valid: fields, secret, secret_in, format, path, method, "
-        .. "headers, query)"):format(tostring(k)), 3)
-    end
-  end
+  check_fields(r, "planfix_request", REQUEST)
   if r.format ~= nil and r.format ~= "json" and r.format ~= "form" then
     config_error("testing.planfix_request's format is \"json\" (the default) or \"form\"", 3)
   end
