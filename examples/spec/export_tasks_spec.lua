@@ -2,7 +2,7 @@
 -- with testing.run against a fake: a run stopped by the daily quota resumes
 -- where it stopped, and the file ends up with every task exactly once.
 --
---   busted examples/spec          (from a checkout, after `make`; see README, "Testing your scripts")
+--   busted --lua=lua5.4 examples/spec   (from a checkout, after `make`; see README, "Testing your scripts")
 local planapi = require "planapi"
 local testing = require "planapi.testing"
 

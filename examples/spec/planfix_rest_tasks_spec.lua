@@ -2,7 +2,7 @@
 -- process with testing.run: its environment is the one given, its client
 -- answers from a fake, its output is kept. No account, no network.
 --
---   busted examples/spec          (from a checkout, after `make`; see README, "Testing your scripts")
+--   busted --lua=lua5.4 examples/spec   (from a checkout, after `make`; see README, "Testing your scripts")
 local testing = require "planapi.testing"
 
 local SCRIPT = "examples/planfix_rest_tasks.lua"

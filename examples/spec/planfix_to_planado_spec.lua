@@ -4,7 +4,7 @@
 -- receivers get. Each test runs in milliseconds: the clients' pacing and
 -- retries wait in the fake's time.
 --
---   busted examples/spec          (from a checkout, after `make`; see README, "Testing your scripts")
+--   busted --lua=lua5.4 examples/spec   (from a checkout, after `make`; see README, "Testing your scripts")
 package.path = "examples/?.lua;" .. package.path
 local planapi = require "planapi"
 local testing = require "planapi.testing"
