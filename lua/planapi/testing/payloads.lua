@@ -9,6 +9,7 @@
 --     fields = { event = "task_changed", task_id = 42 } }
 local core = require "planapi.core"
 local config_error = require "planapi.config_error"
+local options = require "planapi.options"
 
 local M = {}
 
@@ -43,20 +44,16 @@ local function resource_of(d)
   return nil
 end
 
--- A builder's table checked: each key one it knows (valid: a list).
-local function check_fields(t, what, valid)
+-- A builder's table checked by the one options check: each key one it
+-- knows, of its type.
+local function check_fields(t, what, types)
   if type(t) ~= "table" then config_error(("testing.%s needs a table"):format(what), 4) end
-  local known = {}
-  for _, k in ipairs(valid) do known[k] = true end
-  for k in pairs(t) do
-    if not known[k] then
-      config_error(("unknown %s field '%s' (valid: %s)"):format(what, tostring(k), table.concat(valid, ", ")), 4)
-    end
-  end
+  options.check(what, t, 4, types)
 end
 
-local DELIVERY = { "secret", "event_type", "event_uuid", "attempt", "context", "job", "client", "site", "previous",
-  "path", "body" }
+local DELIVERY = { secret = "string", event_type = "string", event_uuid = "string", attempt = "number",
+  context = "table", job = "table", client = "table", site = "table", previous = "table", path = "string",
+  body = "string|table" }
 
 local function check_delivery(d)
   check_fields(d, "planado_delivery", DELIVERY)
@@ -97,7 +94,8 @@ local function form(fields)
   return table.concat(parts, "&")
 end
 
-local REQUEST = { "fields", "secret", "secret_in", "format", "path", "method", "headers", "query" }
+local REQUEST = { fields = "table", secret = "string", secret_in = "string", format = "string", path = "string",
+  method = "string", headers = "table", query = "table" }
 
 local function check_request(r)
   check_fields(r, "planfix_request", REQUEST)
