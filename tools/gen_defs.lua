@@ -46,7 +46,7 @@ local OPTION_TYPES = {
   rate = "planapi.Rate|false", retry = "planapi.RetryOptions|planapi.Policy",
   hooks = "planapi.Hooks|planapi.Hooks[]", quota = "planapi.QuotaOptions|false",
   writes = "boolean|planapi.Writes", dry_run = "boolean|\"all\"",
-  transport = "(fun(req: planapi.Request): planapi.Response?, any)|\"curl\"|\"ngx\"",
+  transport = "(fun(req: planapi.Request): planapi.Response?, any)|\"curl\"|\"ngx\"|table",
   clock = "fun(): number", sleep = "fun(seconds: number)", wall_clock = "fun(): number",
   on_request = "fun(req: planapi.Request, attempt: integer)", nulls = "\"absent\"|\"keep\"",
   partial = "\"result\"|\"error\"", auth_header = "\"Authorization\"|\"X-Planado-API-Key\"",

@@ -146,8 +146,8 @@ function planado.rate_limited(e)
 end
 
 -- ------------------------------------------------------------ any API
---- failure{ message =, request_sent = false | true | nil, timeout = true, retryable = true }:
--- the transport fails (a reset, a timeout) instead of answering.
+--- failure{ message =, request_sent = false | true | nil, timeout = true, kind =, retryable = true }:
+-- the transport fails instead of answering: a `transport` error (a reset), or a `timeout` one.
 function M.failure(f)
   return { failure = copy(f) }
 end

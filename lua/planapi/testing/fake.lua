@@ -202,12 +202,13 @@ local function unexpected(self, record, why)
 end
 
 -- ------------------------------------------------------------ answering
--- A failure answer (testing.failure): the transport's nil, err.
+-- A failure answer (testing.failure): the transport's nil, err, of the
+-- kind libcurl's would be (a timeout is its own kind).
 local function failure(f)
-  local err = core.error { kind = f.kind or "transport", message = f.message or "connection reset by peer",
-    retryable = f.retryable ~= false }
+  local kind = f.kind or (f.timeout and "timeout") or "transport"
+  local err = core.error { kind = kind, message = f.message or (f.timeout and "operation timed out")
+    or "connection reset by peer", retryable = f.retryable ~= false }
   err.request_sent = f.request_sent
-  if f.timeout then err.timeout = true end
   return nil, err
 end
 
