@@ -69,7 +69,8 @@ describe("planapi.testing.fake with the Planfix REST client", function()
     assert.equal("contact:5", assert(rest:call("get-contact-by-id", { id = 5 })).contact.id)
     local err = raised(rest.tasks.create, rest.tasks, { name = "c" })
     assert.equal("config", err.kind)
-    assert.matches('unexpected request 5 %(post%-task, POST /rest/task/%): the handler "POST /task/" has no answer left',
+    assert.matches(
+      'unexpected request 5 %(post%-task, POST /rest/task/%): the handler "POST /task/" has no answer left',
       tostring(err))
     assert.equal(1, #fake.unexpected)
     assert.equal(3, fake:count "post-task")
@@ -81,7 +82,8 @@ describe("planapi.testing.fake with the Planfix REST client", function()
     assert(rest:call("get-task-list", {}))
     local err = raised(rest.call, rest, "get-task-by-id", { id = 3 })
     assert.equal("config", err.kind)
-    assert.matches("unexpected request 2 %(get%-task%-by%-id, GET /rest/task/3%): the script has 1 answers", err.message)
+    assert.matches("unexpected request 2 %(get%-task%-by%-id, GET /rest/task/3%): the script has 1 answers",
+      err.message)
     assert.equal(0, fake.slept)
     local none = testing.fake { handlers = { ["get-task-list"] = testing.rest.task_list {} } }
     err = raised(rest_with(none).call, rest_with(none), "get-task-by-id", { id = 3 })
@@ -186,7 +188,8 @@ describe("planapi.testing.fake with the Planfix XML client", function()
         testing.xml.list("tasks", "task", { { id = 1, title = "a" }, { id = 2, title = "b" } }, { total = 3 }),
         testing.xml.list("tasks", "task", { { id = 3, title = "c" } }, { total = 3 }),
       },
-      ["task.get"] = { testing.xml.error("0005", "session expired"), testing.xml.ok { task = { id = 3, title = "c" } } },
+      ["task.get"] = { testing.xml.error("0005", "session expired"),
+        testing.xml.ok { task = { id = 3, title = "c" } } },
     } }
     local xml = planapi.planfix_xml { account = "acme", api_key = "spec-key", login = "u", password = "spec-pass",
       transport = fake, page_size = 2 }
@@ -220,7 +223,8 @@ end)
 describe("planapi.testing.fake with the Planado client", function()
   it("pages by after, gets by pattern, honours a 429's Retry-After in virtual time", function()
     local fake = testing.fake { handlers = {
-      ["GET jobs"] = { testing.planado.list("jobs", { { uuid = "u1" }, { uuid = "u2" } }), testing.planado.list("jobs", {}) },
+      ["GET jobs"] = { testing.planado.list("jobs", { { uuid = "u1" }, { uuid = "u2" } }),
+        testing.planado.list("jobs", {}) },
       ["GET jobs/*"] = testing.planado.object("job", { uuid = "u1", external_id = "pf-1" }),
       ["POST jobs"] = { testing.planado.rate_limited { retry_after = 9 }, testing.planado.created("job_uuid", "u9") },
     } }

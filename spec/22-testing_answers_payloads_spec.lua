@@ -1,6 +1,8 @@
--- planapi.testing's builders judged by what is not our own code: the REST
--- answers against the official OpenAPI file's response schemas (Ajv, the
--- JSON Schema validator Stoplight Prism brings: spec/helpers/openapi_responses.js),
+-- planapi.testing's builders judged by what is not the builders' own code:
+-- the REST answers against the official OpenAPI file's response schemas
+-- (Ajv, the JSON Schema validator Stoplight Prism brings:
+-- spec/helpers/openapi_responses.js); the answers of all three APIs beside
+-- the sandbox's for the same content (the same document, status and type);
 -- and the event payloads by the real receivers (the Planado webhook's and
 -- the Planfix scenario's), each in every form the builder offers.
 local planapi = require "planapi"
@@ -42,7 +44,8 @@ describe("testing.rest's answers", function()
         { operation = "get-contact-list", status = 200, answer = rest.list("contacts", { { id = 5, name = "Ann" } }) },
         { operation = "get-task-by-id", status = 200, answer = rest.ok { task = { id = 7, name = "New" } } },
         { operation = "post-task", status = 201, answer = rest.created(7) },
-        { operation = "post-task", status = 400, answer = rest.error { code = 41, message = "Status not find by id 2" } },
+        { operation = "post-task", status = 400,
+          answer = rest.error { code = 41, message = "Status not find by id 2" } },
         { operation = "post-task-by-id", status = 404,
           answer = rest.error { status = 404, code = 1000, message = "Task for update not found by id 1" } },
         { operation = "post-task-by-id", status = 200,
@@ -138,5 +141,71 @@ describe("testing.planfix_request", function()
     assert.has_error(function() testing.planfix_request { field = {} } end)
     assert.has_error(function() testing.planfix_request { format = "xml" } end)
     assert.has_error(function() testing.planado_delivery { jobs = {} } end)
+  end)
+end)
+
+-- The same content answered by the sandbox (the emulator the clients' own
+-- specs run against) and by a builder: the same document, status and type.
+describe("the builders beside the sandbox's answers", function()
+  local sandbox = require "sandbox"
+  local core = planapi.core
+
+  -- One raw exchange with the sandbox: no pacing, no retries, no parse.
+  local function raw(client, ...)
+    return assert(client:perform(client:prepare(...)))
+  end
+
+  local function same_answer(server, built, decode)
+    assert.equal(server.status, built.status)
+    local stype = (server.headers["content-type"] or ""):match "^[^;]+"
+    local btype = built.headers["Content-Type"]:match "^[^;]+"
+    assert.equal(stype, btype)
+    assert.same(decode(server.body), decode(built.body))
+  end
+
+  local function json(text) return assert(planapi.json.decode(text, { nulls = "keep" })) end
+
+  before_each(function() sandbox.reset() end)
+  after_each(function() sandbox.reset() end) -- the queued task and Planado's rate limit go
+
+  it("REST: a task list page, an error, a queued update", function()
+    local rest = sandbox.rest()
+    local page = raw(rest, "get-task-list", { pageSize = 3, fields = "id,name,status" })
+    same_answer(page, testing.rest.task_list(json(page.body).tasks), json)
+    local missing = raw(rest, "get-task-by-id", { id = 987654 })
+    local doc = json(missing.body)
+    same_answer(missing, testing.rest.error { status = missing.status, code = doc.code, message = doc.error }, json)
+    local id = json(page.body).tasks[1].id
+    sandbox.config { queue_updates = { id } }
+    local queued = raw(rest, "post-task-by-id", { id = id, name = "Queued" })
+    same_answer(queued, testing.rest.queued(), json)
+  end)
+
+  it("XML: a page of task.getList and an error with its code", function()
+    local xml = sandbox.xml()
+    local function decode(text) return assert(core.xml_decode(text, { tasks = true })) end
+    local page = raw(xml, "task.getList", { pageCurrent = 1, pageSize = 2 })
+    local tasks = decode(page.body).tasks
+    local items = {}
+    for i, t in ipairs(tasks) do items[i] = t end
+    same_answer(page, testing.xml.list("tasks", "task", items, { total = tonumber(tasks["@totalCount"]) }), decode)
+    local failed = raw(xml, "task.get", { task = { id = 987654 } })
+    local doc = decode(failed.body)
+    assert.equal("error", doc["@status"])
+    same_answer(failed, testing.xml.error(doc.code, doc.message), decode)
+  end)
+
+  it("Planado: a list, a 404 and a 429 with its Retry-After", function()
+    local pd = sandbox.planado()
+    local list = raw(pd, "GET", "jobs")
+    same_answer(list, testing.planado.list("jobs", json(list.body).jobs), json)
+    local missing = raw(pd, "GET", "jobs/no-such-job")
+    same_answer(missing, testing.planado.error(404, json(missing.body).errors[1].message), json)
+    sandbox.config { planado = { rate = { enabled = true, per_minute = 1, burst = 1, retry_after = true } } }
+    raw(pd, "GET", "jobs")
+    local limited = raw(pd, "GET", "jobs")
+    local built = testing.planado.rate_limited { retry_after = tonumber(limited.headers["retry-after"]) }
+    same_answer(limited, built, json)
+    assert.equal(limited.headers["retry-after"], built.headers["Retry-After"])
   end)
 end)

@@ -109,7 +109,8 @@ describe("the Planfix to Planado bridge", function()
   it("refuses a delivery with the wrong secret, and asks nothing of Planfix", function()
     local planfix = testing.fake {}
     local b = bridge(planfix, testing.fake {})
-    local d = testing.planado_delivery { secret = "wrong", event_type = "job_finished", job = { external_id = "planfix-1" } }
+    local d = testing.planado_delivery { secret = "wrong", event_type = "job_finished",
+      job = { external_id = "planfix-1" } }
     local event, err = b:on_webhook(d.headers, d.body)
     assert.is_nil(event)
     assert.equal(401, err.answer)
