@@ -7,6 +7,7 @@
 local planapi = require "planapi"
 local core = require "planapi.core"
 local cassette = require "planapi.testing.cassette"
+local testing = require "planapi.testing"
 local journal = require "journal"
 local portable = require "portable"
 
@@ -231,6 +232,27 @@ describe("cassette replay", function()
     assert.equal(err1.kind, err2.kind)
     assert.equal(err1.message, err2.message)
     assert.equal(err1.retryable, err2.retryable)
+  end)
+
+  it("as the transport itself, lends the client its time: a paced, retried session replays at once", function()
+    local path = journal.cassette_path "paced"
+    local rec = cassette.record(path)
+    local fake = testing.fake { testing.answer { status = 503, body = "busy" },
+      testing.rest.ok { task = { id = 1 } }, testing.rest.ok { task = { id = 2 } } }
+    local recorded = planapi.planfix_rest { base_url = BASE .. "rest/", token = "paced-token-1",
+      transport = rec:transport(fake), clock = fake.clock, sleep = fake.sleep }
+    assert.equal(1, task_id(recorded, 1))
+    assert.equal(2, task_id(recorded, 2))
+    -- the client's own pacing (1 a second) and retry policy, on the cassette's clock
+    local tape = cassette.replay(path)
+    local rest = planapi.planfix_rest { base_url = BASE .. "rest/", token = "paced-token-1", transport = tape }
+    assert.equal(1, task_id(rest, 1))
+    assert.equal(2, task_id(rest, 2))
+    assert.is_true(tape:done())
+    -- three requests (the 503, its retry, the second call) paced 1.02 s
+    -- apart, waited on the cassette's clock: no second of real time
+    assert.is_true(#tape.time.sleeps >= 2)
+    assert.is_true(tape.time.slept >= 2 * 1.02 - 1e-9, tostring(tape.time.slept))
   end)
 
   it("refuses to replay a download that went into a file, whose bytes it never kept", function()

@@ -20,6 +20,7 @@ local config_error = require "planapi.config_error"
 local options = require "planapi.options"
 local pretty_json = require "planapi.pretty_json"
 local mask = require "planapi.testing.cassette_mask"
+local Fake = require "planapi.testing.fake"
 
 local M = {}
 
@@ -226,7 +227,10 @@ end
 --- rec:transport(inner [, client]) -> a transport function that sends
 -- through inner and records: the `transport` option of any client.
 function Recorder:transport(inner, client)
-  if type(inner) ~= "function" then config_error("cassette: record needs the transport to record", 2) end
+  local mt = type(inner) == "table" and getmetatable(inner)
+  if type(inner) ~= "function" and not (mt and mt.__call) then
+    config_error("cassette: record needs the transport to record (a function or a callable table)", 2)
+  end
   local redact = redactor(client, self.secrets, self.masking)
   return function(req)
     local res, err = inner(req)
@@ -268,8 +272,13 @@ function M.replay(path, opts)
     local r = e.request or {}
     terms[i] = mask.terms { operation = e.operation, method = r.method, url = r.url, body = body_of(r) }
   end
-  return setmetatable({ path = path, exchanges = exchanges, terms = terms, played = {}, requests = 0,
+  local self = setmetatable({ path = path, exchanges = exchanges, terms = terms, played = {}, requests = 0,
     order = opts.order or "strict", reuse = opts.reuse == true, secrets = opts.secrets or {} }, Player)
+  -- Its own time, a fake's (testing/fake.lua): a client given
+  -- transport = tape paces and retries in it, so a replay runs at once.
+  local time = Fake.new {}
+  self.time, self.clock, self.sleep, self.wall_clock = time, time.clock, time.sleep, time.wall_clock
+  return self
 end
 
 -- The recorded answer: a fresh response, or the recorded failure.
@@ -407,6 +416,12 @@ end
 -- the cassette, never sends.
 function Player:transport()
   return function(req) return self:answer(req) end
+end
+
+--- transport = player: the same, and the client takes the player's time
+-- (player.time: a fake's clock, sleep and wall_clock) unless given its own.
+function Player:__call(req)
+  return self:answer(req)
 end
 
 --- player:wrap(client) -> client, answered from the cassette (pacing and
