@@ -40,7 +40,7 @@ local function valid_names(f, ...)
   assert(list, "no list of valid names in: " .. tostring(err))
   local names = {}
   for name in list:gmatch "[%w_]+" do names[#names + 1] = name end
-  assert(#names > 2, "too few names: " .. list)
+  assert(#names >= 2, "too few names: " .. list)
   return names
 end
 
@@ -74,9 +74,18 @@ describe("editor definitions (types/)", function()
   end)
 
   it("are an addon folder: config.json beside library/, which require 'planapi' finds", function()
+    -- the keys and shapes of LLS-Addons' addon_config.schema.json
     local config = planapi.json.decode(portable.read_file "types/config.json")
+    for key in pairs(config) do
+      assert.is_truthy(({ name = true, words = true, files = true, settings = true })[key], key)
+    end
     assert.are.equal("planapi", config.name)
-    assert.is_truthy(("local p = require \"planapi\""):find(config.words[1]))
+    assert.is_table(config.settings)
+    assert.is_true(#config.words >= 1)
+    for _, code in ipairs { 'local p = require "planapi"', "local r = require('planapi.planfix_rest')" } do
+      assert.is_truthy(code:find(config.words[1]), code)
+    end
+    assert.is_falsy(('local p = require "planapi_other"'):find(config.words[1]))
     assert.is_table(class("planapi").funcs.planado)
     assert.is_truthy(portable.read_file("types/library/planapi.lua"):find "\nreturn planapi\n$")
   end)
@@ -160,6 +169,7 @@ describe("editor definitions cover", function()
       { "planapi.events.ReceiverOptions", planapi.events.receiver, bad },
       { "planapi.planfix_events.Options", planapi.planfix_events, bad },
       { "planapi.planado_webhook.Options", planapi.planado_webhook, bad },
+      { "planapi.events.ServerOptions", require("planapi.events.server").new, bad },
     }
     local unpack = table.unpack or unpack -- LuaJIT: 5.1's
     for _, case in ipairs(cases) do
@@ -184,10 +194,44 @@ describe("editor definitions cover", function()
     assert.are.same(planapi.error_kinds, MODEL.aliases["planapi.ErrorKind"].values)
   end)
 
-  it("every member of require 'planapi'", function()
+  it("every member of require 'planapi', and nothing the modules lack", function()
     local cls = class "planapi"
     for key in pairs(planapi) do
       assert.is_truthy(cls.fields[key] or cls.funcs[key], "planapi." .. key)
+    end
+    for key in pairs(cls.fields) do assert.is_not_nil(planapi[key], "planapi." .. key) end
+    for key in pairs(cls.funcs) do assert.is_function(planapi[key], "planapi." .. key) end
+  end)
+
+  it("the modules of their own: each file's functions are the module's", function()
+    local modules = { ["planapi.cache"] = "planapi/cache.lua", ["planapi.testing"] = "planapi/testing.lua",
+      ["planapi.limiter"] = "planapi/limiter.lua", ["planapi.events.server"] = "planapi/events/server.lua",
+      ["planapi.planfix_rest"] = "planapi/planfix_rest.lua", ["planapi.planfix_xml"] = "planapi/planfix_xml.lua",
+      ["planapi.planado"] = "planapi/planado.lua" }
+    for name, path in pairs(modules) do
+      local text = assert(FILES["types/library/" .. path], path)
+      local var = text:match "\nreturn ([%w_]+)\n$"
+      local cls
+      for _, c in pairs(MODEL.classes) do
+        if c.name:gsub("%W", "_") == var then cls = c end
+      end
+      assert(cls, path .. " returns no class")
+      local module = require(name)
+      -- a client class finds the methods every client has in scaffold.methods
+      local shared = require("planapi.scaffold").methods
+      for fname in pairs(cls.funcs) do
+        assert.is_function(module[fname] or shared[fname], name .. "." .. fname)
+      end
+    end
+  end)
+
+  it("the cassettes' options, as testing.record and testing.replay list them", function()
+    local testing = require "planapi.testing"
+    local text = FILES["types/library/planapi/testing.lua"]
+    for _, f in ipairs { testing.record, testing.replay } do
+      for _, name in ipairs(valid_names(f, "x.cassette.json", { zzz = 1 })) do
+        assert.is_truthy(text:find(name .. ": ", 1, true), name)
+      end
     end
   end)
 end)

@@ -266,6 +266,7 @@ function M.render()
     ["docs/api/planfix-xml.md"] = xml_defs.page(ctx),
     ["docs/api/planado.md"] = planado_defs.page(ctx),
   }
+  for path, text in pairs(facade_defs.module_files(ctx)) do out[M.LIBRARY .. path] = text end
   return out
 end
 

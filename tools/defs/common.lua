@@ -235,4 +235,95 @@ M.EVENTS_CLASSES = {
   } },
 }
 
+
+-- Modules of their own (require "planapi.cache"...): each a file of
+-- types/library/ with its classes, returning the first.
+local RESULT = { { "true?" }, { "planapi.Error?", "err" } }
+M.MODULE_FILES = {
+  { path = "planapi/events/server.lua", classes = {
+    { name = "planapi.events.server", doc = "A small HTTP server for event receivers (planapi receive).", funcs = {
+      { name = "new", params = { { "opts", "planapi.events.ServerOptions" } },
+        returns = { { "planapi.events.Server" } } },
+      { name = "parse_listen", params = { { "listen", "string" } },
+        returns = { { "string", "host" }, { "integer", "port" } } },
+    } },
+    { name = "planapi.events.ServerOptions", fields = {
+      { "receiver?", "planapi.events.Receiver", "the receiver of every path (or routes)" },
+      { "handler?", "fun(event: table): any, any", "runs each claimed event" },
+      { "routes?", "table<string, { receiver: planapi.events.Receiver, handler: function }>", "receivers by path" },
+      { "listen?", "string", "host:port (127.0.0.1:0)" }, { "read_timeout?", "number", "seconds (5)" },
+      { "pending_every?", "number", "seconds between sweeps of pending events (1)" },
+      { "log?", "fun(line: string)", "one line a request" }, { "socket?", "table", "LuaSocket (injected in tests)" },
+      { "clock?", "fun(): number", "inject time" },
+    } },
+    { name = "planapi.events.Server", funcs = {
+      { name = "address", method = true, returns = { { "string", "host" }, { "integer", "port" } } },
+      { name = "step", method = true, params = { { "wait?", "number" } },
+        returns = { { "integer", "served" } } },
+      { name = "run", method = true,
+        params = { { "opts?", "{ max_requests: integer, stop: (fun(): boolean), poll: number }" } } },
+      { name = "close", method = true },
+    } },
+  } },
+  { path = "planapi/cache.lua", classes = {
+    { name = "planapi.cache", doc = "A shared cache of what planapi looks up (field definitions, directories).",
+      funcs = { { name = "new", params = { { "opts?", "planapi.CacheOptions" } },
+        returns = { { "planapi.Cache" } } } } },
+    { name = "planapi.CacheOptions", fields = {
+      { "scope?", "string", "\"memory\", \"file:/dir\", \"shm:NAME\" or \"redis://host:port/db\"" },
+      { "ttl?", "number", "seconds an entry lives (3600)" }, { "namespace?", "string", "keeps accounts apart" },
+      { "clock?", "fun(): number", "the TTL's wall clock" }, { "sleep?", "fun(seconds: number)", "a waiter's pause" },
+      { "wait?", "number", "seconds a miss waits for another's load (30)" },
+      { "secrets?", "string[]", "refused in any key or value" }, { "connect?", "function", "the Redis connection" },
+    } },
+    { name = "planapi.Cache", funcs = {
+      { name = "get", method = true, params = { { "key", "string" } },
+        returns = { { "any" }, { "planapi.Error?", "err" } } },
+      { name = "set", method = true, params = { { "key", "string" }, { "value", "any" }, { "ttl?", "number" } },
+        returns = RESULT },
+      { name = "fetch", method = true, params = { { "key", "string" }, { "loader", "fun(): any, any" },
+        { "ttl?", "number" } }, returns = { { "any" }, { "planapi.Error?", "err" } },
+        doc = "The value, loaded once by loader on a miss (concurrent misses wait for that load)." },
+      { name = "invalidate", method = true, params = { { "key", "string" } }, returns = RESULT },
+      { name = "invalidate_prefix", method = true, params = { { "prefix", "string" } }, returns = RESULT },
+    } },
+  } },
+  { path = "planapi/testing.lua", classes = {
+    { name = "planapi.testing", doc = "What a user's tests need: cassettes (record, replay).", funcs = {
+      { name = "record", params = { { "path", "string" }, { "opts?", "{ secrets: string[], mask: boolean }" } },
+        returns = { { "planapi.testing.Recorder" } } },
+      { name = "replay", params = { { "path", "string" },
+        { "opts?", "{ order: \"strict\"|\"any\", reuse: boolean, secrets: string[] }" } },
+        returns = { { "planapi.testing.Player" } } },
+    } },
+    { name = "planapi.testing.Recorder", funcs = {
+      { name = "wrap", method = true, params = { { "client", "table" } }, doc = "Records the client's exchanges." },
+      { name = "transport", method = true, params = { { "inner", "function" }, { "client?", "table" } },
+        returns = { { "fun(req: planapi.Request): planapi.Response?, any" } } },
+      { name = "save", method = true, returns = RESULT },
+    } },
+    { name = "planapi.testing.Player", funcs = {
+      { name = "wrap", method = true, params = { { "client", "table" } },
+        doc = "Answers the client from the cassette." },
+      { name = "transport", method = true, returns = { { "fun(req: planapi.Request): planapi.Response?, any" } } },
+      { name = "done", method = true, returns = RESULT, doc = "Every recorded exchange was asked for." },
+    } },
+  } },
+  { path = "planapi/limiter.lua", classes = {
+    { name = "planapi.limiter", funcs = {
+      { name = "new", params = { { "spec", "string|planapi.Limiter|nil" }, { "opts", "table" } },
+        returns = { { "planapi.Limiter" } } },
+    } },
+    { name = "planapi.Limiter", doc = "A pacing scope; a table with these methods is a custom one (option `limiter`).",
+      funcs = {
+        { name = "reserve", method = true, params = { { "now", "number" } },
+          returns = { { "number?", "wait" }, { "planapi.Error?", "err" } } },
+        { name = "settle", method = true, params = { { "now", "number" } } },
+        { name = "release", method = true, params = { { "now", "number" } } },
+        { name = "count", method = true, params = { { "day", "integer" } }, returns = { { "integer?" } } },
+        { name = "used", method = true, params = { { "day", "integer" } }, returns = { { "integer?" } } },
+      } },
+  } },
+}
+
 return M

@@ -73,6 +73,23 @@ local FACADE_FUNCS = {
 }
 F.FACADE_FIELDS, F.FACADE_FUNCS = FACADE_FIELDS, FACADE_FUNCS
 
+--- The files of the modules of their own: { [path] = text }, path under library/.
+function F.module_files(ctx)
+  local out = {}
+  for _, file in ipairs(ctx.common.MODULE_FILES) do
+    local w = ctx.M.writer()
+    w:add("---@meta", ctx.M.HEADER, "")
+    local first
+    for _, cls in ipairs(file.classes) do
+      local var = w:class(cls)
+      first = first or var
+    end
+    w:add("return " .. first)
+    out[file.path] = w:text()
+  end
+  return out
+end
+
 --- types/library/planapi.lua
 function F.render(ctx)
   local M, w = ctx.M, ctx.M.writer()
