@@ -39,7 +39,10 @@ local function valid_names(f, ...)
   local list = tostring(err):match "%(valid: ([^)]*)%)"
   assert(list, "no list of valid names in: " .. tostring(err))
   local names = {}
-  for name in list:gmatch "[%w_]+" do names[#names + 1] = name end
+  for item in list:gmatch "[^,]+" do
+    local name = item:match "^%s*([%w_]+)%s*$" -- "the answers in order" names no option
+    if name then names[#names + 1] = name end
+  end
   assert(#names >= 2, "too few names: " .. list)
   return names
 end
@@ -170,6 +173,7 @@ describe("editor definitions cover", function()
       { "planapi.planfix_events.Options", planapi.planfix_events, bad },
       { "planapi.planado_webhook.Options", planapi.planado_webhook, bad },
       { "planapi.events.ServerOptions", require("planapi.events.server").new, bad },
+      { "planapi.testing.FakeOptions", require("planapi.testing").fake, bad },
     }
     local unpack = table.unpack or unpack -- LuaJIT: 5.1's
     for _, case in ipairs(cases) do
@@ -223,6 +227,20 @@ describe("editor definitions cover", function()
         assert.is_function(module[fname] or shared[fname], name .. "." .. fname)
       end
     end
+  end)
+
+  it("planapi.testing: each of its functions and answer builders", function()
+    local testing = require "planapi.testing"
+    local cls = class "planapi.testing"
+    for key, v in pairs(testing) do
+      assert.is_truthy(cls.fields[key] or cls.funcs[key], "testing." .. key)
+      if type(v) == "table" then
+        local funcs = class("planapi.testing." .. key).funcs
+        for name in pairs(v) do assert.is_table(funcs[name], ("testing.%s.%s"):format(key, name)) end
+      end
+    end
+    local fake = testing.fake {}
+    for name in pairs(class("planapi.testing.Fake").funcs) do assert.is_function(fake[name], "fake:" .. name) end
   end)
 
   it("the cassettes' options, as testing.record and testing.replay list them", function()

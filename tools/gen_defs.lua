@@ -41,24 +41,35 @@ function M.num(n)
 end
 
 -- Option types by name where the runtime's "type|type" says less than the
--- option takes (README, Options).
+-- option takes (README, Options): { the runtime's type, the definitions' }.
+-- The runtime's is recorded so that a change of it (an option that takes a
+-- table now) stops the generator instead of leaving a stale type.
 local OPTION_TYPES = {
-  rate = "planapi.Rate|false", retry = "planapi.RetryOptions|planapi.Policy",
-  hooks = "planapi.Hooks|planapi.Hooks[]", quota = "planapi.QuotaOptions|false",
-  writes = "boolean|planapi.Writes", dry_run = "boolean|\"all\"",
-  transport = "(fun(req: planapi.Request): planapi.Response?, any)|\"curl\"|\"ngx\"|table",
-  clock = "fun(): number", sleep = "fun(seconds: number)", wall_clock = "fun(): number",
-  on_request = "fun(req: planapi.Request, attempt: integer)", nulls = "\"absent\"|\"keep\"",
-  partial = "\"result\"|\"error\"", auth_header = "\"Authorization\"|\"X-Planado-API-Key\"",
-  limiter = "string|table", proxy = "string|false", headers = "table<string, string|false>",
-  query = "table<string, any>", cursor = "table|false", errors = "\"raise\"|\"yield\"",
-  on_error = "fun(err: planapi.Error, pager: planapi.Pager): \"retry\"?",
+  rate = { "table|false", "planapi.Rate|false" }, retry = { "table", "planapi.RetryOptions|planapi.Policy" },
+  hooks = { "table", "planapi.Hooks|planapi.Hooks[]" }, quota = { "table|false", "planapi.QuotaOptions|false" },
+  writes = { "boolean|table", "boolean|planapi.Writes" }, dry_run = { "boolean|string", "boolean|\"all\"" },
+  transport = { "function|string|table",
+    "(fun(req: planapi.Request): planapi.Response?, any)|\"curl\"|\"ngx\"|planapi.testing.Fake" },
+  clock = { "function", "fun(): number" }, sleep = { "function", "fun(seconds: number)" },
+  wall_clock = { "function", "fun(): number" },
+  on_request = { "function", "fun(req: planapi.Request, attempt: integer)" },
+  nulls = { "string", "\"absent\"|\"keep\"" }, partial = { "string", "\"result\"|\"error\"" },
+  auth_header = { "string", "\"Authorization\"|\"X-Planado-API-Key\"" },
+  limiter = { "string|table", "string|planapi.Limiter" }, headers = { "table", "table<string, string|false>" },
+  query = { "table", "table<string, any>" }, errors = { "string", "\"raise\"|\"yield\"" },
+  on_error = { "function", "fun(err: planapi.Error, pager: planapi.Pager): \"retry\"?" },
 }
 
---- The LuaCATS type of an option: its own entry above, else the runtime's
+--- The LuaCATS type of an option: its entry above, else the runtime's
 -- "string|false" as it is.
 function M.option_type(name, runtime_type)
-  return OPTION_TYPES[name] or runtime_type
+  local own = OPTION_TYPES[name]
+  if not own then return runtime_type end
+  if own[1] ~= runtime_type then
+    error(("gen_defs: option '%s' now takes %s (its definitions' type was written for %s): update OPTION_TYPES")
+      :format(name, runtime_type, own[1]), 0)
+  end
+  return own[2]
 end
 
 -- A REST parameter's type: in the path or the query a string may also be a

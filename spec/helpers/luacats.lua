@@ -184,6 +184,13 @@ function TAGS.overload(model, rest, where, state)
   state.overloads[#state.overloads + 1] = rest
 end
 
+-- ---@type T before the table a file returns: a class declared elsewhere.
+function TAGS.type(model, rest, where, state)
+  local _, names = M.parse_type(rest)
+  use(model, names, where)
+  state.class = { name = rest, fields = {}, funcs = {}, parents = {} }
+end
+
 TAGS["return"] = function(model, rest, where)
   local i, names = M.parse_type(rest)
   local tail = rest:sub(i):match "^%s*(.-)$"

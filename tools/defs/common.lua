@@ -239,6 +239,7 @@ M.EVENTS_CLASSES = {
 -- Modules of their own (require "planapi.cache"...): each a file of
 -- types/library/ with its classes, returning the first.
 local RESULT = { { "true?" }, { "planapi.Error?", "err" } }
+local ANSWER = "planapi.testing.Answer"
 M.MODULE_FILES = {
   { path = "planapi/events/server.lua", classes = {
     { name = "planapi.events.server", doc = "A small HTTP server for event receivers (planapi receive).", funcs = {
@@ -265,36 +266,87 @@ M.MODULE_FILES = {
       { name = "close", method = true },
     } },
   } },
-  { path = "planapi/cache.lua", classes = {
-    { name = "planapi.cache", doc = "A shared cache of what planapi looks up (field definitions, directories).",
-      funcs = { { name = "new", params = { { "opts?", "planapi.CacheOptions" } },
-        returns = { { "planapi.Cache" } } } } },
-    { name = "planapi.CacheOptions", fields = {
-      { "scope?", "string", "\"memory\", \"file:/dir\", \"shm:NAME\" or \"redis://host:port/db\"" },
-      { "ttl?", "number", "seconds an entry lives (3600)" }, { "namespace?", "string", "keeps accounts apart" },
-      { "clock?", "fun(): number", "the TTL's wall clock" }, { "sleep?", "fun(seconds: number)", "a waiter's pause" },
-      { "wait?", "number", "seconds a miss waits for another's load (30)" },
-      { "secrets?", "string[]", "refused in any key or value" }, { "connect?", "function", "the Redis connection" },
-    } },
-    { name = "planapi.Cache", funcs = {
-      { name = "get", method = true, params = { { "key", "string" } },
-        returns = { { "any" }, { "planapi.Error?", "err" } } },
-      { name = "set", method = true, params = { { "key", "string" }, { "value", "any" }, { "ttl?", "number" } },
-        returns = RESULT },
-      { name = "fetch", method = true, params = { { "key", "string" }, { "loader", "fun(): any, any" },
-        { "ttl?", "number" } }, returns = { { "any" }, { "planapi.Error?", "err" } },
-        doc = "The value, loaded once by loader on a miss (concurrent misses wait for that load)." },
-      { name = "invalidate", method = true, params = { { "key", "string" } }, returns = RESULT },
-      { name = "invalidate_prefix", method = true, params = { { "prefix", "string" } }, returns = RESULT },
-    } },
-  } },
+  -- its classes are the facade's (planapi.cache)
+  { path = "planapi/cache.lua", returns = "planapi.cache" },
   { path = "planapi/testing.lua", classes = {
-    { name = "planapi.testing", doc = "What a user's tests need: cassettes (record, replay).", funcs = {
+    { name = "planapi.testing", doc = "What a user's tests need: a fake transport, each API's answers, event "
+      .. "payloads, scripts in the test's process, cassettes.", fields = {
+      { "rest", "planapi.testing.rest", "the Planfix REST answers" }, { "xml", "planapi.testing.xml" },
+      { "planado", "planapi.testing.planado" },
+    }, funcs = {
+      { name = "fake", params = { { "script?", "planapi.testing.FakeOptions" } },
+        returns = { { "planapi.testing.Fake" } },
+        doc = "A transport answering from a script: answers in order, or handlers by operation." },
+      { name = "answer", params = { { "a", "{ status: integer, headers: table, body: string|table, delay: number }" } },
+        returns = { { ANSWER } } },
+      { name = "failure",
+        params = { { "f", "{ message: string, request_sent: boolean, timeout: boolean, kind: string }" } },
+        returns = { { ANSWER } }, doc = "The transport failing instead (a reset, a timeout)." },
+      { name = "json", params = { { "status", "integer" }, { "body", "any" }, { "headers?", "table" } },
+        returns = { { ANSWER } } },
+      { name = "planado_delivery", params = { { "d", "table" } }, returns = { { "table", "request" } },
+        doc = "The request Planado's webhook sends (secret header, attempt, event_uuid)." },
+      { name = "planfix_request", params = { { "r", "table" } }, returns = { { "table", "request" } },
+        doc = "A Planfix scenario's HTTP request." },
+      { name = "run", params = { { "path", "string" }, { "opts?", "{ args: string[], env: table<string, string>, "
+        .. "transport: planapi.testing.Fake|table }" } },
+        returns = { { "{ code: integer, stdout: string, stderr: string, error: any }" } },
+        doc = "A command-line script in the test's process, its clients on fakes." },
       { name = "record", params = { { "path", "string" }, { "opts?", "{ secrets: string[], mask: boolean }" } },
         returns = { { "planapi.testing.Recorder" } } },
       { name = "replay", params = { { "path", "string" },
         { "opts?", "{ order: \"strict\"|\"any\", reuse: boolean, secrets: string[] }" } },
         returns = { { "planapi.testing.Player" } } },
+    } },
+    { name = "planapi.testing.Answer", doc = "An answer of the fake: { status, headers, body } or a failure." },
+    { name = "planapi.testing.FakeOptions", doc = "The answers in order as the list, or these.", fields = {
+      { "answers?", ANSWER .. "[]" }, { "handlers?", "table<string, any>", "operation -> answer, answers or function" },
+      { "default?", "any" }, { "start?", "number", "the fake's clock at the start (1000)" },
+      { "epoch?", "number", "the wall clock at the start (2026-01-01)" },
+      { "latency?", "number", "virtual seconds each request takes" },
+    } },
+    { name = "planapi.testing.Request", doc = "What the fake recorded of a request, in API terms.", fields = {
+      { "api", "string" }, { "operation", "string" }, { "method", "string" }, { "url", "string" },
+      { "path", "string" }, { "query", "table" }, { "headers", "table" }, { "body", "any" }, { "params", "table?" },
+      { "raw", "string?" }, { "idempotent", "boolean" }, { "at", "number" }, { "answer", "any" },
+    } },
+    { name = "planapi.testing.Fake", doc = "A fake transport (a callable table): pass it as `transport`.", fields = {
+      { "requests", "planapi.testing.Request[]" }, { "slept", "number", "seconds slept in all" },
+      { "sleeps", "number[]", "each wait" }, { "clock", "fun(): number" }, { "sleep", "fun(seconds: number)" },
+      { "wall_clock", "fun(): number" },
+    }, funcs = {
+      { name = "now", method = true, returns = { { "number" } } },
+      { name = "advance", method = true, params = { { "seconds", "number" } } },
+      { name = "count", method = true, params = { { "operation", "string" } }, returns = { { "integer" } } },
+      { name = "operations", method = true, returns = { { "string[]" } } },
+      { name = "assert_done", method = true, doc = "Raises when scripted answers were never asked for." },
+    } },
+    { name = "planapi.testing.rest", funcs = {
+      { name = "ok", params = { { "fields?", "table" }, { "status?", "integer" } }, returns = { { ANSWER } } },
+      { name = "list", params = { { "key", "string" }, { "items", "table[]" }, { "fields?", "table" } },
+        returns = { { ANSWER } } },
+      { name = "task_list", params = { { "tasks", "table[]" } }, returns = { { ANSWER } } },
+      { name = "created", params = { { "id", "integer" } }, returns = { { ANSWER } } },
+      { name = "queued", params = { { "fields?", "table" } }, returns = { { ANSWER } } },
+      { name = "error", params = { { "e", "{ code: integer, message: string, status: integer }" } },
+        returns = { { ANSWER } } },
+      { name = "rate_limited", params = { { "e?", "{ retry_after: number }" } }, returns = { { ANSWER } } },
+    } },
+    { name = "planapi.testing.xml", funcs = {
+      { name = "ok", params = { { "children", "table" } }, returns = { { ANSWER } } },
+      { name = "list", params = { { "container", "string" }, { "item", "string" }, { "items", "table[]" },
+        { "opts?", "{ total: integer }" } }, returns = { { ANSWER } } },
+      { name = "login", params = { { "sid", "string" } }, returns = { { ANSWER } } },
+      { name = "error", params = { { "code", "string" }, { "message?", "string" } }, returns = { { ANSWER } } },
+    } },
+    { name = "planapi.testing.planado", funcs = {
+      { name = "ok", params = { { "body?", "table" }, { "status?", "integer" } }, returns = { { ANSWER } } },
+      { name = "object", params = { { "kind", "string" }, { "fields", "table" } }, returns = { { ANSWER } } },
+      { name = "list", params = { { "key", "string" }, { "items", "table[]" } }, returns = { { ANSWER } } },
+      { name = "created", params = { { "key", "string" }, { "uuid", "string" } }, returns = { { ANSWER } } },
+      { name = "error", params = { { "status", "integer" }, { "message", "string" } }, returns = { { ANSWER } } },
+      { name = "rate_limited", params = { { "e?", "{ retry_after: number, text: boolean }" } },
+        returns = { { ANSWER } } },
     } },
     { name = "planapi.testing.Recorder", funcs = {
       { name = "wrap", method = true, params = { { "client", "table" } }, doc = "Records the client's exchanges." },

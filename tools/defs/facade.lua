@@ -80,7 +80,11 @@ function F.module_files(ctx)
     local w = ctx.M.writer()
     w:add("---@meta", ctx.M.HEADER, "")
     local first
-    for _, cls in ipairs(file.classes) do
+    if file.returns then -- a class declared elsewhere
+      first = ctx.M.ident(file.returns)
+      w:add("---@type " .. file.returns, ("local %s = {}"):format(first), "")
+    end
+    for _, cls in ipairs(file.classes or {}) do
       local var = w:class(cls)
       first = first or var
     end

@@ -176,7 +176,7 @@ function planapi_Pager:each() end
 ---@field connect_timeout? number seconds to connect (10)
 ---@field dry_run? boolean|"all" true: writes answer their request unsent
 ---@field hooks? planapi.Hooks|planapi.Hooks[] call events
----@field limiter? string|table who shares the pace: "local", "shm:FILE", "redis://..." or a limiter
+---@field limiter? string|planapi.Limiter who shares the pace: "local", "shm:FILE", "redis://..." or a limiter
 ---@field limiter_fallback? string "local" when Redis is away
 ---@field limiter_key? string the pace's key (default: the API and account)
 ---@field max_body? number the largest answer accepted (64 MiB)
@@ -189,7 +189,7 @@ function planapi_Pager:each() end
 ---@field retry? planapi.RetryOptions|planapi.Policy the retry policy
 ---@field sleep? fun(seconds: number) inject the sleep
 ---@field timeout? number seconds for a whole request (90)
----@field transport? (fun(req: planapi.Request): planapi.Response?, any)|"curl"|"ngx"|table a function(req) -> res (lua-resty-http contract), "curl" / "ngx", or a planapi.testing.fake
+---@field transport? (fun(req: planapi.Request): planapi.Response?, any)|"curl"|"ngx"|planapi.testing.Fake a function(req) -> res (lua-resty-http contract), "curl" / "ngx", or a planapi.testing.fake
 ---@field user_agent? string the User-Agent header
 ---@field wall_clock? fun(): number the calendar clock of the quota day
 ---@field writes? boolean|planapi.Writes false: refuse every write; a table: only those allowed
