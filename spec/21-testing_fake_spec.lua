@@ -76,6 +76,22 @@ describe("planapi.testing.fake with the Planfix REST client", function()
     assert.equal(3, fake:count "post-task")
   end)
 
+  it("handlers first, then the answers in order, then default", function()
+    local fake = testing.fake {
+      testing.rest.ok { task = { id = 1 } }, testing.rest.ok { task = { id = 2 } },
+      handlers = { ["get-task-list"] = testing.rest.task_list {} },
+      default = function(request) return testing.rest.error { status = 404, code = 1000, message = request.path } end,
+    }
+    local rest = rest_with(fake, { rate = false })
+    assert(rest:call("get-task-list", {}))
+    assert.equal(1, assert(rest.tasks:get(1)).id)
+    assert(rest:call("get-task-list", {}))
+    assert.equal(2, assert(rest.tasks:get(2)).id)
+    local _, err = rest.tasks:get(3)
+    assert.matches("/rest/task/3", err.message)
+    assert.is_true(fake:assert_done())
+  end)
+
   it("an unexpected request raises at once, naming it, instead of waiting or retrying", function()
     local fake = testing.fake { testing.rest.task_list {} }
     local rest = rest_with(fake, { rate = false })

@@ -178,19 +178,34 @@ local function from_handler(self, h, key, record)
   return nil
 end
 
+-- The next of the answers in order, or nil.
+local function in_order(self, record)
+  if self.next >= #self.answers then return nil end
+  self.next = self.next + 1
+  local answer = self.answers[self.next]
+  if type(answer) == "function" then answer = answer(record, self) end
+  return answer
+end
+
+-- A handler's answer; without one, the next in order; then default.
 local function next_answer(self, record)
-  if next(self.handlers) ~= nil or self.default ~= nil then
-    local h, key = handler_for(self, record)
-    if h == nil then return nil, "no handler for it" end
+  local h, key = handler_for(self, record)
+  if h ~= nil and key ~= "default" then
     local answer = from_handler(self, h, key, record)
     if answer == nil then return nil, ("the handler %q has no answer left"):format(key) end
     return answer
   end
-  self.next = self.next + 1
-  local answer = self.answers[self.next]
-  if type(answer) == "function" then answer = answer(record, self) end
-  if answer == nil then return nil, ("the script has %d answers"):format(#self.answers) end
-  return answer
+  local answer = in_order(self, record)
+  if answer ~= nil then return answer end
+  if h ~= nil then
+    answer = from_handler(self, h, key, record)
+    if answer == nil then return nil, "the default handler gave no answer" end
+    return answer
+  end
+  if next(self.handlers) ~= nil then
+    return nil, ("no handler for it and the %d answers in order were used"):format(#self.answers)
+  end
+  return nil, ("the script has %d answers"):format(#self.answers)
 end
 
 local function unexpected(self, record, why)
@@ -266,7 +281,7 @@ end
 --- fake:assert_done(): every scripted answer was used (raises otherwise).
 function Fake:assert_done()
   local left = #self.answers - self.next
-  if left > 0 and next(self.handlers) == nil then
+  if left > 0 then
     config_error(("planapi.testing: %d scripted answers were not asked for (%d requests came)")
       :format(left, #self.requests), 2)
   end
