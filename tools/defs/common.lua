@@ -349,13 +349,19 @@ M.MODULE_FILES = {
         returns = { { ANSWER } } },
     } },
     { name = "planapi.testing.Recorder", funcs = {
-      { name = "wrap", method = true, params = { { "client", "table" } }, doc = "Records the client's exchanges." },
-      { name = "transport", method = true, params = { { "inner", "function" }, { "client?", "table" } },
+      { name = "wrap", method = true, params = { { "client", "table" } }, returns = { { "table" } },
+        doc = "Records the client's exchanges." },
+      { name = "transport", method = true, params = { { "inner", "function|planapi.testing.Fake" },
+        { "client?", "table" } },
         returns = { { "fun(req: planapi.Request): planapi.Response?, any" } } },
       { name = "save", method = true, returns = RESULT },
     } },
-    { name = "planapi.testing.Player", funcs = {
-      { name = "wrap", method = true, params = { { "client", "table" } },
+    { name = "planapi.testing.Player", doc = "A replay (a callable table): pass it as `transport`, or wrap a client.",
+      fields = {
+        { "time", "planapi.testing.Fake", "its time, lent to a client given transport = player" },
+        { "clock", "fun(): number" }, { "sleep", "fun(seconds: number)" }, { "wall_clock", "fun(): number" },
+      }, funcs = {
+      { name = "wrap", method = true, params = { { "client", "table" } }, returns = { { "table" } },
         doc = "Answers the client from the cassette." },
       { name = "transport", method = true, returns = { { "fun(req: planapi.Request): planapi.Response?, any" } } },
       { name = "done", method = true, returns = RESULT, doc = "Every recorded exchange was asked for." },

@@ -205,9 +205,10 @@ local planapi_testing_Recorder = {}
 
 ---Records the client's exchanges.
 ---@param client table
+---@return table
 function planapi_testing_Recorder:wrap(client) end
 
----@param inner function
+---@param inner function|planapi.testing.Fake
 ---@param client? table
 ---@return fun(req: planapi.Request): planapi.Response?, any
 function planapi_testing_Recorder:transport(inner, client) end
@@ -216,11 +217,17 @@ function planapi_testing_Recorder:transport(inner, client) end
 ---@return planapi.Error? err
 function planapi_testing_Recorder:save() end
 
+---A replay (a callable table): pass it as `transport`, or wrap a client.
 ---@class planapi.testing.Player
+---@field time planapi.testing.Fake its time, lent to a client given transport = player
+---@field clock fun(): number
+---@field sleep fun(seconds: number)
+---@field wall_clock fun(): number
 local planapi_testing_Player = {}
 
 ---Answers the client from the cassette.
 ---@param client table
+---@return table
 function planapi_testing_Player:wrap(client) end
 
 ---@return fun(req: planapi.Request): planapi.Response?, any
