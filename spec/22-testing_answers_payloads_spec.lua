@@ -195,6 +195,24 @@ describe("the builders beside the sandbox's answers", function()
     same_answer(failed, testing.xml.error(doc.code, doc.message), decode)
   end)
 
+  it("Planado: a webhook delivery has the sandbox's keys, at the top and in its context", function()
+    local pd = sandbox.planado()
+    local uuid = assert(pd.jobs:create { external_id = "testing-keys", description = "d" })
+    assert(pd.jobs:update(uuid, { description = "changed" }))
+    local events = sandbox.control("GET", "planado/events?entity_uuid=" .. uuid .. "&event_type=job_updated").events
+    local server = events[1].body
+    local built = json(testing.planado_delivery { event_type = "job_updated", job = server.job,
+      previous = server.previous_job }.body)
+    local function keys(t)
+      local out = {}
+      for k in pairs(t) do out[#out + 1] = k end
+      table.sort(out)
+      return out
+    end
+    assert.same(keys(server), keys(built))
+    assert.same(keys(server.context), keys(built.context))
+  end)
+
   it("Planado: a list, a 404 and a 429 with its Retry-After", function()
     local pd = sandbox.planado()
     local list = raw(pd, "GET", "jobs")

@@ -59,6 +59,13 @@ local function check_delivery(d)
   check_fields(d, "planado_delivery", DELIVERY)
 end
 
+-- The context Planado's webhooks documentation lists: who made the change, from where, when.
+local function default_context()
+  local at = "2026-01-01T00:00:00.000Z"
+  return { source = "api", happened_at = at, created_at = at, user_uuid = core.null, user_email = core.null,
+    device_uuid = core.null }
+end
+
 --- planado_delivery{ secret =, event_type = "job_updated", job | client | site = {...},
 --   event_uuid =, attempt = 1, context =, previous = (the previous version's snapshot),
 --   path = "/", body = (a whole body instead) } -> request
@@ -72,7 +79,7 @@ function M.planado_delivery(d)
     local kind, resource = resource_of(d)
     body = { event_uuid = d.event_uuid or uuid_from("event:" .. made),
       event_type = d.event_type or ((kind or "job") .. "_updated"),
-      context = d.context or { source = "api", happened_at = "2026-01-01T00:00:00.000Z" } }
+      context = d.context or default_context() }
     if kind then
       body[kind] = resource
       if d.previous ~= nil then body["previous_" .. kind] = d.previous end
