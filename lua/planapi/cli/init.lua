@@ -16,6 +16,7 @@ local output = require("planapi.cli.output")
 local progress = require("planapi.cli.progress")
 local help = require("planapi.cli.help")
 local completion = require("planapi.cli.completion")
+local custom_fields = require("planapi.planfix_rest.custom_fields")
 
 local M = {}
 
@@ -35,6 +36,7 @@ usage: planapi [options] <api> <operation> [key.path=value | key.path:=json | @b
   planapi receive planfix|planado --handler on_event.lua       receive events: claim, answer at once, then
       [--listen 127.0.0.1:8090] [--store memory|file:DIR|redis://HOST:PORT] [--secret-in header:X-Token]
                                                               run the script's function(event) for each
+  planapi planfix-rest fields task       the account's custom fields of task, contact, project or user
   planapi planfix-rest ops [filter]      the REST operations;  planapi planfix-rest help <operationId>
   planapi planfix-xml methods [filter]   the XML methods;      planapi planfix-xml help <method>
   planapi planado resources [filter]     Planado's resources;  planapi planado help <resource>
@@ -90,6 +92,7 @@ end
 -- error naming the nearest and the command that lists them, before any
 -- credentials are needed.
 local function known_name(api, name)
+  if api == "planfix_rest" and name == "fields" then return end
   if api == "planfix_rest" then
     if not (name and help.rest_operation(name)) then help.unknown_rest(name) end
   elseif api == "planfix_xml" then
@@ -117,6 +120,20 @@ local function explain(words)
   return fn(words[3])
 end
 
+-- `planapi planfix-rest fields task`: the account's custom fields of an entity, with their types
+-- and options.
+local function field_list(c, entity)
+  if entity == nil then args.usage_error "try: planapi planfix-rest fields task (or contact, project, user)" end
+  local defs, err = c.fields:list(entity)
+  if not defs then return nil, err end
+  local out = core.array()
+  for i, d in ipairs(defs) do
+    out[i] = { id = d.id, name = d.name, type = d.type, type_name = d.type_name, options = d.options,
+      directory_id = d.directory_id, readonly = d.readonly or nil }
+  end
+  return out
+end
+
 -- Resolve the command into a runner: { call = fn() -> result, err } or
 -- { pager = fn(cursor) -> pager, page_size =, interval = }.
 local function command(parsed, env)
@@ -132,9 +149,11 @@ local function command(parsed, env)
   local interval = info and info.interval
   if api == "planfix_rest" then
     local op = w[2]
+    if op == "fields" then return c, { call = function() return field_list(c, w[3]) end } end
     args.rest_params(op, params) -- text to the spec's types
     return c, {
-      call = function() return c:call(op, params) end,
+      -- a get's fields= may name custom fields: "fields=name,Order number"
+      call = function() return custom_fields.call(c, op, params) end,
       pager = function(cursor) return c:pager(op, params, { cursor = cursor }) end,
       page_size = c.page_size, interval = interval,
     }

@@ -26,7 +26,7 @@ local CALL_OPTIONS = { query = "table", body = "table|string", headers = "table"
 local SPEC = {
   api = "planfix_rest", pager_name = "rest:pager",
   options = { account = "string", base_url = "string", token = "string", page_size = "number",
-    unchecked = "boolean", partial = "string" },
+    unchecked = "boolean", partial = "string", definitions = "table" },
   call_options = CALL_OPTIONS,
   -- beside the pager's own (pager.lua): the call options too
   pager_options = scaffold.copy(CALL_OPTIONS),
@@ -71,7 +71,8 @@ function Rest.new(opts)
   end
   local page_size = scaffold.page_size(SPEC, opts.page_size, "planfix_rest option 'page_size'", SPEC.max_page_size)
   local self, url = scaffold.instance(Rest, { page_size = page_size, unchecked = opts.unchecked == true,
-    partial = check_partial(opts.partial, 2) or false }, opts, {
+    partial = check_partial(opts.partial, 2) or false,
+    definitions_option = require("planapi.planfix_rest.custom_fields").check_option(opts.definitions, 2) }, opts, {
     base_url = base_url,
     headers = { Authorization = "Bearer " .. token },
     secrets = { token },

@@ -82,6 +82,8 @@ local DEFS = {
     update_entry = { "call", "post-update-directory-entry" },
     delete_entry = { "call", "delete-directory-entry-key" },
   }),
+  -- rest.fields: the account's custom-field definitions (planfix_rest/custom_fields.lua)
+  fields = {},
   files = {
     get = { "get", "get-file-id", "file" },
     update = { "call", "post-file-update" },
@@ -90,6 +92,8 @@ local DEFS = {
 }
 
 local config_error = require("planapi.config_error")
+local custom = require("planapi.planfix_rest.custom_fields")
+local field_writes = require("planapi.planfix_rest.field_writes")
 
 -- Bind one DEFS entry into a method: (path params..., params, opts).
 local function method(rest, def)
@@ -108,7 +112,8 @@ local function method(rest, def)
     if kind == "each" or kind == "pages" or kind == "all" or kind == "pager" then
       return rest[kind](rest, op_id, params, opts)
     end
-    local result, meta = rest:call(op_id, params, opts)
+    -- a get's `fields` may name custom fields (planfix_rest/custom_fields.lua)
+    local result, meta = custom.call(rest, op_id, params, opts)
     if result == nil then return nil, meta end
     if kind == "get" then
       local v = result[key]
@@ -154,6 +159,43 @@ local FILES = {
   end,
 }
 
+-- Custom fields by name on the resources that have them (planfix_rest/field_writes.lua).
+local function field_methods(name)
+  local ent = custom.ENTITIES[name]
+  return {
+    set_fields = function(rest)
+      return function(_, id, values, opts) return field_writes.set_fields(rest, ent, id, values, opts) end
+    end,
+    verify_fields = function(rest)
+      return function(_, id, values, opts) return field_writes.verify_fields(rest, ent, id, values, opts) end
+    end,
+  }
+end
+
+-- rest.fields: the definitions by entity ("task", "contact", "project", "user").
+local FIELDS = {
+  --- rest.fields:list("task") -> list of definitions | nil, err
+  list = function(rest)
+    return function(_, entity) return custom.definitions(rest):fields(entity) end
+  end,
+  --- rest.fields:get("task", "Region" | 101) -> definition | nil, err
+  get = function(rest)
+    return function(_, entity, name_or_id) return custom.definitions(rest):field(entity, name_or_id) end
+  end,
+  --- rest.fields:templates("task") -> list of templates { id, name, field_ids } | nil, err
+  templates = function(rest)
+    return function(_, entity) return custom.definitions(rest):templates(entity) end
+  end,
+  --- rest.fields:invalidate(entity?): read definitions and templates again on next use
+  invalidate = function(rest)
+    return function(_, entity)
+      custom.definitions(rest):invalidate(entity)
+      rawset(rest, "object_templates", {})
+    end
+  end,
+}
+
 --- bind(rest, name) -> the resource object `name` of a client, or nil;
 -- names() -> the resource names and their methods (for documentation and specs).
-return scaffold.resources(DEFS, method, { files = FILES })
+return scaffold.resources(DEFS, method, { files = FILES, fields = FIELDS, tasks = field_methods "tasks",
+  contacts = field_methods "contacts", projects = field_methods "projects", users = field_methods "users" })

@@ -1,0 +1,173 @@
+-- planfix_rest/field_writes.lua: checked custom-field writes with a read-back (issue 20).
+--   rest.tasks:set_fields(42, { ["Order number"] = "ORD-7", Region = "North" }, opts) -> result, meta
+--   rest.tasks:verify_fields(42, { Region = "North" }) -> true | nil, err
+-- Before sending (each a config error, nothing sent): an unknown or ambiguous name, a value of
+-- the wrong shape, a list value not among the options, a read-only type, a field not on the
+-- object's template. After: the fields written are read back, and one that did not stick is an
+-- `api` error (Planfix answers success and stores nothing in those cases: its REST API
+-- documentation's gotchas, and planfix_fields/types.lua).
+local base = require "planapi.client_base"
+local config_error = require "planapi.config_error"
+local options = require "planapi.options"
+local custom = require "planapi.planfix_rest.custom_fields"
+local types = require "planapi.planfix_fields.types"
+
+local M = {}
+
+local SET_OPTIONS = { read_back = "boolean", check_template = "boolean", silent = "boolean",
+  resolve = "function", utc_offset = "number", timeout = "number", dry_run = "boolean|string" }
+local VERIFY_OPTIONS = { resolve = "function", utc_offset = "number", timeout = "number" }
+
+-- Each value by field: { def, key (as the script named it), wire }, in field id order.
+local function plan_writes(rest, entity, values, opts)
+  if type(values) ~= "table" or next(values) == nil then
+    config_error("set_fields takes a table of values by field name or id", 4)
+  end
+  local defs = custom.definitions(rest)
+  local ctx = { resolve = opts.resolve, utc_offset = opts.utc_offset }
+  local plan, seen = {}, {}
+  for key, value in pairs(values) do
+    local def, err = defs:field(entity, key)
+    if not def then return nil, err end
+    if seen[def.id] then
+      config_error(("custom field '%s' is given twice (as %s and %s)"):format(def.name, tostring(seen[def.id]),
+        tostring(key)), 4)
+    end
+    seen[def.id] = key
+    local wire
+    wire, err = types.encode(def, value, ctx)
+    if wire == nil and err ~= nil then return nil, err end
+    plan[#plan + 1] = { def = def, key = key, wire = wire }
+  end
+  table.sort(plan, function(a, b) return a.def.id < b.def.id end)
+  return plan
+end
+
+-- The id of the template of object `id` (read once per client; nil: it has none).
+local function template_of(rest, ent, id)
+  local memo = rawget(rest, "object_templates")
+  local key = ent.entity .. ":" .. tostring(id)
+  if memo[key] ~= nil then return memo[key] or nil end
+  local result, err = rest:call(ent.get, { id = id, fields = "id,template" })
+  if not result then return nil, err end
+  local obj = result[ent.key]
+  local t = type(obj) == "table" and type(obj.template) == "table" and tonumber(obj.template.id)
+  if t == 0 then t = nil end
+  memo[key] = t or false
+  return t
+end
+
+local function template_named(defs, entity, template_id)
+  local list, err = defs:templates(entity)
+  if not list then return nil, err end
+  for _, t in ipairs(list) do
+    if t.id == template_id then return t end
+  end
+end
+
+-- Every field written must be attached to the object's template, when it has one.
+local function check_template(rest, ent, id, plan)
+  local template_id, err = template_of(rest, ent, id)
+  if template_id == nil then return err == nil, err end
+  local defs = custom.definitions(rest)
+  local t
+  t, err = template_named(defs, ent.entity, template_id)
+  if t == nil and err == nil then
+    -- a template made since the definitions were read: read them again, once
+    defs:invalidate(ent.entity)
+    t, err = template_named(defs, ent.entity, template_id)
+    if t == nil and err == nil then return true end -- not visible to this token: nothing to check
+  end
+  if t == nil then return nil, err end
+  for _, p in ipairs(plan) do
+    if not t.field_ids[p.def.id] then
+      config_error(("custom field '%s' is not on template '%s' (id %d) of %s %s: Planfix would answer "
+        .. "success and store nothing"):format(p.def.name, t.name, t.id, ent.entity, tostring(id)), 0)
+    end
+  end
+  return true
+end
+
+local function send(rest, ent, id, plan, opts)
+  local data = {}
+  for i, p in ipairs(plan) do data[i] = { field = { id = p.def.id }, value = p.wire } end
+  local params = { id = id, customFieldData = data }
+  if opts.silent ~= nil then params.silent = opts.silent end
+  -- partial = "error": a field the server names in `failures` did not stick either
+  return rest:call(ent.update, params, { timeout = opts.timeout, dry_run = opts.dry_run, partial = "error" })
+end
+
+local WHY = "Planfix answers success and stores nothing when the field is not on the object's template "
+  .. "or the value has a form the field ignores (a period given as a duration)"
+
+-- Read the planned fields of the object back; an api error names each one that did not stick.
+local function read_back(rest, ent, id, plan, timeout)
+  local ids = { "id" }
+  for _, p in ipairs(plan) do ids[#ids + 1] = ("%d"):format(p.def.id) end
+  local result, err = rest:call(ent.get, { id = id, fields = table.concat(ids, ",") }, { timeout = timeout })
+  if not result then return nil, err end
+  local map = {}
+  local obj = type(result[ent.key]) == "table" and result[ent.key] or {}
+  for _, item in ipairs(type(obj.customFieldData) == "table" and obj.customFieldData or {}) do
+    local fid = type(item) == "table" and type(item.field) == "table" and tonumber(item.field.id)
+    if fid then map[fid] = item.value end
+  end
+  local lost, why = {}, {}
+  for _, p in ipairs(plan) do
+    if not types.same(p.def, p.wire, map[p.def.id]) then
+      lost[#lost + 1] = p.def.name
+      why[#why + 1] = ("'%s' (wrote %s, read %s)"):format(p.def.name, types.show(p.def, p.wire),
+        types.show(p.def, map[p.def.id]))
+    end
+  end
+  if #lost == 0 then return true end
+  local e = rest.core:error { kind = "api", operation = ent.update, retryable = false,
+    message = ("custom fields of %s %s did not stick: %s; %s"):format(ent.entity, tostring(id),
+      table.concat(why, ", "), WHY) }
+  e.fields = lost
+  return nil, e
+end
+
+local function check_id(ent, id)
+  if id == nil then config_error(("set_fields needs the %s's id first"):format(ent.entity), 4) end
+end
+
+--- rest.<resource>:set_fields(id, values, opts) -> result, meta | nil, err
+-- opts: read_back (true), check_template (true), silent, resolve (names of people and
+-- directory entries: planfix_fields/types.lua), utc_offset, timeout, dry_run.
+-- result.verified: the values were read back; false after a 202 (Planfix queued the change
+-- behind a scenario: read it back later with verify_fields), a dry run or read_back = false.
+function M.set_fields(rest, ent, id, values, opts)
+  opts = opts or {}
+  options.check("set_fields", opts, 4, SET_OPTIONS)
+  check_id(ent, id)
+  local plan, err = plan_writes(rest, ent.entity, values, opts)
+  if not plan then return nil, err end
+  if opts.check_template ~= false and ent.templates then
+    local ok
+    ok, err = check_template(rest, ent, id, plan)
+    if not ok then return nil, err end
+  end
+  local result, meta = send(rest, ent, id, plan, opts)
+  if not result then return nil, meta end
+  if meta and meta.dry_run then return base.expect(nil, meta) end
+  result.verified = false
+  if result.queued or opts.read_back == false then return result, meta end
+  local ok
+  ok, err = read_back(rest, ent, id, plan, opts.timeout)
+  if not ok then return nil, err end
+  result.verified = true
+  return result, meta
+end
+
+--- rest.<resource>:verify_fields(id, values, opts) -> true | nil, err: the read-back alone.
+function M.verify_fields(rest, ent, id, values, opts)
+  opts = opts or {}
+  options.check("verify_fields", opts, 4, VERIFY_OPTIONS)
+  check_id(ent, id)
+  local plan, err = plan_writes(rest, ent.entity, values, opts)
+  if not plan then return nil, err end
+  return read_back(rest, ent, id, plan, opts.timeout)
+end
+
+return M
