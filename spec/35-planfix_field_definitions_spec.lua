@@ -5,6 +5,7 @@
 -- (The checks before a REST write, against the sandbox's request log, are in spec/36.)
 local cjson = require("cjson").new()
 local core = require "planapi.core"
+local cache = require "planapi.cache"
 local Definitions = require "planapi.planfix_fields.definitions"
 local expect = require "expect"
 
@@ -34,7 +35,8 @@ describe("planfix_fields.definitions", function()
   local load, calls, defs
   before_each(function()
     load, calls = counting_loader(FIELDS)
-    defs = Definitions.new { load_fields = load, namespace = "acme.planfix.com" }
+    -- a namespace per test: the memory scope is shared by the whole process
+    defs = Definitions.new { load_fields = load, namespace = "acme.planfix.com/" .. tostring({}) }
   end)
 
   it("normalizes the API's definitions (type from the spec's enum text, options, directory)", function()
@@ -70,8 +72,8 @@ describe("planfix_fields.definitions", function()
 
   it("loads once per entity and TTL, again after invalidate or expiry", function()
     local now = 1000
-    local cache = Definitions.memory_cache { clock = function() return now end }
-    defs = Definitions.new { load_fields = load, cache = cache, ttl = 60 }
+    local c = cache.new { clock = function() return now end, namespace = tostring({}) }
+    defs = Definitions.new { load_fields = load, cache = c, ttl = 60 }
     for _ = 1, 5 do defs:field("task", "Region") end
     assert.equal(1, calls.n)
     assert.equal("task", calls.entity)

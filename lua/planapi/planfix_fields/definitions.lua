@@ -5,12 +5,15 @@
 --     cache = <cache object>, namespace = "acme.planfix.com", ttl = 3600 }
 --   defs:field("task", "Order number") -> def      defs:fields("task") -> list
 --   defs:template("task", "Delivery") -> template  defs:invalidate("task")
+-- The cache (planapi.cache or any object with its methods) keeps JSON: the fields as the API gave
+-- them and each template's field ids; indexes are built after each read.
 -- A def: { id, name, type (0..29), type_name, entity, options (list values) | nil,
 -- directory_id | nil, readonly, raw (the wire table) }; a template: { id, name, entity,
 -- field_ids = { [101] = true, ... } }.
 -- Names resolve exactly first, then ignoring case; an ambiguous or unknown name is a config
 -- error (the candidates, or the closest names, listed). A loader's failure is nil, err and is
 -- not cached.
+local cache = require "planapi.cache"
 local config_error = require "planapi.config_error"
 local options = require "planapi.options"
 local suggest = require "planapi.suggest"
@@ -26,48 +29,6 @@ Definitions.__index = Definitions
 
 local OPTIONS = { load_fields = "function", load_templates = "function", cache = "table",
   namespace = "string", ttl = "number" }
-
--- ------------------------------------------------------------ a memory cache
--- The cache interface (get, set, fetch, invalidate, invalidate_prefix) in one process's memory;
--- the default when no cache is given.
-local Memory = {}
-Memory.__index = Memory
-
-function M.memory_cache(opts)
-  opts = opts or {}
-  return setmetatable({ items = {}, ttl = opts.ttl or 3600, clock = opts.clock or os.time }, Memory)
-end
-
-function Memory:get(key)
-  local item = self.items[key]
-  if item and item.expires > self.clock() then return item.value end
-  self.items[key] = nil
-  return nil
-end
-
-function Memory:set(key, value, ttl)
-  self.items[key] = { value = value, expires = self.clock() + (ttl or self.ttl) }
-end
-
-function Memory:fetch(key, loader, ttl)
-  local v = self:get(key)
-  if v ~= nil then return v end
-  local err
-  v, err = loader()
-  if v == nil then return nil, err end
-  self:set(key, v, ttl)
-  return v
-end
-
-function Memory:invalidate(key)
-  self.items[key] = nil
-end
-
-function Memory:invalidate_prefix(prefix)
-  for key in pairs(self.items) do
-    if key:sub(1, #prefix) == prefix then self.items[key] = nil end
-  end
-end
 
 -- ------------------------------------------------------------ normalizing
 
@@ -176,7 +137,8 @@ function M.new(opts)
   if opts.load_fields == nil then config_error("definitions option 'load_fields' is required", 2) end
   return setmetatable({
     load_fields = opts.load_fields, load_templates = opts.load_templates,
-    cache = opts.cache or M.memory_cache { ttl = opts.ttl }, ttl = opts.ttl or 3600,
+    -- planapi.cache's memory scope: every client of this process shares what one loaded
+    cache = opts.cache or cache.new { ttl = opts.ttl }, ttl = opts.ttl or 3600,
     namespace = opts.namespace or "planfix", indexes = {},
   }, Definitions)
 end

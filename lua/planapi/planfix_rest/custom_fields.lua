@@ -8,6 +8,7 @@
 -- planfix_fields.types. Planfix answers success to writes it silently drops (its REST API
 -- documentation's gotchas: a field not on the object's template, a period given as a duration),
 -- so set_fields checks before sending and reads the written fields back after.
+local cache = require "planapi.cache"
 local config_error = require "planapi.config_error"
 local options = require "planapi.options"
 local Definitions = require "planapi.planfix_fields.definitions"
@@ -62,16 +63,20 @@ local DEFINITION_ATTRIBUTES = "id,name,type,objectType,groupId,directoryId,direc
 
 -- ------------------------------------------------------------ definitions
 
---- The client option `definitions = { cache = "memory" | <cache object>, ttl = 3600 }`, checked.
-function M.check_option(v, level)
+--- The client option `definitions = { cache = <scope> | <cache object>, ttl = 3600 }`, checked:
+-- a scope ("memory", "file:/dir", "shm:NAME", "redis://host:port/db") becomes a planapi.cache
+-- told of the client's token, which it then refuses to write. Returns { cache =, ttl = } or nil.
+function M.check_option(v, level, token)
   if v == nil then return nil end
   options.check("planfix_rest definitions", v, level + 1, { cache = "string|table", ttl = "number" })
-  if type(v.cache) == "string" and v.cache ~= "memory" then
-    config_error(("definitions cache %q: only \"memory\" or a cache object (get, set, fetch, invalidate, "
-      .. "invalidate_prefix) is supported"):format(v.cache), level + 1)
+  if v.ttl ~= nil and not (v.ttl > 0 and v.ttl < math.huge) then
+    config_error("definitions option 'ttl' must be a number of seconds above 0", level + 1)
   end
-  if v.ttl ~= nil and not (v.ttl > 0) then config_error("definitions option 'ttl' must be above 0", level + 1) end
-  return v
+  local c = v.cache
+  if type(c) == "string" then
+    c = cache.new { scope = c, ttl = v.ttl, namespace = "planfix_fields", secrets = { token } }
+  end
+  return { cache = c, ttl = v.ttl }
 end
 
 local function load_fields(rest)
@@ -105,7 +110,7 @@ function M.definitions(rest)
   defs = Definitions.new {
     load_fields = load_fields(rest),
     load_templates = function(entity) return load_templates(rest, lazy.defs)(entity) end,
-    cache = type(opt.cache) == "table" and opt.cache or nil,
+    cache = opt.cache,
     -- the account's API host: no secret, and one account's names apart from another's
     namespace = "planfix_rest:" .. (rest.base_url:match "^%a+://([^/]+)" or rest.base_url):gsub("^.*@", ""),
     ttl = opt.ttl,

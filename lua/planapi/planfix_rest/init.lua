@@ -70,9 +70,11 @@ function Rest.new(opts)
     base_url = ("https://%s.planfix.com/rest/"):format(account)
   end
   local page_size = scaffold.page_size(SPEC, opts.page_size, "planfix_rest option 'page_size'", SPEC.max_page_size)
+  -- custom fields by name (planfix_rest/custom_fields.lua), loaded when a client asks for them
+  local definitions = opts.definitions and require("planapi.planfix_rest.custom_fields")
+    .check_option(opts.definitions, 2, token)
   local self, url = scaffold.instance(Rest, { page_size = page_size, unchecked = opts.unchecked == true,
-    partial = check_partial(opts.partial, 2) or false,
-    definitions_option = require("planapi.planfix_rest.custom_fields").check_option(opts.definitions, 2) }, opts, {
+    partial = check_partial(opts.partial, 2) or false, definitions_option = definitions }, opts, {
     base_url = base_url,
     headers = { Authorization = "Bearer " .. token },
     secrets = { token },
