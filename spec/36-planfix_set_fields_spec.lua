@@ -1,0 +1,171 @@
+-- Custom fields by name on the REST client, against the sandbox (issue 20): reads by name
+-- decoded by type, set_fields checked before sending (each refusal sends nothing: the sandbox
+-- counts the requests it handled per operation), the read-back that turns Planfix's silent
+-- no-op into an api error, a 202 (queued) left unverified, definitions read once for many
+-- writes, and the command line's field names.
+-- The sandbox's default account (sandbox/README.md): task fields "Order number" (line),
+-- "Region" (list: North, South, East, West), "Deadline" (date) and one field of every type;
+-- task template 100 has every field, template 101 all but "Region".
+local core = require "planapi.core"
+local openapi = require "openapi"
+local portable = require "portable"
+local expect = require "expect"
+local sandbox = require "sandbox"
+local custom = require "planapi.planfix_rest.custom_fields"
+
+local WRITE, READ, DEFS = "POST /task/{id}", "GET /task/{id}", "GET /customfield/task"
+
+local rest, with_region, without_region
+
+local function new_task(template)
+  return assert(rest.tasks:create { name = "Fields " .. template, template = { id = template } })
+end
+
+local function counts()
+  return { write = sandbox.operations(WRITE), read = sandbox.operations(READ), defs = sandbox.operations(DEFS) }
+end
+
+describe("REST custom fields by name (sandbox)", function()
+  before_each(function()
+    sandbox.reset()
+    rest = sandbox.rest()
+    -- definitions live in this process's memory cache across clients: a reset account
+    -- must be read afresh
+    rest.fields:invalidate()
+    with_region, without_region = new_task(100), new_task(101)
+  end)
+
+  it("writes by name, reads back, and reads by name decoded by type", function()
+    local before = counts()
+    local result = assert(rest.tasks:set_fields(with_region,
+      { ["Order number"] = "ORD-7", Region = "North", Deadline = "2026-12-31" }))
+    assert.is_true(result.verified)
+    local after = counts()
+    assert.equal(1, after.write - before.write)
+    assert.equal(1, after.defs - before.defs)
+    -- the template check's read of the task's template, then the read-back
+    assert.equal(2, after.read - before.read)
+    local task = assert(rest.tasks:get(with_region, { fields = { "name", "order number", "Region", "Deadline" } }))
+    assert.same({ ["order number"] = "ORD-7", Region = "North", Deadline = "2026-12-31" }, task.fields)
+    assert.equal("Fields 100", task.name)
+  end)
+
+  it("refuses each mistake before sending: nothing reaches the sandbox", function()
+    sandbox.fields { task = { { name = "Amount", type = 1 }, { name = "amount", type = 1 } } }
+    rest.fields:invalidate()
+    local before = counts()
+    expect.raises_config(function() rest.tasks:set_fields(with_region, { Regoin = "North" }) end,
+      "unknown custom field 'Regoin'.*closest: Region")
+    expect.raises_config(function() rest.tasks:set_fields(with_region, { AMOUNT = 5 }) end,
+      "ambiguous.*'Amount' %(id %d+%).*'amount' %(id %d+%)")
+    expect.raises_config(function() rest.tasks:set_fields(with_region, { Region = "Nowhere" }) end,
+      "no option \"Nowhere\" %(options: North, South, East, West%)")
+    expect.raises_config(function() rest.tasks:set_fields(with_region, { ["Data tag summaries (type 23)"] = 1 }) end,
+      "read%-only")
+    expect.raises_config(function() rest.tasks:set_fields(without_region, { Region = "North" }) end,
+      "not on template .* of task " .. without_region .. ": Planfix would answer success and store nothing")
+    expect.raises_config(function() rest.tasks:set_fields(with_region, { ["Period of time (type 6)"] = 3600 }) end,
+      "stored empty")
+    assert.equal(before.write, sandbox.operations(WRITE))
+  end)
+
+  it("turns a write Planfix drops silently into an api error naming the field", function()
+    -- The task's template is read once per client; another client moves the task to the
+    -- template without "Region" meanwhile: the write goes out and Planfix stores nothing.
+    assert(rest.tasks:set_fields(with_region, { Region = "South" }))
+    assert(sandbox.rest().tasks:update(with_region, { template = { id = 101 } }))
+    local before = sandbox.operations(WRITE)
+    local ok, err = rest.tasks:set_fields(with_region, { Region = "East", ["Order number"] = "ORD-8" })
+    assert.is_nil(ok)
+    assert.equal(before + 1, sandbox.operations(WRITE))
+    assert.equal("api", err.kind)
+    assert.same({ "Region" }, err.fields)
+    assert.matches("'Region' %(wrote East, read %(empty%)%)", err.message)
+    assert.matches("not on the object's template", err.message)
+    assert.not_matches("\n", tostring(err))
+    -- the same write unchecked and not read back: no error, nothing verified
+    local result = assert(rest.tasks:set_fields(with_region, { Region = "East" },
+      { check_template = false, read_back = false }))
+    assert.is_false(result.verified)
+    local ok2, err2 = rest.tasks:verify_fields(with_region, { Region = "East" })
+    assert.is_nil(ok2)
+    assert.same({ "Region" }, err2.fields)
+  end)
+
+  it("leaves a queued (202) write unverified instead of reading back the old value", function()
+    sandbox.config { queue_updates = { with_region } }
+    assert(rest.tasks:set_fields(with_region, { ["Order number"] = "ORD-9" })) -- reads the template
+    local reads = sandbox.operations(READ)
+    local result = assert(rest.tasks:set_fields(with_region, { ["Order number"] = "ORD-10" }))
+    assert.is_true(result.queued)
+    assert.is_false(result.verified)
+    assert.equal(reads, sandbox.operations(READ))
+    assert.is_true(rest.tasks:verify_fields(with_region, { ["Order number"] = "ORD-10" }))
+  end)
+
+  it("reads the definitions and templates once for many writes", function()
+    local tasks = {}
+    for i = 1, 4 do tasks[i] = new_task(100) end
+    local before = { defs = sandbox.operations(DEFS), templates = sandbox.operations("GET /task/templates") }
+    for i, id in ipairs(tasks) do
+      assert(rest.tasks:set_fields(id, { ["Order number"] = "ORD-" .. i, Region = "West" }))
+    end
+    assert.equal(before.defs + 1, sandbox.operations(DEFS))
+    assert.equal(before.templates + 1, sandbox.operations("GET /task/templates"))
+  end)
+
+  it("keeps raw calls raw: ids in a fields string need no definitions", function()
+    local defs = sandbox.operations(DEFS)
+    local task = assert(rest.tasks:get(with_region, { fields = "id,name,106" }))
+    assert.is_nil(task.fields)
+    assert.equal(defs, sandbox.operations(DEFS))
+  end)
+
+  it("writes by name on contacts, projects and users too", function()
+    local contact = assert(rest.contacts:create { name = "Fields", template = { id = 1 } })
+    local cf = assert(rest.fields:list "contact")
+    local line
+    for _, d in ipairs(cf) do
+      if d.type == 0 then line = d.name break end
+    end
+    assert(rest.contacts:set_fields(contact, { [line] = "by name" }))
+    assert.equal("by name", assert(rest.contacts:get(contact, { fields = { line } })).fields[line])
+    local user_field = assert(rest.fields:get("user", "Line (type 0)"))
+    assert(rest.users:set_fields(1, { [user_field.id] = "for the user" }))
+    local project_field = assert(rest.fields:get("project", "Number (type 1)"))
+    local project = assert(rest.projects:all({ fields = "id" }, { max_items = 1 }))[1].id
+    assert(rest.projects:set_fields(project, { ["number (TYPE 1)"] = 42 }, { check_template = false }))
+    assert.equal(42, assert(rest.projects:get(project, { fields = { project_field.id } })).fields[project_field.id])
+  end)
+
+  it("knows the system field names the spec's response schemas list", function()
+    local doc = openapi.load()
+    local _, object_schema = openapi.tools(doc)
+    for entity, schema in pairs { task = "TaskResponse", contact = "ContactResponse", project = "ProjectResponse",
+      user = "UserResponse" } do
+      local props = object_schema(doc.components.schemas[schema])
+      local names = {}
+      for name in pairs(props) do names[name] = true end
+      assert.same(names, custom.SYSTEM[entity], entity)
+    end
+  end)
+
+  it("takes field names on the command line, and lists the fields", function()
+    local function cli(arguments)
+      return portable.run(sandbox.cli_env() .. " bin/planapi " .. arguments)
+    end
+    assert(rest.tasks:set_fields(with_region, { ["Order number"] = "ORD-CLI" }))
+    local out, code = cli(("planfix-rest get-task-by-id id=%d 'fields=name,Order number'"):format(with_region))
+    assert.equal(0, code, out)
+    local answer = core.json_decode(out)
+    assert.equal("ORD-CLI", answer.task.fields["Order number"])
+    out, code = cli "planfix-rest fields task"
+    assert.equal(0, code, out)
+    local listed
+    for _, d in ipairs(core.json_decode(out)) do
+      if d.name == "Region" then listed = d end
+    end
+    assert.same({ "North", "South", "East", "West" }, listed.options)
+    assert.equal("List", listed.type_name)
+  end)
+end)
