@@ -18,7 +18,9 @@
 -- (or, with BRIDGE_SOURCE=xml, PLANFIX_ACCOUNT, PLANFIX_API_KEY, PLANFIX_XML_TOKEN, PLANFIX_XML_URL),
 -- PLANADO_API_KEY, PLANADO_URL, PLANADO_WEBHOOK_SECRET, PLANFIX_EVENTS_SECRET, PLANAPI_CA_FILE,
 -- BRIDGE_STATUS (the task status to sync, default 1), BRIDGE_DONE_STATUS (default 3) and
--- BRIDGE_STATE_DIR (where the receivers remember events: a restart then handles nothing twice).
+-- BRIDGE_STATE_DIR (where the receivers remember events: a restart then handles nothing twice) and
+-- BRIDGE_RESOLUTION_FIELD (the name of a task custom field, such as "Planado resolution", that gets
+-- the job's resolution when it is reported; REST only).
 local planapi = require "planapi"
 
 local Bridge = {}
@@ -26,6 +28,7 @@ Bridge.__index = Bridge
 
 --- Bridge.new{ planfix = client, source = "rest" | "xml", planado = client,
 --   webhook = planado_webhook, planfix_events = planfix_events, status = "1", done_status = "3",
+--   resolution_field = "Planado resolution" (a task custom field, by name; REST only),
 --   log = function(line) end }
 function Bridge.new(cfg)
   local self = setmetatable({ log = function() end }, Bridge)
@@ -137,6 +140,14 @@ function Bridge:report(task_id, job)
   end
   -- The REST spec types a task's id as an integer; the external_id gave text.
   local id = tonumber(task_id)
+  if self.resolution_field then
+    -- by the name people see in Planfix; written, then read back (a field missing from the
+    -- task's template is an error here, not a silent no-op), before the comment: a retry then
+    -- repeats nothing
+    local ok, err = self.planfix.tasks:set_fields(id,
+      { [self.resolution_field] = text(r.name) ~= "" and r.name or "done" })
+    if not ok then return nil, err end
+  end
   local ok, err = self.planfix:call("post-task-add-comment", { id = id, description = comment })
   if not ok then return nil, err end
   return self.planfix:call("post-task-by-id", { id = id, status = { id = tonumber(self.done_status) } })
@@ -205,6 +216,7 @@ function Bridge.from_env(getenv)
     planfix_events = pf_secret and planapi.planfix_events { secret = pf_secret, secret_in = "field:secret",
       store = store "planfix" },
     status = getenv "BRIDGE_STATUS", done_status = getenv "BRIDGE_DONE_STATUS",
+    resolution_field = source == "rest" and getenv "BRIDGE_RESOLUTION_FIELD" or nil,
   }
 end
 

@@ -138,6 +138,18 @@ describe("REST custom fields by name (sandbox)", function()
     assert.equal(42, assert(rest.projects:get(project, { fields = { project_field.id } })).fields[project_field.id])
   end)
 
+  it("lets the bridge example write a job's resolution into a task field by name", function()
+    package.path = "examples/?.lua;" .. package.path
+    local Bridge = require "planfix_to_planado"
+    sandbox.fields { task = { { name = "Planado resolution", type = 0 } } }
+    rest.fields:invalidate()
+    local task = assert(rest.tasks:create { name = "Bridged" }) -- no template: every field applies
+    local b = Bridge.new { planfix = rest, source = "rest", done_status = 3, resolution_field = "Planado resolution" }
+    assert(b:report(tostring(task), { uuid = "job-1", serial_no = 7, resolution = { name = "Pump replaced" } }))
+    local read = assert(rest.tasks:get(task, { fields = { "status", "planado resolution" } }))
+    assert.equal("Pump replaced", read.fields["planado resolution"])
+  end)
+
   it("knows the system field names the spec's response schemas list", function()
     local doc = openapi.load()
     local _, object_schema = openapi.tools(doc)
