@@ -79,6 +79,9 @@ local function check_template(rest, ent, id, plan)
     if t == nil and err == nil then return true end -- not visible to this token: nothing to check
   end
   if t == nil then return nil, err end
+  -- A template read that showed no field at all says nothing about which are attached (a
+  -- template with none would make every write a no-op, which the read-back still catches).
+  if next(t.field_ids) == nil then return true end
   for _, p in ipairs(plan) do
     if not t.field_ids[p.def.id] then
       config_error(("custom field '%s' is not on template '%s' (id %d) of %s %s: Planfix would answer "
