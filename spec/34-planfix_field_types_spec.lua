@@ -1,14 +1,17 @@
 -- Planfix custom-field values by type (lua/planapi/planfix_fields/types.lua), issue 20.
 -- The oracle is the official OpenAPI file: its CustomField.type enum names the types, its
 -- "example update custom field: type ..." request bodies are what encode must produce, and its
--- "example response when requesting fields=N (... type ...)" answers are what decode reads.
--- Then properties over many random values (encode then decode is the identity where the type
--- keeps the value), and each refusal (a config error, before anything could be sent).
+-- "example response when requesting fields=N (... type ...)" answers are what decode reads;
+-- then every writable type written through the REST client into the sandbox (its own
+-- emulation of Planfix's value handling), read back and decoded. Then properties over many
+-- random values (encode then decode is the identity where the type keeps the value), and each
+-- refusal (a config error, before anything could be sent).
 local cjson = require("cjson").new()
 local core = require "planapi.core"
 local types = require "planapi.planfix_fields.types"
 local openapi = require "openapi"
 local expect = require "expect"
+local sandbox = require "sandbox"
 
 local doc = openapi.load()
 
@@ -183,6 +186,50 @@ describe("planfix_fields.types", function()
         for i, t in ipairs(tasks) do assert.equal(t, got[i].id) end
       end
     end)
+  end)
+
+  it("round trips every writable type through the sandbox in one write", function()
+    sandbox.reset()
+    local rest = sandbox.rest()
+    rest.fields:invalidate()
+    local first = {} -- the first task field of each type
+    for _, def in ipairs(assert(rest.fields:list "task")) do first[def.type] = first[def.type] or def end
+    local task = assert(rest.tasks:create { name = "Every type" }) -- no template: every field applies
+    local o8, o20 = first[8].options, first[20].options
+    local cases = {
+      [0] = { "line", "line" }, [1] = { 12.5, 12.5 }, [2] = { "multi\nline", "multi\nline" },
+      [3] = { "2026-12-31", "2026-12-31" }, [4] = { "9:30", "09:30" },
+      [5] = { "31-12-2026 09:30:00", "2026-12-31 09:30" },
+      [6] = { { from = "09:00", to = "18:00" }, { from = "09:00", to = "18:00" } },
+      [7] = { true, true }, [8] = { o8[2], o8[2] }, [9] = { 137, "Website" },
+      [10] = { 12, { id = "contact:12" } }, [11] = { 1, { id = "user:1" } },
+      [12] = { "contact:11", { id = "contact:11" } }, [13] = { "user:1", { id = "user:1" } },
+      [14] = { { "user:1", "contact:12" }, { { id = "user:1" }, { id = "contact:12" } } },
+      [15] = { { 137, 1 }, { "Website", "Referral" } }, [16] = { 2, { id = 2 } },
+      [17] = { { 2, 3 }, { { id = 2 }, { id = 3 } } },
+      [20] = { { o20[1], o20[3] }, { o20[1], o20[3] } }, [21] = { { 1, 2 }, { 1, 2 } }, [22] = { 1, { id = 1 } },
+      [25] = { "Berlin", { address = "Berlin" } }, [27] = { "summary", "summary" },
+      [28] = { { from = "2026-12-31 09:00", to = "2027-01-01 18:30" },
+        { from = "2026-12-31 09:00", to = "2027-01-01 18:30" } },
+    }
+    local values, ids = {}, {}
+    for t, case in pairs(cases) do
+      values[first[t].name] = case[1]
+      ids[#ids + 1] = first[t].id
+    end
+    assert.is_true(assert(rest.tasks:set_fields(task, values)).verified)
+    local read = assert(rest.tasks:get(task, { fields = ids }))
+    for t, case in pairs(cases) do
+      local got = read.fields[first[t].id]
+      if type(case[2]) == "table" and case[2][1] and type(case[2][1]) == "table" then
+        for i, ref in ipairs(case[2]) do assert.equal(ref.id, got[i].id, types.name(t)) end
+      elseif type(case[2]) == "table" and case[2].id then
+        assert.equal(case[2].id, got.id, types.name(t))
+        assert.is_string(got.name) -- the sandbox names what it refers to
+      else
+        assert.same(case[2], got, types.name(t))
+      end
+    end
   end)
 
   describe("refusals (config errors: nothing could be sent)", function()
