@@ -9,11 +9,12 @@
 local core = require "planapi.core"
 local openapi = require "openapi"
 local portable = require "portable"
-local expect = require "expect"
-local sandbox = require "sandbox"
 local custom = require "planapi.planfix_rest.custom_fields"
 
+-- the sandbox's request counts by operation
 local WRITE, READ, DEFS = "POST /task/{id}", "GET /task/{id}", "GET /customfield/task"
+local expect = require "expect"
+local sandbox = require "sandbox"
 
 local rest, with_region, without_region
 

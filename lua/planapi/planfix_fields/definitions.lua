@@ -59,16 +59,23 @@ local function field_def(raw, entity)
   }
 end
 
+--- The items of a customFieldData list by their field's id: { [101] = { field =, value = } }.
+function M.by_field_id(data)
+  local map = {}
+  for _, item in ipairs(type(data) == "table" and data or {}) do
+    local id = type(item) == "table" and type(item.field) == "table" and id_number(item.field.id)
+    if id then map[id] = item end
+  end
+  return map
+end
+
 -- A template's attached fields: a list of ids (field_ids), of definitions (fields), or the
 -- customFieldData a template read with field ids in `fields` answers with.
 local function template_field_ids(raw)
   local set = {}
   for _, f in ipairs(type(raw.field_ids) == "table" and raw.field_ids or {}) do set[id_number(f) or f] = true end
   for _, f in ipairs(type(raw.fields) == "table" and raw.fields or {}) do set[id_number(f.id) or f.id] = true end
-  for _, item in ipairs(type(raw.customFieldData) == "table" and raw.customFieldData or {}) do
-    local id = type(item) == "table" and type(item.field) == "table" and id_number(item.field.id)
-    if id then set[id] = true end
-  end
+  for id in pairs(M.by_field_id(raw.customFieldData)) do set[id] = true end
   return set
 end
 

@@ -8,13 +8,13 @@
 -- planfix_fields.types. Planfix answers success to writes it silently drops (its REST API
 -- documentation's gotchas: a field not on the object's template, a period given as a duration),
 -- so set_fields checks before sending and reads the written fields back after.
-local cache = require "planapi.cache"
+local M = {}
+
 local config_error = require "planapi.config_error"
 local options = require "planapi.options"
 local Definitions = require "planapi.planfix_fields.definitions"
 local types = require "planapi.planfix_fields.types"
 
-local M = {}
 
 -- The resources with custom fields: their entity and the operations that read, write and list
 -- templates of one object (users have no templates).
@@ -74,7 +74,8 @@ function M.check_option(v, level, token)
   end
   local c = v.cache
   if type(c) == "string" then
-    c = cache.new { scope = c, ttl = v.ttl, namespace = "planfix_fields", secrets = { token } }
+    -- planapi.cache is loaded only for a client that names a scope
+    c = require("planapi.cache").new { scope = c, ttl = v.ttl, namespace = "planfix_fields", secrets = { token } }
   end
   return { cache = c, ttl = v.ttl }
 end
@@ -158,19 +159,10 @@ function M.wire_fields(rest, entity, fields)
   return table.concat(out, ","), wanted
 end
 
-local function by_field_id(obj)
-  local map = {}
-  for _, item in ipairs(type(obj.customFieldData) == "table" and obj.customFieldData or {}) do
-    local id = type(item) == "table" and type(item.field) == "table" and tonumber(item.field.id)
-    if id then map[id] = item end
-  end
-  return map
-end
-
 --- obj.fields[key] = the decoded value of each field asked for (nil when Planfix sent none).
 function M.decode_into(obj, wanted)
   if type(obj) ~= "table" or wanted == nil then return obj end
-  local map, out = by_field_id(obj), {}
+  local map, out = Definitions.by_field_id(obj.customFieldData), {}
   for _, w in ipairs(wanted) do
     local item = map[w.id]
     if item then

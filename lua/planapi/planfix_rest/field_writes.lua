@@ -6,13 +6,14 @@
 -- object's template. After: the fields written are read back, and one that did not stick is an
 -- `api` error (Planfix answers success and stores nothing in those cases: its REST API
 -- documentation's gotchas, and planfix_fields/types.lua).
-local base = require "planapi.client_base"
+local M = {}
+
+local expect = require("planapi.client_base").expect
 local config_error = require "planapi.config_error"
 local options = require "planapi.options"
 local custom = require "planapi.planfix_rest.custom_fields"
+local Definitions = require "planapi.planfix_fields.definitions"
 local types = require "planapi.planfix_fields.types"
-
-local M = {}
 
 local SET_OPTIONS = { read_back = "boolean", check_template = "boolean", silent = "boolean",
   resolve = "function", utc_offset = "number", timeout = "number", dry_run = "boolean|string" }
@@ -21,7 +22,7 @@ local VERIFY_OPTIONS = { resolve = "function", utc_offset = "number", timeout = 
 -- Each value by field: { def, key (as the script named it), wire }, in field id order.
 local function plan_writes(rest, entity, values, opts)
   if type(values) ~= "table" or next(values) == nil then
-    config_error("set_fields takes a table of values by field name or id", 4)
+    config_error("set_fields takes a table of values by field name or id", 5)
   end
   local defs = custom.definitions(rest)
   local ctx = { resolve = opts.resolve, utc_offset = opts.utc_offset }
@@ -109,18 +110,15 @@ local function read_back(rest, ent, id, plan, timeout)
   for _, p in ipairs(plan) do ids[#ids + 1] = ("%d"):format(p.def.id) end
   local result, err = rest:call(ent.get, { id = id, fields = table.concat(ids, ",") }, { timeout = timeout })
   if not result then return nil, err end
-  local map = {}
   local obj = type(result[ent.key]) == "table" and result[ent.key] or {}
-  for _, item in ipairs(type(obj.customFieldData) == "table" and obj.customFieldData or {}) do
-    local fid = type(item) == "table" and type(item.field) == "table" and tonumber(item.field.id)
-    if fid then map[fid] = item.value end
-  end
+  local map = Definitions.by_field_id(obj.customFieldData)
   local lost, why = {}, {}
   for _, p in ipairs(plan) do
-    if not types.same(p.def, p.wire, map[p.def.id]) then
+    local read = map[p.def.id] and map[p.def.id].value
+    if not types.same(p.def, p.wire, read) then
       lost[#lost + 1] = p.def.name
       why[#why + 1] = ("'%s' (wrote %s, read %s)"):format(p.def.name, types.show(p.def, p.wire),
-        types.show(p.def, map[p.def.id]))
+        types.show(p.def, read))
     end
   end
   if #lost == 0 then return true end
@@ -131,8 +129,11 @@ local function read_back(rest, ent, id, plan, timeout)
   return nil, e
 end
 
-local function check_id(ent, id)
-  if id == nil then config_error(("set_fields needs the %s's id first"):format(ent.entity), 4) end
+-- The options checked and each value planned (what: "set_fields" | "verify_fields").
+local function planned(rest, ent, id, values, opts, what, allowed)
+  options.check(what, opts, 5, allowed)
+  if id == nil then config_error(("%s needs the %s's id first"):format(what, ent.entity), 5) end
+  return plan_writes(rest, ent.entity, values, opts)
 end
 
 --- rest.<resource>:set_fields(id, values, opts) -> result, meta | nil, err
@@ -142,9 +143,7 @@ end
 -- behind a scenario: read it back later with verify_fields), a dry run or read_back = false.
 function M.set_fields(rest, ent, id, values, opts)
   opts = opts or {}
-  options.check("set_fields", opts, 4, SET_OPTIONS)
-  check_id(ent, id)
-  local plan, err = plan_writes(rest, ent.entity, values, opts)
+  local plan, err = planned(rest, ent, id, values, opts, "set_fields", SET_OPTIONS)
   if not plan then return nil, err end
   if opts.check_template ~= false and ent.templates then
     local ok
@@ -153,7 +152,7 @@ function M.set_fields(rest, ent, id, values, opts)
   end
   local result, meta = send(rest, ent, id, plan, opts)
   if not result then return nil, meta end
-  if meta and meta.dry_run then return base.expect(nil, meta) end
+  if meta and meta.dry_run then return expect(nil, meta) end
   result.verified = false
   if result.queued or opts.read_back == false then return result, meta end
   local ok
@@ -166,9 +165,7 @@ end
 --- rest.<resource>:verify_fields(id, values, opts) -> true | nil, err: the read-back alone.
 function M.verify_fields(rest, ent, id, values, opts)
   opts = opts or {}
-  options.check("verify_fields", opts, 4, VERIFY_OPTIONS)
-  check_id(ent, id)
-  local plan, err = plan_writes(rest, ent.entity, values, opts)
+  local plan, err = planned(rest, ent, id, values, opts, "verify_fields", VERIFY_OPTIONS)
   if not plan then return nil, err end
   return read_back(rest, ent, id, plan, opts.timeout)
 end
