@@ -7,6 +7,7 @@ local OPTION_DOCS = {
   token = "the API token (never in a URL or an error)", page_size = "page size for paging (1..100)",
   unchecked = "send the parameters without the spec's checks",
   partial = "`\"error\"`: a partial update is an api error",
+  definitions = "custom-field definitions: { cache = scope or cache object, ttl = 3600 }",
   api_key = "the API key", login = "login mode: the user's login", password = "login mode: the password",
   url = "the API's base URL", private_key = "signs the XML requests", silent = "changes notify no one",
   auth_header = "the header the key goes in", strict = "refuse fields the API does not document (true)",

@@ -5,6 +5,7 @@ local R = {}
 
 local P = "planapi.planfix_rest"
 local META = "planapi.Meta|planapi.Error"
+local ENTITY = '"task"|"contact"|"project"|"user"'
 
 -- The signatures of the resource methods made otherwise than from one
 -- operation (planfix_rest/resources.lua's extras).
@@ -19,7 +20,33 @@ local EXTRAS = {
       { "target_id", "integer" }, { "opts?", P .. ".CallOptions" } },
       returns = { { "table?", "result" }, { META, "meta" } }, doc = "attach-file-to-task, -contact or -project." },
   },
+  fields = {
+    list = { params = { { "entity", ENTITY } },
+      returns = { { "table[]?", "definitions" }, { "planapi.Error?", "err" } },
+      doc = "The account's custom fields of an entity: { id, name, type, type_name, options, ... }." },
+    get = { params = { { "entity", ENTITY }, { "name_or_id", "string|integer" } },
+      returns = { { "table?", "definition" }, { "planapi.Error?", "err" } },
+      doc = "One custom field by name (exact, then ignoring case) or id; ambiguous or unknown: a config error." },
+    templates = { params = { { "entity", ENTITY } },
+      returns = { { "table[]?", "templates" }, { "planapi.Error?", "err" } },
+      doc = "The entity's templates: { id, name, field_ids = { [id] = true } }." },
+    invalidate = { params = { { "entity?", ENTITY } }, doc = "Read definitions and templates again on next use." },
+  },
 }
+-- set_fields and verify_fields on the resources with custom fields (planfix_rest/field_writes.lua)
+for _, rname in ipairs { "tasks", "contacts", "projects", "users" } do
+  EXTRAS[rname] = {
+    set_fields = { params = { { "id", "integer|string" }, { "values", "table<string|integer, any>" },
+      { "opts?", "{ read_back: boolean?, check_template: boolean?, silent: boolean?, resolve: function?, "
+        .. "utc_offset: number?, timeout: number?, dry_run: boolean|string? }" } },
+      returns = { { "table?", "result" }, { META, "meta" } },
+      doc = "Custom field values by name, checked before sending and read back after (result.verified)." },
+    verify_fields = { params = { { "id", "integer|string" }, { "values", "table<string|integer, any>" },
+      { "opts?", "{ resolve: function?, utc_offset: number?, timeout: number? }" } },
+      returns = { { "true?", "ok" }, { "planapi.Error?", "err" } },
+      doc = "Whether the values are what the object holds (the read-back alone)." },
+  }
+end
 
 -- What each kind of sugar method returns (planfix_rest/resources.lua), beside the paging ones.
 local RETURNS = {

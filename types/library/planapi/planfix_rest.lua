@@ -122,6 +122,7 @@
 ---@class planapi.planfix_rest.Options: planapi.ClientOptions
 ---@field account? string the account's name (`acme`)
 ---@field base_url? string the full REST base URL instead of `account`
+---@field definitions? table custom-field definitions: { cache = scope or cache object, ttl = 3600 }
 ---@field page_size? number page size for paging (1..100)
 ---@field partial? "result"|"error" `"error"`: a partial update is an api error
 ---@field token string the API token (never in a URL or an error)
@@ -1733,6 +1734,22 @@ function planapi_planfix_rest_resource_contacts:update(id, params, opts) end
 ---@return planapi.Meta|planapi.Error meta
 function planapi_planfix_rest_resource_contacts:update_comment(id, commentId, params, opts) end
 
+---Custom field values by name, checked before sending and read back after (result.verified).
+---@param id integer|string
+---@param values table<string|integer, any>
+---@param opts? { read_back: boolean?, check_template: boolean?, silent: boolean?, resolve: function?, utc_offset: number?, timeout: number?, dry_run: boolean|string? }
+---@return table? result
+---@return planapi.Meta|planapi.Error meta
+function planapi_planfix_rest_resource_contacts:set_fields(id, values, opts) end
+
+---Whether the values are what the object holds (the read-back alone).
+---@param id integer|string
+---@param values table<string|integer, any>
+---@param opts? { resolve: function?, utc_offset: number?, timeout: number? }
+---@return true? ok
+---@return planapi.Error? err
+function planapi_planfix_rest_resource_contacts:verify_fields(id, values, opts) end
+
 ---rest.datatags: resource sugar
 ---@class planapi.planfix_rest.resource.datatags
 local planapi_planfix_rest_resource_datatags = {}
@@ -1887,6 +1904,33 @@ function planapi_planfix_rest_resource_directories:pages(params, opts) end
 ---@return planapi.Meta|planapi.Error meta
 function planapi_planfix_rest_resource_directories:update_entry(id, key, params, opts) end
 
+---rest.fields: resource sugar
+---@class planapi.planfix_rest.resource.fields
+local planapi_planfix_rest_resource_fields = {}
+
+---One custom field by name (exact, then ignoring case) or id; ambiguous or unknown: a config error.
+---@param entity "task"|"contact"|"project"|"user"
+---@param name_or_id string|integer
+---@return table? definition
+---@return planapi.Error? err
+function planapi_planfix_rest_resource_fields:get(entity, name_or_id) end
+
+---Read definitions and templates again on next use.
+---@param entity? "task"|"contact"|"project"|"user"
+function planapi_planfix_rest_resource_fields:invalidate(entity) end
+
+---The account's custom fields of an entity: { id, name, type, type_name, options, ... }.
+---@param entity "task"|"contact"|"project"|"user"
+---@return table[]? definitions
+---@return planapi.Error? err
+function planapi_planfix_rest_resource_fields:list(entity) end
+
+---The entity's templates: { id, name, field_ids = { [id] = true } }.
+---@param entity "task"|"contact"|"project"|"user"
+---@return table[]? templates
+---@return planapi.Error? err
+function planapi_planfix_rest_resource_fields:templates(entity) end
+
 ---rest.files: resource sugar
 ---@class planapi.planfix_rest.resource.files
 local planapi_planfix_rest_resource_files = {}
@@ -2009,6 +2053,22 @@ function planapi_planfix_rest_resource_projects:templates(params, opts) end
 ---@return table? result
 ---@return planapi.Meta|planapi.Error meta
 function planapi_planfix_rest_resource_projects:update(id, params, opts) end
+
+---Custom field values by name, checked before sending and read back after (result.verified).
+---@param id integer|string
+---@param values table<string|integer, any>
+---@param opts? { read_back: boolean?, check_template: boolean?, silent: boolean?, resolve: function?, utc_offset: number?, timeout: number?, dry_run: boolean|string? }
+---@return table? result
+---@return planapi.Meta|planapi.Error meta
+function planapi_planfix_rest_resource_projects:set_fields(id, values, opts) end
+
+---Whether the values are what the object holds (the read-back alone).
+---@param id integer|string
+---@param values table<string|integer, any>
+---@param opts? { resolve: function?, utc_offset: number?, timeout: number? }
+---@return true? ok
+---@return planapi.Error? err
+function planapi_planfix_rest_resource_projects:verify_fields(id, values, opts) end
 
 ---rest.tasks: resource sugar
 ---@class planapi.planfix_rest.resource.tasks
@@ -2145,6 +2205,22 @@ function planapi_planfix_rest_resource_tasks:update_checklist_item(id, itemId, p
 ---@return planapi.Meta|planapi.Error meta
 function planapi_planfix_rest_resource_tasks:update_comment(id, commentId, params, opts) end
 
+---Custom field values by name, checked before sending and read back after (result.verified).
+---@param id integer|string
+---@param values table<string|integer, any>
+---@param opts? { read_back: boolean?, check_template: boolean?, silent: boolean?, resolve: function?, utc_offset: number?, timeout: number?, dry_run: boolean|string? }
+---@return table? result
+---@return planapi.Meta|planapi.Error meta
+function planapi_planfix_rest_resource_tasks:set_fields(id, values, opts) end
+
+---Whether the values are what the object holds (the read-back alone).
+---@param id integer|string
+---@param values table<string|integer, any>
+---@param opts? { resolve: function?, utc_offset: number?, timeout: number? }
+---@return true? ok
+---@return planapi.Error? err
+function planapi_planfix_rest_resource_tasks:verify_fields(id, values, opts) end
+
 ---rest.users: resource sugar
 ---@class planapi.planfix_rest.resource.users
 local planapi_planfix_rest_resource_users = {}
@@ -2211,6 +2287,22 @@ function planapi_planfix_rest_resource_users:positions(params, opts) end
 ---@return planapi.Meta|planapi.Error meta
 function planapi_planfix_rest_resource_users:update(id, params, opts) end
 
+---Custom field values by name, checked before sending and read back after (result.verified).
+---@param id integer|string
+---@param values table<string|integer, any>
+---@param opts? { read_back: boolean?, check_template: boolean?, silent: boolean?, resolve: function?, utc_offset: number?, timeout: number?, dry_run: boolean|string? }
+---@return table? result
+---@return planapi.Meta|planapi.Error meta
+function planapi_planfix_rest_resource_users:set_fields(id, values, opts) end
+
+---Whether the values are what the object holds (the read-back alone).
+---@param id integer|string
+---@param values table<string|integer, any>
+---@param opts? { resolve: function?, utc_offset: number?, timeout: number? }
+---@return true? ok
+---@return planapi.Error? err
+function planapi_planfix_rest_resource_users:verify_fields(id, values, opts) end
+
 ---The Planfix REST API client: planapi.planfix_rest{...}.
 ---@class planapi.planfix_rest.Client
 ---@field base_url string
@@ -2219,6 +2311,7 @@ function planapi_planfix_rest_resource_users:update(id, params, opts) end
 ---@field contacts planapi.planfix_rest.resource.contacts
 ---@field datatags planapi.planfix_rest.resource.datatags
 ---@field directories planapi.planfix_rest.resource.directories
+---@field fields planapi.planfix_rest.resource.fields
 ---@field files planapi.planfix_rest.resource.files
 ---@field projects planapi.planfix_rest.resource.projects
 ---@field tasks planapi.planfix_rest.resource.tasks
