@@ -364,6 +364,24 @@ xcall "$(xreq contact.getList '<search>nobody</search>')"
 check "xml: contact.getList search (Cyrillic, any case)" "$XS/$(xq 'a("contacts","count") .. "," .. a("contacts","totalCount")')" "1:$CID/0,0"
 check "xml: empty contact list" "$(grep -c '<contacts count="0" totalCount="0"/>' "$WORK/body")" 1
 
+# ------------------------------------------------------------- custom fields and handbooks
+xcall "$(xreq task.add '<task><title>Monthly</title><template>101</template><customData><customValue><id>106</id><value>ORD-9</value></customValue><customValue><id>107</id><value>North</value></customValue></customData></task>')"
+TPL_TASK="$(xq 't"task.id"')"
+xcall "$(xreq task.get "<task><id>$TPL_TASK</id></task>")"
+check "xml: a field not on the template is not stored" "$(xq 'n("task.customData","customValue") .. "|" .. t"task.customData.customValue.id"')" "1|106"
+xcall "$(xreq task.updateCustomData '<task><id>1</id><customData><customValue><id>503</id><value>11-10-2022</value></customValue><customValue><id>514</id><value>[1,2]</value></customValue></customData></task>')"
+xcall "$(xreq task.get '<task><id>1</id></task>')"
+check "xml: date and multi-value custom data read back as written" "$(xq 't"task.customData.customValue[3].value" .. "|" .. t"task.customData.customValue[4].value"')" "11-10-2022|[1,2]"
+xcall "$(xreq contact.updateCustomData '<contact><id>12</id><customData><customValue><id>601</id><value>many</value></customValue></customData></contact>')"
+check "xml: a value the field's type cannot take -> 0015" "$(xerr)" "200/error/0015"
+xcall "$(xreq handbook.addRecord '<handbook><id>3</id></handbook><customData><customValue><id>321</id><value>Podcast</value></customValue></customData>')"
+check "xml: handbook.addRecord -> key" "$(xq 'st .. "/" .. t"key"')" "ok/151"
+xcall "$(xreq handbook.updateRecord '<handbook><id>3</id></handbook><key>151</key><name>Radio</name>')"
+xcall "$(xreq handbook.getRecord '<handbook><id>3</id></handbook><key>151</key>')"
+check "xml: handbook.updateRecord" "$(xq 't"record.name" .. "|" .. t"record.customData.customValue.value"')" "Radio|Podcast"
+xcall "$(xreq handbook.getStructure '<handbook><id>3</id></handbook>')"
+check "xml: handbook.getStructure" "$(xq 't"handbook.name" .. "|" .. n("handbook.fields","field")')" "Lead sources|2"
+
 # ------------------------------------------------------------- files
 xcall "$(xreq file.download '<file><id>1</id></file>')"
 check "xml: file.download 200 raw bytes" "$CODE/$(cat "$WORK/body")" "200/Hello from the Planfix sandbox."

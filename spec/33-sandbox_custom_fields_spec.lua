@@ -356,6 +356,108 @@ describe("sandbox custom fields", function()
     end)
   end)
 
+  describe("directory entries", function()
+    it("filter by group, groups only or entries only", function()
+      local ids = sandbox.directories { { name = "Tree", entries = {
+        { name = "Europe", isGroup = true }, { name = "Paris", parentKey = 1 }, { name = "Oslo", parentKey = 1 },
+        { name = "Lima" } } } }
+      local function names(body)
+        body.id, body.fields = ids[1], "key,name"
+        local out = {}
+        for _, e in ipairs(assert(rest:call("post-list-directory-entries", body)).directoryEntries) do
+          out[#out + 1] = e.name
+        end
+        return table.concat(out, ",")
+      end
+      assert.equal("Paris,Oslo", names { groupId = 1 })
+      assert.equal("Europe", names { groupsOnly = true })
+      assert.equal("Paris,Oslo,Lima", names { entriesOnly = true })
+    end)
+
+    it("a directory entry field is set by key and emptied by {id = 0}", function()
+      local function set(value)
+        assert(rest:call("post-task-by-id", { id = 1, customFieldData = { { field = { id = 509 }, value = value } } }))
+      end
+      set { id = "60" }
+      local t = assert(rest:call("get-task-by-id", { id = 1, fields = "509" })).task
+      assert.same({ id = 60, value = "Partner" }, value_of(t, 509))
+      set { id = 0 }
+      t = assert(rest:call("get-task-by-id", { id = 1, fields = "509" })).task
+      assert.is_true(value_of(t, 509) == nil or value_of(t, 509) == planapi.null)
+    end)
+  end)
+
+  describe("the XML API", function()
+    local xml = sandbox.xml()
+    teardown(function() xml:close() end)
+
+    local function custom(obj)
+      local out = {}
+      for _, cv in ipairs(obj.customData or {}) do out[tonumber(cv.id)] = cv.value end
+      return out
+    end
+
+    it("reads and writes customData in the REST store, in its text forms", function()
+      assert(xml:call("task.updateCustomData", { task = { id = 1, customData = { customValue = {
+        { id = 503, value = "11-10-2022" }, { id = 510, value = "12" }, { id = 514, value = "[1,2]" },
+        { id = 520, value = '["Alpha","Beta"]' }, { id = 507, value = "1" } } } } }))
+      local got = custom(assert(xml:call("task.get", { task = { id = 1 } })).task)
+      assert.equal("11-10-2022", got[503])
+      assert.equal("12", got[510])
+      assert.equal("[1,2]", got[514])
+      assert.equal('["Alpha","Beta"]', got[520])
+      assert.equal("1", got[507])
+      local t = assert(rest:call("get-task-by-id", { id = 1, fields = "503,510,507" })).task
+      assert.equal("2022-10-11T00:00Z", value_of(t, 503).datetime)
+      assert.same({ id = "contact:12", name = "Ivan Ivanov" }, value_of(t, 510))
+      assert.is_true(value_of(t, 507))
+    end)
+
+    it("ignores a field not on the task's template, and refuses a value the type cannot take", function()
+      local id = tonumber(assert(xml:call("task.add", { task = { title = "Monthly", template = 101,
+        customData = { customValue = { { id = 106, value = "ORD-9" }, { id = 107, value = "North" } } } } })).task.id)
+      local got = custom(assert(xml:call("task.get", { task = { id = id } })).task)
+      assert.same({ [106] = "ORD-9" }, got)
+      local _, err = xml:call("contact.updateCustomData", { contact = { id = 12,
+        customData = { customValue = { { id = 601, value = "not a number" } } } } })
+      assert.equal("0015", err.code)
+    end)
+
+    it("updates a project's and a contact's customData", function()
+      assert(xml:call("project.update", { project = { id = 1,
+        customData = { customValue = { { id = 701, value = "5" } } } } }))
+      assert.equal("5", custom(assert(xml:call("project.get", { project = { id = 1 } })).project)[701])
+      assert(xml:call("contact.updateCustomData", { contact = { id = 12,
+        customData = { customValue = { { id = 600, value = "Hello" } } } } }))
+      assert.equal("Hello", custom(assert(xml:call("contact.get", { contact = { id = 12 } })).contact)[600])
+    end)
+
+    it("adds and updates handbook records, lists handbooks and their structure", function()
+      local key = assert(xml:call("handbook.addRecord", { handbook = { id = 3 },
+        customData = { customValue = { { id = 321, value = "Podcast" } } } })).key
+      assert.equal("151", key)
+      assert(xml:call("handbook.updateRecord", { handbook = { id = 3 }, key = 151, name = "Radio",
+        customData = { customValue = { { id = 322, value = "Offline" } } } }))
+      local rec = assert(xml:call("handbook.getRecord", { handbook = { id = 3 }, key = 151 })).record
+      assert.equal("Radio", rec.name)
+      local e = assert(rest:call("get-directory-id-entry-key", { id = 3, key = 151, fields = "name,321,322" })).entry
+      assert.equal("Podcast", value_of(e, 321))
+      assert.equal("Offline", value_of(e, 322))
+      local structure = assert(xml:call("handbook.getStructure", { handbook = { id = 3 } })).handbook
+      assert.equal("Channel", structure.fields.field[2].name)
+      local list = assert(xml:call("handbook.getList", {})).handbooks
+      local names = {}
+      for _, h in pairs(list) do
+        if type(h) == "table" then names[#names + 1] = h.name end
+      end
+      table.sort(names)
+      assert.same({ "Lead sources", "Products", "Regions" }, names)
+      local multi = assert(xml:call("handbook.getRecordMulti",
+        { handbook = { id = 3 }, records = { key = { 137, 2 } } }))
+      assert.equal("Website", multi.records[1].name)
+    end)
+  end)
+
   it("counts requests per operation, and names it in the log", function()
     sandbox.clear_log()
     assert(rest:call "get-customfield-task")

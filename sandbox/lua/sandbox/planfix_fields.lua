@@ -218,8 +218,12 @@ local function person(db, v, default_prefix, allowed)
   return { id = prefix .. ":" .. n, name = name }
 end
 
+-- {id = key} of the field's directory -> {id, value = the entry's name};
+-- {id = 0} and {id = ""} empty the field (the spec's examples).
 local function directory_entry(db, def, v)
-  local key = util.to_int(type(v) == "table" and v.id or v)
+  local raw = type(v) == "table" and v.id or v
+  if raw == 0 or raw == "" or raw == "0" then return null end
+  local key = util.to_int(raw)
   local e = key and (db.directory_entries[def.directoryId] or {})[key]
   if not e then return nil end
   return { id = key, value = e.name }
@@ -324,8 +328,83 @@ function M.write(db, kind, rec, def, value)
   local stored = convert and convert(db, def, value)
   if stored == nil then return "failed", "Invalid value" end
   -- A {durationSec} period: success, and the field is emptied.
-  if stored == null then return "stored", null, "stored empty" end
+  if stored == null and def.type == 6 then return "stored", null, "stored empty" end
   return "stored", stored
+end
+
+---------------------------------------------------------------- the XML API's text form
+
+-- Planfix's XML API documentation, data types: dates "dd-mm-yyyy" or
+-- "dd-mm-yyyy hh:mm", booleans 0/1, and multi-value fields as ids in
+-- brackets ("[1,2]") or quoted texts ('["v1","v2"]'). Reads answer values in
+-- the form writes take them, so a value read can be written back.
+
+local MULTI = { [14] = true, [15] = true, [17] = true, [20] = true, [21] = true }
+
+local function scalar_text(v)
+  if v == true then return "1" end
+  if v == false then return "0" end
+  if type(v) == "number" and v % 1 == 0 and math.abs(v) < 2 ^ 53 then return ("%d"):format(v) end
+  return tostring(v)
+end
+
+-- The id part of a reference: {id = "contact:12"} -> "12", {id = 137} -> "137".
+local function ref_text(v)
+  local id = v.id
+  if type(id) == "string" then return id:match(":(%d+)$") or id end
+  return scalar_text(id)
+end
+
+-- The text of a stored table value of field `def`.
+function M.xml_table_text(def, v)
+  local ty = def and def.type
+  if v.stringValue then return v.stringValue end
+  if v.date then return ty == 5 and (v.date .. " " .. (v.time or "00:00")) or v.date end
+  if v.time then return v.time end
+  if type(v.from) == "table" and type(v.to) == "table" then
+    return (v.from.time or "") .. "-" .. (v.to.time or "")
+  end
+  if v.address then return v.address end
+  if v.id ~= nil then return ref_text(v) end
+  local parts = {}
+  for i, item in ipairs(v) do
+    if type(item) == "table" then
+      parts[i] = ref_text(item)
+    elseif type(item) == "string" then
+      parts[i] = '"' .. item:gsub('"', '\\"') .. '"'
+    else
+      parts[i] = scalar_text(item)
+    end
+  end
+  return "[" .. table.concat(parts, ",") .. "]"
+end
+
+local function multi_items(given)
+  local inner = given:match("^%s*%[(.*)%]%s*$")
+  if not inner then return { given } end
+  local out = util.split_list(inner)
+  for i, item in ipairs(out) do out[i] = item:match('^"?(.-)"?$') end
+  return out
+end
+
+-- The value a written text stands for, for M.write (which converts and
+-- checks it like a REST value); "" empties the field.
+function M.from_xml_text(def, given)
+  if given == nil or given == "" then return null end
+  local ty = def.type
+  if MULTI[ty] then
+    local items = multi_items(given)
+    if ty == 15 or ty == 17 then
+      for i, item in ipairs(items) do items[i] = { id = item } end
+    end
+    return items
+  end
+  if ty == 6 then
+    local from, to = given:match("^%s*(%d%d?:%d%d)%s*%-%s*(%d%d?:%d%d)%s*$")
+    return from and { from = { time = from }, to = { time = to } } or given
+  end
+  if ty == 25 then return { address = given } end
+  return given
 end
 
 -- The public view of a definition (internal "_" keys dropped).

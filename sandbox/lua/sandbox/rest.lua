@@ -1120,7 +1120,11 @@ route("POST", "/directory/{id}/entry/list", function(req, p)
   local d = get_directory(id)
   local b = req.json
   local offset, size = paging(b)
-  local list = ordered(store.db.directory_entries[id] or {})
+  local group = b.groupId ~= nil and b.groupId ~= json.null and int_param(b.groupId, "groupId") or nil
+  local list = ordered(store.db.directory_entries[id] or {}, function(e)
+    return (not group or e.parentKey == group) and not (b.groupsOnly == true and not e.isGroup)
+      and not (b.entriesOnly == true and e.isGroup)
+  end)
   local out = json.array()
   for _, e in ipairs(page(list, offset, size)) do out[#out + 1] = dir_entry_view(d, e, b.fields) end
   return ok({ directoryEntries = out })

@@ -12,6 +12,7 @@ local store = require("sandbox.store")
 local ratelimit = require("sandbox.ratelimit")
 local xml = require("sandbox.xml")
 local scenarios = require("sandbox.planfix_scenarios")
+local cf_rules = require("sandbox.planfix_fields")
 
 local L, E = xml.leaf, xml.el
 
@@ -340,26 +341,47 @@ local function people_xml(name, p)
   return E(name, { E("users", ids) })
 end
 
--- customData/customValue*/{id,value}, in field id order.
-local function custom_xml(cf)
+-- The text of a custom field's stored value (def may be nil).
+local function cf_text(def, v)
+  if type(v) == "table" and v ~= json.null then return cf_rules.xml_table_text(def, v) end
+  return value_text(v)
+end
+
+-- customData/customValue*/{id,value} of the fields of rec's template (all
+-- of them without one), in field id order.
+local function custom_xml(rec, kind)
   local items = {}
-  for _, id in ipairs(util.sorted_ids(cf or {})) do
-    items[#items + 1] = E("customValue", { L("id", id), L("value", value_text(cf[id])) })
+  local cf = rec._cf or {}
+  for _, id in ipairs(util.sorted_ids(cf)) do
+    if cf_rules.attached(store.db, kind, rec, id) then
+      items[#items + 1] = E("customValue", { L("id", id), L("value", cf_text(store.customfield(kind, id), cf[id])) })
+    end
   end
   return E("customData", items)
 end
 
 -- Reads customData/customValue*/{id,value} of `node` into rec._cf; every id
--- must be a custom field of `kind`.
+-- must be a custom field of `kind`, every value one its type takes. Writes
+-- that succeed without storing (sandbox.planfix_fields: a field not on the
+-- template, a read-only type) are left in rec._cf_notes for history().
 local function apply_custom(rec, node, kind)
   local cd = xml.child(node, "customData")
   if not cd then return false end
   rec._cf = rec._cf or {}
+  rec._cf_notes = rec._cf_notes or {}
   for _, cv in ipairs(cd.children) do
     if cv.name == "customValue" then
       local id = int(xml.text(cv, "id") or "", "customValue.id")
-      if not store.customfield(kind, id) then fail("0015", "Invalid parameter value: custom field " .. id) end
-      rec._cf[id] = xml.text(cv, "value") or ""
+      local def = store.customfield(kind, id)
+      if not def then fail("0015", "Invalid parameter value: custom field " .. id) end
+      local given = cf_rules.from_xml_text(def, xml.text(cv, "value"))
+      local what, value, note = cf_rules.write(store.db, kind, rec, def, given)
+      if what == "failed" then fail("0015", "Invalid parameter value: custom field " .. id .. " value") end
+      if what == "stored" then rec._cf[id] = value end
+      if note or what == "ignored" then
+        local why = what == "ignored" and ("ignored, " .. value) or note
+        rec._cf_notes[#rec._cf_notes + 1] = "customData." .. id .. ": " .. why
+      end
     end
   end
   return true
@@ -406,7 +428,7 @@ local function task_xml(t, full)
     p[#p + 1] = people_xml("members", t.participants)
     p[#p + 1] = people_xml("auditors", t.auditors)
   end
-  p[#p + 1] = custom_xml(t._cf)
+  p[#p + 1] = custom_xml(t, "task")
   return E("task", p)
 end
 
@@ -415,8 +437,9 @@ local function history(rec, req, silent, changed, reset)
   rec._history[#rec._history + 1] = {
     time = req.time, silent = silent, fields = json.array(changed), reset = json.array(reset or {}),
     queued = false, token = req.xml_token or json.null, sid = req.xml_sid or json.null, api = "xml",
-    method = req.xml_method,
+    method = req.xml_method, notes = json.array(rec._cf_notes or {}),
   }
+  rec._cf_notes = nil
   rec.dateOfLastUpdate = util.timepoint(req.time)
 end
 
@@ -472,6 +495,11 @@ local function apply_task(t, node, creating)
     t.counterparty = c and { id = "contact:" .. client, name = contact_name(c) } or json.null; mark("client")
   end
   if creating then
+    local tpl = opt_int(node, "template")
+    if tpl then
+      if not store.db.templates[tpl] then fail("0015", "Invalid parameter value: task.template") end
+      t.template = { id = tpl }; mark("template")
+    end
     local b = param(node, "beginDateTime")
     if b then t.dateTime = util.timepoint(parse_datetime(b, "task.beginDateTime")); mark("beginDateTime") end
   end
@@ -584,6 +612,7 @@ H["task.add"] = function(root, req)
   local t = store.task_record(id, "", { dateTime = util.timepoint(req.time), assignees = people_of({}),
     participants = people_of({}), auditors = people_of({}) })
   apply_task(t, node, true)
+  t._cf_notes = nil -- history() keeps them for updates only
   store.db.tasks[id] = t
   scenarios.task_created(t, req.time)
   return E("task", { L("id", id), L("general", general(id)) })
@@ -763,7 +792,7 @@ local function contact_xml(c)
       L("typeName", ph.type == 2 and "Work" or "Mobile") })
   end
   p[#p + 1] = E("phones", phones)
-  p[#p + 1] = custom_xml(c._cf)
+  p[#p + 1] = custom_xml(c, "contact")
   return E("contact", p)
 end
 
@@ -844,8 +873,16 @@ H["contact.add"] = function(root, req)
     createdDate = util.timepoint(req.time), dateOfLastUpdate = util.timepoint(req.time),
   })
   apply_contact(c, node)
+  c._cf_notes = nil -- history() keeps them for updates only
   store.db.contacts[id] = c
   return E("contact", { L("id", id), L("general", general(id)) })
+end
+
+H["contact.updateCustomData"] = function(root, req)
+  local c, node = find_contact(root)
+  apply_custom(c, node, "contact")
+  history(c, req, param(root, "silent") == "1", { "customData" })
+  return E("contact", { L("id", c.id), L("general", general(c.id)) })
 end
 
 H["contact.update"] = function(root, req)
@@ -871,11 +908,11 @@ local function project_xml(p)
     E("client", { L("id", cid or 0), L("name", c and contact_name(c) or "") }),
     E("group", { L("id", g.id or 0), L("name", g.name or "") }),
     L("hidden", p.hiddenForEmployees and 1 or 0),
-    custom_xml(p._cf),
+    custom_xml(p, "project"),
   })
 end
 
-H["project.get"] = function(root)
+local function find_project(root)
   local node = xml.child(root, "project")
   if not node then fail("0009", "A required parameter is missing: project.id") end
   local id = param(node, "id")
@@ -886,7 +923,25 @@ H["project.get"] = function(root)
     p = store.db.projects[int(need(node, "general"), "project.general") - GENERAL_OFFSET]
   end
   if not p then fail("2001", "Project does not exist") end
-  return project_xml(p)
+  return p, node
+end
+
+H["project.get"] = function(root)
+  return project_xml((find_project(root)))
+end
+
+-- project.update: title, description and customData (the other fields of
+-- project.add are not emulated).
+H["project.update"] = function(root, req)
+  local p, node = find_project(root)
+  local changed = {}
+  local title = param(node, "title")
+  if title then p.name = title; changed[#changed + 1] = "title" end
+  local desc = xml.child(node, "description")
+  if desc then p.description = xml.text(desc) or ""; changed[#changed + 1] = "description" end
+  if apply_custom(p, node, "project") then changed[#changed + 1] = "customData" end
+  history(p, req, param(root, "silent") == "1", changed)
+  return E("project", { L("id", p.id), L("general", general(p.id)) })
 end
 
 H["project.getList"] = function(root)
@@ -975,7 +1030,7 @@ local function record_xml(d, e)
     local v = e._cf and e._cf[f.id]
     if v ~= nil then
       cv[#cv + 1] = E("customValue", { E("field", { L("id", f.id), L("name", f.name) }),
-        L("value", value_text(v)) })
+        L("value", cf_text(f, v)) })
     end
   end
   return E("record", {
@@ -997,12 +1052,95 @@ H["handbook.getRecords"] = function(root)
   return E("records", items)
 end
 
-H["handbook.getRecord"] = function(root)
+-- The handbook and its record named by handbook.id and key.
+local function get_record(root)
   local d, entries = get_handbook(root)
   local key = int(need(root, "key"), "key")
   local e = entries[key]
   if not e then fail("0101", "Requested object does not exist: record " .. key) end
-  return record_xml(d, e)
+  return d, e
+end
+
+H["handbook.getRecord"] = function(root)
+  return record_xml(get_record(root))
+end
+
+H["handbook.getRecordMulti"] = function(root)
+  local d, entries = get_handbook(root)
+  local keys = xml.texts(root, "records", "key")
+  if #keys > 100 then fail("0021", "Requested number of objects exceeds the maximum for this function (100)") end
+  local items = {}
+  for _, k in ipairs(keys) do
+    local e = entries[int(k, "records.key")]
+    if e then items[#items + 1] = record_xml(d, e) end
+  end
+  return E("records", items)
+end
+
+-- The fields of a record write (handbook.addRecord, handbook.updateRecord):
+-- name, parentKey, isGroup, archived and customData, whose values follow
+-- the REST rules of sandbox.planfix_fields.
+local function apply_record(d, e, root)
+  local name = xml.child(root, "name")
+  if name then e.name = xml.text(name) or "" end
+  local parent = opt_int(root, "parentKey")
+  if parent then e.parentKey = parent end
+  local group, archived = param(root, "isGroup"), param(root, "archived")
+  if group then e.isGroup = bool01(group) end
+  if archived then e.archived = bool01(archived) end
+  for _, cv in ipairs((xml.child(root, "customData") or { children = {} }).children) do
+    if cv.name == "customValue" then
+      local id = int(xml.text(cv, "id") or "", "customValue.id")
+      local def
+      for _, f in ipairs(d.fields or {}) do if f.id == id then def = f end end
+      if not def then fail("0015", "Invalid parameter value: custom field " .. id) end
+      local given = cf_rules.from_xml_text(def, xml.text(cv, "value"))
+      local what, value = cf_rules.write(store.db, "directory", e, def, given)
+      if what == "failed" then fail("0015", "Invalid parameter value: custom field " .. id .. " value") end
+      if what == "stored" then e._cf[id] = value end
+    end
+  end
+  -- A record added with custom values only is named by its first field.
+  local first = d.fields and d.fields[1] and e._cf[d.fields[1].id]
+  if (e.name == nil or e.name == "") and type(first) == "string" then e.name = first end
+end
+
+H["handbook.addRecord"] = function(root)
+  local d, entries = get_handbook(root)
+  store.db.directory_entries[d.id] = entries
+  local key = 1
+  for k in pairs(entries) do if k >= key then key = k + 1 end end
+  local e = { key = key, parentKey = 0, name = "", archived = false, isGroup = false, _cf = {} }
+  apply_record(d, e, root)
+  entries[key] = e
+  return L("key", key)
+end
+
+H["handbook.updateRecord"] = function(root)
+  local d, e = get_record(root)
+  apply_record(d, e, root)
+  return L("key", e.key)
+end
+
+H["handbook.getList"] = function(root)
+  local group = opt_int(root, "group.id")
+  local list = ordered(store.db.directories, function(d) return not group or d.group.id == group end)
+  return counted_list("handbooks", list, root, function(d)
+    return E("handbook", { L("id", d.id), L("name", d.name),
+      E("group", { L("id", d.group.id), L("name", d.group.name) }) })
+  end)
+end
+
+-- A handbook's fields: id, name, type (the REST custom field types) and
+-- isDisplayed (the first, as analitic.getHandbook marks it).
+H["handbook.getStructure"] = function(root)
+  local d = get_handbook(root)
+  local fields = {}
+  for i, f in ipairs(d.fields or {}) do
+    fields[#fields + 1] = E("field", { L("id", f.id), L("name", f.name), L("type", f.type),
+      L("isDisplayed", i == 1 and 1 or 0) })
+  end
+  return E("handbook", { L("id", d.id), L("name", d.name), E("fields", fields) })
 end
 
 -- Which handbook fields analitic.getHandbook marks isDisplayed="1": the first.
