@@ -81,6 +81,40 @@ describe("API pages (docs/api/)", function()
     xml:close()
   end)
 
+  it("have well-formed tables and links that reach a heading of the page", function()
+    for _, path in ipairs(PAGES) do
+      local text = page(path)
+      -- GitHub's anchors: lower case, punctuation but '-' and '_' dropped, blanks to '-'
+      local anchors = {}
+      for heading in text:gmatch "\n#+ ([^\n]+)" do
+        anchors[heading:lower():gsub("[^%w%- _]", ""):gsub(" ", "-")] = true
+      end
+      for anchor in text:gmatch "%]%(#([^)]+)%)" do assert.is_true(anchors[anchor] or false, path .. " #" .. anchor) end
+      local width
+      for line in text:gmatch "[^\n]+" do
+        if line:sub(1, 1) == "|" then
+          local cells = select(2, line:gsub("\\|", ""):gsub("|", "")) - 1
+          if line:match "^|%-" or not width then width = width or cells end
+          assert.are.equal(width, cells, path .. ": " .. line)
+        else
+          width = nil
+        end
+      end
+    end
+  end)
+
+  it("have every method of the REST and XML resource sugar", function()
+    for api, client in pairs { rest = "planfix_rest", xml = "planfix_xml" } do
+      local text = page("docs/api/" .. client:gsub("_", "-") .. ".md")
+      local sugar = assert(section(text, "## Resource sugar"), api)
+      for rname, methods in pairs(require("planapi." .. client .. ".resources").names()) do
+        for _, m in ipairs(methods) do
+          assert.is_truthy(sugar:find(("`%s.%s:%s("):format(api, rname, m), 1, true), api .. "." .. rname .. ":" .. m)
+        end
+      end
+    end
+  end)
+
   it("have every Planado resource with each of its methods and fields; examples parse", function()
     local text = page "docs/api/planado.md"
     local resources = require "planapi.planado.resources"

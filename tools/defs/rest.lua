@@ -178,6 +178,33 @@ function R.render(ctx)
   return w:text()
 end
 
-R.page = function(ctx) return require("defs.rest_page").page(ctx, operations(ctx)) end
+-- What each kind of sugar method gives, for the page.
+local GIVES = { get = "the object", create = "the new id", call = "the result", each = "an item iterator",
+  pages = "a page iterator", all = "every item, the pager", pager = "a pager" }
+
+--- The resource sugar's rows for the page: method, operation, what it gives.
+function R.sugar_rows(ctx)
+  local resources, rows = require "planapi.planfix_rest.resources", {}
+  for _, rname in ipairs(ctx.M.sorted_keys(resources.defs)) do
+    local defs = resources.defs[rname]
+    for _, m in ipairs(ctx.M.sorted_keys(defs)) do
+      local kind, id = defs[m][1], defs[m][2]
+      local args = {}
+      for i, name in ipairs(ctx.rest.operation(id).path_params) do args[i] = name end
+      args[#args + 1] = "params, opts"
+      rows[#rows + 1] = { ("`rest.%s:%s(%s)`"):format(rname, m, table.concat(args, ", ")),
+        ("[%s](#%s)"):format(id, id), GIVES[kind] }
+    end
+    for _, m in ipairs(ctx.M.sorted_keys(resources.extras[rname] or {})) do
+      local fn = EXTRAS[rname][m]
+      local args = {}
+      for i, p in ipairs(fn.params) do args[i] = p[1]:gsub("%?$", "") end
+      rows[#rows + 1] = { ("`rest.%s:%s(%s)`"):format(rname, m, table.concat(args, ", ")), fn.doc, "" }
+    end
+  end
+  return rows
+end
+
+R.page = function(ctx) return require("defs.rest_page").page(ctx, operations(ctx), R.sugar_rows(ctx)) end
 
 return R

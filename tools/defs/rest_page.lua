@@ -48,8 +48,10 @@ local function param_rows(ctx, o)
   local rows = {}
   for _, p in ipairs(o.params) do
     local where = p.location .. (p.wire and (" (sent as `" .. p.wire .. "`)") or "")
-    rows[#rows + 1] = { "`" .. p.name .. "`", ctx.M.rest_type(p), where, p.required and "yes" or "",
-      ctx.help.limits_text(p.limits):gsub("^%((.*)%)$", "%1") }
+    -- a body parameter may be planapi.null: the page's intro says so once
+    local lua_type = ctx.M.rest_type(p):gsub("|planapi%.Null$", "")
+    rows[#rows + 1] = { "`" .. p.name .. "`", lua_type, where, p.required and "yes" or "",
+      (ctx.help.limits_text(p.limits):gsub("^%((.*)%)$", "%1")) }
   end
   return rows
 end
@@ -87,17 +89,18 @@ local function intro(ops, order)
     "```lua",
     'local rest = require("planapi").planfix_rest { account = "acme", token = os.getenv "PLANFIX_TOKEN" }',
     "```",
-  }, "Tags", order)
+  }, "Tags", order, true)
 end
 
 --- The whole page.
-function R.page(ctx, ops)
+function R.page(ctx, ops, sugar)
   local tags, order = docs.group(ops, function(o) return o.op.tag or "Other" end)
   local out = { intro(ops, order) }
   for _, tag in ipairs(order) do
     out[#out + 1] = "## " .. tag
     for _, o in ipairs(tags[tag]) do out[#out + 1] = section(ctx, o) end
   end
+  out[#out + 1] = docs.sugar_section("rest", sugar)
   return table.concat(out, "\n\n") .. "\n"
 end
 

@@ -131,6 +131,28 @@ local function section(ctx, name)
   return table.concat(out, "\n")
 end
 
+local KIND_GIVES = { all = "every item, the pager", each = "an item iterator", pages = "a page iterator",
+  pager = "a pager" }
+
+-- The resource sugar's rows for the page: method, XML method, what it gives.
+local function sugar_rows(ctx)
+  local resources, rows = require "planapi.planfix_xml.resources", {}
+  for _, rname in ipairs(ctx.M.sorted_keys(resources.defs)) do
+    local defs = resources.defs[rname]
+    for _, m in ipairs(ctx.M.sorted_keys(defs)) do
+      local d = defs[m]
+      local gives = KIND_GIVES[d.kind] or (d.unwrap and ("the `<" .. d.unwrap .. ">` element") or "the result")
+      rows[#rows + 1] = { ("`xml.%s:%s(params, opts)`"):format(rname, m),
+        ("[%s](#%s)%s"):format(d[1], docs.anchor(d[1]), d.wrap and (" (params inside `" .. d.wrap .. "`)") or ""),
+        gives }
+    end
+    for _, m in ipairs(ctx.M.sorted_keys(resources.extras[rname] or {})) do
+      rows[#rows + 1] = { ("`xml.%s:%s(id, opts)`"):format(rname, m), EXTRAS[rname][m].doc, "" }
+    end
+  end
+  return rows
+end
+
 --- docs/api/planfix-xml.md
 function X.page(ctx)
   local groups, order = docs.group(ctx.xml.methods(), function(name) return ctx.xml.method(name).group end)
@@ -142,11 +164,12 @@ function X.page(ctx)
     "```lua",
     'local xml = require("planapi").planfix_xml {',
     '  account = "acme", api_key = os.getenv "PLANFIX_API_KEY", token = os.getenv "PLANFIX_XML_TOKEN" }',
-    "```" }, "Groups", order) }
+    "```" }, "Groups", order, true) }
   for _, g in ipairs(order) do
     out[#out + 1] = "## " .. g
     for _, name in ipairs(groups[g]) do out[#out + 1] = section(ctx, name) end
   end
+  out[#out + 1] = docs.sugar_section("xml", sugar_rows(ctx))
   return table.concat(out, "\n\n") .. "\n"
 end
 
