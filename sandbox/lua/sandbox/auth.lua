@@ -4,12 +4,13 @@
 -- call GET operations and the list/filter POSTs only; anything else answers
 -- 405 code 5, which is how Planfix reports a call outside the token's scopes.
 local util = require("sandbox.util")
+local credentials = require("sandbox.credentials")
 
 local M = {}
 
 local function default_tokens()
   return {
-    ["sandbox-token"] = { scope = "all", active = true },
+    [credentials.rest_token] = { scope = "all", active = true },
     ["readonly-token"] = { scope = "readonly", active = true },
     ["inactive-token"] = { scope = "all", active = false },
   }

@@ -21,7 +21,7 @@ local arr = data.arr
 
 ---------------------------------------------------------------- config
 
-M.API_KEY = "sandbox-planado-key"
+M.API_KEY = require("sandbox.credentials").planado_api_key
 
 -- Page sizes per list (page_sizes overrides page_size). "history" is the
 -- chunk of GET /jobs/{uuid}/history, "requests" the webhook delivery log.

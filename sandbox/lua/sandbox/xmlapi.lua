@@ -13,6 +13,7 @@ local ratelimit = require("sandbox.ratelimit")
 local xml = require("sandbox.xml")
 local scenarios = require("sandbox.planfix_scenarios")
 local cf_rules = require("sandbox.planfix_fields")
+local credentials = require("sandbox.credentials")
 
 local L, E = xml.leaf, xml.el
 
@@ -22,9 +23,9 @@ local M = {}
 
 local function default_config()
   return {
-    account = "sandbox",
-    api_key = "sandbox-api-key",
-    private_key = "sandbox-private-key",
+    account = credentials.xml.account,
+    api_key = credentials.xml.api_key,
+    private_key = credentials.xml.private_key,
     error_status = 200,     -- HTTP status of error answers (the real one is unknown)
     session_ttl = 3600,     -- seconds a login-mode session lives
     session_sliding = false, -- true: every call extends the session
@@ -34,13 +35,13 @@ end
 
 local function default_tokens()
   return {
-    ["sandbox-xml-token"] = { scope = "all" },
+    [credentials.xml.token] = { scope = "all" },
     ["readonly-xml-token"] = { scope = "readonly" },
   }
 end
 
 -- Login-mode users: login -> { password, user id }.
-local LOGINS = { robot = { password = "robot-pass", user = 1 } }
+local LOGINS = { [credentials.xml.login] = { password = credentials.xml.password, user = 1 } }
 
 function M.reset()
   M.config = default_config()
