@@ -13,7 +13,7 @@ M.OPTIONS = {
   ["--output"] = "value", ["--keep-nulls"] = "flag", ["--dry-run"] = "flag", ["--rate"] = "value",
   ["--limiter"] = "value",
   ["--max-items"] = "value", ["--listen"] = "value", ["--handler"] = "value", ["--store"] = "value",
-  ["--secret-in"] = "value", ["--max-requests"] = "value",
+  ["--secret-in"] = "value", ["--max-requests"] = "value", ["--dir"] = "value",
   ["--all"] = "flag", ["--help"] = "flag", ["-h"] = "flag", ["--version"] = "flag",
 }
 

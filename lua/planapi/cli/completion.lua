@@ -74,7 +74,7 @@ local function shared()
 _planapi_candidates() {
   _planapi_reply="" _planapi_nospace=""
   case "$2" in
-    "") _planapi_reply="planfix-rest planfix-xml planado config receive completion help" ;;
+    "") _planapi_reply="planfix-rest planfix-xml planado config receive sandbox completion help" ;;
     planfix-rest)
       if [ "$1" -eq 1 ]; then _planapi_reply="ops help $_planapi_rest_ops"
       elif [ "$1" -eq 2 ] && [ "$3" = help ]; then _planapi_reply="$_planapi_rest_ops"
@@ -94,6 +94,7 @@ _planapi_candidates() {
       fi ;;
     config) [ "$1" -eq 1 ] && _planapi_reply="check" ;;
     receive) [ "$1" -eq 1 ] && _planapi_reply="planfix planado" ;;
+    sandbox) [ "$1" -eq 1 ] && _planapi_reply="start stop status" ;;
     completion) [ "$1" -eq 1 ] && _planapi_reply="bash zsh" ;;
   esac
   return 0

@@ -36,6 +36,8 @@ usage: planapi [options] <api> <operation> [key.path=value | key.path:=json | @b
   planapi receive planfix|planado --handler on_event.lua       receive events: claim, answer at once, then
       [--listen 127.0.0.1:8090] [--store memory|file:DIR|redis://HOST:PORT] [--secret-in header:X-Token]
                                                               run the script's function(event) for each
+  planapi sandbox start|stop|status [--dir DIR]              a local emulator of the three APIs for
+                                                              your tests: eval "$(planapi sandbox start)"
   planapi planfix-rest fields task       the account's custom fields of task, contact, project or user
   planapi planfix-rest ops [filter]      the REST operations;  planapi planfix-rest help <operationId>
   planapi planfix-xml methods [filter]   the XML methods;      planapi planfix-xml help <method>
@@ -52,6 +54,7 @@ options:
   --profile NAME      credentials from the profile file instead of the environment
   --keep-nulls        print a JSON null member as null (default: left out, as the library does)
   --max-requests N    with receive: stop after N requests
+  --dir DIR           with sandbox: its folder (default $XDG_RUNTIME_DIR/planapi-sandbox)
   --dry-run           send no write: print each write's request as JSON instead (reads still run)
   --rate N/PERIOD     pace the calls at N per PERIOD (1/s, 2/1m, 90/60s) instead of the API's limit
   --limiter SCOPE     who shares that pace: local (this command), shm:FILE (every process naming
@@ -464,6 +467,7 @@ function M.main(argv, env)
       args.usage_error "--format table prints its rows at the end: it cannot go with --resume (use JSON Lines)"
     end
     if parsed.words[1] == "receive" then return require("planapi.cli.receive").run(parsed, env) end
+    if parsed.words[1] == "sandbox" then return require("planapi.cli.sandbox").run(parsed, env) end
     local text = explain(parsed.words)
     if text then
       local ok, err = stdout_done(env.stdout:write(text))
