@@ -12,6 +12,7 @@
 #   make bench           benchmarks against baselines measured in the same run (bench/)
 #   make embed           build/embed/planapi-host: a C program embedding Lua 5.4 with the core linked in
 #   make sandbox-start / sandbox-stop
+#   make env             `eval "$(make -s env)"`: lua5.4, luajit and bin/planapi use this checkout
 
 LUA ?= lua5.4
 CC ?= cc
@@ -41,7 +42,7 @@ OBJ_DIR := build/$(LUA)/obj
 OBJS := $(patsubst src/%.c,$(OBJ_DIR)/%.o,$(SRCS))
 MODULE := $(OUT_DIR)/core.so
 
-.PHONY: all test valgrind sanitize fuzz lint gen bench embed sandbox-start sandbox-stop clean deps
+.PHONY: all test valgrind sanitize fuzz lint gen bench embed sandbox-start sandbox-stop clean deps env
 
 all: $(MODULE)
 
@@ -123,6 +124,15 @@ sandbox-start:
 
 sandbox-stop:
 	@sandbox/run stop
+
+# The paths that make `lua5.4 examples/...` (and any script, from any folder)
+# find this checkout's modules and builds: Lua 5.4 reads LUA_CPATH_5_4 before
+# LUA_CPATH, so each interpreter gets its own core.so (`make`, `make LUA=luajit`).
+env:
+	@echo "export LUA_PATH='$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;'"
+	@echo "export LUA_CPATH_5_4='$(CURDIR)/?.so;;'"
+	@echo "export LUA_CPATH='$(CURDIR)/build/luajit/?.so;;'"
+	@echo "export PATH='$(CURDIR)/bin':\"\$$PATH\""
 
 clean:
 	rm -rf build planapi
