@@ -1,4 +1,4 @@
--- The user-style busted spec of examples/ (examples/spec/sandbox_user_spec.lua)
+-- The user-style busted spec of examples/ (examples/integration/sandbox_user_spec.lua)
 -- run as README tells a user: planapi installed by `luarocks make --tree`,
 -- `eval "$(planapi sandbox start)"`, then busted on the spec, from a folder
 -- outside the checkout. Debian's busted starts under Lua 5.1, whose paths
@@ -9,10 +9,10 @@ local core = require "planapi.core"
 local rock = require "user_rock"
 
 local q = rock.shell_quote
-local USER_SPEC = assert(os.getenv "PWD") .. "/examples/spec/sandbox_user_spec.lua"
+local USER_SPEC = assert(os.getenv "PWD") .. "/examples/integration/sandbox_user_spec.lua"
 local BUSTED = "lua5.4 \"$(command -v busted)\" -o TAP " .. q(USER_SPEC)
 
-describe("examples/spec/sandbox_user_spec.lua against an installed planapi sandbox", function()
+describe("examples/integration/sandbox_user_spec.lua against an installed planapi sandbox", function()
   local home, env, vars
   setup(function()
     home = portable.tmpdir()

@@ -2,7 +2,7 @@
 -- on this machine, with no account and no network.
 --
 --   eval "$(planapi sandbox start)"     # PLANFIX_*, PLANADO_*, PLANAPI_CA_FILE, PLANAPI_SANDBOX_*
---   busted examples/spec/sandbox_user_spec.lua
+--   busted examples/integration/sandbox_user_spec.lua
 --   planapi sandbox stop
 --
 -- The clients read the same variables a script reads in production, so
