@@ -232,6 +232,14 @@ describe("planfix_fields.types", function()
     end
   end)
 
+  it("compares multi-line text read back as HTML by its words", function()
+    local def = def_of(2)
+    assert.is_true(types.same(def, "first line\nsecond & last", "<p>first line<br>second &amp; last</p>"))
+    assert.is_true(types.same(def, "test", "<p>test<br></p>")) -- the spec's own directory example
+    assert.is_false(types.same(def, "first line", "<p>first</p>"))
+    assert.is_false(types.same(def_of(0), "a  b", "a b")) -- a line is compared exactly
+  end)
+
   describe("refusals (config errors: nothing could be sent)", function()
     it("read-only types refuse every write", function()
       for _, t in ipairs { 23, 24, 26, 29 } do

@@ -115,6 +115,23 @@ describe("REST custom fields by name (sandbox)", function()
     assert.equal(before.templates + 1, sandbox.operations("GET /task/templates"))
   end)
 
+  it("takes names in a list's fields and decodes every item", function()
+    assert(rest.tasks:set_fields(with_region, { Region = "West", ["Order number"] = "ORD-L" }))
+    local seen = 0
+    for t in rest.tasks:each({ fields = { "id", "name", "Region", "Order number" } }) do
+      assert.is_table(t.fields)
+      if t.id == with_region then
+        seen = seen + 1
+        assert.same({ Region = "West", ["Order number"] = "ORD-L" }, t.fields)
+      end
+    end
+    assert.equal(1, seen)
+    local some = assert(rest.tasks:all({ fields = { "name" } }, { max_items = 2 }))
+    assert.equal(2, #some)
+    assert.same({}, some[1].fields)
+    assert.is_string(some[1].name)
+  end)
+
   it("keeps raw calls raw: ids in a fields string need no definitions", function()
     local defs = sandbox.operations(DEFS)
     local task = assert(rest.tasks:get(with_region, { fields = "id,name,106" }))

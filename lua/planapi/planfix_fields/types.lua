@@ -439,10 +439,21 @@ end
 
 -- ------------------------------------------------------------ comparison
 
+local ENTITIES = { amp = "&", lt = "<", gt = ">", quot = '"', nbsp = " ", ["#39"] = "'" }
+
+-- Multi-line text as words: Planfix may keep it as HTML ("<p>a<br>b</p>" for "a\nb"; the
+-- Planfix REST API documentation's directory examples show both forms), so a read-back
+-- compares the text without tags, entities and the layout of white space.
+local function plain_text(s)
+  s = s:gsub("<[^>]*>", " "):gsub("&(#?%w+);", function(e) return ENTITIES[e] end)
+  return trim(s:gsub("%s+", " "))
+end
+
 -- What identifies a value of a type: ids for references, the decoded value otherwise.
 local function key_of(def, wire)
   local t = def.type
   if wire == core.null or wire == nil then return "" end
+  if t == 2 and type(wire) == "string" then return plain_text(wire) end
   if t == 9 or t == 16 or t == 22 or PERSON[t] and t ~= 14 then
     local id = type(wire) == "table" and wire.id or wire
     if id == nil or id == 0 or id == "" then return "" end

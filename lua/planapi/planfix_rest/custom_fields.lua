@@ -20,15 +20,15 @@ local types = require "planapi.planfix_fields.types"
 -- templates of one object (users have no templates).
 M.ENTITIES = {
   tasks = { entity = "task", get = "get-task-by-id", key = "task", update = "post-task-by-id",
-    templates = "get-task-list-templates" },
+    templates = "get-task-list-templates", list = "get-task-list" },
   contacts = { entity = "contact", get = "get-contact-by-id", key = "contact", update = "post-contact-by-id",
-    templates = "get-contact-list-templates" },
+    templates = "get-contact-list-templates", list = "get-contact-list" },
   projects = { entity = "project", get = "get-project-by-id", key = "project", update = "post-project-by-id",
-    templates = "get-project-list-templates" },
-  users = { entity = "user", get = "get-user-id", key = "user", update = "post-user-id" },
+    templates = "get-project-list-templates", list = "get-project-list" },
+  users = { entity = "user", get = "get-user-id", key = "user", update = "post-user-id", list = "get-user-list" },
 }
-local BY_GET_OP = {}
-for _, ent in pairs(M.ENTITIES) do BY_GET_OP[ent.get] = ent end
+local BY_GET_OP, BY_LIST_OP = {}, {}
+for _, ent in pairs(M.ENTITIES) do BY_GET_OP[ent.get], BY_LIST_OP[ent.list] = ent, ent end
 
 local function set_of(text)
   local s = {}
@@ -188,6 +188,34 @@ function M.call(rest, op_id, params, opts)
   local result, meta = rest:call(op_id, p, opts)
   if result ~= nil then M.decode_into(result[ent.key], wanted) end
   return result, meta
+end
+
+--- The entity ("task") of a get that takes custom field names in `fields`, or nil.
+function M.entity_of_get(op_id)
+  return BY_GET_OP[op_id] and BY_GET_OP[op_id].entity
+end
+
+--- rest:pager of any paged operation, where a list of tasks, contacts, projects or users may
+-- name custom fields in `fields` (a list or a string): each item gets its `fields` decoded.
+-- nil, err when the definitions cannot be read.
+function M.pager(rest, op_id, params, opts)
+  local ent = BY_LIST_OP[op_id]
+  if not (ent and params and params.fields ~= nil) then return rest:pager(op_id, params, opts) end
+  local wire, wanted = M.wire_fields(rest, ent.entity, params.fields)
+  if wire == nil then return nil, wanted end
+  local p = {}
+  for k, v in pairs(params) do p[k] = v end
+  p.fields = wire
+  local pager = rest:pager(op_id, p, opts)
+  if wanted then
+    local fetch = pager.fetch
+    pager.fetch = function(cursor)
+      local items, next_cursor = fetch(cursor)
+      for _, item in ipairs(items or {}) do M.decode_into(item, wanted) end
+      return items, next_cursor
+    end
+  end
+  return pager
 end
 
 return M

@@ -95,6 +95,23 @@ local config_error = require("planapi.config_error")
 local custom = require("planapi.planfix_rest.custom_fields")
 local field_writes = require("planapi.planfix_rest.field_writes")
 
+-- each / pages / all / pager, where a list's `fields` may name custom fields: the pager of
+-- custom_fields.lua (a failure to read the definitions raises in each and pages, as a failed
+-- page does, and is nil, err from all and pager).
+local function walk(rest, kind, op_id, params, opts)
+  local pager, err = custom.pager(rest, op_id, params, opts)
+  if pager == nil then
+    if kind == "each" or kind == "pages" then error(err, 0) end
+    return nil, err
+  end
+  if kind == "pager" then return pager end
+  if kind ~= "all" then return pager[kind](pager) end
+  local items
+  items, err = pager:all()
+  if items == nil then return nil, err end
+  return items, pager
+end
+
 -- Bind one DEFS entry into a method: (path params..., params, opts).
 local function method(rest, def)
   local kind, op_id, key = def[1], def[2], def[3]
@@ -110,7 +127,7 @@ local function method(rest, def)
     end
     local opts = args[n + 2]
     if kind == "each" or kind == "pages" or kind == "all" or kind == "pager" then
-      return rest[kind](rest, op_id, params, opts)
+      return walk(rest, kind, op_id, params, opts)
     end
     -- a get's `fields` may name custom fields (planfix_rest/custom_fields.lua)
     local result, meta = custom.call(rest, op_id, params, opts)

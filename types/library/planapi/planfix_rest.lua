@@ -1231,7 +1231,7 @@ local planapi_planfix_rest_args_get_comment_id = {}
 
 ---get-contact-by-id: Get contact by number (`GET /contact/{id}`)
 ---@class planapi.planfix_rest.args.get_contact_by_id
----@field fields? string|integer in query
+---@field fields? string|(string|integer)[] in query
 ---@field sourceId? string|integer in query
 local planapi_planfix_rest_args_get_contact_by_id = {}
 
@@ -1276,7 +1276,7 @@ local planapi_planfix_rest_args_get_file_id = {}
 
 ---get-project-by-id: Get project by number (`GET /project/{id}`)
 ---@class planapi.planfix_rest.args.get_project_by_id
----@field fields? string|integer in query
+---@field fields? string|(string|integer)[] in query
 ---@field sourceId? string|integer in query
 local planapi_planfix_rest_args_get_project_by_id = {}
 
@@ -1288,7 +1288,7 @@ local planapi_planfix_rest_args_get_project_files = {}
 
 ---get-task-by-id: Get task by number (`GET /task/{id}`)
 ---@class planapi.planfix_rest.args.get_task_by_id
----@field fields? string|integer in query
+---@field fields? string|(string|integer)[] in query
 ---@field sourceId? string|integer in query
 local planapi_planfix_rest_args_get_task_by_id = {}
 
@@ -1315,7 +1315,7 @@ local planapi_planfix_rest_args_get_task_files = {}
 
 ---get-user-id: Get employee by number (`GET /user/{id}`)
 ---@class planapi.planfix_rest.args.get_user_id
----@field fields? string|integer in query
+---@field fields? string|(string|integer)[] in query
 ---@field sourceId? string|integer in query
 local planapi_planfix_rest_args_get_user_id = {}
 
