@@ -229,6 +229,26 @@ describe("editor definitions cover", function()
     end
   end)
 
+  it("the receivers' methods, on receivers made by the facade", function()
+    local receivers = {
+      ["planapi.events.Receiver"] = planapi.events.receiver { secret = "s", secret_in = "header:X-Secret",
+        parse = function() return { id = "1" } end },
+      ["planapi.planado_webhook.Hook"] = planapi.planado_webhook { secret = "s" },
+    }
+    for name, receiver in pairs(receivers) do
+      local cls = class(name)
+      local names = {}
+      for fname in pairs(cls.funcs) do names[#names + 1] = fname end
+      for _, parent in ipairs(cls.parents) do
+        for fname in pairs(class(parent).funcs) do names[#names + 1] = fname end
+      end
+      assert.is_true(#names >= 4, name)
+      for _, fname in ipairs(names) do assert.is_function(receiver[fname], name .. ":" .. fname) end
+    end
+    local event_class = require("planapi.planfix_events").Event
+    for fname in pairs(class("planapi.planfix_events.Event").funcs) do assert.is_function(event_class[fname], fname) end
+  end)
+
   it("planapi.testing: each of its functions and answer builders", function()
     local testing = require "planapi.testing"
     local cls = class "planapi.testing"

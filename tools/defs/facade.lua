@@ -66,7 +66,7 @@ local FACADE_FUNCS = {
   { name = "planfix_events", params = { { "opts", "planapi.planfix_events.Options" } },
     returns = { { "planapi.events.Receiver" } }, doc = "A receiver of Planfix scenario requests." },
   { name = "planado_webhook", params = { { "opts", "planapi.planado_webhook.Options" } },
-    returns = { { "planapi.events.Receiver" } }, doc = "A receiver of Planado webhooks." },
+    returns = { { "planapi.planado_webhook.Hook" } }, doc = "A receiver of Planado webhooks." },
   { name = "planado_replay", params = { { "pd", "planapi.planado.Client" }, { "hook", "planapi.events.Receiver" },
     { "webhook_uuid", "string" }, { "opts?", "{ handler: function, all: boolean, params: table, path: string }" } },
     returns = { { "table", "report" } }, doc = "Missed deliveries from the webhook's delivery log." },

@@ -397,15 +397,50 @@ function planapi_events_Receiver:receive(request) end
 ---@return planapi.Error? err
 function planapi_events_Receiver:handle(event, handler) end
 
+---Handles the events whose lease expired (a failed handler, a process that died); call it on a timer.
 ---@param handler fun(event: table): any, any
----@param opts? table
----@return table report
+---@param opts? { limit: integer }
+---@return integer? handled
+---@return planapi.Error? err
 function planapi_events_Receiver:pending(handler, opts) end
 
 ---@param request table
 ---@param handler fun(event: table): any, any
 ---@return table response
 function planapi_events_Receiver:serve(request, handler) end
+
+---A receiver of Planado webhooks.
+---@class planapi.planado_webhook.Hook: planapi.events.Receiver
+local planapi_planado_webhook_Hook = {}
+
+---The receiver core's handle; with (headers, body): check and claim a delivery, the event or nil, err.
+---@param event table
+---@param handler fun(event: table): any, any
+---@return boolean?
+---@return planapi.Error? err
+---@overload fun(self: planapi.planado_webhook.Hook, headers: table, body: string): table?, planapi.Error?
+function planapi_planado_webhook_Hook:handle(event, handler) end
+
+---Handling a fresh event of handle(headers, body) failed: forget the claim.
+---@param event table
+function planapi_planado_webhook_Hook:release(event) end
+
+---A Planfix scenario request as an event.
+---@class planapi.planfix_events.Event
+---@field id string
+---@field key? string
+---@field version? number
+---@field type? string
+---@field task_id? integer|string
+---@field fields table the request's fields
+local planapi_planfix_events_Event = {}
+
+---The task the event is about, read again over REST.
+---@param rest planapi.planfix_rest.Client
+---@param params? table
+---@return table? task
+---@return planapi.Error|planapi.Meta err
+function planapi_planfix_events_Event:fetch(rest, params) end
 
 ---@class planapi.events
 local planapi_events = {}
@@ -495,7 +530,7 @@ function planapi.planfix_events(opts) end
 
 ---A receiver of Planado webhooks.
 ---@param opts planapi.planado_webhook.Options
----@return planapi.events.Receiver
+---@return planapi.planado_webhook.Hook
 function planapi.planado_webhook(opts) end
 
 ---Missed deliveries from the webhook's delivery log.
