@@ -104,6 +104,22 @@ describe("REST custom fields by name (sandbox)", function()
     assert.is_true(rest.tasks:verify_fields(with_region, { ["Order number"] = "ORD-10" }))
   end)
 
+  it("answers a dry run with the request it would send, checked, and sends no write", function()
+    local before = sandbox.operations(WRITE)
+    local answer = assert(rest.tasks:set_fields(with_region, { Region = "South", ["Order number"] = 7 },
+      { dry_run = true }))
+    assert.is_true(answer.dry_run)
+    local body = core.json_decode(answer.request.body)
+    local order, region = rest.fields:get("task", "Order number").id, rest.fields:get("task", "Region").id
+    local sent = {}
+    for _, item in ipairs(body.customFieldData) do sent[item.field.id] = item.value end
+    assert.same({ [order] = "7", [region] = "South" }, sent)
+    assert.equal(before, sandbox.operations(WRITE))
+    expect.raises_config(function()
+      rest.tasks:set_fields(with_region, { Region = "Nowhere" }, { dry_run = true })
+    end, "no option")
+  end)
+
   it("reads the definitions and templates once for many writes", function()
     local tasks = {}
     for i = 1, 4 do tasks[i] = new_task(100) end
