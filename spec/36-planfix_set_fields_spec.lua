@@ -104,6 +104,26 @@ describe("REST custom fields by name (sandbox)", function()
     assert.is_true(rest.tasks:verify_fields(with_region, { ["Order number"] = "ORD-10" }))
   end)
 
+  it("takes directory entries by name, found past the first page and read once", function()
+    local entry, set
+    for _, d in ipairs(assert(rest.fields:list "task")) do
+      if d.type == 9 then entry = entry or d.name elseif d.type == 15 then set = set or d.name end
+    end
+    local pages = "POST /directory/{id}/entry/list"
+    local before = sandbox.operations(pages)
+    -- "Website" is entry 137 of the 150 Lead sources: on the second page of 100
+    assert(rest.tasks:set_fields(with_region, { [entry] = "website", [set] = { "Referral", "Exhibition" } }))
+    assert.equal(before + 2, sandbox.operations(pages))
+    local read = assert(rest.tasks:get(with_region, { fields = { entry, set } }))
+    assert.equal("Website", read.fields[entry])
+    assert.same({ "Referral", "Exhibition" }, read.fields[set])
+    local writes = sandbox.operations(WRITE)
+    expect.raises_config(function() rest.tasks:set_fields(with_region, { [entry] = "Websit" }) end,
+      "unknown entry 'Websit' for directory %d+ of '.*' %(closest: Website")
+    assert.equal(writes, sandbox.operations(WRITE))
+    assert.equal(before + 2, sandbox.operations(pages))
+  end)
+
   it("answers a dry run with the request it would send, checked, and sends no write", function()
     local before = sandbox.operations(WRITE)
     local answer = assert(rest.tasks:set_fields(with_region, { Region = "South", ["Order number"] = 7 },

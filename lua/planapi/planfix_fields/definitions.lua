@@ -225,6 +225,20 @@ function Definitions:template(entity, name_or_id)
   return find(ix, entity, name_or_id, "template", 3)
 end
 
+--- defs:fetch(key, loader) -> value | nil, err: something else the definitions go with (a
+-- directory's entry names), kept in the same cache under the namespace, for the same TTL, and
+-- forgotten by defs:invalidate().
+function Definitions:fetch(key, loader)
+  return self.cache:fetch(self.namespace .. "/" .. key, loader, self.ttl)
+end
+
+--- M.lookup(items, name_or_id, what, owner) -> item: one of items ({ id, name }) by name (exact,
+-- then ignoring case) or id; ambiguous or unknown: a config error as for fields ("entry", "Lead
+-- sources").
+function M.lookup(items, name_or_id, what, owner)
+  return find(index(items), owner, name_or_id, what, 3)
+end
+
 --- defs:invalidate(entity?): forget the fields and templates of one entity, or of all.
 function Definitions:invalidate(entity)
   if entity == nil then

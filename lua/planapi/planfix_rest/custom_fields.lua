@@ -122,6 +122,36 @@ function M.definitions(rest)
   return defs
 end
 
+-- ------------------------------------------------------------ names of values
+
+-- The names of a directory's entries: every page read once, kept with the definitions.
+local function directory_entries(rest, directory_id)
+  return M.definitions(rest):fetch(("directory/%d/entries"):format(directory_id), function()
+    local entries, err = rest:all("post-list-directory-entries", { id = directory_id, fields = "key,name" })
+    if not entries then return nil, err end
+    local out = {}
+    for i, e in ipairs(entries) do out[i] = { id = tonumber(e.key), name = tostring(e.name) } end
+    return out
+  end)
+end
+
+--- The resolver of names where a value takes an id (planfix_fields/types.lua's ctx.resolve):
+-- the script's own `resolve` when given; else directory entries by name, across all pages of
+-- the field's directory. Names of people need the script's resolver (or their ids).
+function M.resolver(rest, resolve)
+  if resolve then return resolve end
+  return function(kind, name, def)
+    if kind ~= "directory" or def.directory_id == nil then
+      config_error(("custom field '%s' (%s) takes an id here: pass opts.resolve to look %q up by name")
+        :format(def.name, def.type_name or types.name(def.type), name), 0)
+    end
+    local entries, err = directory_entries(rest, def.directory_id)
+    if not entries then return nil, err end
+    return Definitions.lookup(entries, name, "entry", ("directory %d of '%s'"):format(def.directory_id,
+      def.name)).id
+  end
+end
+
 -- ------------------------------------------------------------ reads by name
 
 local function split(fields)

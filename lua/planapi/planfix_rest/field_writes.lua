@@ -25,7 +25,7 @@ local function plan_writes(rest, entity, values, opts)
     config_error("set_fields takes a table of values by field name or id", 5)
   end
   local defs = custom.definitions(rest)
-  local ctx = { resolve = opts.resolve, utc_offset = opts.utc_offset }
+  local ctx = { resolve = custom.resolver(rest, opts.resolve), utc_offset = opts.utc_offset }
   local plan, seen = {}, {}
   for key, value in pairs(values) do
     local def, err = defs:field(entity, key)
