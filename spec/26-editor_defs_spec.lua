@@ -174,6 +174,7 @@ describe("editor definitions cover", function()
       { "planapi.planado_webhook.Options", planapi.planado_webhook, bad },
       { "planapi.events.ServerOptions", require("planapi.events.server").new, bad },
       { "planapi.testing.FakeOptions", require("planapi.testing").fake, bad },
+      { "planapi.events.RedisStoreOptions", planapi.events.redis, bad },
     }
     local unpack = table.unpack or unpack -- LuaJIT: 5.1's
     for _, case in ipairs(cases) do
@@ -247,6 +248,19 @@ describe("editor definitions cover", function()
     end
     local event_class = require("planapi.planfix_events").Event
     for fname in pairs(class("planapi.planfix_events.Event").funcs) do assert.is_function(event_class[fname], fname) end
+  end)
+
+  it("a cursor's export: its declared methods and options", function()
+    local path = os.tmpname()
+    local export = assert(planapi.cursor.export { output = path })
+    for fname in pairs(class("planapi.cursor.Export").funcs) do assert.is_function(export[fname], fname) end
+    export:close()
+    os.remove(path)
+    local fields = class("planapi.cursor.ExportOptions").fields
+    for _, name in ipairs { "output", "cursor", "meta" } do assert.is_table(fields[name], name) end
+    local ok, err = pcall(planapi.cursor.export, { output = path, zzz = 1 })
+    assert.is_false(ok)
+    assert.is_truthy(tostring(err):find("unknown option 'zzz'", 1, true))
   end)
 
   it("planapi.testing: each of its functions and answer builders", function()

@@ -11,6 +11,8 @@
 
 local M = {}
 
+local RESULT = { { "true?" }, { "planapi.Error?", "err" } }
+
 local ERROR_FIELDS = {
   { "kind", "planapi.ErrorKind", "one of the kinds: config, transport, timeout, tls, http, api, decode, auth, "
     .. "rate_limit, quota, io" },
@@ -124,11 +126,24 @@ M.MODULES = {
     { name = "save", params = { { "path", "string" }, { "position", "table|false" }, { "meta?", "table" } },
       returns = { { "true?" }, { "planapi.Error?", "err" } } },
     { name = "load", params = { { "path", "string" } }, returns = { { "table?" }, { "planapi.Error?", "err" } } },
-    { name = "export", params = { { "opts", "planapi.cursor.ExportOptions" } }, returns = { { "table" } } },
+    { name = "export", params = { { "opts", "planapi.cursor.ExportOptions" } },
+      returns = { { "planapi.cursor.Export?" }, { "planapi.Error?", "err" } } },
   } },
   { name = "planapi.cursor.ExportOptions", fields = {
-    { "output?", "string", "the JSON Lines file (stdout without)" }, { "cursor?", "string", "the cursor file" },
-    { "meta?", "table", "kept in the cursor" }, { "fsync?", "boolean" },
+    { "output", "string", "the JSON Lines file" }, { "cursor?", "string", "the cursor file (resume from it)" },
+    { "meta?", "table", "kept in the cursor beside the position" },
+  } },
+  { name = "planapi.cursor.Export", doc = "A resumable export into a JSON Lines file.", fields = {
+    { "position", "table|false|nil", "where the pager starts (false: the export had finished)" },
+    { "meta?", "table", "what the cursor held beside the position" },
+  }, funcs = {
+    { name = "write", method = true, params = { { "text", "string" } }, returns = RESULT },
+    { name = "line", method = true, params = { { "value", "any" } }, returns = RESULT },
+    { name = "save", method = true, params = { { "position", "table|false" } }, returns = RESULT },
+    { name = "size", method = true, returns = { { "integer" } } },
+    { name = "close", method = true, returns = RESULT },
+    { name = "run", method = true, params = { { "pager", "planapi.Pager" }, { "encode?", "fun(item: any): string" } },
+      returns = RESULT },
   } },
   { name = "planapi.log", funcs = {
     { name = "jsonl", params = { { "dest", "file*|string|fun(line: string)" },
@@ -243,20 +258,30 @@ M.EVENTS_CLASSES = {
   { name = "planapi.events", funcs = {
     { name = "receiver", params = { { "opts", "planapi.events.ReceiverOptions" } },
       returns = { { "planapi.events.Receiver" } } },
-    { name = "memory", params = { { "opts?", "table" } }, returns = { { "planapi.events.Store" } } },
-    { name = "file", params = { { "opts", "{ dir: string }" } }, returns = { { "planapi.events.Store" } } },
-    { name = "redis", params = { { "opts", "table" } }, returns = { { "planapi.events.Store" } } },
+    { name = "memory", params = { { "opts?", "{ max: integer, clock: (fun(): number) }" } },
+      returns = { { "planapi.events.Store" } } },
+    { name = "file", params = { { "opts", "{ dir: string, retention_days: number, clock: (fun(): number) }" } },
+      returns = { { "planapi.events.Store" } } },
+    { name = "redis", params = { { "opts", "planapi.events.RedisStoreOptions" } },
+      returns = { { "planapi.events.Store" } } },
   } },
-  { name = "planapi.webhook_store", funcs = {
-    { name = "memory", params = { { "opts?", "table" } }, returns = { { "planapi.events.Store" } } },
-    { name = "file", params = { { "opts", "{ dir: string }" } }, returns = { { "planapi.events.Store" } } },
+  { name = "planapi.events.RedisStoreOptions", fields = {
+    { "url?", "string", "redis://host:port/db" }, { "key_prefix?", "string", "\"planapi:events:\"" },
+    { "connect?", "function", "the socket (injected in tests, a cosocket inside nginx)" },
+    { "timeout?", "number", "seconds" }, { "ttl?", "number", "seconds an id is remembered" },
+    { "lease?", "number", "seconds a claimed event is held" },
+  } },
+  { name = "planapi.webhook_store", doc = "The event stores under their older name.", funcs = {
+    { name = "memory", params = { { "opts?", "{ max: integer, clock: (fun(): number) }" } },
+      returns = { { "planapi.events.Store" } } },
+    { name = "file", params = { { "opts", "{ dir: string, retention_days: number, clock: (fun(): number) }" } },
+      returns = { { "planapi.events.Store" } } },
   } },
 }
 
 
 -- Modules of their own (require "planapi.cache"...): each a file of
 -- types/library/ with its classes, returning the first.
-local RESULT = { { "true?" }, { "planapi.Error?", "err" } }
 local ANSWER = "planapi.testing.Answer"
 M.MODULE_FILES = {
   { path = "planapi/events/server.lua", classes = {

@@ -246,15 +246,49 @@ function planapi_cursor.save(path, position, meta) end
 function planapi_cursor.load(path) end
 
 ---@param opts planapi.cursor.ExportOptions
----@return table
+---@return planapi.cursor.Export?
+---@return planapi.Error? err
 function planapi_cursor.export(opts) end
 
 ---@class planapi.cursor.ExportOptions
----@field output? string the JSON Lines file (stdout without)
----@field cursor? string the cursor file
----@field meta? table kept in the cursor
----@field fsync? boolean
+---@field output string the JSON Lines file
+---@field cursor? string the cursor file (resume from it)
+---@field meta? table kept in the cursor beside the position
 local planapi_cursor_ExportOptions = {}
+
+---A resumable export into a JSON Lines file.
+---@class planapi.cursor.Export
+---@field position table|false|nil where the pager starts (false: the export had finished)
+---@field meta? table what the cursor held beside the position
+local planapi_cursor_Export = {}
+
+---@param text string
+---@return true?
+---@return planapi.Error? err
+function planapi_cursor_Export:write(text) end
+
+---@param value any
+---@return true?
+---@return planapi.Error? err
+function planapi_cursor_Export:line(value) end
+
+---@param position table|false
+---@return true?
+---@return planapi.Error? err
+function planapi_cursor_Export:save(position) end
+
+---@return integer
+function planapi_cursor_Export:size() end
+
+---@return true?
+---@return planapi.Error? err
+function planapi_cursor_Export:close() end
+
+---@param pager planapi.Pager
+---@param encode? fun(item: any): string
+---@return true?
+---@return planapi.Error? err
+function planapi_cursor_Export:run(pager, encode) end
 
 ---@class planapi.log
 local planapi_log = {}
@@ -449,26 +483,36 @@ local planapi_events = {}
 ---@return planapi.events.Receiver
 function planapi_events.receiver(opts) end
 
----@param opts? table
+---@param opts? { max: integer, clock: (fun(): number) }
 ---@return planapi.events.Store
 function planapi_events.memory(opts) end
 
----@param opts { dir: string }
+---@param opts { dir: string, retention_days: number, clock: (fun(): number) }
 ---@return planapi.events.Store
 function planapi_events.file(opts) end
 
----@param opts table
+---@param opts planapi.events.RedisStoreOptions
 ---@return planapi.events.Store
 function planapi_events.redis(opts) end
 
+---@class planapi.events.RedisStoreOptions
+---@field url? string redis://host:port/db
+---@field key_prefix? string "planapi:events:"
+---@field connect? function the socket (injected in tests, a cosocket inside nginx)
+---@field timeout? number seconds
+---@field ttl? number seconds an id is remembered
+---@field lease? number seconds a claimed event is held
+local planapi_events_RedisStoreOptions = {}
+
+---The event stores under their older name.
 ---@class planapi.webhook_store
 local planapi_webhook_store = {}
 
----@param opts? table
+---@param opts? { max: integer, clock: (fun(): number) }
 ---@return planapi.events.Store
 function planapi_webhook_store.memory(opts) end
 
----@param opts { dir: string }
+---@param opts { dir: string, retention_days: number, clock: (fun(): number) }
 ---@return planapi.events.Store
 function planapi_webhook_store.file(opts) end
 
