@@ -310,11 +310,12 @@ describe("planapi explains itself", function()
       local ids = {}
       for _, o in ipairs(OPS) do ids[#ids + 1] = o.id end
       local all = bash_complete(path, "planapi planfix-rest ")
-      local expected = { "help", "ops" }
+      local expected = { "fields", "help", "ops" }
       for _, id in ipairs(ids) do expected[#expected + 1] = id end
       table.sort(expected)
       assert.same(expected, all)
       assert.same({ "get-task-by-id" }, bash_complete(path, "planapi planfix-rest get-task-b"))
+      assert.same({ "contact", "project", "task", "user" }, bash_complete(path, "planapi planfix-rest fields "))
       assert.same({ "fields=", "id=", "sourceId=" }, bash_complete(path, "planapi planfix-rest get-task-by-id "))
       assert.same({ "fields=" }, bash_complete(path, "planapi --format json planfix-rest get-task-by-id id=1 f"))
       assert.same({ "json", "jsonl" }, bash_complete(path, "planapi --format js"))

@@ -76,9 +76,10 @@ _planapi_candidates() {
   case "$2" in
     "") _planapi_reply="planfix-rest planfix-xml planado config receive sandbox completion help" ;;
     planfix-rest)
-      if [ "$1" -eq 1 ]; then _planapi_reply="ops help $_planapi_rest_ops"
+      if [ "$1" -eq 1 ]; then _planapi_reply="ops help fields $_planapi_rest_ops"
       elif [ "$1" -eq 2 ] && [ "$3" = help ]; then _planapi_reply="$_planapi_rest_ops"
-      elif [ "$3" != ops ] && [ "$3" != help ]; then _planapi_rest_params "$3"; _planapi_nospace=1
+      elif [ "$1" -eq 2 ] && [ "$3" = fields ]; then _planapi_reply="task contact project user"
+      elif [ "$3" != ops ] && [ "$3" != help ] && [ "$3" != fields ]; then _planapi_rest_params "$3"; _planapi_nospace=1
       fi ;;
     planfix-xml)
       if [ "$1" -eq 1 ]; then _planapi_reply="methods help $_planapi_xml_methods"
