@@ -238,6 +238,10 @@ describe("planfix_fields.types", function()
     assert.is_true(types.same(def, "test", "<p>test<br></p>")) -- the spec's own directory example
     assert.is_false(types.same(def, "first line", "<p>first</p>"))
     assert.is_false(types.same(def_of(0), "a  b", "a b")) -- a line is compared exactly
+    -- what a read-back error shows of a value: one line, cut
+    assert.equal("two lines", types.show(def_of(2), "two\nlines"))
+    assert.is_nil(types.show(def_of(0), "a\r\nb"):find "%c")
+    assert.equal(60, #types.show(def_of(0), ("z"):rep(100)))
   end)
 
   describe("refusals (config errors: nothing could be sent)", function()

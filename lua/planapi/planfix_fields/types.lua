@@ -484,9 +484,10 @@ function M.same(def, sent, read)
   return key_of(def, sent) == key_of(def, read)
 end
 
---- The text of a value read back, for messages (never longer than 60 characters).
+--- The text of a value read back, for messages: one line (an error's text is), at most 60
+-- characters.
 function M.show(def, wire)
-  local k = key_of(def, wire):gsub("%z", ", ")
+  local k = key_of(def, wire):gsub("%z", ", "):gsub("%c", " ")
   if k == "" then return "(empty)" end
   if #k > 60 then k = k:sub(1, 57) .. "..." end
   return k
