@@ -256,6 +256,8 @@ describe("planfix_fields.types", function()
       local err = expect.raises_config(function() types.encode(def, "Nort") end, "Region")
       assert.matches("North, South", err.message)
       expect.raises_config(function() types.encode(def_of(20, { options = { "A" } }), { "A", "B" }) end, '"B"')
+      local one_line = expect.raises_config(function() types.encode(def, "No\nrth") end, 'no option "No\\nrth"')
+      assert.is_nil(tostring(one_line):find "\n")
     end)
 
     it("a period given as a duration is refused (Planfix stores { durationSec } empty)", function()

@@ -67,6 +67,8 @@ describe("planfix_fields.definitions", function()
     local err = expect.raises_config(function() defs:field("task", "Regoin") end, "unknown custom field 'Regoin'")
     assert.matches("closest: Region", err.message)
     expect.raises_config(function() defs:field("task", 999) end, "no custom field with id 999")
+    local one_line = expect.raises_config(function() defs:field("task", "Re\ngion") end, "unknown")
+    assert.is_nil(tostring(one_line):find "\n")
     expect.raises_config(function() defs:field("invoice", "Region") end, "task, contact, project or user")
   end)
 

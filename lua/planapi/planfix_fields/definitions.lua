@@ -126,12 +126,13 @@ local function find(ix, entity, name_or_id, what, level)
   end
   local found = ix.exact[name_or_id] or ix.folded[fold(name_or_id)]
   if found and #found == 1 then return found[1] end
+  local shown = name_or_id:gsub("%c", " ") -- an error's text is one line
   if found then
-    config_error(("%s name '%s' is ambiguous for %s: %s; use the id"):format(what, name_or_id, entity,
+    config_error(("%s name '%s' is ambiguous for %s: %s; use the id"):format(what, shown, entity,
       candidates(found)), level, { candidates = found })
   end
   local near = suggest.nearest(name_or_id, ix.names, 5)
-  config_error(("unknown %s '%s' for %s%s"):format(what, name_or_id, entity,
+  config_error(("unknown %s '%s' for %s%s"):format(what, shown, entity,
     #near > 0 and (" (closest: " .. table.concat(near, ", ") .. ")") or " (none are defined)"), level)
 end
 

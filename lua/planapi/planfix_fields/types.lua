@@ -43,12 +43,17 @@ end
 
 -- ------------------------------------------------------------ helpers
 
+--- A string quoted for an error's text: one line (%q would break it at a newline).
+function M.quoted(s)
+  return (("%q"):format(s):gsub("\\\n", "\\n"))
+end
+
 local function field_label(def)
   return ("custom field '%s' (%s)"):format(tostring(def.name or def.id), M.name(def.type))
 end
 
 local function refuse(def, what, value)
-  local shown = type(value) == "string" and ("%q"):format(value) or type(value)
+  local shown = type(value) == "string" and M.quoted(value) or type(value)
   config_error(("%s takes %s, got %s"):format(field_label(def), what, shown), 0)
 end
 
@@ -214,7 +219,7 @@ local RESOLVE_KIND = { [10] = "contact", [11] = "user", [12] = "contact", [13] =
 
 local function resolve(def, kind, name, ctx)
   if not (ctx and ctx.resolve) then
-    config_error(("%s takes an id; the name %q cannot be looked up here"):format(field_label(def), name), 0)
+    config_error(("%s takes an id; the name %s cannot be looked up here"):format(field_label(def), M.quoted(name)), 0)
   end
   local id, err = ctx.resolve(kind, name, def)
   if id == nil then return nil, err end
@@ -292,7 +297,7 @@ local function option_checked(def, s)
     for _, o in ipairs(def.options) do
       if o == s then return s end
     end
-    config_error(("%s has no option %q (options: %s)"):format(field_label(def), s,
+    config_error(("%s has no option %s (options: %s)"):format(field_label(def), M.quoted(s),
       table.concat(def.options, ", ")), 0)
   end
   return s

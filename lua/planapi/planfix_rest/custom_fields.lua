@@ -142,8 +142,8 @@ function M.resolver(rest, resolve)
   if resolve then return resolve end
   return function(kind, name, def)
     if kind ~= "directory" or def.directory_id == nil then
-      config_error(("custom field '%s' (%s) takes an id here: pass opts.resolve to look %q up by name")
-        :format(def.name, def.type_name or types.name(def.type), name), 0)
+      config_error(("custom field '%s' (%s) takes an id here: pass opts.resolve to look %s up by name")
+        :format(def.name, def.type_name or types.name(def.type), types.quoted(name)), 0)
     end
     local entries, err = directory_entries(rest, def.directory_id)
     if not entries then return nil, err end
