@@ -101,24 +101,37 @@ describe("editor definitions cover", function()
     assert.are.equal(114, #ids)
     local alias = MODEL.aliases["planapi.planfix_rest.Operation"].values
     assert.are.equal(#ids, #alias)
-    local overloads = table.concat(class("planapi.planfix_rest.Client").funcs.call.overloads, "\n")
-    local rest = require "planapi.planfix_rest"
+    local funcs = class("planapi.planfix_rest.Client").funcs
+    local overloads = table.concat(funcs.call.overloads, "\n")
+    local prepare = table.concat(funcs.prepare.overloads, "\n")
+    local each = table.concat(funcs.each.overloads, "\n")
+    local rest = planapi.planfix_rest { account = "a", token = "t", rate = false }
     for _, id in ipairs(ids) do
-      assert.is_truthy(overloads:find(('op: "%s"'):format(id), 1, true), id)
+      local literal = ('op: "%s"'):format(id)
+      assert.is_truthy(overloads:find(literal, 1, true), id)
+      assert.is_truthy(prepare:find(literal, 1, true), id)
+      -- a list the pager takes (it refuses the others)
+      local pageable = pcall(rest.pager, rest, id, {})
+      assert.are.equal(pageable, each:find(literal, 1, true) ~= nil, id)
       local fields = class("planapi.planfix_rest.params." .. id:gsub("%W", "_")).fields
       local op = rest.operation(id)
       for _, t in ipairs { op.path_types, op.query, op.body_params or {} } do
         for name in pairs(t) do assert.is_table(fields[name], id .. " " .. name) end
       end
     end
+    rest:close()
   end)
 
   it("all 79 XML methods, each an overload of call", function()
     local methods = planapi.planfix_xml.methods()
     assert.are.equal(79, #methods)
-    local overloads = table.concat(class("planapi.planfix_xml.Client").funcs.call.overloads, "\n")
+    local funcs = class("planapi.planfix_xml.Client").funcs
+    local overloads = table.concat(funcs.call.overloads, "\n")
+    local each = table.concat(funcs.each.overloads, "\n")
     for _, m in ipairs(methods) do
       assert.is_truthy(overloads:find(('method: "%s"'):format(m), 1, true), m)
+      local paged = require("planapi.planfix_xml").method(m).paged == true
+      assert.are.equal(paged, each:find(('method: "%s"'):format(m), 1, true) ~= nil, m)
     end
     assert.are.equal(79, #MODEL.aliases["planapi.planfix_xml.Method"].values)
   end)

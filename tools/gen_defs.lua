@@ -244,6 +244,38 @@ function M.client_funcs(funcs, first, pager_t)
   return funcs
 end
 
+--- The return list of a fun() type: the types of returns, a fun() in parentheses.
+function M.return_list(returns)
+  local types = {}
+  for i, r in ipairs(returns) do types[i] = r[1]:match "^fun%(" and ("(" .. r[1] .. ")") or r[1] end
+  return table.concat(types, ", ")
+end
+
+--- Overloads by operation (or method) on a client's funcs: call and prepare
+-- for every entry, the paging methods for the paged ones. entries = { {
+-- name =, params = its params class, optional = no parameter is required,
+-- paged = } }; first: the first parameter's name ("op", "method").
+function M.add_overloads(funcs, client_t, first, entries, call_t, pager_t)
+  local function list(opts_t, returns, paged_only)
+    local out = {}
+    for _, e in ipairs(entries) do
+      if e.paged or not paged_only then
+        out[#out + 1] = ("fun(self: %s, %s: %q, params%s: %s, opts?: %s): %s")
+          :format(client_t, first, e.name, e.optional and "?" or "", e.params, opts_t, returns)
+      end
+    end
+    return out
+  end
+  for _, fn in ipairs(funcs) do
+    if fn.name == "call" or fn.name == "prepare" then
+      fn.overloads = list(call_t, M.return_list(fn.returns))
+    elseif M.LIST_RETURNS[fn.name] then
+      fn.overloads = list(pager_t, M.return_list(fn.returns), true)
+    end
+  end
+  return funcs
+end
+
 --- A resource's class: funcs (the methods its table makes), then its
 -- extras (the methods made otherwise, each signature from signatures);
 -- returns the client's field for it. prefix "planapi.planfix_rest", short "rest".

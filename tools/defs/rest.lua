@@ -97,11 +97,12 @@ local function all_optional(o)
   return true
 end
 
-local function call_overloads(ctx, ops)
+-- The operations as entries of the overloads (gen_defs' add_overloads).
+local function overload_entries(ctx, ops)
   local out = {}
-  for _, o in ipairs(ops) do
-    out[#out + 1] = ('fun(self: %s.Client, op: %q, params%s: %s.params.%s, opts?: %s.CallOptions): table?, %s')
-      :format(P, o.id, all_optional(o) and "?" or "", P, ctx.M.ident(o.id), P, META)
+  for i, o in ipairs(ops) do
+    out[i] = { name = o.id, params = P .. ".params." .. ctx.M.ident(o.id), optional = all_optional(o),
+      paged = o.op.paged ~= nil }
   end
   return out
 end
@@ -147,19 +148,20 @@ end
 
 local function client_funcs(ctx, ops)
   local op_t, call_t = P .. ".Operation", P .. ".CallOptions"
-  return ctx.M.client_funcs({
+  return ctx.M.add_overloads(ctx.M.client_funcs({
     { name = "new", params = { { "opts", P .. ".Options" } }, returns = { { P .. ".Client" } } },
     { name = "operations", returns = { { "string[]" } }, doc = "The operationIds, sorted." },
     { name = "operation", params = { { "op", op_t } }, returns = { { "table?" } },
       doc = "One operation: method, path, parameters with their types and limits, paging." },
     { name = "call", method = true, params = { { "op", op_t }, { "params?", "table" }, { "opts?", call_t } },
-      returns = { { "table?", "result" }, { META, "meta" } }, overloads = call_overloads(ctx, ops),
+      returns = { { "table?", "result" }, { META, "meta" } },
       doc = "Any operation by its operationId; the parameters routed and checked as the spec says." },
     { name = "prepare", method = true, params = { { "op", op_t }, { "params?", "table" }, { "opts?", call_t } },
       returns = { { "planapi.Request" } }, doc = "The request, pure: nothing is sent." },
     { name = "download", method = true, params = { { "file_id", "integer" }, { "opts?", call_t } },
       returns = { { "string?", "bytes" }, { META, "meta" } } },
-  }, { "op", op_t }, P .. ".PagerOptions")
+  }, { "op", op_t }, P .. ".PagerOptions"), P .. ".Client", "op", overload_entries(ctx, ops), call_t,
+    P .. ".PagerOptions")
 end
 
 --- types/library/planapi/planfix_rest.lua

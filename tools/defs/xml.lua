@@ -34,11 +34,12 @@ local function params_class(w, name, text)
     doc = name .. ": " .. (text ~= "" and text or "no parameters"), fields = fields }
 end
 
-local function call_overloads(names)
+-- The methods as entries of the overloads (gen_defs' add_overloads).
+local function overload_entries(ctx, names)
   local out = {}
-  for _, name in ipairs(names) do
-    out[#out + 1] = ("fun(self: %s.Client, method: %q, params?: %s.params.%s, opts?: %s.CallOptions): table?, %s")
-      :format(P, name, P, name:gsub("%.", "_"), P, META)
+  for i, name in ipairs(names) do
+    out[i] = { name = name, params = P .. ".params." .. ctx.M.ident(name), optional = true,
+      paged = ctx.xml.method(name).paged == true }
   end
   return out
 end
@@ -67,20 +68,21 @@ end
 
 local function client_funcs(ctx, names)
   local m_t, call_t = P .. ".Method", P .. ".CallOptions"
-  return ctx.M.client_funcs({
+  return ctx.M.add_overloads(ctx.M.client_funcs({
     { name = "new", params = { { "opts", P .. ".Options" } }, returns = { { P .. ".Client" } } },
     { name = "methods", returns = { { "string[]" } }, doc = "The documented method names, sorted." },
     { name = "method", params = { { "name", m_t } }, returns = { { "table?" } },
       doc = "One method: root, list, paged, counts, writes..." },
     { name = "call", method = true, params = { { "method", m_t }, { "params?", "table" }, { "opts?", call_t } },
-      returns = { { "table?", "result" }, { META, "meta" } }, overloads = call_overloads(names),
+      returns = { { "table?", "result" }, { META, "meta" } },
       doc = "Any method by name; params as nested tables (arrays repeat elements, \"@name\" keys are attributes)." },
     { name = "prepare", method = true, params = { { "method", m_t }, { "params?", "table" }, { "opts?", call_t } },
       returns = { { "planapi.Request" } } },
     { name = "login", method = true, returns = { { "string?", "sid" }, { "planapi.Error?", "err" } } },
     { name = "download", method = true, params = { { "file_id", "integer" }, { "opts?", "table" } },
       returns = { { "string|table|nil", "file" }, { META, "meta" } } },
-  }, { "method", m_t }, P .. ".PagerOptions")
+  }, { "method", m_t }, P .. ".PagerOptions"), P .. ".Client", "method", overload_entries(ctx, names), call_t,
+    P .. ".PagerOptions")
 end
 
 --- types/library/planapi/planfix_xml.lua

@@ -2458,6 +2458,120 @@ function planapi_planfix_rest_Client:call(op, params, opts) end
 ---@param params? table
 ---@param opts? planapi.planfix_rest.CallOptions
 ---@return planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "attach-file-to-contact", params: planapi.planfix_rest.params.attach_file_to_contact, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "attach-file-to-project", params: planapi.planfix_rest.params.attach_file_to_project, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "attach-file-to-task", params: planapi.planfix_rest.params.attach_file_to_task, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "check-get-report-save-by-request-id", params: planapi.planfix_rest.params.check_get_report_save_by_request_id, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "delete-comment-id", params: planapi.planfix_rest.params.delete_comment_id, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "delete-datatag-entry-key", params: planapi.planfix_rest.params.delete_datatag_entry_key, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "delete-directory-entry-key", params: planapi.planfix_rest.params.delete_directory_entry_key, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "delete-file-id", params: planapi.planfix_rest.params.delete_file_id, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "generate-report", params: planapi.planfix_rest.params.generate_report, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-checklist-item-by-id", params: planapi.planfix_rest.params.get_checklist_item_by_id, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-comment-id", params: planapi.planfix_rest.params.get_comment_id, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-comment-list", params?: planapi.planfix_rest.params.get_comment_list, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-contact-by-id", params: planapi.planfix_rest.params.get_contact_by_id, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-contact-comments", params: planapi.planfix_rest.params.get_contact_comments, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-contact-files", params: planapi.planfix_rest.params.get_contact_files, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-contact-list", params?: planapi.planfix_rest.params.get_contact_list, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-contact-list-groups", params?: planapi.planfix_rest.params.get_contact_list_groups, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-contact-list-templates", params?: planapi.planfix_rest.params.get_contact_list_templates, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-contact-process-list", params?: planapi.planfix_rest.params.get_contact_process_list, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-customfield-contact", params?: planapi.planfix_rest.params.get_customfield_contact, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-customfield-generic", params?: planapi.planfix_rest.params.get_customfield_generic, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-customfield-project", params?: planapi.planfix_rest.params.get_customfield_project, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-customfield-sets-contact", params?: planapi.planfix_rest.params.get_customfield_sets_contact, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-customfield-sets-project", params?: planapi.planfix_rest.params.get_customfield_sets_project, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-customfield-sets-task", params?: planapi.planfix_rest.params.get_customfield_sets_task, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-customfield-sets-user", params?: planapi.planfix_rest.params.get_customfield_sets_user, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-customfield-task", params?: planapi.planfix_rest.params.get_customfield_task, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-customfield-types", params?: planapi.planfix_rest.params.get_customfield_types, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-customfield-user", params?: planapi.planfix_rest.params.get_customfield_user, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-customfields-for-contact", params: planapi.planfix_rest.params.get_customfields_for_contact, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-customfields-for-datatag", params: planapi.planfix_rest.params.get_customfields_for_datatag, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-customfields-for-directory", params: planapi.planfix_rest.params.get_customfields_for_directory, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-customfields-for-project", params: planapi.planfix_rest.params.get_customfields_for_project, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-customfields-for-task", params: planapi.planfix_rest.params.get_customfields_for_task, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-customfields-for-user", params: planapi.planfix_rest.params.get_customfields_for_user, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-data-tags", params?: planapi.planfix_rest.params.get_data_tags, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-datatag-entry-key", params: planapi.planfix_rest.params.get_datatag_entry_key, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-datatag-id", params: planapi.planfix_rest.params.get_datatag_id, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-directories-groups", params?: planapi.planfix_rest.params.get_directories_groups, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-directory-by-id", params: planapi.planfix_rest.params.get_directory_by_id, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-directory-id-entry-key", params: planapi.planfix_rest.params.get_directory_id_entry_key, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-file-id", params: planapi.planfix_rest.params.get_file_id, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-file-id-download", params: planapi.planfix_rest.params.get_file_id_download, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-list-directories", params?: planapi.planfix_rest.params.get_list_directories, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-object-by-id", params: planapi.planfix_rest.params.get_object_by_id, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-object-list", params?: planapi.planfix_rest.params.get_object_list, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-object-task-status-list", params: planapi.planfix_rest.params.get_object_task_status_list, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-project-by-id", params: planapi.planfix_rest.params.get_project_by_id, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-project-files", params: planapi.planfix_rest.params.get_project_files, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-project-groups", params?: planapi.planfix_rest.params.get_project_groups, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-project-list", params?: planapi.planfix_rest.params.get_project_list, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-project-list-templates", params?: planapi.planfix_rest.params.get_project_list_templates, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-report-id", params: planapi.planfix_rest.params.get_report_id, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-report-list", params?: planapi.planfix_rest.params.get_report_list, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-report-save-data", params: planapi.planfix_rest.params.get_report_save_data, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-report-save-list", params: planapi.planfix_rest.params.get_report_save_list, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-task-by-id", params: planapi.planfix_rest.params.get_task_by_id, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-task-checklist", params: planapi.planfix_rest.params.get_task_checklist, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-task-comments", params: planapi.planfix_rest.params.get_task_comments, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-task-files", params: planapi.planfix_rest.params.get_task_files, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-task-list", params?: planapi.planfix_rest.params.get_task_list, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-task-list-recurring", params?: planapi.planfix_rest.params.get_task_list_recurring, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-task-list-templates", params?: planapi.planfix_rest.params.get_task_list_templates, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-task-process-list", params?: planapi.planfix_rest.params.get_task_process_list, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-task-status-list", params: planapi.planfix_rest.params.get_task_status_list, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-user-groups", params?: planapi.planfix_rest.params.get_user_groups, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-user-id", params: planapi.planfix_rest.params.get_user_id, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-user-list", params?: planapi.planfix_rest.params.get_user_list, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-user-positions", params?: planapi.planfix_rest.params.get_user_positions, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-workspaces", params?: planapi.planfix_rest.params.get_workspaces, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "ping", params?: planapi.planfix_rest.params.ping, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-add-directory-entry", params: planapi.planfix_rest.params.post_add_directory_entry, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-checklist-item", params: planapi.planfix_rest.params.post_checklist_item, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-checklist-item-by-id", params: planapi.planfix_rest.params.post_checklist_item_by_id, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-contact", params?: planapi.planfix_rest.params.post_contact, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-contact-add-comment", params: planapi.planfix_rest.params.post_contact_add_comment, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-contact-add-data-tag-entry-existing-comment", params: planapi.planfix_rest.params.post_contact_add_data_tag_entry_existing_comment, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-contact-add-data-tag-entry-new-comment", params: planapi.planfix_rest.params.post_contact_add_data_tag_entry_new_comment, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-contact-by-id", params: planapi.planfix_rest.params.post_contact_by_id, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-contact-filters", params?: planapi.planfix_rest.params.post_contact_filters, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-contact-import", params?: planapi.planfix_rest.params.post_contact_import, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-contact-update-comment", params: planapi.planfix_rest.params.post_contact_update_comment, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-customfield-add", params?: planapi.planfix_rest.params.post_customfield_add, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-customfield-main-add", params?: planapi.planfix_rest.params.post_customfield_main_add, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-customfield-main-update", params: planapi.planfix_rest.params.post_customfield_main_update, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-customfield-project-add", params?: planapi.planfix_rest.params.post_customfield_project_add, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-customfield-set-add", params?: planapi.planfix_rest.params.post_customfield_set_add, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-customfield-set-project-add", params?: planapi.planfix_rest.params.post_customfield_set_project_add, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-customfield-set-task-add", params?: planapi.planfix_rest.params.post_customfield_set_task_add, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-customfield-set-user-add", params?: planapi.planfix_rest.params.post_customfield_set_user_add, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-customfield-task-add", params?: planapi.planfix_rest.params.post_customfield_task_add, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-customfield-user-add", params?: planapi.planfix_rest.params.post_customfield_user_add, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-directory-entries-filters", params: planapi.planfix_rest.params.post_directory_entries_filters, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-file-update", params: planapi.planfix_rest.params.post_file_update, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-file-upload", params: planapi.planfix_rest.params.post_file_upload, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-file-upload-by-url", params?: planapi.planfix_rest.params.post_file_upload_by_url, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-integration-telegram-bot-webhook", params: planapi.planfix_rest.params.post_integration_telegram_bot_webhook, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-list-data-tag-entries", params: planapi.planfix_rest.params.post_list_data_tag_entries, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-list-directory-entries", params: planapi.planfix_rest.params.post_list_directory_entries, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-project", params?: planapi.planfix_rest.params.post_project, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-project-by-id", params: planapi.planfix_rest.params.post_project_by_id, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-task", params?: planapi.planfix_rest.params.post_task, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-task-add-comment", params: planapi.planfix_rest.params.post_task_add_comment, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-task-add-data-tag-entry-existing-comment", params: planapi.planfix_rest.params.post_task_add_data_tag_entry_existing_comment, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-task-add-data-tag-entry-new-comment", params: planapi.planfix_rest.params.post_task_add_data_tag_entry_new_comment, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-task-by-id", params: planapi.planfix_rest.params.post_task_by_id, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-task-filters", params?: planapi.planfix_rest.params.post_task_filters, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-task-update-comment", params: planapi.planfix_rest.params.post_task_update_comment, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-update-data-tag-entry", params: planapi.planfix_rest.params.post_update_data_tag_entry, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-update-directory-entry", params: planapi.planfix_rest.params.post_update_directory_entry, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-user", params?: planapi.planfix_rest.params.post_user, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-user-id", params: planapi.planfix_rest.params.post_user_id, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-user-positions", params: planapi.planfix_rest.params.post_user_positions, opts?: planapi.planfix_rest.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-user-positions-id", params: planapi.planfix_rest.params.post_user_positions_id, opts?: planapi.planfix_rest.CallOptions): planapi.Request
 function planapi_planfix_rest_Client:prepare(op, params, opts) end
 
 ---@param file_id integer
@@ -2470,18 +2584,78 @@ function planapi_planfix_rest_Client:download(file_id, opts) end
 ---@param params? table
 ---@param opts? planapi.planfix_rest.PagerOptions
 ---@return planapi.Pager
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-comment-list", params?: planapi.planfix_rest.params.get_comment_list, opts?: planapi.planfix_rest.PagerOptions): planapi.Pager
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-contact-comments", params: planapi.planfix_rest.params.get_contact_comments, opts?: planapi.planfix_rest.PagerOptions): planapi.Pager
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-contact-list", params?: planapi.planfix_rest.params.get_contact_list, opts?: planapi.planfix_rest.PagerOptions): planapi.Pager
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-contact-list-templates", params?: planapi.planfix_rest.params.get_contact_list_templates, opts?: planapi.planfix_rest.PagerOptions): planapi.Pager
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-data-tags", params?: planapi.planfix_rest.params.get_data_tags, opts?: planapi.planfix_rest.PagerOptions): planapi.Pager
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-list-directories", params?: planapi.planfix_rest.params.get_list_directories, opts?: planapi.planfix_rest.PagerOptions): planapi.Pager
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-object-list", params?: planapi.planfix_rest.params.get_object_list, opts?: planapi.planfix_rest.PagerOptions): planapi.Pager
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-project-files", params: planapi.planfix_rest.params.get_project_files, opts?: planapi.planfix_rest.PagerOptions): planapi.Pager
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-project-list", params?: planapi.planfix_rest.params.get_project_list, opts?: planapi.planfix_rest.PagerOptions): planapi.Pager
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-project-list-templates", params?: planapi.planfix_rest.params.get_project_list_templates, opts?: planapi.planfix_rest.PagerOptions): planapi.Pager
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-report-list", params?: planapi.planfix_rest.params.get_report_list, opts?: planapi.planfix_rest.PagerOptions): planapi.Pager
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-report-save-data", params: planapi.planfix_rest.params.get_report_save_data, opts?: planapi.planfix_rest.PagerOptions): planapi.Pager
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-task-checklist", params: planapi.planfix_rest.params.get_task_checklist, opts?: planapi.planfix_rest.PagerOptions): planapi.Pager
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-task-comments", params: planapi.planfix_rest.params.get_task_comments, opts?: planapi.planfix_rest.PagerOptions): planapi.Pager
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-task-list", params?: planapi.planfix_rest.params.get_task_list, opts?: planapi.planfix_rest.PagerOptions): planapi.Pager
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-task-list-recurring", params?: planapi.planfix_rest.params.get_task_list_recurring, opts?: planapi.planfix_rest.PagerOptions): planapi.Pager
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-task-list-templates", params?: planapi.planfix_rest.params.get_task_list_templates, opts?: planapi.planfix_rest.PagerOptions): planapi.Pager
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-user-list", params?: planapi.planfix_rest.params.get_user_list, opts?: planapi.planfix_rest.PagerOptions): planapi.Pager
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-list-data-tag-entries", params: planapi.planfix_rest.params.post_list_data_tag_entries, opts?: planapi.planfix_rest.PagerOptions): planapi.Pager
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-list-directory-entries", params: planapi.planfix_rest.params.post_list_directory_entries, opts?: planapi.planfix_rest.PagerOptions): planapi.Pager
 function planapi_planfix_rest_Client:pager(op, params, opts) end
 
 ---@param op planapi.planfix_rest.Operation
 ---@param params? table
 ---@param opts? planapi.planfix_rest.PagerOptions
 ---@return fun(): table[] pages
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-comment-list", params?: planapi.planfix_rest.params.get_comment_list, opts?: planapi.planfix_rest.PagerOptions): (fun(): table[])
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-contact-comments", params: planapi.planfix_rest.params.get_contact_comments, opts?: planapi.planfix_rest.PagerOptions): (fun(): table[])
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-contact-list", params?: planapi.planfix_rest.params.get_contact_list, opts?: planapi.planfix_rest.PagerOptions): (fun(): table[])
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-contact-list-templates", params?: planapi.planfix_rest.params.get_contact_list_templates, opts?: planapi.planfix_rest.PagerOptions): (fun(): table[])
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-data-tags", params?: planapi.planfix_rest.params.get_data_tags, opts?: planapi.planfix_rest.PagerOptions): (fun(): table[])
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-list-directories", params?: planapi.planfix_rest.params.get_list_directories, opts?: planapi.planfix_rest.PagerOptions): (fun(): table[])
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-object-list", params?: planapi.planfix_rest.params.get_object_list, opts?: planapi.planfix_rest.PagerOptions): (fun(): table[])
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-project-files", params: planapi.planfix_rest.params.get_project_files, opts?: planapi.planfix_rest.PagerOptions): (fun(): table[])
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-project-list", params?: planapi.planfix_rest.params.get_project_list, opts?: planapi.planfix_rest.PagerOptions): (fun(): table[])
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-project-list-templates", params?: planapi.planfix_rest.params.get_project_list_templates, opts?: planapi.planfix_rest.PagerOptions): (fun(): table[])
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-report-list", params?: planapi.planfix_rest.params.get_report_list, opts?: planapi.planfix_rest.PagerOptions): (fun(): table[])
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-report-save-data", params: planapi.planfix_rest.params.get_report_save_data, opts?: planapi.planfix_rest.PagerOptions): (fun(): table[])
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-task-checklist", params: planapi.planfix_rest.params.get_task_checklist, opts?: planapi.planfix_rest.PagerOptions): (fun(): table[])
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-task-comments", params: planapi.planfix_rest.params.get_task_comments, opts?: planapi.planfix_rest.PagerOptions): (fun(): table[])
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-task-list", params?: planapi.planfix_rest.params.get_task_list, opts?: planapi.planfix_rest.PagerOptions): (fun(): table[])
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-task-list-recurring", params?: planapi.planfix_rest.params.get_task_list_recurring, opts?: planapi.planfix_rest.PagerOptions): (fun(): table[])
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-task-list-templates", params?: planapi.planfix_rest.params.get_task_list_templates, opts?: planapi.planfix_rest.PagerOptions): (fun(): table[])
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-user-list", params?: planapi.planfix_rest.params.get_user_list, opts?: planapi.planfix_rest.PagerOptions): (fun(): table[])
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-list-data-tag-entries", params: planapi.planfix_rest.params.post_list_data_tag_entries, opts?: planapi.planfix_rest.PagerOptions): (fun(): table[])
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-list-directory-entries", params: planapi.planfix_rest.params.post_list_directory_entries, opts?: planapi.planfix_rest.PagerOptions): (fun(): table[])
 function planapi_planfix_rest_Client:pages(op, params, opts) end
 
 ---@param op planapi.planfix_rest.Operation
 ---@param params? table
 ---@param opts? planapi.planfix_rest.PagerOptions
 ---@return fun(): table items
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-comment-list", params?: planapi.planfix_rest.params.get_comment_list, opts?: planapi.planfix_rest.PagerOptions): (fun(): table)
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-contact-comments", params: planapi.planfix_rest.params.get_contact_comments, opts?: planapi.planfix_rest.PagerOptions): (fun(): table)
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-contact-list", params?: planapi.planfix_rest.params.get_contact_list, opts?: planapi.planfix_rest.PagerOptions): (fun(): table)
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-contact-list-templates", params?: planapi.planfix_rest.params.get_contact_list_templates, opts?: planapi.planfix_rest.PagerOptions): (fun(): table)
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-data-tags", params?: planapi.planfix_rest.params.get_data_tags, opts?: planapi.planfix_rest.PagerOptions): (fun(): table)
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-list-directories", params?: planapi.planfix_rest.params.get_list_directories, opts?: planapi.planfix_rest.PagerOptions): (fun(): table)
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-object-list", params?: planapi.planfix_rest.params.get_object_list, opts?: planapi.planfix_rest.PagerOptions): (fun(): table)
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-project-files", params: planapi.planfix_rest.params.get_project_files, opts?: planapi.planfix_rest.PagerOptions): (fun(): table)
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-project-list", params?: planapi.planfix_rest.params.get_project_list, opts?: planapi.planfix_rest.PagerOptions): (fun(): table)
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-project-list-templates", params?: planapi.planfix_rest.params.get_project_list_templates, opts?: planapi.planfix_rest.PagerOptions): (fun(): table)
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-report-list", params?: planapi.planfix_rest.params.get_report_list, opts?: planapi.planfix_rest.PagerOptions): (fun(): table)
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-report-save-data", params: planapi.planfix_rest.params.get_report_save_data, opts?: planapi.planfix_rest.PagerOptions): (fun(): table)
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-task-checklist", params: planapi.planfix_rest.params.get_task_checklist, opts?: planapi.planfix_rest.PagerOptions): (fun(): table)
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-task-comments", params: planapi.planfix_rest.params.get_task_comments, opts?: planapi.planfix_rest.PagerOptions): (fun(): table)
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-task-list", params?: planapi.planfix_rest.params.get_task_list, opts?: planapi.planfix_rest.PagerOptions): (fun(): table)
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-task-list-recurring", params?: planapi.planfix_rest.params.get_task_list_recurring, opts?: planapi.planfix_rest.PagerOptions): (fun(): table)
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-task-list-templates", params?: planapi.planfix_rest.params.get_task_list_templates, opts?: planapi.planfix_rest.PagerOptions): (fun(): table)
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-user-list", params?: planapi.planfix_rest.params.get_user_list, opts?: planapi.planfix_rest.PagerOptions): (fun(): table)
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-list-data-tag-entries", params: planapi.planfix_rest.params.post_list_data_tag_entries, opts?: planapi.planfix_rest.PagerOptions): (fun(): table)
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-list-directory-entries", params: planapi.planfix_rest.params.post_list_directory_entries, opts?: planapi.planfix_rest.PagerOptions): (fun(): table)
 function planapi_planfix_rest_Client:each(op, params, opts) end
 
 ---@param op planapi.planfix_rest.Operation
@@ -2489,6 +2663,26 @@ function planapi_planfix_rest_Client:each(op, params, opts) end
 ---@param opts? planapi.planfix_rest.PagerOptions
 ---@return table[]? items
 ---@return planapi.Pager|planapi.Error pager
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-comment-list", params?: planapi.planfix_rest.params.get_comment_list, opts?: planapi.planfix_rest.PagerOptions): table[]?, planapi.Pager|planapi.Error
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-contact-comments", params: planapi.planfix_rest.params.get_contact_comments, opts?: planapi.planfix_rest.PagerOptions): table[]?, planapi.Pager|planapi.Error
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-contact-list", params?: planapi.planfix_rest.params.get_contact_list, opts?: planapi.planfix_rest.PagerOptions): table[]?, planapi.Pager|planapi.Error
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-contact-list-templates", params?: planapi.planfix_rest.params.get_contact_list_templates, opts?: planapi.planfix_rest.PagerOptions): table[]?, planapi.Pager|planapi.Error
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-data-tags", params?: planapi.planfix_rest.params.get_data_tags, opts?: planapi.planfix_rest.PagerOptions): table[]?, planapi.Pager|planapi.Error
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-list-directories", params?: planapi.planfix_rest.params.get_list_directories, opts?: planapi.planfix_rest.PagerOptions): table[]?, planapi.Pager|planapi.Error
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-object-list", params?: planapi.planfix_rest.params.get_object_list, opts?: planapi.planfix_rest.PagerOptions): table[]?, planapi.Pager|planapi.Error
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-project-files", params: planapi.planfix_rest.params.get_project_files, opts?: planapi.planfix_rest.PagerOptions): table[]?, planapi.Pager|planapi.Error
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-project-list", params?: planapi.planfix_rest.params.get_project_list, opts?: planapi.planfix_rest.PagerOptions): table[]?, planapi.Pager|planapi.Error
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-project-list-templates", params?: planapi.planfix_rest.params.get_project_list_templates, opts?: planapi.planfix_rest.PagerOptions): table[]?, planapi.Pager|planapi.Error
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-report-list", params?: planapi.planfix_rest.params.get_report_list, opts?: planapi.planfix_rest.PagerOptions): table[]?, planapi.Pager|planapi.Error
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-report-save-data", params: planapi.planfix_rest.params.get_report_save_data, opts?: planapi.planfix_rest.PagerOptions): table[]?, planapi.Pager|planapi.Error
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-task-checklist", params: planapi.planfix_rest.params.get_task_checklist, opts?: planapi.planfix_rest.PagerOptions): table[]?, planapi.Pager|planapi.Error
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-task-comments", params: planapi.planfix_rest.params.get_task_comments, opts?: planapi.planfix_rest.PagerOptions): table[]?, planapi.Pager|planapi.Error
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-task-list", params?: planapi.planfix_rest.params.get_task_list, opts?: planapi.planfix_rest.PagerOptions): table[]?, planapi.Pager|planapi.Error
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-task-list-recurring", params?: planapi.planfix_rest.params.get_task_list_recurring, opts?: planapi.planfix_rest.PagerOptions): table[]?, planapi.Pager|planapi.Error
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-task-list-templates", params?: planapi.planfix_rest.params.get_task_list_templates, opts?: planapi.planfix_rest.PagerOptions): table[]?, planapi.Pager|planapi.Error
+---@overload fun(self: planapi.planfix_rest.Client, op: "get-user-list", params?: planapi.planfix_rest.params.get_user_list, opts?: planapi.planfix_rest.PagerOptions): table[]?, planapi.Pager|planapi.Error
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-list-data-tag-entries", params: planapi.planfix_rest.params.post_list_data_tag_entries, opts?: planapi.planfix_rest.PagerOptions): table[]?, planapi.Pager|planapi.Error
+---@overload fun(self: planapi.planfix_rest.Client, op: "post-list-directory-entries", params: planapi.planfix_rest.params.post_list_directory_entries, opts?: planapi.planfix_rest.PagerOptions): table[]?, planapi.Pager|planapi.Error
 function planapi_planfix_rest_Client:all(op, params, opts) end
 
 ---The answer, pure: no I/O.

@@ -1166,6 +1166,85 @@ function planapi_planfix_xml_Client:call(method, params, opts) end
 ---@param params? table
 ---@param opts? planapi.planfix_xml.CallOptions
 ---@return planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "action.add", params?: planapi.planfix_xml.params.action_add, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "action.delete", params?: planapi.planfix_xml.params.action_delete, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "action.get", params?: planapi.planfix_xml.params.action_get, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "action.getList", params?: planapi.planfix_xml.params.action_getList, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "action.getListByPeriod", params?: planapi.planfix_xml.params.action_getListByPeriod, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "action.getListWithAnalitic", params?: planapi.planfix_xml.params.action_getListWithAnalitic, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "action.update", params?: planapi.planfix_xml.params.action_update, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "analitic.getData", params?: planapi.planfix_xml.params.analitic_getData, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "analitic.getDataByCondition", params?: planapi.planfix_xml.params.analitic_getDataByCondition, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "analitic.getGroupList", params?: planapi.planfix_xml.params.analitic_getGroupList, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "analitic.getHandbook", params?: planapi.planfix_xml.params.analitic_getHandbook, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "analitic.getList", params?: planapi.planfix_xml.params.analitic_getList, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "analitic.getOptions", params?: planapi.planfix_xml.params.analitic_getOptions, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "auth.login", params?: planapi.planfix_xml.params.auth_login, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "contact.add", params?: planapi.planfix_xml.params.contact_add, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "contact.delete", params?: planapi.planfix_xml.params.contact_delete, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "contact.get", params?: planapi.planfix_xml.params.contact_get, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "contact.getFilterList", params?: planapi.planfix_xml.params.contact_getFilterList, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "contact.getGroupList", params?: planapi.planfix_xml.params.contact_getGroupList, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "contact.getList", params?: planapi.planfix_xml.params.contact_getList, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "contact.getPhoneTypes", params?: planapi.planfix_xml.params.contact_getPhoneTypes, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "contact.managePlanfixAccess", params?: planapi.planfix_xml.params.contact_managePlanfixAccess, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "contact.update", params?: planapi.planfix_xml.params.contact_update, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "contact.updateContractors", params?: planapi.planfix_xml.params.contact_updateContractors, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "contact.updateCustomData", params?: planapi.planfix_xml.params.contact_updateCustomData, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "contact.updateUserInfo", params?: planapi.planfix_xml.params.contact_updateUserInfo, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "file.delete", params?: planapi.planfix_xml.params.file_delete, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "file.download", params?: planapi.planfix_xml.params.file_download, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "file.get", params?: planapi.planfix_xml.params.file_get, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "file.getHistory", params?: planapi.planfix_xml.params.file_getHistory, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "file.getListForClient", params?: planapi.planfix_xml.params.file_getListForClient, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "file.getListForProject", params?: planapi.planfix_xml.params.file_getListForProject, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "file.getListForTask", params?: planapi.planfix_xml.params.file_getListForTask, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "file.getListForUser", params?: planapi.planfix_xml.params.file_getListForUser, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "file.upload", params?: planapi.planfix_xml.params.file_upload, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "handbook.addRecord", params?: planapi.planfix_xml.params.handbook_addRecord, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "handbook.getGroupList", params?: planapi.planfix_xml.params.handbook_getGroupList, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "handbook.getList", params?: planapi.planfix_xml.params.handbook_getList, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "handbook.getRecord", params?: planapi.planfix_xml.params.handbook_getRecord, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "handbook.getRecordMulti", params?: planapi.planfix_xml.params.handbook_getRecordMulti, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "handbook.getRecords", params?: planapi.planfix_xml.params.handbook_getRecords, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "handbook.getStructure", params?: planapi.planfix_xml.params.handbook_getStructure, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "handbook.updateRecord", params?: planapi.planfix_xml.params.handbook_updateRecord, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "project.add", params?: planapi.planfix_xml.params.project_add, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "project.get", params?: planapi.planfix_xml.params.project_get, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "project.getList", params?: planapi.planfix_xml.params.project_getList, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "project.update", params?: planapi.planfix_xml.params.project_update, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "projectGroup.add", params?: planapi.planfix_xml.params.projectGroup_add, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "projectGroup.get", params?: planapi.planfix_xml.params.projectGroup_get, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "projectGroup.getList", params?: planapi.planfix_xml.params.projectGroup_getList, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "projectGroup.move", params?: planapi.planfix_xml.params.projectGroup_move, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "projectGroup.update", params?: planapi.planfix_xml.params.projectGroup_update, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "task.accept", params?: planapi.planfix_xml.params.task_accept, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "task.add", params?: planapi.planfix_xml.params.task_add, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "task.changeExpectDate", params?: planapi.planfix_xml.params.task_changeExpectDate, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "task.changeStatus", params?: planapi.planfix_xml.params.task_changeStatus, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "task.changeWorkers", params?: planapi.planfix_xml.params.task_changeWorkers, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "task.get", params?: planapi.planfix_xml.params.task_get, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "task.getFilterList", params?: planapi.planfix_xml.params.task_getFilterList, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "task.getList", params?: planapi.planfix_xml.params.task_getList, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "task.getMulti", params?: planapi.planfix_xml.params.task_getMulti, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "task.getPossibleStatusToChange", params?: planapi.planfix_xml.params.task_getPossibleStatusToChange, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "task.reject", params?: planapi.planfix_xml.params.task_reject, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "task.update", params?: planapi.planfix_xml.params.task_update, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "task.updateCustomData", params?: planapi.planfix_xml.params.task_updateCustomData, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "taskStatus.getListOfSet", params?: planapi.planfix_xml.params.taskStatus_getListOfSet, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "taskStatus.getSetList", params?: planapi.planfix_xml.params.taskStatus_getSetList, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "user.actionsAdded", params?: planapi.planfix_xml.params.user_actionsAdded, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "user.add", params?: planapi.planfix_xml.params.user_add, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "user.changeStatus", params?: planapi.planfix_xml.params.user_changeStatus, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "user.get", params?: planapi.planfix_xml.params.user_get, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "user.getList", params?: planapi.planfix_xml.params.user_getList, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "user.update", params?: planapi.planfix_xml.params.user_update, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "user.updateGroupMembership", params?: planapi.planfix_xml.params.user_updateGroupMembership, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "userGroup.add", params?: planapi.planfix_xml.params.userGroup_add, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "userGroup.get", params?: planapi.planfix_xml.params.userGroup_get, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "userGroup.getHeads", params?: planapi.planfix_xml.params.userGroup_getHeads, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "userGroup.getList", params?: planapi.planfix_xml.params.userGroup_getList, opts?: planapi.planfix_xml.CallOptions): planapi.Request
+---@overload fun(self: planapi.planfix_xml.Client, method: "userGroup.update", params?: planapi.planfix_xml.params.userGroup_update, opts?: planapi.planfix_xml.CallOptions): planapi.Request
 function planapi_planfix_xml_Client:prepare(method, params, opts) end
 
 ---@return string? sid
@@ -1182,18 +1261,60 @@ function planapi_planfix_xml_Client:download(file_id, opts) end
 ---@param params? table
 ---@param opts? planapi.planfix_xml.PagerOptions
 ---@return planapi.Pager
+---@overload fun(self: planapi.planfix_xml.Client, method: "action.getList", params?: planapi.planfix_xml.params.action_getList, opts?: planapi.planfix_xml.PagerOptions): planapi.Pager
+---@overload fun(self: planapi.planfix_xml.Client, method: "action.getListByPeriod", params?: planapi.planfix_xml.params.action_getListByPeriod, opts?: planapi.planfix_xml.PagerOptions): planapi.Pager
+---@overload fun(self: planapi.planfix_xml.Client, method: "action.getListWithAnalitic", params?: planapi.planfix_xml.params.action_getListWithAnalitic, opts?: planapi.planfix_xml.PagerOptions): planapi.Pager
+---@overload fun(self: planapi.planfix_xml.Client, method: "analitic.getDataByCondition", params?: planapi.planfix_xml.params.analitic_getDataByCondition, opts?: planapi.planfix_xml.PagerOptions): planapi.Pager
+---@overload fun(self: planapi.planfix_xml.Client, method: "contact.getList", params?: planapi.planfix_xml.params.contact_getList, opts?: planapi.planfix_xml.PagerOptions): planapi.Pager
+---@overload fun(self: planapi.planfix_xml.Client, method: "file.getListForClient", params?: planapi.planfix_xml.params.file_getListForClient, opts?: planapi.planfix_xml.PagerOptions): planapi.Pager
+---@overload fun(self: planapi.planfix_xml.Client, method: "file.getListForProject", params?: planapi.planfix_xml.params.file_getListForProject, opts?: planapi.planfix_xml.PagerOptions): planapi.Pager
+---@overload fun(self: planapi.planfix_xml.Client, method: "file.getListForTask", params?: planapi.planfix_xml.params.file_getListForTask, opts?: planapi.planfix_xml.PagerOptions): planapi.Pager
+---@overload fun(self: planapi.planfix_xml.Client, method: "file.getListForUser", params?: planapi.planfix_xml.params.file_getListForUser, opts?: planapi.planfix_xml.PagerOptions): planapi.Pager
+---@overload fun(self: planapi.planfix_xml.Client, method: "handbook.getRecords", params?: planapi.planfix_xml.params.handbook_getRecords, opts?: planapi.planfix_xml.PagerOptions): planapi.Pager
+---@overload fun(self: planapi.planfix_xml.Client, method: "project.getList", params?: planapi.planfix_xml.params.project_getList, opts?: planapi.planfix_xml.PagerOptions): planapi.Pager
+---@overload fun(self: planapi.planfix_xml.Client, method: "task.getList", params?: planapi.planfix_xml.params.task_getList, opts?: planapi.planfix_xml.PagerOptions): planapi.Pager
+---@overload fun(self: planapi.planfix_xml.Client, method: "user.getList", params?: planapi.planfix_xml.params.user_getList, opts?: planapi.planfix_xml.PagerOptions): planapi.Pager
+---@overload fun(self: planapi.planfix_xml.Client, method: "userGroup.getList", params?: planapi.planfix_xml.params.userGroup_getList, opts?: planapi.planfix_xml.PagerOptions): planapi.Pager
 function planapi_planfix_xml_Client:pager(method, params, opts) end
 
 ---@param method planapi.planfix_xml.Method
 ---@param params? table
 ---@param opts? planapi.planfix_xml.PagerOptions
 ---@return fun(): table[] pages
+---@overload fun(self: planapi.planfix_xml.Client, method: "action.getList", params?: planapi.planfix_xml.params.action_getList, opts?: planapi.planfix_xml.PagerOptions): (fun(): table[])
+---@overload fun(self: planapi.planfix_xml.Client, method: "action.getListByPeriod", params?: planapi.planfix_xml.params.action_getListByPeriod, opts?: planapi.planfix_xml.PagerOptions): (fun(): table[])
+---@overload fun(self: planapi.planfix_xml.Client, method: "action.getListWithAnalitic", params?: planapi.planfix_xml.params.action_getListWithAnalitic, opts?: planapi.planfix_xml.PagerOptions): (fun(): table[])
+---@overload fun(self: planapi.planfix_xml.Client, method: "analitic.getDataByCondition", params?: planapi.planfix_xml.params.analitic_getDataByCondition, opts?: planapi.planfix_xml.PagerOptions): (fun(): table[])
+---@overload fun(self: planapi.planfix_xml.Client, method: "contact.getList", params?: planapi.planfix_xml.params.contact_getList, opts?: planapi.planfix_xml.PagerOptions): (fun(): table[])
+---@overload fun(self: planapi.planfix_xml.Client, method: "file.getListForClient", params?: planapi.planfix_xml.params.file_getListForClient, opts?: planapi.planfix_xml.PagerOptions): (fun(): table[])
+---@overload fun(self: planapi.planfix_xml.Client, method: "file.getListForProject", params?: planapi.planfix_xml.params.file_getListForProject, opts?: planapi.planfix_xml.PagerOptions): (fun(): table[])
+---@overload fun(self: planapi.planfix_xml.Client, method: "file.getListForTask", params?: planapi.planfix_xml.params.file_getListForTask, opts?: planapi.planfix_xml.PagerOptions): (fun(): table[])
+---@overload fun(self: planapi.planfix_xml.Client, method: "file.getListForUser", params?: planapi.planfix_xml.params.file_getListForUser, opts?: planapi.planfix_xml.PagerOptions): (fun(): table[])
+---@overload fun(self: planapi.planfix_xml.Client, method: "handbook.getRecords", params?: planapi.planfix_xml.params.handbook_getRecords, opts?: planapi.planfix_xml.PagerOptions): (fun(): table[])
+---@overload fun(self: planapi.planfix_xml.Client, method: "project.getList", params?: planapi.planfix_xml.params.project_getList, opts?: planapi.planfix_xml.PagerOptions): (fun(): table[])
+---@overload fun(self: planapi.planfix_xml.Client, method: "task.getList", params?: planapi.planfix_xml.params.task_getList, opts?: planapi.planfix_xml.PagerOptions): (fun(): table[])
+---@overload fun(self: planapi.planfix_xml.Client, method: "user.getList", params?: planapi.planfix_xml.params.user_getList, opts?: planapi.planfix_xml.PagerOptions): (fun(): table[])
+---@overload fun(self: planapi.planfix_xml.Client, method: "userGroup.getList", params?: planapi.planfix_xml.params.userGroup_getList, opts?: planapi.planfix_xml.PagerOptions): (fun(): table[])
 function planapi_planfix_xml_Client:pages(method, params, opts) end
 
 ---@param method planapi.planfix_xml.Method
 ---@param params? table
 ---@param opts? planapi.planfix_xml.PagerOptions
 ---@return fun(): table items
+---@overload fun(self: planapi.planfix_xml.Client, method: "action.getList", params?: planapi.planfix_xml.params.action_getList, opts?: planapi.planfix_xml.PagerOptions): (fun(): table)
+---@overload fun(self: planapi.planfix_xml.Client, method: "action.getListByPeriod", params?: planapi.planfix_xml.params.action_getListByPeriod, opts?: planapi.planfix_xml.PagerOptions): (fun(): table)
+---@overload fun(self: planapi.planfix_xml.Client, method: "action.getListWithAnalitic", params?: planapi.planfix_xml.params.action_getListWithAnalitic, opts?: planapi.planfix_xml.PagerOptions): (fun(): table)
+---@overload fun(self: planapi.planfix_xml.Client, method: "analitic.getDataByCondition", params?: planapi.planfix_xml.params.analitic_getDataByCondition, opts?: planapi.planfix_xml.PagerOptions): (fun(): table)
+---@overload fun(self: planapi.planfix_xml.Client, method: "contact.getList", params?: planapi.planfix_xml.params.contact_getList, opts?: planapi.planfix_xml.PagerOptions): (fun(): table)
+---@overload fun(self: planapi.planfix_xml.Client, method: "file.getListForClient", params?: planapi.planfix_xml.params.file_getListForClient, opts?: planapi.planfix_xml.PagerOptions): (fun(): table)
+---@overload fun(self: planapi.planfix_xml.Client, method: "file.getListForProject", params?: planapi.planfix_xml.params.file_getListForProject, opts?: planapi.planfix_xml.PagerOptions): (fun(): table)
+---@overload fun(self: planapi.planfix_xml.Client, method: "file.getListForTask", params?: planapi.planfix_xml.params.file_getListForTask, opts?: planapi.planfix_xml.PagerOptions): (fun(): table)
+---@overload fun(self: planapi.planfix_xml.Client, method: "file.getListForUser", params?: planapi.planfix_xml.params.file_getListForUser, opts?: planapi.planfix_xml.PagerOptions): (fun(): table)
+---@overload fun(self: planapi.planfix_xml.Client, method: "handbook.getRecords", params?: planapi.planfix_xml.params.handbook_getRecords, opts?: planapi.planfix_xml.PagerOptions): (fun(): table)
+---@overload fun(self: planapi.planfix_xml.Client, method: "project.getList", params?: planapi.planfix_xml.params.project_getList, opts?: planapi.planfix_xml.PagerOptions): (fun(): table)
+---@overload fun(self: planapi.planfix_xml.Client, method: "task.getList", params?: planapi.planfix_xml.params.task_getList, opts?: planapi.planfix_xml.PagerOptions): (fun(): table)
+---@overload fun(self: planapi.planfix_xml.Client, method: "user.getList", params?: planapi.planfix_xml.params.user_getList, opts?: planapi.planfix_xml.PagerOptions): (fun(): table)
+---@overload fun(self: planapi.planfix_xml.Client, method: "userGroup.getList", params?: planapi.planfix_xml.params.userGroup_getList, opts?: planapi.planfix_xml.PagerOptions): (fun(): table)
 function planapi_planfix_xml_Client:each(method, params, opts) end
 
 ---@param method planapi.planfix_xml.Method
@@ -1201,6 +1322,20 @@ function planapi_planfix_xml_Client:each(method, params, opts) end
 ---@param opts? planapi.planfix_xml.PagerOptions
 ---@return table[]? items
 ---@return planapi.Pager|planapi.Error pager
+---@overload fun(self: planapi.planfix_xml.Client, method: "action.getList", params?: planapi.planfix_xml.params.action_getList, opts?: planapi.planfix_xml.PagerOptions): table[]?, planapi.Pager|planapi.Error
+---@overload fun(self: planapi.planfix_xml.Client, method: "action.getListByPeriod", params?: planapi.planfix_xml.params.action_getListByPeriod, opts?: planapi.planfix_xml.PagerOptions): table[]?, planapi.Pager|planapi.Error
+---@overload fun(self: planapi.planfix_xml.Client, method: "action.getListWithAnalitic", params?: planapi.planfix_xml.params.action_getListWithAnalitic, opts?: planapi.planfix_xml.PagerOptions): table[]?, planapi.Pager|planapi.Error
+---@overload fun(self: planapi.planfix_xml.Client, method: "analitic.getDataByCondition", params?: planapi.planfix_xml.params.analitic_getDataByCondition, opts?: planapi.planfix_xml.PagerOptions): table[]?, planapi.Pager|planapi.Error
+---@overload fun(self: planapi.planfix_xml.Client, method: "contact.getList", params?: planapi.planfix_xml.params.contact_getList, opts?: planapi.planfix_xml.PagerOptions): table[]?, planapi.Pager|planapi.Error
+---@overload fun(self: planapi.planfix_xml.Client, method: "file.getListForClient", params?: planapi.planfix_xml.params.file_getListForClient, opts?: planapi.planfix_xml.PagerOptions): table[]?, planapi.Pager|planapi.Error
+---@overload fun(self: planapi.planfix_xml.Client, method: "file.getListForProject", params?: planapi.planfix_xml.params.file_getListForProject, opts?: planapi.planfix_xml.PagerOptions): table[]?, planapi.Pager|planapi.Error
+---@overload fun(self: planapi.planfix_xml.Client, method: "file.getListForTask", params?: planapi.planfix_xml.params.file_getListForTask, opts?: planapi.planfix_xml.PagerOptions): table[]?, planapi.Pager|planapi.Error
+---@overload fun(self: planapi.planfix_xml.Client, method: "file.getListForUser", params?: planapi.planfix_xml.params.file_getListForUser, opts?: planapi.planfix_xml.PagerOptions): table[]?, planapi.Pager|planapi.Error
+---@overload fun(self: planapi.planfix_xml.Client, method: "handbook.getRecords", params?: planapi.planfix_xml.params.handbook_getRecords, opts?: planapi.planfix_xml.PagerOptions): table[]?, planapi.Pager|planapi.Error
+---@overload fun(self: planapi.planfix_xml.Client, method: "project.getList", params?: planapi.planfix_xml.params.project_getList, opts?: planapi.planfix_xml.PagerOptions): table[]?, planapi.Pager|planapi.Error
+---@overload fun(self: planapi.planfix_xml.Client, method: "task.getList", params?: planapi.planfix_xml.params.task_getList, opts?: planapi.planfix_xml.PagerOptions): table[]?, planapi.Pager|planapi.Error
+---@overload fun(self: planapi.planfix_xml.Client, method: "user.getList", params?: planapi.planfix_xml.params.user_getList, opts?: planapi.planfix_xml.PagerOptions): table[]?, planapi.Pager|planapi.Error
+---@overload fun(self: planapi.planfix_xml.Client, method: "userGroup.getList", params?: planapi.planfix_xml.params.userGroup_getList, opts?: planapi.planfix_xml.PagerOptions): table[]?, planapi.Pager|planapi.Error
 function planapi_planfix_xml_Client:all(method, params, opts) end
 
 ---The answer, pure: no I/O.
