@@ -33,6 +33,38 @@ local EXTRAS = {
     invalidate = { params = { { "entity?", ENTITY } }, doc = "Read definitions and templates again on next use." },
   },
 }
+-- rest.names and rest.directories' lookups by name (planfix_rest/names.lua, directory_lookup.lua)
+local NAMED = { { "table?", "item" }, { "planapi.Error?", "err" } }
+local NAME = { "name_or_id", "string|integer" }
+local function named(doc) return { params = { NAME }, returns = NAMED, doc = doc } end
+EXTRAS.names = {
+  status = { params = { NAME, { "opts?", "{ process: string|integer? }" } }, returns = NAMED,
+    doc = "A task status { id, name, process } by name, in one process or in every one." },
+  process = named "A task process { id, name } by name.",
+  user = named "A user { id, name, login } by full name (\"Ivan Petrov\") or login.",
+  user_group = named "A user group { id, name } by name.",
+  project = named "A project { id, name } by name.",
+  directory = named "A directory { id, name } by name.",
+  template = { params = { { "entity", ENTITY }, NAME }, returns = NAMED,
+    doc = "A template { id, name, field_ids } of an entity by name." },
+  invalidate = { params = { { "kind?", '"processes"|"statuses"|"users"|"user_groups"|"projects"|"directories"' } },
+    doc = "Read one kind of names (or all) again on next use." },
+}
+local DIRECTORY = { "directory", "string|integer" }
+local MATCH = { "match", "table<string|integer, any>|string" }
+local DIRECTORY_EXTRAS = {
+  find = { params = { DIRECTORY, MATCH, { "opts?", "{ create_missing: boolean?, resolve: function? }" } },
+    returns = { { "table?", "entry" }, { "planapi.Error?", "err" } },
+    doc = "The one entry whose fields hold the values (every page read, cached); create_missing creates it." },
+  find_all = { params = { DIRECTORY, MATCH }, returns = { { "table[]?", "entries" }, { "planapi.Error?", "err" } },
+    doc = "Every entry whose fields hold the values: { key, name, fields = { [name] = value } }." },
+  fields = { params = { DIRECTORY }, returns = { { "table[]?", "definitions" }, { "planapi.Error?", "err" } },
+    doc = "The directory's field definitions." },
+  invalidate = { params = { { "directory?", "string|integer" } },
+    doc = "Read the directory's fields and entries (or every directory's) again on next use." },
+}
+EXTRAS.directories = DIRECTORY_EXTRAS
+
 -- set_fields and verify_fields on the resources with custom fields (planfix_rest/field_writes.lua)
 for _, rname in ipairs { "tasks", "contacts", "projects", "users" } do
   EXTRAS[rname] = {
@@ -46,6 +78,9 @@ for _, rname in ipairs { "tasks", "contacts", "projects", "users" } do
       returns = { { "true?", "ok" }, { "planapi.Error?", "err" } },
       doc = "Whether the values are what the object holds (the read-back alone)." },
   }
+end
+for rname, kind in pairs { users = "user", projects = "project" } do
+  EXTRAS[rname].find_by_name = named(("A %s { id, name } by name (rest.names:%s)."):format(kind, kind))
 end
 
 -- What each kind of sugar method returns (planfix_rest/resources.lua), beside the paging ones.

@@ -50,7 +50,8 @@ local function strings(list)
   return out
 end
 
-local function field_def(raw, entity)
+--- A field definition from its wire table (GET /customfield/{entity}, a directory's `fields`).
+function M.field_def(raw, entity)
   local t = type_number(raw.type)
   return {
     id = id_number(raw.id), name = type(raw.name) == "string" and raw.name or tostring(raw.id),
@@ -169,23 +170,32 @@ local function cached_form(kind, raw, entity)
   return { id = t.id, name = t.name, field_ids = ids }
 end
 
-local MAKE = { fields = field_def, templates = template_def }
+local MAKE = { fields = M.field_def, templates = template_def }
 
--- The cached list of one kind ("fields", "templates") of an entity, as definitions, and its index.
-local function load(self, kind, entity, loader)
+-- A named item of any other kind (statuses, users, directory entries...): a copy, so that a
+-- caller changing what it was given does not change what the next lookup finds.
+local function copy_named(item)
+  local out = {}
+  for k, v in pairs(item) do out[k] = v end
+  return out
+end
+
+-- The cached list of one kind ("fields", "templates", or a named kind) of an entity (or any
+-- key), as definitions, and its index. `keep` makes an item's cached form, `make` the item.
+local function load(self, kind, entity, loader, make, keep)
   local key = ("%s/%s/%s"):format(self.namespace, kind, entity)
   local list, err = self.cache:fetch(key, function()
     local raw, e = loader(entity)
     if raw == nil then return nil, e end
     local out = {}
-    for i, item in ipairs(raw) do out[i] = cached_form(kind, item, entity) end
+    for i, item in ipairs(raw) do out[i] = keep and keep(item) or cached_form(kind, item, entity) end
     return out
   end, self.ttl)
   if list == nil then return nil, err end
   local memo = self.indexes[key]
   if memo and memo.list == list then return memo.items, memo.ix end
   local items = {}
-  for i, item in ipairs(list) do items[i] = MAKE[kind](item, entity) end
+  for i, item in ipairs(list) do items[i] = (make or MAKE[kind])(item, entity) end
   local ix = index(items)
   self.indexes[key] = { list = list, items = items, ix = ix }
   return items, ix
@@ -238,6 +248,36 @@ end
 -- sources").
 function M.lookup(items, name_or_id, what, owner)
   return find(index(items), owner, name_or_id, what, 3)
+end
+
+-- ------------------------------------------------------------ other named things
+
+local function named_id(item)
+  return item
+end
+
+--- defs:named(kind, key, loader, make?) -> items, index | nil, err: any other list of named
+-- things (task statuses, users, projects, directory entries...) through the same cache, under
+-- "<namespace>/<kind>/<key>". loader(key) returns JSON-encodable items, each with `id` and
+-- `name` (what a lookup matches); make(item, key) builds what a caller gets (a copy by default).
+function Definitions:named(kind, key, loader, make)
+  return load(self, kind, tostring(key), loader, make or copy_named, named_id)
+end
+
+--- defs:find_named(kind, key, loader, name_or_id, what, where, make?) -> item | nil, err: one item of
+-- defs:named by id, exact name or name in any case; `what` ("task status") and `where` ("process
+-- 'Support'") word the config error of an ambiguous or unknown name.
+function Definitions:find_named(kind, key, loader, name_or_id, what, where, make)
+  local items, ix = self:named(kind, key, loader, make)
+  if items == nil then return nil, ix end
+  return find(ix, where, name_or_id, what, 3)
+end
+
+--- defs:forget(kind, key): read one named list again on next use (after a create).
+function Definitions:forget(kind, key)
+  local k = ("%s/%s/%s"):format(self.namespace, kind, tostring(key))
+  self.cache:invalidate(k)
+  self.indexes[k] = nil
 end
 
 --- defs:invalidate(entity?): forget the fields and templates of one entity, or of all.

@@ -84,6 +84,8 @@ local DEFS = {
   }),
   -- rest.fields: the account's custom-field definitions (planfix_rest/custom_fields.lua)
   fields = {},
+  -- rest.names: statuses, users, projects... by name (planfix_rest/names.lua)
+  names = {},
   files = {
     get = { "get", "get-file-id", "file" },
     update = { "call", "post-file-update" },
@@ -94,6 +96,8 @@ local DEFS = {
 local config_error = require("planapi.config_error")
 local custom = require("planapi.planfix_rest.custom_fields")
 local field_writes = require("planapi.planfix_rest.field_writes")
+local names = require("planapi.planfix_rest.names")
+local directory_lookup = require("planapi.planfix_rest.directory_lookup")
 
 -- each / pages / all / pager, where a list's `fields` may name custom fields: the pager of
 -- custom_fields.lua (a failure to read the definitions raises in each and pages, as a failed
@@ -189,6 +193,29 @@ local function field_methods(name)
   }
 end
 
+-- Lua functions (rest, ...) as a resource's methods.
+local function bound(fns, names_list)
+  local out = {}
+  for name, as in pairs(names_list) do
+    out[name] = function(rest)
+      return function(_, ...) return fns[as](rest, ...) end
+    end
+  end
+  return out
+end
+
+local function merged(a, b)
+  for k, v in pairs(b) do a[k] = v end
+  return a
+end
+
+-- rest.names (planfix_rest/names.lua); rest.users:find_by_name and rest.projects:find_by_name
+local NAMES = {}
+for name in pairs(names.METHODS) do NAMES[name] = name end
+-- rest.directories: entries by their fields' values (planfix_rest/directory_lookup.lua)
+local DIRECTORIES = bound(directory_lookup, { find = "find", find_all = "find_all", fields = "fields",
+  invalidate = "invalidate" })
+
 -- rest.fields: the definitions by entity ("task", "contact", "project", "user").
 local FIELDS = {
   --- rest.fields:list("task") -> list of definitions | nil, err
@@ -215,4 +242,7 @@ local FIELDS = {
 --- bind(rest, name) -> the resource object `name` of a client, or nil;
 -- names() -> the resource names and their methods (for documentation and specs).
 return scaffold.resources(DEFS, method, { files = FILES, fields = FIELDS, tasks = field_methods "tasks",
-  contacts = field_methods "contacts", projects = field_methods "projects", users = field_methods "users" })
+  contacts = field_methods "contacts",
+  projects = merged(field_methods "projects", bound(names.METHODS, { find_by_name = "project" })),
+  users = merged(field_methods "users", bound(names.METHODS, { find_by_name = "user" })),
+  names = bound(names.METHODS, NAMES), directories = DIRECTORIES })

@@ -1904,6 +1904,31 @@ function planapi_planfix_rest_resource_directories:pages(params, opts) end
 ---@return planapi.Meta|planapi.Error meta
 function planapi_planfix_rest_resource_directories:update_entry(id, key, params, opts) end
 
+---The directory's field definitions.
+---@param directory string|integer
+---@return table[]? definitions
+---@return planapi.Error? err
+function planapi_planfix_rest_resource_directories:fields(directory) end
+
+---The one entry whose fields hold the values (every page read, cached); create_missing creates it.
+---@param directory string|integer
+---@param match table<string|integer, any>|string
+---@param opts? { create_missing: boolean?, resolve: function? }
+---@return table? entry
+---@return planapi.Error? err
+function planapi_planfix_rest_resource_directories:find(directory, match, opts) end
+
+---Every entry whose fields hold the values: { key, name, fields = { [name] = value } }.
+---@param directory string|integer
+---@param match table<string|integer, any>|string
+---@return table[]? entries
+---@return planapi.Error? err
+function planapi_planfix_rest_resource_directories:find_all(directory, match) end
+
+---Read the directory's fields and entries (or every directory's) again on next use.
+---@param directory? string|integer
+function planapi_planfix_rest_resource_directories:invalidate(directory) end
+
 ---rest.fields: resource sugar
 ---@class planapi.planfix_rest.resource.fields
 local planapi_planfix_rest_resource_fields = {}
@@ -1982,6 +2007,58 @@ function planapi_planfix_rest_resource_files:download(file_id, opts) end
 ---@return planapi.Meta|planapi.Error meta
 function planapi_planfix_rest_resource_files:upload(file, opts) end
 
+---rest.names: resource sugar
+---@class planapi.planfix_rest.resource.names
+local planapi_planfix_rest_resource_names = {}
+
+---A directory { id, name } by name.
+---@param name_or_id string|integer
+---@return table? item
+---@return planapi.Error? err
+function planapi_planfix_rest_resource_names:directory(name_or_id) end
+
+---Read one kind of names (or all) again on next use.
+---@param kind? "processes"|"statuses"|"users"|"user_groups"|"projects"|"directories"
+function planapi_planfix_rest_resource_names:invalidate(kind) end
+
+---A task process { id, name } by name.
+---@param name_or_id string|integer
+---@return table? item
+---@return planapi.Error? err
+function planapi_planfix_rest_resource_names:process(name_or_id) end
+
+---A project { id, name } by name.
+---@param name_or_id string|integer
+---@return table? item
+---@return planapi.Error? err
+function planapi_planfix_rest_resource_names:project(name_or_id) end
+
+---A task status { id, name, process } by name, in one process or in every one.
+---@param name_or_id string|integer
+---@param opts? { process: string|integer? }
+---@return table? item
+---@return planapi.Error? err
+function planapi_planfix_rest_resource_names:status(name_or_id, opts) end
+
+---A template { id, name, field_ids } of an entity by name.
+---@param entity "task"|"contact"|"project"|"user"
+---@param name_or_id string|integer
+---@return table? item
+---@return planapi.Error? err
+function planapi_planfix_rest_resource_names:template(entity, name_or_id) end
+
+---A user { id, name, login } by full name ("Ivan Petrov") or login.
+---@param name_or_id string|integer
+---@return table? item
+---@return planapi.Error? err
+function planapi_planfix_rest_resource_names:user(name_or_id) end
+
+---A user group { id, name } by name.
+---@param name_or_id string|integer
+---@return table? item
+---@return planapi.Error? err
+function planapi_planfix_rest_resource_names:user_group(name_or_id) end
+
 ---rest.projects: resource sugar
 ---@class planapi.planfix_rest.resource.projects
 local planapi_planfix_rest_resource_projects = {}
@@ -2053,6 +2130,12 @@ function planapi_planfix_rest_resource_projects:templates(params, opts) end
 ---@return table? result
 ---@return planapi.Meta|planapi.Error meta
 function planapi_planfix_rest_resource_projects:update(id, params, opts) end
+
+---A project { id, name } by name (rest.names:project).
+---@param name_or_id string|integer
+---@return table? item
+---@return planapi.Error? err
+function planapi_planfix_rest_resource_projects:find_by_name(name_or_id) end
 
 ---Custom field values by name, checked before sending and read back after (result.verified).
 ---@param id integer|string
@@ -2287,6 +2370,12 @@ function planapi_planfix_rest_resource_users:positions(params, opts) end
 ---@return planapi.Meta|planapi.Error meta
 function planapi_planfix_rest_resource_users:update(id, params, opts) end
 
+---A user { id, name } by name (rest.names:user).
+---@param name_or_id string|integer
+---@return table? item
+---@return planapi.Error? err
+function planapi_planfix_rest_resource_users:find_by_name(name_or_id) end
+
 ---Custom field values by name, checked before sending and read back after (result.verified).
 ---@param id integer|string
 ---@param values table<string|integer, any>
@@ -2313,6 +2402,7 @@ function planapi_planfix_rest_resource_users:verify_fields(id, values, opts) end
 ---@field directories planapi.planfix_rest.resource.directories
 ---@field fields planapi.planfix_rest.resource.fields
 ---@field files planapi.planfix_rest.resource.files
+---@field names planapi.planfix_rest.resource.names
 ---@field projects planapi.planfix_rest.resource.projects
 ---@field tasks planapi.planfix_rest.resource.tasks
 ---@field users planapi.planfix_rest.resource.users
