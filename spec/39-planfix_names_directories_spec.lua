@@ -81,6 +81,20 @@ describe("rest.directories:find", function()
     assert.equal(4, sandbox.operations(LEAD_LIST)) -- read again once after the create
   end)
 
+  it("a created entry is known at once to set_fields' directory values by name", function()
+    local rest = client()
+    local task = assert(rest.tasks:create { name = "Lead", template = { id = 100 } })
+    -- set_fields reads the entry names (and keeps them) before the entry exists
+    local err = config_error_of(rest.tasks.set_fields, rest.tasks, task,
+      { ["Directory entry (type 9)"] = "Trade fair" })
+    assert.matches("unknown entry 'Trade fair'", tostring(err))
+    local e = assert(rest.directories:find("Lead sources", { Name = "Trade fair" }, { create_missing = true }))
+    assert(rest.tasks:set_fields(task, { ["Directory entry (type 9)"] = "Trade fair" }))
+    local read = assert(rest.tasks:get(task, { fields = { "Directory entry (type 9)" } }))
+    assert.equal("Trade fair", read.fields["Directory entry (type 9)"])
+    assert.is_number(e.key)
+  end)
+
   it("refuses before sending: an unknown field, a list value not among the options, several matches", function()
     local rest = client()
     local err = config_error_of(rest.directories.find, rest.directories, "Lead sources", { Nmae = "Website" })
