@@ -19,7 +19,7 @@ for line in read("machine.txt"):gmatch "[^\n]+" do
   if k then machine[k] = v end
 end
 
-local SECTIONS = { "percall", "xml-decode", "quota", "rate-timeline", "limiter", "memory" }
+local SECTIONS = { "percall", "xml-decode", "quota", "rate-timeline", "limiter", "memory", "definitions" }
 local targets = {}
 for _, s in ipairs(SECTIONS) do
   for line in read(s .. ".targets", true):gmatch "[^\n]+" do
@@ -152,6 +152,9 @@ add(read "limiter.md")
 add "## Memory"
 add ""
 add(read "memory.md")
+add "## Field definitions: requests per sync"
+add ""
+add(read "definitions.md")
 
 local text = table.concat(md, "\n"):gsub("\n\n\n+", "\n\n")
 if FILE then
