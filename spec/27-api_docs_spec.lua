@@ -115,16 +115,18 @@ describe("API pages (docs/api/)", function()
     end
   end)
 
-  it("have every Planado resource with each of its methods and fields; examples parse", function()
+  it("have every Planado resource with each of its methods and fields, and its example runs", function()
     local text = page "docs/api/planado.md"
     local resources = require "planapi.planado.resources"
+    local pd = planapi.planado { api_key = "k", rate = false, dry_run = "all" }
     for _, name in ipairs(resources.names()) do
       local s = assert(section(text, "## " .. name), "no section for " .. name)
       for method in pairs(resources.bind({}, name)) do
         assert.is_truthy(s:find(("`pd.%s:%s`"):format(name, method), 1, true), name .. ":" .. method)
       end
-      for _, code in ipairs(examples(s)) do assert(load(code, "=" .. name)) end
+      for _, code in ipairs(examples(s)) do run(code, "pd", pd, name) end
     end
+    pd:close()
     for _, fields in pairs(require "planapi.planado.fields") do
       for field in pairs(fields) do assert.is_truthy(text:find("| `" .. field .. "` |", 1, true), field) end
     end

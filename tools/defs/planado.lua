@@ -101,16 +101,35 @@ end
 
 -- ------------------------------------------------------------ page
 
-local function section(ctx, rname)
-  local kind = ctx.help.PLANADO_KIND[rname]
-  local out = { "## " .. rname, "", "| method | arguments | returns |", "|---|---|---|" }
+-- What a method sends: "GET jobs/{uuid or external_id}" (cli/help's actions;
+-- the paging methods send the list's GET).
+local function sends(ctx, rname, m)
+  local path = (ctx.help.PLANADO_CATALOG[rname] and "catalog/" or "") .. rname
+  if ctx.M.LIST_RETURNS[m] then m = "all" end
+  if m == "requests" then return ("GET %s/{uuid}/requests"):format(path) end
+  for _, a in ipairs(ctx.help.PLANADO_ACTIONS) do
+    if a[2] == m then return a[3]:format(path) end
+  end
+  return ""
+end
+
+local function method_rows(ctx, rname, kind)
+  local rows = {}
   for _, m in ipairs(D.methods(ctx, rname)) do
     local params, returns = signature(m, kind and ("fields (" .. kind .. ")") or "table", ctx.M.LIST_RETURNS)
     local args, rets = {}, {}
-    for i, p in ipairs(params) do args[i] = "`" .. p[1] .. "` " .. p[2]:gsub("|", "\\|") end
-    for i, r in ipairs(returns) do rets[i] = (r[2] or r[1]):gsub("|", "\\|") end
-    out[#out + 1] = ("| `pd.%s:%s` | %s | %s |"):format(rname, m, table.concat(args, ", "), table.concat(rets, ", "))
+    for i, p in ipairs(params) do args[i] = ("`%s`: `%s`"):format(p[1], p[2]) end
+    for i, r in ipairs(returns) do rets[i] = r[2] or ("`" .. r[1] .. "`") end
+    rows[#rows + 1] = { ("`pd.%s:%s`"):format(rname, m), table.concat(args, ", "), table.concat(rets, ", "),
+      "`" .. sends(ctx, rname, m) .. "`" }
   end
+  return rows
+end
+
+local function section(ctx, rname)
+  local kind = ctx.help.PLANADO_KIND[rname]
+  local out = { "## " .. rname, "",
+    docs.table({ "method", "arguments", "returns", "sends" }, method_rows(ctx, rname, kind)) }
   local fields = require("planapi.planado.fields")[kind]
   if fields then
     local rows = {}
@@ -127,7 +146,8 @@ local function section(ctx, rname)
   return table.concat(out, "\n")
 end
 
---- A short example of a resource: its first list, get or write.
+--- A short example of a resource, runnable as it is: its list, a get or a
+-- print request, and a create.
 function D.example(ctx, rname)
   local has = {}
   for _, m in ipairs(D.methods(ctx, rname)) do has[m] = true end
@@ -135,10 +155,10 @@ function D.example(ctx, rname)
   if has.each then
     line = ("for item in pd.%s:each() do print(item.uuid) end"):format(rname)
   elseif has.request then
-    line = ("local uuid, err = pd.%s:request { job = { uuid = job_uuid }, print_template = { uuid = t } }")
-      :format(rname)
+    line = ('local uuid, err = pd.%s:request { job = { uuid = "job-uuid" },\n'
+      .. '  print_template = { uuid = "template-uuid" } }'):format(rname)
   else
-    line = ("local object, err = pd.%s:get(ref)"):format(rname)
+    line = ('local object, err = pd.%s:get("crm-1")'):format(rname)
   end
   if has.create and rname ~= "users" then
     line = line .. ("\nlocal uuid, err = pd.%s:create { external_id = \"crm-1\" }"):format(rname)

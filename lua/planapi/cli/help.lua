@@ -269,7 +269,7 @@ local ACTIONS = {
 local KIND = { jobs = "job", clients = "client", sites = "site", services = "service", products = "product",
   print = "print_request" }
 local CATALOG = { services = true, products = true }
-M.PLANADO_KIND, M.PLANADO_ACTIONS = KIND, ACTIONS
+M.PLANADO_KIND, M.PLANADO_ACTIONS, M.PLANADO_CATALOG = KIND, ACTIONS, CATALOG
 
 -- The resource's methods, bound to a stand-in client (binding calls nothing).
 local function resource_actions(name)
