@@ -220,13 +220,22 @@ describe("REST custom fields by name (sandbox)", function()
 
   it("takes field names on the command line, and lists the fields", function()
     local function cli(arguments)
-      return portable.run(sandbox.cli_env() .. " bin/planapi " .. arguments)
+      -- the sandbox enforces no rate: unpaced, the command spends no second between requests
+      return portable.run(sandbox.cli_env() .. " bin/planapi --rate 100/1s " .. arguments)
     end
     assert(rest.tasks:set_fields(with_region, { ["Order number"] = "ORD-CLI" }))
     local out, code = cli(("planfix-rest get-task-by-id id=%d 'fields=name,Order number'"):format(with_region))
     assert.equal(0, code, out)
     local answer = core.json_decode(out)
     assert.equal("ORD-CLI", answer.task.fields["Order number"])
+    out, code = cli "planfix-rest get-task-list 'fields=id,Order number' --all"
+    assert.equal(0, code, out)
+    local listed_order
+    for line in out:gmatch "[^\n]+" do
+      local t = core.json_decode(line)
+      if t.id == with_region then listed_order = t.fields["Order number"] end
+    end
+    assert.equal("ORD-CLI", listed_order)
     out, code = cli "planfix-rest fields task"
     assert.equal(0, code, out)
     local listed

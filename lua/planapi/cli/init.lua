@@ -157,7 +157,11 @@ local function command(parsed, env)
     return c, {
       -- a get's fields= may name custom fields: "fields=name,Order number"
       call = function() return custom_fields.call(c, op, params) end,
-      pager = function(cursor) return c:pager(op, params, { cursor = cursor }) end,
+      pager = function(cursor)
+        local pager, err = custom_fields.pager(c, op, params, { cursor = cursor })
+        if not pager then error(err, 0) end -- the definitions could not be read: exits as that error
+        return pager
+      end,
       page_size = c.page_size, interval = interval,
     }
   elseif api == "planfix_xml" then
