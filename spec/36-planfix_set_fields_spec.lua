@@ -84,6 +84,9 @@ describe("REST custom fields by name (sandbox)", function()
     assert.matches("'Region' %(wrote East, read %(empty%)%)", err.message)
     assert.matches("not on the object's template", err.message)
     assert.not_matches("\n", tostring(err))
+    -- the next write reads the task's template again, and refuses before sending
+    expect.raises_config(function() rest.tasks:set_fields(with_region, { Region = "East" }) end, "not on template")
+    assert.equal(before + 1, sandbox.operations(WRITE))
     -- the same write unchecked and not read back: no error, nothing verified
     local result = assert(rest.tasks:set_fields(with_region, { Region = "East" },
       { check_template = false, read_back = false }))

@@ -44,10 +44,15 @@ local function plan_writes(rest, entity, values, opts)
   return plan
 end
 
--- The id of the template of object `id` (read once per client; nil: it has none).
+local function memo_key(ent, id)
+  return ent.entity .. ":" .. tostring(id)
+end
+
+-- The id of the template of object `id` (read once per client, until a write to the object
+-- does not stick; nil: it has none).
 local function template_of(rest, ent, id)
   local memo = rawget(rest, "object_templates")
-  local key = ent.entity .. ":" .. tostring(id)
+  local key = memo_key(ent, id)
   if memo[key] ~= nil then return memo[key] or nil end
   local result, err = rest:call(ent.get, { id = id, fields = "id,template" })
   if not result then return nil, err end
@@ -157,7 +162,11 @@ function M.set_fields(rest, ent, id, values, opts)
   if result.queued or opts.read_back == false then return result, meta end
   local ok
   ok, err = read_back(rest, ent, id, plan, opts.timeout)
-  if not ok then return nil, err end
+  if not ok then
+    -- the object may have moved to another template: read it again before the next write
+    rawget(rest, "object_templates")[memo_key(ent, id)] = nil
+    return nil, err
+  end
   result.verified = true
   return result, meta
 end
