@@ -59,7 +59,7 @@ deps:
 	@tools/ensure-deps
 
 test: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all LUA=lua5.4
 	@tools/run-tests
 
 demo: deps
@@ -84,7 +84,7 @@ lint: deps
 # gen_defs reads the clients' tables through the built module (./planapi/core.so).
 gen:
 	$(LUA) tools/gen_rest_ops.lua
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all LUA=lua5.4
 	lua5.4 tools/gen_defs.lua
 
 # bench: every benchmark against baselines measured in the same run; rewrites
