@@ -156,6 +156,25 @@ describe("editor definitions cover", function()
     end
   end)
 
+  it("every resource method README and the examples call", function()
+    local classes = { rest = "planapi.planfix_rest", xml = "planapi.planfix_xml", pd = "planapi.planado" }
+    local texts = { portable.read_file "README.md" }
+    for path in portable.run("ls examples/*.lua examples/spec/*.lua 2>/dev/null"):gmatch "[^\n]+" do
+      texts[#texts + 1] = portable.read_file(path)
+    end
+    local seen = 0
+    for _, text in ipairs(texts) do
+      for client, rname, method in text:gmatch "%f[%w_](%l+)%.([%l_]+):([%l_]+)%s*[%({\"']" do
+        if classes[client] then
+          seen = seen + 1
+          local cls = class(("%s.resource.%s"):format(classes[client], rname))
+          assert.is_table(cls.funcs[method], ("%s.%s:%s"):format(client, rname, method))
+        end
+      end
+    end
+    assert.is_true(seen > 20, "too few calls found: " .. seen)
+  end)
+
   it("every documented field of Planado's writes", function()
     for kind, fields in pairs(require "planapi.planado.fields") do
       local declared = class("planapi.planado.fields." .. kind).fields
