@@ -127,6 +127,23 @@ describe("REST custom fields by name (sandbox)", function()
     assert.equal(before + 2, sandbox.operations(pages))
   end)
 
+  it("takes users by name where a field holds a person; contacts need an id", function()
+    local employee, person, contact
+    for _, d in ipairs(assert(rest.fields:list "task")) do
+      if d.type == 11 then employee = employee or d.name
+      elseif d.type == 14 then person = person or d.name
+      elseif d.type == 10 then contact = contact or d.name end
+    end
+    local user = assert(rest.users:get(1, { fields = "id,name,lastname" }))
+    local full = (user.name .. " " .. (user.lastname or "")):gsub("%s+$", "")
+    assert(rest.tasks:set_fields(with_region, { [employee] = full:upper(), [person] = { full, "group:1" } }))
+    local read = assert(rest.tasks:get(with_region, { fields = { employee, person } }))
+    assert.matches("^user:1$", read.fields[employee].id)
+    assert.same({ "user:1", "group:1" }, { read.fields[person][1].id, read.fields[person][2].id })
+    expect.raises_config(function() rest.tasks:set_fields(with_region, { [contact] = "Ivan Ivanov" }) end,
+      "takes an id here: pass opts.resolve")
+  end)
+
   it("answers a dry run with the request it would send, checked, and sends no write", function()
     local before = sandbox.operations(WRITE)
     local answer = assert(rest.tasks:set_fields(with_region, { Region = "South", ["Order number"] = 7 },

@@ -135,11 +135,10 @@ local function directory_entries(rest, directory_id)
   end)
 end
 
---- The resolver of names where a value takes an id (planfix_fields/types.lua's ctx.resolve):
--- the script's own `resolve` when given; else directory entries by name, across all pages of
--- the field's directory. Names of people need the script's resolver (or their ids).
-function M.resolver(rest, resolve)
-  if resolve then return resolve end
+--- A resolver of names where a value takes an id (planfix_fields/types.lua's ctx.resolve):
+-- directory entries by name, across all pages of the field's directory; any other kind is a
+-- config error asking for an id or the script's own resolver.
+function M.resolver(rest)
   return function(kind, name, def)
     if kind ~= "directory" or def.directory_id == nil then
       config_error(("custom field '%s' (%s) takes an id here: pass opts.resolve to look %s up by name")

@@ -12,6 +12,7 @@ local expect = require("planapi.client_base").expect
 local config_error = require "planapi.config_error"
 local options = require "planapi.options"
 local custom = require "planapi.planfix_rest.custom_fields"
+local names = require "planapi.planfix_rest.names"
 local Definitions = require "planapi.planfix_fields.definitions"
 local types = require "planapi.planfix_fields.types"
 
@@ -19,13 +20,27 @@ local SET_OPTIONS = { read_back = "boolean", check_template = "boolean", silent 
   resolve = "function", utc_offset = "number", timeout = "number", dry_run = "boolean|string" }
 local VERIFY_OPTIONS = { resolve = "function", utc_offset = "number", timeout = "number" }
 
+-- Names where a value takes an id: the script's `resolve`, else users by the full name Planfix
+-- shows or their login (rest.names; also for a group, employee or contact field: groups and
+-- contacts by id) and directory entries by name (custom_fields.resolver).
+local function resolver(rest, resolve)
+  if resolve then return resolve end
+  local others = custom.resolver(rest)
+  return function(kind, name, def)
+    if kind ~= "user" and kind ~= "person" then return others(kind, name, def) end
+    local user, err = names.METHODS.user(rest, name)
+    if not user then return nil, err end
+    return ("user:%d"):format(user.id)
+  end
+end
+
 -- Each value by field: { def, key (as the script named it), wire }, in field id order.
 local function plan_writes(rest, entity, values, opts)
   if type(values) ~= "table" or next(values) == nil then
     config_error("set_fields takes a table of values by field name or id", 5)
   end
   local defs = custom.definitions(rest)
-  local ctx = { resolve = custom.resolver(rest, opts.resolve), utc_offset = opts.utc_offset }
+  local ctx = { resolve = resolver(rest, opts.resolve), utc_offset = opts.utc_offset }
   local plan, seen = {}, {}
   for key, value in pairs(values) do
     local def, err = defs:field(entity, key)
