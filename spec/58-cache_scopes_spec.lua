@@ -249,6 +249,25 @@ describe("cache", function()
     assert.equal("transport", serr.kind)
   end)
 
+  it("the REST client's definitions in a file scope: the definitions written, no piece of its token", function()
+    local sandbox = require "sandbox"
+    local planapi = require "planapi"
+    sandbox.reset()
+    local token = "rest-58-" .. core.md5_hex(tostring({}) .. os.time())
+    sandbox.config { tokens = { [token] = { scope = "all" } } }
+    local dir, env = portable.tmpdir(), sandbox.env()
+    local rest = planapi.planfix_rest { base_url = env.rest_url, token = token, ca_file = env.ca_file, rate = false,
+      definitions = { cache = "file:" .. dir .. "/defs" } }
+    assert(rest.fields:get("task", "Order number"))
+    local raw = read_tree(dir)
+    portable.rmtree(dir)
+    sandbox.reset()
+    assert.matches("Order number", raw)
+    for i = 1, #token - 5 do
+      assert.is_nil(raw:find(token:sub(i, i + 5), 1, true), "a piece of the token was written: " .. token:sub(i, i + 5))
+    end
+  end)
+
   it("core.try_lock_file: false while another open file holds the flock, the lock once it is freed", function()
     local dir = portable.tmpdir()
     local path = dir .. "/k.lock"
