@@ -40,25 +40,7 @@ local KINDS = {
   sites = { body = function(tag) return { external_id = tag, name = tag } end },
 }
 
--- Records of a collection whose external_id is tag, straight from the store.
-local function stored_with(collection, tag)
-  local out = {}
-  local all = sandbox.control("GET", "store/planado_" .. collection)["planado_" .. collection]
-  for _, rec in pairs(all) do
-    if type(rec) == "table" and rec.external_id == tag then out[#out + 1] = rec end
-  end
-  return out
-end
-
--- POSTs to the collection and lookups of tag, as the sandbox logged them.
-local function requests_of(collection, tag)
-  local posts, lookups = {}, {}
-  for _, e in ipairs(sandbox.log_of "planado") do
-    if e.method == "POST" and e.path == "/" .. collection then posts[#posts + 1] = e end
-    if e.method == "GET" and e.path == "/" .. collection .. "/" .. tag then lookups[#lookups + 1] = e end
-  end
-  return posts, lookups
-end
+local stored_with, requests_of = sandbox.planado_stored, sandbox.planado_requests
 
 -- The POST is carried out after the client gave up on it, and the lookup
 -- finds nothing but answers after that.

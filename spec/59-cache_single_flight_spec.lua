@@ -4,12 +4,10 @@
 -- every process gets its value; a failing loader also runs once, and every
 -- process gets its error, which is not cached. The workers count loader
 -- calls in a file of their own (spec/helpers/cache_worker.lua).
-local core = require "planapi.core"
 local portable = require "portable"
 local redis_server = require "redis_server"
+local workers = require "workers"
 
-local LUA, CPATH = "lua5.4", "./?.so"
-if portable.luajit then LUA, CPATH = "luajit", "build/luajit/?.so" end
 local WORKERS = 4
 local LATENCY = 0.4 -- the loader's request: long enough that every worker misses during it
 
@@ -20,38 +18,11 @@ local function lines_of(path)
   return out
 end
 
-local function exists(path)
-  local f = io.open(path, "rb")
-  return f ~= nil and f:close()
-end
-
 -- Start the workers on scope, let them go together once all are ready:
 -- each one's result and the loader calls counted per key.
 local function run(scope, env)
-  local dir = portable.tmpdir()
-  local pipes = {}
-  for i = 1, WORKERS do
-    pipes[i] = assert(io.popen(("%s %s -e %q spec/helpers/cache_worker.lua %q %q %d %s"):format(
-      env or "", LUA, ("package.path='lua/?.lua;lua/?/init.lua;'..package.path package.cpath=%q..';'..package.cpath")
-        :format(CPATH), scope, dir, i, LATENCY)))
-  end
-  local waited = 0
-  for i = 1, WORKERS do
-    while not exists(("%s/ready.%d"):format(dir, i)) do
-      assert(waited < 30, "worker " .. i .. " never got ready")
-      core.sleep(0.01)
-      waited = waited + 0.01
-    end
-  end
-  assert(io.open(dir .. "/go", "w")):close()
-  local results = {}
-  for i = 1, WORKERS do
-    local out = pipes[i]:read "*a"
-    pipes[i]:close()
-    local ok, r = pcall(core.json_decode, out)
-    assert(ok and type(r) == "table", "worker " .. i .. " said: " .. out)
-    results[i] = r
-  end
+  local results, dir = workers.run(WORKERS, "spec/helpers/cache_worker.lua",
+    function(i, d) return { scope, d, i, LATENCY } end, env)
   local calls = { fields = #lines_of(dir .. "/fields.calls"), templates = #lines_of(dir .. "/templates.calls") }
   portable.rmtree(dir)
   return results, calls

@@ -7,13 +7,9 @@
 --   lua cache_worker.lua <scope> <dir> <worker number> <latency>
 local core = require "planapi.core"
 local cache = require "planapi.cache"
+local workers = require "workers"
 
 local scope, dir, me, latency = arg[1], arg[2], arg[3], tonumber(arg[4])
-
-local function exists(path)
-  local f = io.open(path, "rb")
-  return f ~= nil and f:close()
-end
 
 local function count(key)
   local f = assert(io.open(("%s/%s.calls"):format(dir, key), "a"))
@@ -22,13 +18,7 @@ local function count(key)
 end
 
 local c = cache.new { scope = scope, namespace = "spec59" }
-assert(io.open(("%s/ready.%s"):format(dir, me), "w")):close()
-local waited = 0
-while not exists(dir .. "/go") do
-  assert(waited < 30, "no go file after 30 s")
-  core.sleep(0.005)
-  waited = waited + 0.005
-end
+workers.ready_then_go(dir, me)
 
 local value, err = c:fetch("fields:task", function()
   count "fields"

@@ -107,6 +107,28 @@ end
 
 function M.xml_log() return M.log_of "xml" end
 
+--- Planado records of a collection ("jobs", "clients", "sites") whose external_id is tag, straight
+-- from the store.
+function M.planado_stored(collection, tag)
+  local out = {}
+  local all = M.control("GET", "store/planado_" .. collection)["planado_" .. collection]
+  for _, rec in pairs(all) do
+    if type(rec) == "table" and rec.external_id == tag then out[#out + 1] = rec end
+  end
+  return out
+end
+
+--- The POSTs to a Planado collection and the lookups of tag (GET <collection>/<tag>), as the
+-- sandbox logged them.
+function M.planado_requests(collection, tag)
+  local posts, lookups = {}, {}
+  for _, e in ipairs(M.log_of "planado") do
+    if e.method == "POST" and e.path == "/" .. collection then posts[#posts + 1] = e end
+    if e.method == "GET" and e.path == "/" .. collection .. "/" .. tag then lookups[#lookups + 1] = e end
+  end
+  return posts, lookups
+end
+
 --- A fake monotonic clock and a sleep that only advances it: specs of
 -- pacing and backoff run instantly and see every wait.
 function M.fake_time(start)

@@ -20,6 +20,8 @@ local function signature(name, fields, list_returns)
     update = { { REF, { "fields", fields }, call_t }, { { "string?", "uuid" }, { META, "meta" } } },
     upsert = { { { "external_id", "string" }, { "fields", fields }, call_t },
       { { "{ uuid: string, created: boolean, version: integer? }?", "result" }, { META, "meta" } } },
+    ensure = { { { "external_id", "string" }, { "fields?", fields }, call_t },
+      { { "table?", "object" }, { META, "meta" } } },
     delete = { { { "uuid", "string" }, call_t }, { { "table?", "result" }, { META, "meta" } } },
     history = { { { "uuid", "string" }, pager_t }, { { "fun(): table", "events" } } },
     requests = { { { "uuid", "string" }, filters, pager_t }, { { "fun(): table", "deliveries" } } },

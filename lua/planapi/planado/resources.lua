@@ -5,6 +5,7 @@
 --   for job in pd.jobs:each{ status = { "posted", "scheduled" } } do ... end
 --   local r = assert(pd.clients:upsert("crm-7", { organization = true, organization_name = "Acme" }))
 --   if r.created then ... end
+--   local job, meta = assert(pd.jobs:ensure("pf-42", { description = "Fix pump" }))  -- get or create
 local core = require "planapi.core"
 local base = require "planapi.client_base"
 
@@ -60,19 +61,25 @@ local function crud(pd, res, collection, kind, uuid_key)
   end
 end
 
+-- The body of a write by external_id (upsert, ensure): the fields and the external_id, checked.
+local function by_external_id(pd, collection, kind, method, external_id, fields)
+  if type(external_id) ~= "string" or external_id == "" then
+    config_error(("%s:%s needs an external_id"):format(collection, method), 3)
+  end
+  local body = {}
+  for k, v in pairs(fields or {}) do body[k] = v end
+  body.external_id = body.external_id or external_id
+  pd:check_fields(kind, body, 3)
+  return body
+end
+
 -- PATCH by external_id creates an unknown client or site: say which happened.
 -- A 201 says "created"; otherwise the object's version tells (1 = new). A
 -- PATCH is idempotent, so the call loop repeats it after a timeout, a reset
 -- or a 5xx: whichever copy lands first creates, the other one updates.
 local function upsert(pd, res, collection, kind, uuid_key)
   function res.upsert(_, external_id, fields, opts)
-    if type(external_id) ~= "string" or external_id == "" then
-      config_error(collection .. ":upsert needs an external_id", 2)
-    end
-    local body = {}
-    for k, v in pairs(fields or {}) do body[k] = v end
-    body.external_id = body.external_id or external_id
-    pd:check_fields(kind, body, 2)
+    local body = by_external_id(pd, collection, kind, "upsert", external_id, fields)
     local path = ref_path(collection, external_id)
     local result, meta = pd:call("PATCH", path, body, opts)
     -- Refused as taken: a concurrent create of the same external_id won
@@ -96,6 +103,40 @@ local function upsert(pd, res, collection, kind, uuid_key)
   end
 end
 
+-- Get-or-create by external_id: the object when one has it, else a create with the fields (and
+-- the external_id). A create whose answer is lost is resolved by pd:create (create_recovery.lua);
+-- a create refused because the external_id is taken means another caller created it between the
+-- lookup and the create (Planado keeps external_id unique, its API documentation says): that one
+-- is looked up (pd:recover_taken, waiting while it is not visible yet) and returned. So two
+-- ensures racing make one object. meta.created says whether this call created it; an existing
+-- object is returned as it is (not updated: that is upsert's or update's work).
+local function ensure(pd, res, collection, kind)
+  function res.ensure(_, external_id, fields, opts)
+    local body = by_external_id(pd, collection, kind, "ensure", external_id, fields)
+    if body.external_id ~= external_id then
+      config_error(collection .. ":ensure: fields.external_id differs from the external_id given", 2)
+    end
+    local obj, meta = res:get(external_id, opts)
+    if obj ~= nil or meta.status ~= 404 then
+      if obj ~= nil then meta.created = false end
+      return obj, meta
+    end
+    local uuid, cmeta = res:create(body, opts)
+    if uuid == nil and not cmeta.external_id_taken then return nil, cmeta end
+    if cmeta.dry_run then return uuid, cmeta end -- the request that was not sent
+    if uuid == nil then
+      local found, fmeta = pd:recover_taken(ref_path(collection, external_id), cmeta, 1)
+      if found == nil then return nil, fmeta end
+      obj = found[kind] or found[kind .. "s"]
+      fmeta.created, fmeta.recovered = false, nil
+      return expect(obj, fmeta, kind)
+    end
+    obj, meta = res:get(uuid, opts)
+    if obj ~= nil then meta.created = true end
+    return obj, meta
+  end
+end
+
 -- A catalog collection (services, products): a list and a create.
 local function catalog(pd, res, collection, kind)
   local path = "catalog/" .. collection
@@ -111,6 +152,7 @@ end
 local BUILD = {
   jobs = function(pd, res)
     crud(pd, res, "jobs", "job", "job_uuid")
+    ensure(pd, res, "jobs", "job")
     listing(pd, res, "jobs", "jobs")
     function res.delete(_, uuid, opts) return pd:call("DELETE", ref_path("jobs", uuid), nil, opts) end
     --- for event in pd.jobs:history(uuid) do ... end: events oldest first, by version
@@ -122,11 +164,13 @@ local BUILD = {
   end,
   clients = function(pd, res)
     crud(pd, res, "clients", "client", "client_uuid")
+    ensure(pd, res, "clients", "client")
     upsert(pd, res, "clients", "client", "client_uuid")
     listing(pd, res, "clients", "clients")
   end,
   sites = function(pd, res)
     crud(pd, res, "sites", "site", "site_uuid")
+    ensure(pd, res, "sites", "site")
     upsert(pd, res, "sites", "site", "site_uuid")
     listing(pd, res, "sites", "sites")
   end,

@@ -138,6 +138,13 @@ function planapi_planado_resource_clients:create(fields, opts) end
 ---@return fun(): table items
 function planapi_planado_resource_clients:each(params, opts) end
 
+---@param external_id string
+---@param fields? planapi.planado.fields.client
+---@param opts? planapi.planado.CallOptions
+---@return table? object
+---@return planapi.Meta|planapi.Error meta
+function planapi_planado_resource_clients:ensure(external_id, fields, opts) end
+
 ---@param ref string a uuid or an external_id
 ---@param opts? planapi.planado.CallOptions
 ---@return table? object
@@ -219,6 +226,13 @@ function planapi_planado_resource_jobs:delete(uuid, opts) end
 ---@param opts? planapi.planado.PagerOptions
 ---@return fun(): table items
 function planapi_planado_resource_jobs:each(params, opts) end
+
+---@param external_id string
+---@param fields? planapi.planado.fields.job
+---@param opts? planapi.planado.CallOptions
+---@return table? object
+---@return planapi.Meta|planapi.Error meta
+function planapi_planado_resource_jobs:ensure(external_id, fields, opts) end
 
 ---@param ref string a uuid or an external_id
 ---@param opts? planapi.planado.CallOptions
@@ -340,6 +354,13 @@ function planapi_planado_resource_sites:create(fields, opts) end
 ---@param opts? planapi.planado.PagerOptions
 ---@return fun(): table items
 function planapi_planado_resource_sites:each(params, opts) end
+
+---@param external_id string
+---@param fields? planapi.planado.fields.site
+---@param opts? planapi.planado.CallOptions
+---@return table? object
+---@return planapi.Meta|planapi.Error meta
+function planapi_planado_resource_sites:ensure(external_id, fields, opts) end
 
 ---@param ref string a uuid or an external_id
 ---@param opts? planapi.planado.CallOptions
