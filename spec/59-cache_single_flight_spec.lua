@@ -9,7 +9,7 @@ local redis_server = require "redis_server"
 local workers = require "workers"
 
 local WORKERS = 4
-local LATENCY = 0.4 -- the loader's request: long enough that every worker misses during it
+local LATENCY = 0.2 -- the loader's request, after every worker has come to fetch (cache_worker.lua)
 
 local function lines_of(path)
   local text = portable.read_file(path) or ""
@@ -22,7 +22,7 @@ end
 -- each one's result and the loader calls counted per key.
 local function run(scope, env)
   local results, dir = workers.run(WORKERS, "spec/helpers/cache_worker.lua",
-    function(i, d) return { scope, d, i, LATENCY } end, env)
+    function(i, d) return { scope, d, i, LATENCY, WORKERS } end, env)
   local calls = { fields = #lines_of(dir .. "/fields.calls"), templates = #lines_of(dir .. "/templates.calls") }
   portable.rmtree(dir)
   return results, calls

@@ -1,15 +1,19 @@
 -- cache_worker.lua: one process of spec/59. It opens the cache on its scope,
 -- says it is ready, waits for the go file, then fetches two keys whose
--- loaders take `latency` seconds (a request on its way: the other workers
--- miss meanwhile): one loads a value, one fails. Each loader call appends a
+-- loaders take a while (a request on its way: the other workers miss
+-- meanwhile): one loads a value, one fails. Each worker marks that it is
+-- about to fetch a key, and a loader first waits until every worker has
+-- (then `latency` seconds more), so a worker the machine's load delays is
+-- still among the concurrent misses, not a later one that a failure, not
+-- cached, would rightly send to its own load. Each loader call appends a
 -- line to <dir>/<key>.calls, the count the spec checks. Prints one line of
 -- JSON: what each fetch returned.
---   lua cache_worker.lua <scope> <dir> <worker number> <latency>
+--   lua cache_worker.lua <scope> <dir> <worker number> <latency> <workers>
 local core = require "planapi.core"
 local cache = require "planapi.cache"
 local workers = require "workers"
 
-local scope, dir, me, latency = arg[1], arg[2], arg[3], tonumber(arg[4])
+local scope, dir, me, latency, workers_count = arg[1], arg[2], arg[3], tonumber(arg[4]), tonumber(arg[5])
 
 local function count(key)
   local f = assert(io.open(("%s/%s.calls"):format(dir, key), "a"))
@@ -17,17 +21,42 @@ local function count(key)
   f:close()
 end
 
+local function entered(key)
+  local f = assert(io.open(("%s/%s.entered.%s"):format(dir, key, me), "w"))
+  f:close()
+end
+
+-- Every worker's mark for key, then latency: bounded, so a worker that died
+-- fails the spec by its count, not by a hang.
+local function all_entered_then_wait(key)
+  for _ = 1, 2000 do
+    local n = 0
+    for i = 1, workers_count do
+      local f = io.open(("%s/%s.entered.%d"):format(dir, key, i), "r")
+      if f then
+        f:close()
+        n = n + 1
+      end
+    end
+    if n == workers_count then break end
+    core.sleep(0.005)
+  end
+  core.sleep(latency)
+end
+
 local c = cache.new { scope = scope, namespace = "spec59" }
 workers.ready_then_go(dir, me)
 
+entered "fields"
 local value, err = c:fetch("fields:task", function()
   count "fields"
-  core.sleep(latency)
+  all_entered_then_wait "fields"
   return { { id = 101, name = "Order number", loaded_by = me } }
 end)
+entered "templates"
 local failed, ferr = c:fetch("templates:task", function()
   count "templates"
-  core.sleep(latency)
+  all_entered_then_wait "templates"
   return nil, core.error { kind = "transport", message = "connection refused" }
 end)
 print(core.json_encode { value = value or false, err = err and err.kind or false,
