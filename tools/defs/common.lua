@@ -412,8 +412,15 @@ M.MODULE_FILES = {
   } },
   { path = "planapi/limiter.lua", classes = {
     { name = "planapi.limiter", funcs = {
-      { name = "new", params = { { "spec", "string|planapi.Limiter|nil" }, { "opts", "table" } },
-        returns = { { "planapi.Limiter" } } },
+      { name = "new", params = { { "spec", "string|planapi.Limiter|nil", "\"local\", \"shm:FILE\", \"redis://...\"" },
+        { "opts", "planapi.LimiterOptions" } }, returns = { { "planapi.Limiter" } } },
+    } },
+    { name = "planapi.LimiterOptions", doc = "What a client hands its limiter.", fields = {
+      { "key", "string", "the pace's key: the API and the account" }, { "rate", "planapi.Rate" },
+      { "endpoint?", "string", "the API's base URL (names the default shared file)" },
+      { "fallback?", "\"local\"", "pace locally while Redis is away" },
+      { "shared_default?", "boolean", "no spec: the host-wide scope rather than a local one" },
+      { "connect?", "function", "the Redis socket (injected in tests)" },
     } },
     { name = "planapi.Limiter", doc = "A pacing scope; a table with these methods is a custom one (option `limiter`).",
       funcs = {

@@ -112,10 +112,10 @@ end
 local function params_class(ctx, w, o, name, skip)
   local fields = {}
   -- the sugar's get of a task, contact, project or user takes custom field names in `fields`
-  local named = skip and require("planapi.planfix_rest.custom_fields").entity_of_get(o.id)
+  local by_name = skip and require("planapi.planfix_rest.custom_fields").entity_of_get(o.id)
   for _, p in ipairs(o.params) do
     if not (skip and p.location == "path") then
-      local t = (named and p.name == "fields") and "string|(string|integer)[]" or ctx.M.rest_type(p)
+      local t = (by_name and p.name == "fields") and "string|(string|integer)[]" or ctx.M.rest_type(p)
       fields[#fields + 1] = { p.name .. (p.required and "" or "?"), t, param_doc(ctx, p) }
     end
   end

@@ -4,10 +4,20 @@
 ---@class planapi.limiter
 local planapi_limiter = {}
 
----@param spec string|planapi.Limiter|nil
----@param opts table
+---@param spec string|planapi.Limiter|nil "local", "shm:FILE", "redis://..."
+---@param opts planapi.LimiterOptions
 ---@return planapi.Limiter
 function planapi_limiter.new(spec, opts) end
+
+---What a client hands its limiter.
+---@class planapi.LimiterOptions
+---@field key string the pace's key: the API and the account
+---@field rate planapi.Rate
+---@field endpoint? string the API's base URL (names the default shared file)
+---@field fallback? "local" pace locally while Redis is away
+---@field shared_default? boolean no spec: the host-wide scope rather than a local one
+---@field connect? function the Redis socket (injected in tests)
+local planapi_LimiterOptions = {}
 
 ---A pacing scope; a table with these methods is a custom one (option `limiter`).
 ---@class planapi.Limiter
