@@ -123,6 +123,17 @@ describe("planapi sandbox, installed by luarocks make --tree", function()
   end)
 end)
 
+describe("planapi sandbox from a checkout", function()
+  it("finds the checkout's sandbox/ (bin/planapi, no install)", function()
+    local dir = portable.tmpdir()
+    local out, code = portable.run(("env -i PATH=\"$PATH\" HOME=%s bin/planapi sandbox status --dir %s")
+      :format(q(dir), q(dir .. "/run")))
+    portable.rmtree(dir)
+    assert.equal(3, code, out) -- not running; without its files it would be 1, saying they are not installed
+    assert.matches("sandbox: not running", out, 1, true)
+  end)
+end)
+
 describe("make env, for scripts run from a checkout", function()
   it("prints the paths that find the checkout's modules and core for this interpreter", function()
     local lua, so = "lua5.4", "/planapi/core.so"
