@@ -385,6 +385,25 @@ static void merge_headers(lua_State *L, int dst, int src) {
   }
 }
 
+/* Copy the client's default headers (checked when the client was made)
+ * into the request's empty header table: no twin to look for. Returns
+ * whether an Accept header is among them. */
+static int copy_default_headers(lua_State *L, int dst, int src) {
+  int has_accept = 0;
+  lua_pushnil(L);
+  while (lua_next(L, src)) {
+    if (!(lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1))) {
+      if (lua_type(L, -2) == LUA_TSTRING && strcasecmp(lua_tostring(L, -2), "Accept") == 0) has_accept = 1;
+      lua_pushvalue(L, -2);
+      lua_pushvalue(L, -2);
+      if (lua_type(L, -1) == LUA_TNUMBER) lua_tostring(L, -1);
+      lua_rawset(L, dst);
+    }
+    lua_pop(L, 1);
+  }
+  return has_accept;
+}
+
 static int has_header(lua_State *L, int tbl, const char *name) {
   int found = 0;
   lua_pushnil(L);
@@ -480,7 +499,7 @@ static void set_body(lua_State *L, int req, int hdrs) {
 
 /* The caller's content_type and headers over the defaults; Accept JSON
  * unless the caller asked for something else. */
-static void add_request_headers(lua_State *L, int hdrs) {
+static void add_request_headers(lua_State *L, int hdrs, int has_accept) {
   const char *ctype = pa_opt_string(L, 2, "content_type");
   if (ctype != NULL) {
     check_header(L, "Content-Type", 12, ctype, strlen(ctype));
@@ -492,9 +511,10 @@ static void add_request_headers(lua_State *L, int hdrs) {
     luaL_checktype(L, -1, LUA_TTABLE);
     pa_client_check_headers(L, -1);
     merge_headers(L, hdrs, lua_gettop(L));
+    has_accept = has_header(L, hdrs, "Accept"); /* the caller's may add or drop one */
   }
   lua_pop(L, 1);
-  if (!has_header(L, hdrs, "Accept")) {
+  if (!has_accept) {
     lua_pushliteral(L, "application/json");
     lua_setfield(L, hdrs, "Accept");
   }
@@ -506,7 +526,7 @@ static void add_request_headers(lua_State *L, int hdrs) {
 static int client_prepare(lua_State *L) {
   pa_client *c = pa_client_check_open(L, 1);
   const char *method, *url;
-  int req, hdrs, own_host;
+  int req, hdrs, own_host, has_accept = 0;
 
   luaL_checktype(L, 2, LUA_TTABLE);
   method = check_method(L);
@@ -529,15 +549,19 @@ static int client_prepare(lua_State *L) {
   if (own_host) {
     lua_getiuservalue(L, 1, 1);
     lua_getfield(L, -1, PA_UV_HEADERS);
-    merge_headers(L, hdrs, lua_gettop(L));
+    has_accept = copy_default_headers(L, hdrs, lua_gettop(L));
     lua_pop(L, 2);
   }
   set_body(L, req, hdrs);
-  add_request_headers(L, hdrs);
+  add_request_headers(L, hdrs, has_accept);
   lua_setfield(L, req, "headers");
 
   lua_getfield(L, 2, "timeout");
-  if (!lua_isnil(L, -1) && (lua_type(L, -1) != LUA_TNUMBER || lua_tonumber(L, -1) <= 0))
+  if (lua_isnil(L, -1)) { /* no field to set: the transport's default */
+    lua_pop(L, 1);
+    return 1;
+  }
+  if (lua_type(L, -1) != LUA_TNUMBER || lua_tonumber(L, -1) <= 0)
     pa_error_raise(L, "request timeout must be a positive number of seconds");
   lua_setfield(L, req, "timeout");
   return 1;

@@ -9,12 +9,39 @@
 /* A field name longer than this is not an API talking: the line is skipped. */
 #define MAX_NAME 256
 
+/* Names remembered, so a name met once is set without a lookup first. */
+#define SEEN_NAMES 32
+#define SEEN_BYTES 1024
+
 typedef struct {
   lua_State *L;
   int t;             /* the result table */
   char name[MAX_NAME];
   size_t nlen;       /* name of the last header, for folded lines; 0: none */
+  /* the names set so far, one after another in seen (all of them while
+   * nseen <= SEEN_NAMES; beyond, the table is asked) */
+  char seen[SEEN_BYTES];
+  size_t seen_len, seen_at[SEEN_NAMES + 1];
+  int nseen;
 } parser;
+
+/* Whether the table may hold p->name already; remembers it when not. */
+static int maybe_seen(parser *p) {
+  int i;
+  if (p->nseen > SEEN_NAMES) return 1;
+  for (i = 0; i < p->nseen; i++) {
+    size_t len = p->seen_at[i + 1] - p->seen_at[i];
+    if (len == p->nlen && memcmp(p->seen + p->seen_at[i], p->name, len) == 0) return 1;
+  }
+  if (p->nseen == SEEN_NAMES || p->seen_len + p->nlen > SEEN_BYTES) {
+    p->nseen = SEEN_NAMES + 1; /* no room: from now on the table says */
+    return 1;
+  }
+  memcpy(p->seen + p->seen_len, p->name, p->nlen);
+  p->seen_len += p->nlen;
+  p->seen_at[++p->nseen] = p->seen_len;
+  return 0;
+}
 
 /* Push prev .. sep .. the bytes, as one string (a value may hold a NUL). */
 static void push_joined(lua_State *L, const char *prev, size_t plen, const char *sep, const char *s,
@@ -71,6 +98,11 @@ static void add_field(parser *p, const char *s, size_t len) {
   while (v < end && (*v == ' ' || *v == '\t')) v++;
   while (end > v && (end[-1] == ' ' || end[-1] == '\t')) end--;
   lua_pushlstring(L, p->name, p->nlen);
+  if (!maybe_seen(p)) {
+    lua_pushlstring(L, v, (size_t)(end - v));
+    lua_rawset(L, p->t);
+    return;
+  }
   lua_pushvalue(L, -1);
   lua_rawget(L, p->t);
   if (lua_isstring(L, -1)) {
@@ -101,12 +133,14 @@ void pa_headers_push(lua_State *L, const char *s, size_t len) {
   size_t pos = 0;
   p.L = L;
   p.nlen = 0;
+  p.seen_len = 0;
+  p.seen_at[0] = 0;
+  p.nseen = 0;
   lua_createtable(L, 0, count_lines(s, len));
   p.t = lua_gettop(L);
   while (pos < len) {
-    size_t end = pos, vend;
-    while (end < len && s[end] != '\n') end++;
-    vend = end;
+    const char *nl = (const char *)memchr(s + pos, '\n', len - pos);
+    size_t end = nl ? (size_t)(nl - s) : len, vend = end;
     if (vend > pos && s[vend - 1] == '\r') vend--;
     if (vend - pos >= 5 && memcmp(s + pos, "HTTP/", 5) == 0) p.nlen = 0; /* a status line */
     else if (vend > pos && (s[pos] == ' ' || s[pos] == '\t')) add_folded(&p, s + pos, vend - pos);

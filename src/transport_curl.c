@@ -56,6 +56,12 @@ typedef struct {
   char *sink_path, *sink_part;
   int sink_mode;              /* 0: undecided, 1: to the file, 2: to memory */
   size_t sink_bytes;
+  /* What the handle holds from the last request, so an option that would
+   * be set to the value it already has is not set again (each setopt is a
+   * call into libcurl per request). set: the fields below are known. */
+  int set, plain_get, fresh, progress;
+  long timeout_ms;
+  struct curl_slist *slist_set;
 } transfer;
 
 /* Close the sink; keep the file only when the transfer succeeded. */
@@ -612,12 +618,15 @@ static transfer *transfer_of(lua_State *L, pa_client *c, const char **bad) {
 /* The method and its body, every method option set so that none of the
  * last request's stays: back to a plain GET first, then this one. */
 static void set_method(transfer *t, const request *rq, const char **bad) {
+  int get = strcmp(rq->method, "GET") == 0;
+  if (get && t->set && t->plain_get) return; /* the handle is a plain GET already */
+  t->plain_get = get;
   SETOPT(t, CURLOPT_CUSTOMREQUEST, (char *)NULL);
   SETOPT(t, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
   SETOPT(t, CURLOPT_POSTFIELDS, (char *)NULL); /* no pointer into an earlier request's body */
   SETOPT(t, CURLOPT_NOBODY, 0L);
   SETOPT(t, CURLOPT_HTTPGET, 1L);
-  if (strcmp(rq->method, "GET") == 0) return;
+  if (get) return;
   if (strcmp(rq->method, "HEAD") == 0) {
     SETOPT(t, CURLOPT_NOBODY, 1L);
     return;
@@ -632,21 +641,27 @@ static void set_method(transfer *t, const request *rq, const char **bad) {
 /* What this request decides: URL, timeout, headers, method, progress
  * callback, and whether it needs a fresh connection. */
 static void set_exchange(lua_State *L, transfer *t, const request *rq, const char **bad) {
+  long fresh;
+  int progress = pa_interrupt_armed(); /* the command line: Ctrl-C stops the transfer now */
   SETOPT(t, CURLOPT_URL, rq->url);
-  SETOPT(t, CURLOPT_TIMEOUT_MS, rq->timeout_ms);
-  SETOPT(t, CURLOPT_HTTPHEADER, t->slist);
+  if (!t->set || t->timeout_ms != rq->timeout_ms) SETOPT(t, CURLOPT_TIMEOUT_MS, rq->timeout_ms);
+  if (!t->set || t->slist_set != t->slist) SETOPT(t, CURLOPT_HTTPHEADER, t->slist);
   set_method(t, rq, bad);
-  if (pa_interrupt_armed()) { /* the command line: Ctrl-C stops the transfer now */
-    SETOPT(t, CURLOPT_XFERINFOFUNCTION, on_progress);
-    SETOPT(t, CURLOPT_NOPROGRESS, 0L);
-  } else {
-    SETOPT(t, CURLOPT_NOPROGRESS, 1L);
+  if (!t->set || t->progress != progress) {
+    if (progress) SETOPT(t, CURLOPT_XFERINFOFUNCTION, on_progress);
+    SETOPT(t, CURLOPT_NOPROGRESS, progress ? 0L : 1L);
   }
   /* A write goes on a new connection. On a kept-alive one that died with
    * the request in flight, libcurl would quietly send it again on a fresh
    * connection: harmless for a read, a second write if the server had
    * carried out the first before dropping the connection. */
-  SETOPT(t, CURLOPT_FRESH_CONNECT, request_idempotent(L, rq->method) ? 0L : 1L);
+  fresh = request_idempotent(L, rq->method) ? 0L : 1L;
+  if (!t->set || t->fresh != (int)fresh) SETOPT(t, CURLOPT_FRESH_CONNECT, fresh);
+  t->timeout_ms = rq->timeout_ms;
+  t->slist_set = t->slist;
+  t->progress = progress;
+  t->fresh = (int)fresh;
+  t->set = *bad == NULL; /* after a refused option, set every one again next time */
 }
 
 /* req.pacer: the call loop's limiter, confirmed at the send. It stays

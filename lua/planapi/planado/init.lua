@@ -109,6 +109,8 @@ end
 -- A call without options reads this one (prepare never writes to opts):
 -- no table allocated per call.
 local NO_OPTIONS = {}
+-- The spec of a request with a method and a path only (see prepare).
+local PLAIN_SPEC = {}
 -- The methods checked once ("GET", "POST"...): no pattern match per call.
 local SEEN_METHODS = {}
 
@@ -144,12 +146,16 @@ function Planado:prepare(method, path, params, opts)
     headers = headers or {}
     headers["X-Planado-Notify-Assignees"] = "false"
   end
-  -- a GET without options (most calls) names two fields: no room made for six
-  local spec = { method = method, path = path }
-  if query and next(query) then spec.query = query end
-  if body ~= nil then spec.body = body end
-  if headers then spec.headers = headers end
-  if opts.timeout ~= nil then spec.timeout = opts.timeout end
+  local spec
+  if body == nil and headers == nil and opts.timeout == nil and not (query and next(query)) then
+    -- a GET without options (most calls) names two fields, in a table made
+    -- once: core:prepare only reads it, and no Lua runs while it does
+    spec = PLAIN_SPEC
+    spec.method, spec.path = method, path
+  else
+    spec = { method = method, path = path, body = body, headers = headers, timeout = opts.timeout }
+    if query and next(query) then spec.query = query end
+  end
   local req = self.core:prepare(spec)
   req.operation = method .. " " .. (path:byte(1) == 47 and path:sub(2) or path) -- without a leading /
   if opts.dry_run ~= nil then req.dry_run = opts.dry_run end
