@@ -161,8 +161,10 @@ describe("libcurl transport", function()
     local steps = {
       { method = "POST", path = "a", body = { n = 1 }, headers = { ["X-One"] = "1" } },
       { method = "GET", path = "b" },
+      { method = "GET", path = "b2" }, -- the handle is a plain GET already: nothing set again
       { method = "DELETE", path = "c" },
       { method = "HEAD", path = "d" },
+      { method = "GET", path = "d2" },
       { method = "PUT", path = "e", body = "raw", content_type = "text/plain" },
       { method = "PATCH", path = "f", body = { n = 2 } },
       { method = "GET", path = "g" },
@@ -173,7 +175,8 @@ describe("libcurl transport", function()
     assert.equal(#steps, #log)
     local want = {
       { "POST", "/a", '{"n":1}', "application/json; charset=utf-8" }, { "GET", "/b", "", nil },
-      { "DELETE", "/c", "", nil }, { "HEAD", "/d", "", nil }, { "PUT", "/e", "raw", "text/plain" },
+      { "GET", "/b2", "", nil }, { "DELETE", "/c", "", nil }, { "HEAD", "/d", "", nil }, { "GET", "/d2", "", nil },
+      { "PUT", "/e", "raw", "text/plain" },
       { "PATCH", "/f", '{"n":2}', "application/json; charset=utf-8" }, { "GET", "/g", "", nil },
       { "POST", "/h", "", nil },
     }
@@ -315,6 +318,19 @@ describe("libcurl transport", function()
     assert.equal("transport", err.kind)
     assert.is_true(err.retryable)
     assert.is_true(err.request_sent)
+    c:close()
+  end)
+
+  -- The handle keeps the options of the last request and sets only those
+  -- that change: a request's own timeout must not outlive it.
+  it("holds a request's own timeout for that request alone", function()
+    local c = client { timeout = 0.3 }
+    sandbox.fault { mode = "slow", delay = 0.6, count = 1 }
+    assert.equal(200, assert(get(c, "ping", { timeout = 5 })).status)
+    sandbox.fault { mode = "slow", delay = 0.6, count = 1 }
+    local res, err = get(c, "ping")
+    assert.is_nil(res)
+    assert.equal("timeout", err.kind)
     c:close()
   end)
 
