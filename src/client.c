@@ -457,6 +457,23 @@ static void add_query(lua_State *L) {
   lua_pop(L, 1);
 }
 
+/* Push base .. path as one string: made once, not from two strings made first. */
+static void push_joined_url(lua_State *L, const char *base, const char *path) {
+  size_t blen = strlen(base), plen = strlen(path);
+  char small[512];
+  luaL_Buffer b;
+  if (blen + plen <= sizeof small) {
+    memcpy(small, base, blen);
+    memcpy(small + blen, path, plen);
+    lua_pushlstring(L, small, blen + plen);
+    return;
+  }
+  luaL_buffinit(L, &b);
+  luaL_addlstring(&b, base, blen);
+  luaL_addlstring(&b, path, plen);
+  luaL_pushresult(&b);
+}
+
 /* Push the request's URL, a string: req.url as given, or req.path under
  * base_url; then req.query. */
 static const char *push_url(lua_State *L, const pa_client *c) {
@@ -469,9 +486,7 @@ static const char *push_url(lua_State *L, const pa_client *c) {
   } else {
     if (is_absolute(path)) pa_error_raise(L, "request path must be relative to base_url");
     while (*path == '/') path++; /* "/task/1" and "task/1" both join under base_url */
-    lua_pushstring(L, c->base_url);
-    lua_pushstring(L, path);
-    lua_concat(L, 2);
+    push_joined_url(L, c->base_url, path);
   }
   add_query(L);
   url = lua_tostring(L, -1);
