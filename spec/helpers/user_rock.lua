@@ -47,8 +47,8 @@ end
 -- stdout, stderr, exit code. stdout goes through a file of the user's
 -- folder, not the journal: `planapi sandbox start` prints the sandbox's
 -- own fixed test credentials on purpose (for eval), and the journal's
--- secret scan would rightly flag those strings anywhere else. stderr is
--- journaled as every child's output is.
+-- secret scan would rightly flag those strings anywhere else (M.exports
+-- notes them as secrets). stderr is journaled as every child's output is.
 function M.run(env, dir, cmd)
   local out_file = dir .. "/stdout.txt"
   local err, code = portable.run(("cd %s && %s sh -c %s 2>&1 >%s"):format(shell_quote(dir), env,
@@ -58,10 +58,18 @@ function M.run(env, dir, cmd)
   return out, err, code
 end
 
---- The variables of `export NAME='value'` lines.
+-- The credentials among the exports: what the children get to authenticate.
+local CREDENTIALS = { "PLANFIX_TOKEN", "PLANFIX_API_KEY", "PLANFIX_XML_TOKEN", "PLANFIX_PRIVATE_KEY",
+  "PLANADO_API_KEY" }
+
+--- The variables of `export NAME='value'` lines. The credentials among
+-- them are noted in the journal as secrets handed to child processes: the
+-- secret scan then looks for them in everything else the children printed.
 function M.exports(text)
   local vars = {}
   for name, value in text:gmatch "export ([%w_]+)='?([^'\n]*)'?\n" do vars[name] = value end
+  local journal = require "journal"
+  for _, name in ipairs(CREDENTIALS) do journal.secret(vars[name]) end
   return vars
 end
 
