@@ -5,10 +5,10 @@
 -- (spec/42 runs the same file as a script against the sandbox's sender.)
 --
 --   busted --lua=lua5.4 examples/spec   (from a checkout, after `make`; see README, "Testing your scripts")
-package.path = "examples/?.lua;" .. package.path
 local planapi = require "planapi"
 local testing = require "planapi.testing"
-local Receiver = require "planado_webhook_receiver"
+package.path = "examples/?.lua;" .. package.path
+local Receiver = require "planado_webhook_receiver" -- its logic: the socket loop runs only as a script
 
 local SECRET = "example-webhook-secret"
 
