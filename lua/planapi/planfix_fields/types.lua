@@ -48,7 +48,9 @@ function M.quoted(s)
   return (("%q"):format(s):gsub("\\\n", "\\n"))
 end
 
+-- def.label: how a caller names the value instead (filters name where clauses so).
 local function field_label(def)
+  if def.label then return def.label end
   return ("custom field '%s' (%s)"):format(tostring(def.name or def.id), M.name(def.type))
 end
 

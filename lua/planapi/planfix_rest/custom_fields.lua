@@ -80,8 +80,21 @@ function M.check_option(v, level, token)
   return { cache = c, ttl = v.ttl }
 end
 
+-- A directory's or a data tag's fields come with it (the fields of GET /directory/{id} and
+-- GET /datatag/{id}).
+local OWNER_READ = { directory = { "get-directory-by-id", "directory" }, datatag = { "get-datatag-id", "dataTag" } }
+
+local function load_owner_fields(rest, kind, id)
+  local op = OWNER_READ[kind]
+  local result, err = rest:call(op[1], { id = tonumber(id), fields = "id,name,fields" })
+  if not result then return nil, err end
+  return (result[op[2]] or {}).fields or {}
+end
+
 local function load_fields(rest)
   return function(entity)
+    local kind, id = entity:match "^(%a+):(%d+)$"
+    if kind then return load_owner_fields(rest, kind, id) end
     local result, err = rest:call("get-customfield-" .. entity, { fields = DEFINITION_ATTRIBUTES })
     if not result then return nil, err end
     return result.customfields or {}

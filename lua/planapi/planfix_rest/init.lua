@@ -334,7 +334,16 @@ end
 --- rest:call(op_id, params, opts) -> result, meta | nil, err
 -- Paced by the limiter, retried by the policy (creates only when the
 -- server certainly did not act).
+-- A list's `where` (filters by name, planfix_rest/filters.lua) becomes `filters` first.
+local function where_applied(self, op_id, params)
+  if type(params) ~= "table" or params.where == nil then return params end
+  return require("planapi.planfix_rest.filters").apply(self, op_id, params)
+end
+
 function Rest:call(op_id, params, opts)
+  local err
+  params, err = where_applied(self, op_id, params)
+  if err ~= nil then return nil, err end
   local req = self:prepare(op_id, params, opts)
   req.idempotent = OPS[op_id].idempotent
   return base.run(self, req)
@@ -389,7 +398,11 @@ function Rest:pager(op_id, params, opts)
     self.page_size)
   local call_opts = { query = opts.query, body = opts.body, headers = opts.headers, timeout = opts.timeout,
     unchecked = opts.unchecked }
-  return scaffold.walk(opts, page_fetch(self, op, op_id, params, page_size, call_opts))
+  local applied, err = where_applied(self, op_id, params)
+  if err ~= nil then -- the definitions could not be read: the first page fails with why
+    return scaffold.walk(opts, function() return nil, err end)
+  end
+  return scaffold.walk(opts, page_fetch(self, op, op_id, applied, page_size, call_opts))
 end
 
 -- ------------------------------------------------------------ guards
