@@ -13,6 +13,7 @@ local router = require("sandbox.router")
 local multipart = require("sandbox.multipart")
 local scenarios = require("sandbox.planfix_scenarios")
 local cf_rules = require("sandbox.planfix_fields")
+local list_filters = require("sandbox.filters")
 
 local M = {}
 
@@ -408,13 +409,12 @@ local function get_task(id)
   return t
 end
 
--- Task list filters: 10 status, 8 name contains, 5 project, 1 assigner,
--- 2 assignee, 73 direct parent. Other types are accepted and ignored.
-local function person_in(people_v, who)
-  for _, u in ipairs(type(people_v) == "table" and people_v.users or {}) do
-    if u.id == who then return true end
-  end
-  return false
+-- The records of a list that its filters select (sandbox.filters); a filter the sandbox does
+-- not understand is refused as an invalid parameter.
+local function filtered(req, entity, tbl, field_def, extra)
+  local pred, wrong = list_filters.compile(entity, req.json.filters, field_def, req.time)
+  if not pred then api_error(400, 41, "Invalid parameter value: " .. wrong) end
+  return ordered(tbl, function(r) return pred(r) and (not extra or extra(r)) end)
 end
 
 local function one_of(value, fn)
@@ -423,29 +423,6 @@ local function one_of(value, fn)
     return false
   end
   return fn(value)
-end
-
-local TASK_FILTERS = {
-  [10] = function(t, v) return one_of(v, function(x) return util.to_int(x) == t.status.id end) end,
-  [8] = function(t, v)
-    return type(v) == "string" and t.name:lower():find(v:lower(), 1, true) ~= nil
-  end,
-  [5] = function(t, v) return one_of(v, function(x) return util.to_int(x) == (t.project or {}).id end) end,
-  [1] = function(t, v) return one_of(v, function(x) return (t.assigner or {}).id == x end) end,
-  [2] = function(t, v) return one_of(v, function(x) return person_in(t.assignees, x) end) end,
-  [73] = function(t, v) return util.to_int(v) == (t.parent or {}).id end,
-}
-
-local function task_matches(t, filters)
-  for _, f in ipairs(filters) do
-    local fn = TASK_FILTERS[f.type]
-    if fn then
-      local hit = fn(t, f.value)
-      if f.operator == "notequal" or f.operator == "nothave" then hit = not hit end
-      if not hit then return false end
-    end
-  end
-  return true
 end
 
 local function parse_filters(v)
@@ -463,8 +440,7 @@ end
 route("POST", "/task/list", function(req)
   local b = req.json
   local offset, size = paging(b)
-  local filters = parse_filters(b.filters)
-  local list = ordered(store.db.tasks, function(t) return task_matches(t, filters) end)
+  local list = filtered(req, "task", store.db.tasks, task_cf.def)
   return ok({ tasks = project_all(page(list, offset, size), b.fields, TASK_DEFAULT, task_cf) })
 end)
 
@@ -695,8 +671,7 @@ end
 route("POST", "/contact/list", function(req)
   local b = req.json
   local offset, size = paging(b)
-  parse_filters(b.filters) -- validated; contact filters are not evaluated
-  local list = page(ordered(store.db.contacts), offset, size)
+  local list = page(filtered(req, "contact", store.db.contacts, contact_cf.def), offset, size)
   local out = project_all(list, b.fields, CONTACT_DEFAULT, contact_cf)
   if b.prefixedId == true then
     for _, c in ipairs(out) do c.id = "contact:" .. c.id end
@@ -808,8 +783,8 @@ end
 route("POST", "/project/list", function(req)
   local b = req.json
   local offset, size = paging(b)
-  parse_filters(b.filters)
-  return ok({ projects = project_all(page(ordered(store.db.projects), offset, size), b.fields, PROJECT_DEFAULT, project_cf) })
+  local list = filtered(req, "project", store.db.projects, project_cf.def)
+  return ok({ projects = project_all(page(list, offset, size), b.fields, PROJECT_DEFAULT, project_cf) })
 end)
 
 route("GET", "/project/templates", function(req)
@@ -873,8 +848,7 @@ end
 route("POST", "/user/list", function(req)
   local b = req.json
   local offset, size = paging(b)
-  parse_filters(b.filters)
-  local list = ordered(store.db.users, function(u)
+  local list = filtered(req, "user", store.db.users, user_cf.def, function(u)
     return not (b.onlyActive == true and (u.isDeleted or u.status == "Inactive"))
   end)
   local out = project_all(page(list, offset, size), b.fields, USER_DEFAULT, user_cf)
@@ -1005,7 +979,8 @@ route("POST", "/datatag/{id}/entry/list", function(req, p)
   local offset, size = paging(b)
   local task = b.taskId ~= nil and b.taskId ~= 0 and int_param(b.taskId, "taskId") or nil
   local contact = b.contactId ~= nil and b.contactId ~= 0 and prefixed_id(b.contactId, "contact") or nil
-  local list = ordered(store.db.datatag_entries, function(e)
+  local tag_fields = fields_lookup(store.db.datatags[id].fields).def
+  local list = filtered(req, "datatag", store.db.datatag_entries, tag_fields, function(e)
     return e._tag == id and (not task or (e.task and e.task.id == task))
       and (not contact or (e.contact and e.contact.id == contact))
   end)
@@ -1121,10 +1096,11 @@ route("POST", "/directory/{id}/entry/list", function(req, p)
   local b = req.json
   local offset, size = paging(b)
   local group = b.groupId ~= nil and b.groupId ~= json.null and int_param(b.groupId, "groupId") or nil
-  local list = ordered(store.db.directory_entries[id] or {}, function(e)
-    return (not group or e.parentKey == group) and not (b.groupsOnly == true and not e.isGroup)
-      and not (b.entriesOnly == true and e.isGroup)
-  end)
+  local list = filtered(req, "directory", store.db.directory_entries[id] or {}, fields_lookup(d.fields).def,
+    function(e)
+      return (not group or e.parentKey == group) and not (b.groupsOnly == true and not e.isGroup)
+        and not (b.entriesOnly == true and e.isGroup)
+    end)
   local out = json.array()
   for _, e in ipairs(page(list, offset, size)) do out[#out + 1] = dir_entry_view(d, e, b.fields) end
   return ok({ directoryEntries = out })
