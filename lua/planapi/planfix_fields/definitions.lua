@@ -157,7 +157,7 @@ end
 local function check_entity(entity, level)
   if not (M.ENTITIES[entity] or type(entity) == "string" and (entity:match "^directory:%d+$"
       or entity:match "^datatag:%d+$")) then
-    config_error(("custom fields belong to task, contact, project, user, directory:<id> or datatag:<id>, "
+    config_error(("custom fields belong to task, contact, project or user (or directory:<id>, datatag:<id>), "
       .. "not '%s'"):format(tostring(entity)), level + 1)
   end
 end
