@@ -83,6 +83,8 @@ describe("sandbox list filters", function()
       { type = 4001, operator = "equal", value = "garcia" } } })))
     assert.same({ 11, 14 }, assert(ids("get-contact-list", { filters = {
       { type = 4006, operator = "equal", value = true } } })))
+    assert.same({ 12, 13 }, assert(ids("get-contact-list", { filters = {
+      { type = 4006, operator = "equal", value = false } } }))) -- false is a value
     assert.same({ 2, 4, 6, 8 }, assert(ids("post-list-directory-entries", { id = 3, pageSize = 4, filters = {
       { type = 6106, field = 322, operator = "equal", value = "Online" } } })))
     -- no filters, or an empty list of them: everything

@@ -81,4 +81,29 @@ function M.tools(doc)
   return resolve, object_schema
 end
 
+--- Ajv's verdicts (spec/helpers/openapi_responses.js, the validator Stoplight Prism brings) on
+-- cases { operation =, status = } or { schema = }, each with `body`: the JSON text as it is.
+-- flag: "--numeric-enums" reads the file's "N // name" enum strings as numbers.
+function M.verdicts(cases, flag)
+  local prism, portable = require "prism", require "portable"
+  local why = prism.missing()
+  if why then error(why, 2) end
+  local parts = {}
+  for i, c in ipairs(cases) do
+    local head = c.schema and ('"schema":%q'):format(c.schema)
+      or ('"operation":%q,"status":%d'):format(c.operation, c.status)
+    parts[i] = ("{%s,\"body\":%s}"):format(head, c.body)
+  end
+  local dir = portable.tmpdir()
+  local input = dir .. "/cases.json"
+  local f = assert(io.open(input, "wb"))
+  f:write("[" .. table.concat(parts, ",") .. "]")
+  f:close()
+  local out = portable.run(("node spec/helpers/openapi_responses.js %s %s < %s"):format(M.PATH, flag or "", input))
+  portable.rmtree(dir)
+  local ok, result = pcall(planapi.json.decode, out)
+  assert(ok and type(result) == "table", "the validator said: " .. tostring(out))
+  return result
+end
+
 return M

@@ -5,6 +5,9 @@
 // cases: [{ "operation": "get-task-list", "status": 200, "body": {...} } |
 //         { "schema": "ApiResponseError", "body": {...} }]
 // prints: [{ "valid": true|false, "errors": "...", "missing": "why no schema" }]
+// --numeric-enums (after SPEC.json): the file's numeric enums that mix in strings such as
+// "1 // Task assigner" (the filter types) read as their leading numbers, as the Planfix REST
+// API documentation means them (strict validators refuse the number 1 otherwise).
 "use strict";
 const path = require("path");
 const fs = require("fs");
@@ -18,6 +21,15 @@ addFormats(ajv);
 // OpenAPI's own number formats, which JSON Schema does not define.
 ajv.addFormat("int32", { type: "number", validate: (n) => Number.isInteger(n) && n >= -(2 ** 31) && n < 2 ** 31 });
 ajv.addFormat("int64", { type: "number", validate: (n) => Number.isInteger(n) });
+function numericEnums(node) {
+  if (Array.isArray(node)) return node.forEach(numericEnums);
+  if (!node || typeof node !== "object") return;
+  if (Array.isArray(node.enum) && (node.type === "number" || node.type === "integer")) {
+    node.enum = node.enum.map((v) => (typeof v === "string" && /^\s*\d+\s*\/\//.test(v) ? parseInt(v, 10) : v));
+  }
+  Object.values(node).forEach(numericEnums);
+}
+if (process.argv[3] === "--numeric-enums") numericEnums(spec);
 ajv.addSchema(spec, "openapi");
 
 const pointer = (parts) => parts.map((p) => encodeURIComponent(String(p).replace(/~/g, "~0").replace(/\//g, "~1")));

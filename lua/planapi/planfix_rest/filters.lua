@@ -134,6 +134,7 @@ local function wire_value(kind, def, op, value, ctx)
   if kind == "date" then return date_value(def, op, value, ctx) end
   local w, err = encoded(def, value, ctx)
   if w == nil then return nil, err end
+  if kind == "contains" and w == "" then config_error(("where '%s' contains takes some text"):format(def.name), 0) end
   if kind == "time" then return w.time end
   if kind == "entry" or kind == "contact" or kind == "user" or kind == "person" or kind == "id" then
     return type(w) == "table" and w.id or w
@@ -205,8 +206,9 @@ local function check_op(name, kind, op, what)
     table.concat(KINDS[kind].ops, " "), op), 0)
 end
 
--- The filter type of a custom field on this entity, or a config error saying why there is none.
-local function cf_filter_type(entity, def)
+--- The filter type of a custom field (a definition) on this entity ("task", ..., "directory",
+-- "datatag"), or a config error saying why Planfix has none.
+function M.custom_type(entity, def)
   local t = entity == "datatag" and DATATAG_CF[def.type]
     or CF_SUFFIX[def.type] and CF_BASE[entity] + CF_SUFFIX[def.type]
   if not (t and M.TYPES[entity][t]) then
@@ -225,7 +227,7 @@ local function target(rest, scope, entity, name)
   end
   local def, err = custom.definitions(rest):field(scope, name)
   if def == nil then return nil, err end
-  local t, kind = cf_filter_type(entity, def), CF_KIND[def.type]
+  local t, kind = M.custom_type(entity, def), CF_KIND[def.type]
   return { type = t, kind = kind, field = def.id, what = def.type_name,
     def = as_kind(kind, def, ("custom field '%s' (%s)"):format(def.name, def.type_name)) }
 end

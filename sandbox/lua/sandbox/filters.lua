@@ -79,7 +79,9 @@ local FAMILY = {
   end },
   contains = { ops = EQ, want = function(v) return type(v) == "string" and v ~= "" and v:lower() or nil end },
   text = { ops = EQ, want = function(v) return type(v) == "string" and v or nil end },
-  bool = { ops = EQ, want = function(v) return type(v) == "boolean" and v or nil end },
+  bool = { ops = EQ, want = function(v)
+    if type(v) == "boolean" then return v end -- false is a value, not a refusal
+  end },
   number = { ops = ORDERED, want = function(v) return type(v) == "number" and v or nil end },
   date = { ops = ORDERED, want = date_range },
   time = { ops = ORDERED, want = function(v) return type(v) == "string" and minutes(v) or nil end },
