@@ -57,7 +57,8 @@ describe("sandbox list filters", function()
     refused("get-task-list", { type = 2, operator = "equal", value = 2 })             -- a person is user:N
     refused("get-task-list", { type = 2, operator = "equal", value = "robot:2" })
     refused("get-task-list", { type = 12, operator = "equal", value = "2024-01-31" }) -- a date is an object
-    refused("get-task-list", { type = 12, operator = "equal", value = { dateType = "otherDate", dateValue = "2024-01-31" } })
+    refused("get-task-list", { type = 12, operator = "equal",
+      value = { dateType = "otherDate", dateValue = "2024-01-31" } })
     refused("get-task-list", { type = 12, operator = "equal", value = { dateType = "someday" } })
     refused("get-contact-list", { type = 4006, operator = "equal", value = "yes" })
     refused("get-task-list", { type = 102, field = 501, operator = "gt", value = "7" })
@@ -78,7 +79,8 @@ describe("sandbox list filters", function()
     assert.same({ 1, 6 }, task_ids { { type = 2, operator = "equal", value = "user:2" } })
     assert.same({ 2 }, task_ids { { type = 8, operator = "equal", value = "LOGIN" },
       { type = 5, operator = "equal", value = 1 } })
-    assert.same({}, task_ids { { type = 10, operator = "equal", value = 1 }, { type = 10, operator = "equal", value = 2 } })
+    assert.same({}, task_ids { { type = 10, operator = "equal", value = 1 },
+      { type = 10, operator = "equal", value = 2 } })
     assert.same({ 13 }, assert(ids("get-contact-list", { filters = {
       { type = 4001, operator = "equal", value = "garcia" } } })))
     assert.same({ 11, 14 }, assert(ids("get-contact-list", { filters = {

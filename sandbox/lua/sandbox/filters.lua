@@ -115,8 +115,6 @@ local function full_name(r)
   return r.name
 end
 
-local function one(v) return { v } end
-
 -- System filters: type -> { family, getter(rec) -> list of the record's values }.
 local SYSTEM = {
   task = {
