@@ -152,13 +152,10 @@ function M.new(opts)
   }, Definitions)
 end
 
--- Beside the four entities, one directory's or data tag's own fields: "directory:3", "datatag:5"
--- (their entries' fields; they have no templates).
 local function check_entity(entity, level)
-  if not (M.ENTITIES[entity] or type(entity) == "string" and (entity:match "^directory:%d+$"
-      or entity:match "^datatag:%d+$")) then
-    config_error(("custom fields belong to task, contact, project or user (or directory:<id>, datatag:<id>), "
-      .. "not '%s'"):format(tostring(entity)), level + 1)
+  if not M.ENTITIES[entity] then
+    config_error(("custom fields belong to task, contact, project or user, not '%s'"):format(tostring(entity)),
+      level + 1)
   end
 end
 

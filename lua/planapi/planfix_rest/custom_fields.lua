@@ -80,21 +80,8 @@ function M.check_option(v, level, token)
   return { cache = c, ttl = v.ttl }
 end
 
--- A directory's or a data tag's fields come with it (the fields of GET /directory/{id} and
--- GET /datatag/{id}).
-local OWNER_READ = { directory = { "get-directory-by-id", "directory" }, datatag = { "get-datatag-id", "dataTag" } }
-
-local function load_owner_fields(rest, kind, id)
-  local op = OWNER_READ[kind]
-  local result, err = rest:call(op[1], { id = tonumber(id), fields = "id,name,fields" })
-  if not result then return nil, err end
-  return (result[op[2]] or {}).fields or {}
-end
-
 local function load_fields(rest)
   return function(entity)
-    local kind, id = entity:match "^(%a+):(%d+)$"
-    if kind then return load_owner_fields(rest, kind, id) end
     local result, err = rest:call("get-customfield-" .. entity, { fields = DEFINITION_ATTRIBUTES })
     if not result then return nil, err end
     return result.customfields or {}
@@ -162,6 +149,23 @@ function M.resolver(rest)
     return Definitions.lookup(entries, name, "entry", ("directory %d of '%s'"):format(def.directory_id,
       def.name)).id
   end
+end
+
+-- A directory's or a data tag's own fields come with it (GET /directory/{id}, GET /datatag/{id}
+-- with `fields`).
+local OWNER_READ = { directory = { "get-directory-by-id", "directory" }, datatag = { "get-datatag-id", "dataTag" } }
+
+--- The fields of directory or data tag `id` ("directory", "datatag") as definitions, through the
+-- definitions cache ("<kind>_fields/<id>") | nil, err.
+function M.owner_fields(rest, kind, id)
+  local op = OWNER_READ[kind]
+  return M.definitions(rest):named(kind .. "_fields", id, function()
+    local result, err = rest:call(op[1], { id = id, fields = "id,name,fields" })
+    if not result then return nil, err end
+    local out = {}
+    for i, raw in ipairs(type(result[op[2]]) == "table" and result[op[2]].fields or {}) do out[i] = raw end
+    return out
+  end, function(raw) return Definitions.field_def(raw, kind) end)
 end
 
 -- ------------------------------------------------------------ reads by name

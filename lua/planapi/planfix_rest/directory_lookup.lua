@@ -35,13 +35,7 @@ end
 
 -- The directory's fields as definitions (GET /directory/{id} with `fields`).
 local function field_defs(rest, dir)
-  return defs(rest):named("directory_fields", dir.id, function()
-    local result, err = rest:call("get-directory-by-id", { id = dir.id, fields = "id,name,fields" })
-    if not result then return nil, err end
-    local out = {}
-    for i, raw in ipairs(type(result.directory) == "table" and result.directory.fields or {}) do out[i] = raw end
-    return out
-  end, function(raw) return Definitions.field_def(raw, "directory") end)
+  return custom.owner_fields(rest, "directory", dir.id)
 end
 
 local function wanted_fields(list)

@@ -15,9 +15,10 @@
 -- sent; Planfix combines filters with AND), and raw `filters` work unchanged.
 local core = require "planapi.core"
 local config_error = require "planapi.config_error"
-local suggest = require "planapi.suggest"
+local Definitions = require "planapi.planfix_fields.definitions"
 local types = require "planapi.planfix_fields.types"
 local custom = require "planapi.planfix_rest.custom_fields"
+local names = require "planapi.planfix_rest.names"
 
 local M = {}
 
@@ -144,38 +145,6 @@ end
 
 -- ------------------------------------------------------------ statuses by name
 
--- The account's task statuses, by name: every process's (GET /process/task and its statuses),
--- kept in the definitions' cache beside the fields.
-local function load_statuses(rest)
-  local processes, err = rest:call("get-task-process-list", { fields = "id,name" })
-  if not processes then return nil, err end
-  local out = {}
-  for _, p in ipairs(processes.processes or {}) do
-    local result, e = rest:call("get-task-status-list", { id = p.id, fields = "id,name" })
-    if not result then return nil, e end
-    for _, s in ipairs(result.statuses or {}) do out[#out + 1] = { id = s.id, name = s.name } end
-  end
-  return out
-end
-
-local function status_ids(rest, name)
-  local defs = custom.definitions(rest)
-  local list, err = defs.cache:fetch(defs.namespace .. "/statuses/task", function() return load_statuses(rest) end,
-    defs.ttl)
-  if list == nil then return nil, err end
-  local ids, names, seen = {}, {}, {}
-  for _, s in ipairs(list) do
-    names[s.name] = true
-    if s.name == name and not seen[s.id] then ids[#ids + 1], seen[s.id] = s.id, true end
-  end
-  if #ids == 0 then
-    local near = suggest.nearest(name, names, 5)
-    config_error(("unknown task status '%s'%s"):format(name,
-      #near > 0 and (" (closest: " .. table.concat(near, ", ") .. ")") or ""), 0)
-  end
-  return ids
-end
-
 -- A status by id or name, or a list of them (any of: the documentation's status filter takes
 -- an array for OR).
 local function status_value(rest, value)
@@ -185,9 +154,10 @@ local function status_value(rest, value)
     if type(v) == "number" and v == math.floor(v) then
       out[#out + 1] = v
     elseif type(v) == "string" and v ~= "" then
-      local ids, err = status_ids(rest, v)
-      if ids == nil then return nil, err end
-      for _, id in ipairs(ids) do out[#out + 1] = id end
+      -- in any task process (planfix_rest/names.lua; a name two processes give two ids is ambiguous)
+      local status, err = names.METHODS.status(rest, v)
+      if status == nil then return nil, err end
+      out[#out + 1] = status.id
     else
       config_error(("where 'status' takes a status id or name (or a list of them), got %s"):format(type(v)), 0)
     end
@@ -218,6 +188,15 @@ function M.custom_type(entity, def)
   return t
 end
 
+-- A custom field of the entity, or of one directory's or data tag's entries ("directory:3").
+local function custom_def(rest, scope, name)
+  local kind, id = scope:match "^(%a+):(%d+)$"
+  if not kind then return custom.definitions(rest):field(scope, name) end
+  local list, err = custom.owner_fields(rest, kind, tonumber(id))
+  if list == nil then return nil, err end
+  return Definitions.lookup(list, name, "custom field", ("%s %s"):format(kind, id))
+end
+
 -- A clause's target: { type, kind, def, field? }.
 local function target(rest, scope, entity, name)
   local sys = type(name) == "string" and M.SYSTEM[entity][name]
@@ -225,7 +204,7 @@ local function target(rest, scope, entity, name)
     return { type = sys[1], kind = sys[2], what = name,
       def = as_kind(sys[2], { name = name }, ("where '%s'"):format(name)) }
   end
-  local def, err = custom.definitions(rest):field(scope, name)
+  local def, err = custom_def(rest, scope, name)
   if def == nil then return nil, err end
   local t, kind = M.custom_type(entity, def), CF_KIND[def.type]
   return { type = t, kind = kind, field = def.id, what = def.type_name,
@@ -271,15 +250,15 @@ local function clauses(where)
   if type(where) ~= "table" then config_error("where is a list of { name, operator, value }", 0) end
   local out = {}
   for i, c in ipairs(where) do out[i] = c end
-  local names = {}
+  local keys = {}
   for k in pairs(where) do
-    if type(k) == "string" then names[#names + 1] = k
+    if type(k) == "string" then keys[#keys + 1] = k
     elseif type(k) ~= "number" or k < 1 or k > #where or k ~= math.floor(k) then
       config_error("where is a list of { name, operator, value } and name = value pairs", 0)
     end
   end
-  table.sort(names)
-  for _, k in ipairs(names) do out[#out + 1] = { k, "=", where[k] } end
+  table.sort(keys)
+  for _, k in ipairs(keys) do out[#out + 1] = { k, "=", where[k] } end
   return out
 end
 
