@@ -11,16 +11,20 @@
 -- forgets the cached entries. `match` is a table of field name (or id) = value, or a string:
 -- the entry's name.
 local Definitions = require "planapi.planfix_fields.definitions"
+local entries_match = require "planapi.planfix_fields.entries"
 local types = require "planapi.planfix_fields.types"
 local custom = require "planapi.planfix_rest.custom_fields"
 local names = require "planapi.planfix_rest.names"
 
 local M = {}
 
-local config_error = require "planapi.config_error"
 local options = require "planapi.options"
 
 local function defs(rest) return custom.definitions(rest) end
+
+local function new_error(rest)
+  return function(t) return rest.core:error(t) end
+end
 
 -- Forget a directory's cached entries: these, and the entry names set_fields resolves values by
 -- (planfix_rest/custom_fields.lua keeps them under "directory/<id>/entries").
@@ -79,54 +83,19 @@ local function entries(rest, dir, fdefs)
   end, function(cached) return entry_of(cached, fdefs) end)
 end
 
--- The match's conditions: { { def, value } ...} (names resolved, a config error if unknown), or
--- the entry's name.
-local function conditions(fdefs, dir, match)
-  if type(match) == "string" then return { { name = match } } end
-  if type(match) ~= "table" or next(match) == nil then
-    config_error("directories:find takes a table of field = value, or an entry's name", 4)
-  end
-  local out = {}
-  for k, v in pairs(match) do
-    out[#out + 1] = { def = Definitions.lookup(fdefs, k, "field", ("directory '%s'"):format(dir.name)), value = v }
-  end
-  table.sort(out, function(a, b) return a.def.id < b.def.id end)
-  return out
-end
-
-local function same(a, b)
-  if type(a) == "number" or type(b) == "number" then return tonumber(a) == tonumber(b) end
-  return a == b
-end
-
-local function matches(entry, conds)
-  for _, c in ipairs(conds) do
-    if c.name then
-      if entry.name ~= c.name then return false end
-    elseif not same(entry.fields[c.def.name], c.value) then
-      return false
-    end
-  end
-  return true
-end
-
 local function resolve(rest, directory, match)
   local dir, err = directory_of(rest, directory)
   if not dir then return nil, err end
   local fdefs
   fdefs, err = field_defs(rest, dir)
   if not fdefs then return nil, err end
-  return dir, fdefs, conditions(fdefs, dir, match)
+  return dir, fdefs, entries_match.conditions(fdefs, dir.name, match)
 end
 
 local function matching(rest, dir, fdefs, conds)
   local list, err = entries(rest, dir, fdefs)
   if not list then return nil, err end
-  local out = {}
-  for _, e in ipairs(list) do
-    if matches(e, conds) then out[#out + 1] = e end
-  end
-  return out
+  return entries_match.filter(list, conds)
 end
 
 --- rest.directories:find_all(directory, match) -> list of entries | nil, err
@@ -157,23 +126,14 @@ local function create(rest, dir, fdefs, conds, opts)
   read, err = rest:call("get-directory-id-entry-key", { id = dir.id, key = result.key, fields = wanted_fields(fdefs) })
   if not read then return nil, err end
   local entry = entry_of(cached_entry(read.entry or {}), fdefs)
-  if not matches(entry, conds) then
-    return nil, rest.core:error { kind = "api", operation = "post-add-directory-entry", retryable = false,
-      message = ("directory '%s': entry %s was created but does not hold the values sent (a list value not"
-        .. " among the field's options is stored as given; a field of another directory is ignored)")
-        :format(dir.name, tostring(result.key)) }
+  if not entries_match.matches(entry, conds) then
+    return nil, entries_match.not_stored(dir.name, result.key, "post-add-directory-entry", new_error(rest))
   end
   entry.created = true
   return entry
 end
 
 local FIND_OPTIONS = { create_missing = "boolean", resolve = "function" }
-
-local function keys_of(list)
-  local out = {}
-  for i, e in ipairs(list) do out[i] = ("%s (key %s)"):format(tostring(e.name), tostring(e.key)) end
-  return table.concat(out, ", ")
-end
 
 --- rest.directories:find(directory, match, { create_missing = false }) -> entry | nil, err
 -- No entry matches: nil and an api error saying so (`not_found = true`), or the entry created
@@ -185,16 +145,8 @@ function M.find(rest, directory, match, opts)
   if not dir then return nil, fdefs end
   local found, err = matching(rest, dir, fdefs, conds)
   if not found then return nil, err end
-  if #found == 1 then return found[1] end
-  if #found > 1 then
-    config_error(("%d entries of directory '%s' match: %s; match on more fields or use the key"):format(#found,
-      dir.name, keys_of(found)), 3, { candidates = found })
-  end
-  if opts.create_missing then return create(rest, dir, fdefs, conds, opts) end
-  local nf = rest.core:error { kind = "api", retryable = false, operation = "post-list-directory-entries",
-    message = ("no entry of directory '%s' matches"):format(dir.name) }
-  nf.not_found = true
-  return nil, nf
+  if #found == 0 and opts.create_missing then return create(rest, dir, fdefs, conds, opts) end
+  return entries_match.one(found, dir.name, "post-list-directory-entries", new_error(rest))
 end
 
 --- rest.directories:fields(directory) -> list of field definitions | nil, err
