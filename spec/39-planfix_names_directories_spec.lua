@@ -6,6 +6,7 @@
 -- The oracle is the sandbox: its request counts per operation and its store.
 local cache = require "planapi.cache"
 local sandbox = require "sandbox"
+local expect = require "expect"
 
 local LEAD_LIST = "POST /directory/{id}/entry/list"
 local LEAD_ADD = "POST /directory/{id}/entry/"
@@ -17,13 +18,7 @@ local function client()
   return sandbox.rest { definitions = { cache = c, ttl = 600 } }, clock
 end
 
-local function config_error_of(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected a config error")
-  assert.equal("config", err.kind, tostring(err))
-  assert.is_nil(tostring(err):find("\n", 1, true))
-  return err
-end
+local config_error_of = expect.config_error_of
 
 local function stored_entries(dir_id)
   return sandbox.control("GET", "planfix/directories").directories[tostring(dir_id)].entries

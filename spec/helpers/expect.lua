@@ -15,4 +15,11 @@ function M.raises_config(fn, pattern)
   return err
 end
 
+--- fn(a, b, c, d) must raise a config error whose text is one line. Returns the error.
+function M.config_error_of(fn, a, b, c, d)
+  local err = M.raises_config(function() return fn(a, b, c, d) end)
+  assert.is_nil(tostring(err):find("\n", 1, true), "the error's text is not one line")
+  return err
+end
+
 return M

@@ -44,7 +44,38 @@ local function overload_entries(ctx, names)
   return out
 end
 
+local ENTITY = '"task"|"contact"|"project"'
+local NAMED_ERR = { "planapi.Error?", "err" }
+local function set_fields(group)
+  return { set_fields = { params = { { "id", "integer" }, { "values", "table<string|integer, any>" },
+    { "opts?", "{ read_back: boolean?, resolve: function?, utc_offset: number?, silent: boolean?, "
+      .. "timeout: number? }" } },
+    returns = { { "table?", "result" }, { META, "meta" } },
+    doc = group .. " custom data by field name (the definitions option), read back after (result.verified)." } }
+end
+local HANDBOOK = { "handbook", "string|integer" }
+local MATCH = { "match", "table<string|integer, any>|string" }
+
 local EXTRAS = {
+  task = set_fields "task.updateCustomData: the task's",
+  contact = set_fields "contact.updateCustomData: the contact's",
+  project = set_fields "project.update: the project's",
+  fields = {
+    list = { params = { { "entity", ENTITY } }, returns = { { "table[]?", "definitions" }, NAMED_ERR },
+      doc = "The custom fields of an entity, from the definitions option's loader." },
+    get = { params = { { "entity", ENTITY }, { "name_or_id", "string|integer" } },
+      returns = { { "table?", "definition" }, NAMED_ERR },
+      doc = "One custom field by name (exact, then ignoring case) or id." },
+    invalidate = { params = { { "entity?", ENTITY } }, doc = "Read the definitions again on next use." },
+  },
+  handbook = {
+    find = { params = { HANDBOOK, MATCH, { "opts?", "{ create_missing: boolean?, resolve: function? }" } },
+      returns = { { "table?", "record" }, NAMED_ERR },
+      doc = "The one record whose fields hold the values (every page read, cached); create_missing adds it." },
+    find_all = { params = { HANDBOOK, MATCH }, returns = { { "table[]?", "records" }, NAMED_ERR },
+      doc = "Every record whose fields hold the values: { key, name, fields = { [name] = value } }." },
+    invalidate = { doc = "Read the handbooks, their fields and records again on next use." },
+  },
   file = { download = { params = { { "id", "integer" }, { "opts?", "{ path: string, follow: boolean }" } },
     returns = { { "string|table|nil", "file" }, { META, "meta" } },
     doc = "file.download: the bytes, or { file, size } with a path, or { location }" } },

@@ -20,7 +20,7 @@ local Xml = {}
 local SPEC = {
   api = "planfix_xml", pager_name = "xml:pager",
   options = { account = "string", api_key = "string", token = "string", login = "string", password = "string",
-    url = "string", private_key = "string", silent = "boolean", page_size = "number" },
+    url = "string", private_key = "string", silent = "boolean", page_size = "number", definitions = "table" },
   call_options = { silent = "boolean", unchecked = "boolean", timeout = "number", sink = "string",
     dry_run = "boolean|string" },
   -- beside the pager's own (pager.lua)
@@ -84,9 +84,12 @@ function Xml.new(opts)
   -- Secrets live in closures and the C client, never in fields a dump would show.
   local password, private_key = opts.password, opts.private_key
   local basic = core.base64(opts.api_key .. ":" .. (mode == "token" and opts.token or ""))
+  -- custom data by field name (planfix_xml/custom_data.lua), loaded when a client asks for it
+  local definitions = opts.definitions and require("planapi.planfix_xml.custom_data")
+    .check_option(opts.definitions, 2, { opts.api_key, opts.token, opts.password, opts.private_key })
   local self, url = scaffold.instance(Xml, {
     account = opts.account, mode = mode, silent = opts.silent, page_size = page_size,
-    login_name = opts.login,
+    login_name = opts.login, definitions_option = definitions,
     credentials = function() return opts.login, password end,
     private_key = function() return private_key end,
   }, opts, {

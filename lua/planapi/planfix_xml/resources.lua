@@ -12,6 +12,11 @@ local base = require("planapi.client_base")
 local scaffold = require("planapi.scaffold")
 
 local config_error = base.config_error
+local custom = require("planapi.planfix_xml.custom_data")
+local handbook_lookup = require("planapi.planfix_xml.handbook_lookup")
+
+-- The reads whose object gets `fields` by name when the client has definitions.
+local DECODED = { ["task.get"] = "task", ["contact.get"] = "contact", ["project.get"] = "project" }
 
 local function obj(method, el) return { method, wrap = el, unwrap = el } end
 local function paged(method, kind) return { method, kind = kind } end
@@ -69,6 +74,8 @@ local DEFS = {
     for_task = paged("file.getListForTask", "each"),
     for_project = paged("file.getListForProject", "each"),
   },
+  -- xml.fields: the custom field definitions the client was given (planfix_xml/custom_data.lua)
+  fields = {},
   analitic = {
     list = { "analitic.getList", unwrap = "analitics" },
     options = { "analitic.getOptions", unwrap = "analitic" },
@@ -89,13 +96,45 @@ local function bind_method(xml, def)
     local result, meta = xml:call(name, p, opts)
     if result == nil then return nil, meta end
     if def.unwrap then
-      return base.expect(result[def.unwrap], meta, ("<%s> element"):format(def.unwrap), name)
+      local v, err = base.expect(result[def.unwrap], meta, ("<%s> element"):format(def.unwrap), name)
+      if v ~= nil and DECODED[name] then
+        local ok, derr = custom.decode_into(xml, DECODED[name], v)
+        if not ok then return nil, derr end
+      end
+      return v, err
     end
     return result, meta
   end
 end
 
+-- Lua functions (xml, ...) as a resource's methods.
+local function bound(fns)
+  local out = {}
+  for name, fn in pairs(fns) do
+    out[name] = function(xml)
+      return function(_, ...) return fn(xml, ...) end
+    end
+  end
+  return out
+end
+
+local function set_fields(entity)
+  local ent = custom.ENTITIES[entity]
+  return bound { set_fields = function(xml, id, values, opts) return custom.set_fields(xml, ent, id, values, opts) end }
+end
+
 local EXTRAS = {
+  task = set_fields "task", contact = set_fields "contact", project = set_fields "project",
+  handbook = bound { find = handbook_lookup.find, find_all = handbook_lookup.find_all,
+    invalidate = handbook_lookup.invalidate },
+  fields = bound {
+    --- xml.fields:list("task") -> definitions | nil, err
+    list = function(xml, entity) return custom.definitions(xml, 2):fields(entity) end,
+    --- xml.fields:get("task", "Region") -> definition | nil, err
+    get = function(xml, entity, name_or_id) return custom.definitions(xml, 2):field(entity, name_or_id) end,
+    --- xml.fields:invalidate(entity?)
+    invalidate = function(xml, entity) custom.definitions(xml, 2):invalidate(entity) end,
+  },
   file = {
     --- xml.file:download(id, { path =, follow = }) -> bytes, or { file, size }, or { location }
     download = function(xml)

@@ -87,6 +87,7 @@
 ---@class planapi.planfix_xml.Options: planapi.ClientOptions
 ---@field account string the account's name (`acme`)
 ---@field api_key string the API key
+---@field definitions? table custom-field definitions: { cache = scope or cache object, ttl = 3600 }
 ---@field login? string login mode: the user's login
 ---@field page_size? number page size for paging (1..100)
 ---@field password? string login mode: the password
@@ -745,6 +746,35 @@ function planapi_planfix_xml_resource_contact:update(params, opts) end
 ---@return planapi.Meta|planapi.Error meta
 function planapi_planfix_xml_resource_contact:update_custom_data(params, opts) end
 
+---contact.updateCustomData: the contact's custom data by field name (the definitions option), read back after (result.verified).
+---@param id integer
+---@param values table<string|integer, any>
+---@param opts? { read_back: boolean?, resolve: function?, utc_offset: number?, silent: boolean?, timeout: number? }
+---@return table? result
+---@return planapi.Meta|planapi.Error meta
+function planapi_planfix_xml_resource_contact:set_fields(id, values, opts) end
+
+---xml.fields: resource sugar
+---@class planapi.planfix_xml.resource.fields
+local planapi_planfix_xml_resource_fields = {}
+
+---One custom field by name (exact, then ignoring case) or id.
+---@param entity "task"|"contact"|"project"
+---@param name_or_id string|integer
+---@return table? definition
+---@return planapi.Error? err
+function planapi_planfix_xml_resource_fields:get(entity, name_or_id) end
+
+---Read the definitions again on next use.
+---@param entity? "task"|"contact"|"project"
+function planapi_planfix_xml_resource_fields:invalidate(entity) end
+
+---The custom fields of an entity, from the definitions option's loader.
+---@param entity "task"|"contact"|"project"
+---@return table[]? definitions
+---@return planapi.Error? err
+function planapi_planfix_xml_resource_fields:list(entity) end
+
 ---xml.file: resource sugar
 ---@class planapi.planfix_xml.resource.file
 local planapi_planfix_xml_resource_file = {}
@@ -833,6 +863,24 @@ function planapi_planfix_xml_resource_handbook:structure(params, opts) end
 ---@return planapi.Meta|planapi.Error meta
 function planapi_planfix_xml_resource_handbook:update_record(params, opts) end
 
+---The one record whose fields hold the values (every page read, cached); create_missing adds it.
+---@param handbook string|integer
+---@param match table<string|integer, any>|string
+---@param opts? { create_missing: boolean?, resolve: function? }
+---@return table? record
+---@return planapi.Error? err
+function planapi_planfix_xml_resource_handbook:find(handbook, match, opts) end
+
+---Every record whose fields hold the values: { key, name, fields = { [name] = value } }.
+---@param handbook string|integer
+---@param match table<string|integer, any>|string
+---@return table[]? records
+---@return planapi.Error? err
+function planapi_planfix_xml_resource_handbook:find_all(handbook, match) end
+
+---Read the handbooks, their fields and records again on next use.
+function planapi_planfix_xml_resource_handbook:invalidate() end
+
 ---xml.project: resource sugar
 ---@class planapi.planfix_xml.resource.project
 local planapi_planfix_xml_resource_project = {}
@@ -882,6 +930,14 @@ function planapi_planfix_xml_resource_project:pages(params, opts) end
 ---@return table? result
 ---@return planapi.Meta|planapi.Error meta
 function planapi_planfix_xml_resource_project:update(params, opts) end
+
+---project.update: the project's custom data by field name (the definitions option), read back after (result.verified).
+---@param id integer
+---@param values table<string|integer, any>
+---@param opts? { read_back: boolean?, resolve: function?, utc_offset: number?, silent: boolean?, timeout: number? }
+---@return table? result
+---@return planapi.Meta|planapi.Error meta
+function planapi_planfix_xml_resource_project:set_fields(id, values, opts) end
 
 ---xml.task: resource sugar
 ---@class planapi.planfix_xml.resource.task
@@ -996,6 +1052,14 @@ function planapi_planfix_xml_resource_task:update(params, opts) end
 ---@return planapi.Meta|planapi.Error meta
 function planapi_planfix_xml_resource_task:update_custom_data(params, opts) end
 
+---task.updateCustomData: the task's custom data by field name (the definitions option), read back after (result.verified).
+---@param id integer
+---@param values table<string|integer, any>
+---@param opts? { read_back: boolean?, resolve: function?, utc_offset: number?, silent: boolean?, timeout: number? }
+---@return table? result
+---@return planapi.Meta|planapi.Error meta
+function planapi_planfix_xml_resource_task:set_fields(id, values, opts) end
+
 ---xml.user: resource sugar
 ---@class planapi.planfix_xml.resource.user
 local planapi_planfix_xml_resource_user = {}
@@ -1055,6 +1119,7 @@ function planapi_planfix_xml_resource_user:update(params, opts) end
 ---@field action planapi.planfix_xml.resource.action
 ---@field analitic planapi.planfix_xml.resource.analitic
 ---@field contact planapi.planfix_xml.resource.contact
+---@field fields planapi.planfix_xml.resource.fields
 ---@field file planapi.planfix_xml.resource.file
 ---@field handbook planapi.planfix_xml.resource.handbook
 ---@field project planapi.planfix_xml.resource.project
