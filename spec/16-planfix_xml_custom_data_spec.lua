@@ -96,6 +96,28 @@ describe("planfix_xml custom data and handbook records by name", function()
       assert.equal(0, xml_calls "task.updateCustomData")
     end)
 
+  it("multi-value texts round trip: quoted items with commas and quotes, numbers bare (500 random lists)",
+    function()
+      local custom = require "planapi.planfix_xml.custom_data"
+      local set, ids = { type = 20, name = "Set" }, { type = 17, name = "Tasks" }
+      local ALPHABET = { "a", "b", " ", ",", '"', "\\", "[", "]", "1", "\208\175" }
+      local seed = os.time()
+      math.randomseed(seed)
+      for _ = 1, 500 do
+        local strings, numbers = {}, {}
+        for i = 1, math.random(1, 5) do
+          local chars = {}
+          for k = 1, math.random(1, 8) do chars[k] = ALPHABET[math.random(#ALPHABET)] end
+          strings[i] = table.concat(chars)
+          numbers[i] = math.random(1, 10 ^ 6)
+        end
+        assert.same(strings, custom.decode(set, custom.text(set, strings)), "seed " .. seed)
+        local wire = {}
+        for i, n in ipairs(numbers) do wire[i] = { id = n } end
+        assert.same(numbers, custom.decode(ids, custom.text(ids, wire)), "seed " .. seed)
+      end
+    end)
+
   it("takes the definitions from a loader, read once for many reads", function()
     local calls = 0
     local xml = sandbox.xml { definitions = { cache = cache.new { namespace = "spec16/" .. tostring({}) },

@@ -99,7 +99,7 @@ function M.text(def, wire)
   if type(wire) == "table" and (wire[1] ~= nil or core.is_array(wire)) then
     local parts = {}
     for i, item in ipairs(wire) do
-      parts[i] = type(item) == "string" and ('"' .. item:gsub('"', '\\"') .. '"') or scalar_text(def, item)
+      parts[i] = type(item) == "string" and ('"' .. item:gsub('[\\"]', "\\%0") .. '"') or scalar_text(def, item)
     end
     return "[" .. table.concat(parts, ",") .. "]"
   end
@@ -108,6 +108,33 @@ end
 
 local MULTI = { [14] = true, [15] = true, [17] = true, [20] = true, [21] = true }
 
+-- The items of a multi-value text ('"a","b, c"' or '1,2'): quoted items may hold commas and \"
+-- (as M.text writes them), bare ones are numbers where they read as one.
+local function list_items(inner)
+  local out, i = {}, 1
+  while i <= #inner do
+    local c = inner:sub(i, i)
+    if c == '"' then
+      local j, buf = i + 1, {}
+      while j <= #inner and inner:sub(j, j) ~= '"' do
+        if inner:sub(j, j) == "\\" and j < #inner then j = j + 1 end
+        buf[#buf + 1] = inner:sub(j, j)
+        j = j + 1
+      end
+      out[#out + 1] = table.concat(buf)
+      i = (inner:find(",", j, true) or #inner) + 1
+    elseif c:match "[%s,]" then
+      i = i + 1
+    else
+      local j = inner:find(",", i, true) or (#inner + 1)
+      local item = inner:sub(i, j - 1):gsub("%s+$", "")
+      out[#out + 1] = tonumber(item) or item
+      i = j + 1
+    end
+  end
+  return out
+end
+
 --- A value as the XML API gives it, in plain Lua: numbers, booleans, lists; text as it is.
 function M.decode(def, text)
   if text == nil or text == "" then return nil end
@@ -115,16 +142,7 @@ function M.decode(def, text)
   if t == 1 then return tonumber(text) or text end
   if t == 7 then return text == "1" or text == "true" end
   local inner = MULTI[t] and text:match "^%s*%[(.*)%]%s*$"
-  if inner then
-    local out = {}
-    for item in inner:gmatch '%s*("?[^,]*"?)%s*,?' do
-      if item ~= "" then
-        local s = item:match '^"(.*)"$'
-        out[#out + 1] = s and s:gsub('\\"', '"') or tonumber(item) or item
-      end
-    end
-    return out
-  end
+  if inner then return list_items(inner) end
   return text
 end
 
