@@ -353,7 +353,8 @@ describe("filters by name on random where clauses (sandbox)", function()
       end
     end)
 
-  it("takes name = value pairs, statuses by name, and a directory's own fields for its entries", function()
+  it("takes name = value pairs, statuses by name, and a directory's or data tag's own fields for its entries",
+    function()
     sandbox.reset()
     local rest = sandbox.rest()
     rest.fields:invalidate()
@@ -364,9 +365,27 @@ describe("filters by name on random where clauses (sandbox)", function()
       keys[#keys + 1] = e.key
     end
     assert.same({ 60 }, keys)
+    local logged = {}
+    for e in rest.datatags:entries(1, { where = { { "Hours", ">", 2 } } }) do logged[#logged + 1] = e.key end
+    assert.same({ 2 }, logged)
     local ok, err = pcall(rest.directories.all, rest.directories, { where = { Name = "x" } })
     assert.is_false(ok)
     assert.matches("takes no `where`", tostring(err), 1, true)
+  end)
+
+  it("takes where on the command line as JSON (where:=...), and refuses a wrong one before sending", function()
+    sandbox.reset()
+    local portable = require "portable"
+    local function cli(arguments)
+      return portable.run(sandbox.cli_env() .. " bin/planapi --rate 100/1s planfix-rest get-task-list " .. arguments)
+    end
+    local out, code = cli [=['fields=id' 'where:=[["status","=","New"],["name","contains","website"]]' --all]=]
+    assert.equal(0, code, out)
+    assert.equal(5, planapi.json.decode(out).id)
+    out, code = cli [['where:={"Region":"Nord"}']]
+    assert.are_not.equal(0, code)
+    assert.matches('has no option "Nord"', out, 1, true)
+    assert.equal(1, sandbox.operations(LIST), "the refused where sent a list request")
   end)
 
   it("the schema check can fail: a filter the builder would not emit is invalid", function()

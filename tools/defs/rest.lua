@@ -119,6 +119,11 @@ local function params_class(ctx, w, o, name, skip)
       fields[#fields + 1] = { p.name .. (p.required and "" or "?"), t, param_doc(ctx, p) }
     end
   end
+  -- the lists that take filters take them by name too (planfix_rest/filters.lua)
+  if require("planapi.planfix_rest.filters").LISTS[o.id] then
+    fields[#fields + 1] = { "where?", "table", "filters by name: { { name, operator, value }, name = value }, "
+      .. "turned into `filters` (README: Filters by name)" }
+  end
   local doc = ("%s: %s (`%s %s`)"):format(o.id, o.op.summary or "", o.op.method, o.op.path)
   if o.op.at_least_one then doc = doc .. "; at least one of " .. table.concat(o.op.at_least_one, ", ") end
   w:class { name = name, doc = doc, fields = fields }

@@ -260,6 +260,7 @@ local planapi_planfix_rest_params_get_contact_files = {}
 ---@field pageSize? integer|planapi.Null in body, minimum 1, maximum 100
 ---@field prefixedId? boolean|planapi.Null in body
 ---@field sourceId? string|planapi.Null in body
+---@field where? table filters by name: { { name, operator, value }, name = value }, turned into `filters` (README: Filters by name)
 local planapi_planfix_rest_params_get_contact_list = {}
 
 ---get-contact-list-groups: Get list of contact groups (`GET /contact/groups`)
@@ -461,6 +462,7 @@ local planapi_planfix_rest_params_get_project_groups = {}
 ---@field offset? integer|planapi.Null in body, minimum 0
 ---@field pageSize? integer|planapi.Null in body, minimum 1, maximum 100
 ---@field sourceId? string|planapi.Null in body
+---@field where? table filters by name: { { name, operator, value }, name = value }, turned into `filters` (README: Filters by name)
 local planapi_planfix_rest_params_get_project_list = {}
 
 ---get-project-list-templates: Get list of project templates (`GET /project/templates`)
@@ -537,6 +539,7 @@ local planapi_planfix_rest_params_get_task_files = {}
 ---@field pageSize? integer|planapi.Null in body, minimum 1, maximum 100
 ---@field runAsUserId? string|planapi.Null in body
 ---@field sourceId? string|planapi.Null in body
+---@field where? table filters by name: { { name, operator, value }, name = value }, turned into `filters` (README: Filters by name)
 local planapi_planfix_rest_params_get_task_list = {}
 
 ---get-task-list-recurring: Get a list of recurring tasks (`GET /task/recurring`)
@@ -587,6 +590,7 @@ local planapi_planfix_rest_params_get_user_id = {}
 ---@field pageSize? integer|planapi.Null in body, minimum 1, maximum 100
 ---@field prefixedId? boolean|planapi.Null in body
 ---@field sourceId? string|planapi.Null in body
+---@field where? table filters by name: { { name, operator, value }, name = value }, turned into `filters` (README: Filters by name)
 local planapi_planfix_rest_params_get_user_list = {}
 
 ---get-user-positions: Get list of employee positions (`GET /user/positions/`)
@@ -916,6 +920,7 @@ local planapi_planfix_rest_params_post_integration_telegram_bot_webhook = {}
 ---@field offset? integer|planapi.Null in body, minimum 0
 ---@field pageSize? integer|planapi.Null in body, minimum 1, maximum 100
 ---@field taskId? integer|planapi.Null in body
+---@field where? table filters by name: { { name, operator, value }, name = value }, turned into `filters` (README: Filters by name)
 local planapi_planfix_rest_params_post_list_data_tag_entries = {}
 
 ---post-list-directory-entries: Get list of directory entries (`POST /directory/{id}/entry/list`)
@@ -929,6 +934,7 @@ local planapi_planfix_rest_params_post_list_data_tag_entries = {}
 ---@field groupsOnly? boolean|planapi.Null in body
 ---@field offset? integer|planapi.Null in body, minimum 0
 ---@field pageSize? integer|planapi.Null in body, minimum 1, maximum 100
+---@field where? table filters by name: { { name, operator, value }, name = value }, turned into `filters` (README: Filters by name)
 local planapi_planfix_rest_params_post_list_directory_entries = {}
 
 ---post-project: Create project (`POST /project/`)
@@ -1422,6 +1428,7 @@ local planapi_planfix_rest_args_post_file_update = {}
 ---@field offset? integer|planapi.Null in body, minimum 0
 ---@field pageSize? integer|planapi.Null in body, minimum 1, maximum 100
 ---@field taskId? integer|planapi.Null in body
+---@field where? table filters by name: { { name, operator, value }, name = value }, turned into `filters` (README: Filters by name)
 local planapi_planfix_rest_args_post_list_data_tag_entries = {}
 
 ---post-list-directory-entries: Get list of directory entries (`POST /directory/{id}/entry/list`)
@@ -1434,6 +1441,7 @@ local planapi_planfix_rest_args_post_list_data_tag_entries = {}
 ---@field groupsOnly? boolean|planapi.Null in body
 ---@field offset? integer|planapi.Null in body, minimum 0
 ---@field pageSize? integer|planapi.Null in body, minimum 1, maximum 100
+---@field where? table filters by name: { { name, operator, value }, name = value }, turned into `filters` (README: Filters by name)
 local planapi_planfix_rest_args_post_list_directory_entries = {}
 
 ---post-project-by-id: Update project by number (`POST /project/{id}`)
