@@ -39,6 +39,7 @@
 --   GATEWAY_CALL_LOG    a file the clients' call events are appended to as JSON Lines, if set
 local planapi = require "planapi"
 local events_ngx = require "planapi.events.ngx"
+local jobs = require "gateway_jobs" -- what to call for a task or an event; no ngx in it
 
 local M = {}
 
@@ -183,40 +184,6 @@ function M.metrics()
   ngx.print(metrics:render())
 end
 
-local function job_description(task)
-  local text = type(task.name) == "string" and task.name or ("Planfix task " .. tostring(task.id))
-  if type(task.description) == "string" and task.description ~= "" then
-    text = text .. "\n\n" .. task.description
-  end
-  return text
-end
-
--- The Planado job of a Planfix task, made once: result, created | nil, err.
--- result = { job_uuid, external_id, task_id }.
-local function task_to_job(c, task_id)
-  local task, err = c.rest.tasks:get(task_id, { fields = "id,name,description" })
-  if not task then return nil, err end
-  local external_id = "planfix-" .. task_id
-  local result = { external_id = external_id, task_id = task_id }
-  local uuid, jerr = c.planado.jobs:create { external_id = external_id, description = job_description(task) }
-  if uuid then
-    result.job_uuid = uuid
-    return result, true
-  end
-  -- Planado refuses a second job with the same external_id: the task was
-  -- sent before, so that job is the answer instead of another. Any other
-  -- refusal (an invalid field) is the caller's error as it is.
-  if jerr.external_id_taken then
-    local job, gerr = c.planado.jobs:get(external_id)
-    if job then
-      result.job_uuid = job.uuid
-      return result, false
-    end
-    if gerr.status ~= 404 then return nil, gerr end
-  end
-  return nil, jerr
-end
-
 --- POST /tasks/{id}/to-planado
 function M.task_to_planado(id)
   if not only "POST" then return end
@@ -224,7 +191,7 @@ function M.task_to_planado(id)
   if not c then return answer(500, { error = cerr }) end
   local task_id = tonumber(id)
   if not task_id then return answer(400, { error = "the task id must be a number" }) end
-  local result, created = task_to_job(c, task_id)
+  local result, created = jobs.task_to_job(c, task_id)
   if not result then return answer_error(created) end
   result.created = created
   return answer(created and 201 or 200, result)
@@ -247,36 +214,21 @@ local function journal(api, event)
   return true
 end
 
--- A Planado event: a finished job of a Planfix task leaves a comment on
--- that task. A failure is retried by the events store's lease, not by
--- Planado (which already had its 200).
+-- A Planado event: journaled, then what gateway_jobs decides (a finished
+-- job of a Planfix task leaves a comment on it). A failure is retried by
+-- the events store's lease, not by Planado (which already had its 200).
 local function on_planado_event(event)
-  local c = clients
   local ok, err = journal("planado", event)
   if not ok then return nil, err end
-  local job = event.kind == "job" and event.resource or nil
-  local task_id = job and type(job.external_id) == "string" and job.external_id:match "^planfix%-(%d+)$"
-  if event.type ~= "job_finished" or not task_id then return true end
-  local resolution = type(job.resolution) == "table" and job.resolution or {}
-  local text = "Planado job finished"
-  if type(resolution.name) == "string" then text = text .. ": " .. resolution.name end
-  if type(resolution.comment) == "string" and resolution.comment ~= "" then
-    text = text .. " (" .. resolution.comment .. ")"
-  end
-  return c.rest.tasks:add_comment(tonumber(task_id), { description = text })
+  return jobs.on_planado_event(clients, event)
 end
 
--- A Planfix scenario request naming a task (task_id) makes that task a
--- Planado job, once (its external_id). A task Planfix does not have is a
--- permanent failure: recorded, never retried.
+-- A Planfix scenario request: journaled, then its task's job made once (a
+-- task Planfix does not have is a permanent failure, never retried).
 local function on_planfix_event(event)
   local ok, err = journal("planfix", event)
   if not ok then return nil, err end
-  if event.task_id == nil then return true end
-  local result, jerr = task_to_job(clients, tonumber(event.task_id))
-  if result then return true end
-  if jerr.status == 404 then return nil, "permanent", tostring(jerr) end
-  return nil, jerr
+  return jobs.on_planfix_event(clients, event)
 end
 
 -- The receiver behind a location, or the answer that it is missing.
