@@ -65,13 +65,14 @@ describe("the OpenResty gateway", function()
   end)
 
   it("makes the job of a Planfix event's task, and gives up at once on a task Planfix does not have", function()
-    local planfix = testing.fake { TASK_7, testing.rest.error { status = 404, code = 1000, message = "Task not found by id 8" } }
+    local missing = testing.rest.error { status = 404, code = 1000, message = "Task not found by id 8" }
+    local planfix = testing.fake { TASK_7, missing }
     local planado = testing.fake { handlers = { ["POST jobs"] = testing.planado.created("job_uuid", "job-7") } }
     local c = clients(planfix, planado)
     assert.is_true(jobs.on_planfix_event(c, { task_id = "7" }))
     local ok, permanent, why = jobs.on_planfix_event(c, { task_id = "8" })
     assert.same({ false, "permanent" }, { ok or false, permanent })
-    assert.matches("Task not found", why)
+    assert.matches("Task not found by id 8", why)
     assert.same({ 7, 8 }, { planfix.requests[1].params.id, planfix.requests[2].params.id })
     assert.equal(1, #planado.requests)
   end)
