@@ -144,7 +144,10 @@ describe("rest.names", function()
   it("finds users by full name or login, groups, templates and directories by name", function()
     local rest = client()
     assert.equal(2, rest.names:user("Ivan Petrov").id)
-    assert.equal(2, rest.names:user("IVAN.PETROV").id)
+    assert.same({ id = 2, name = "Ivan Petrov", login = "ivan.petrov" }, rest.names:user("IVAN.PETROV"))
+    -- an answer changed by the caller changes no later answer
+    rest.names:user("Ivan Petrov").name = "changed"
+    assert.equal("Ivan Petrov", rest.names:user(2).name)
     assert.equal(3, rest.users:find_by_name("Anna Smirnova").id)
     assert.equal(1, sandbox.operations "POST /user/list")
     assert.equal(2, rest.names:user_group("Developers").id)

@@ -99,6 +99,16 @@ local function status_anywhere(rest, name_or_id)
   return Definitions.lookup(merged, name_or_id, "task status", "any task process")
 end
 
+-- What a caller gets: a copy (changing it changes no later lookup's answer); a user found by
+-- login is named by the full name all the same.
+local function answer(item, err)
+  if item == nil then return nil, err end
+  local out = {}
+  for k, v in pairs(item) do out[k] = v end
+  if out.full_name then out.name, out.full_name = out.full_name, nil end
+  return out
+end
+
 local STATUS_OPTIONS = { process = true }
 
 local METHODS = {}
@@ -108,14 +118,14 @@ function METHODS.status(rest, name_or_id, opts)
   for k in pairs(opts or {}) do
     if not STATUS_OPTIONS[k] then config_error(("names:status takes { process = }, not '%s'"):format(k), 3) end
   end
-  if opts and opts.process ~= nil then return lookup_status(rest, name_or_id, opts.process) end
-  return status_anywhere(rest, name_or_id)
+  if opts and opts.process ~= nil then return answer(lookup_status(rest, name_or_id, opts.process)) end
+  return answer(status_anywhere(rest, name_or_id))
 end
 
 for _, kind in ipairs { "process", "user", "user_group", "project", "directory" } do
   local plural = kind == "process" and "processes" or (kind == "directory" and "directories" or kind .. "s")
   --- rest.names:<kind>(name_or_id) -> { id, name, ... } | nil, err
-  METHODS[kind] = function(rest, name_or_id) return lookup(rest, plural, name_or_id) end
+  METHODS[kind] = function(rest, name_or_id) return answer(lookup(rest, plural, name_or_id)) end
 end
 
 --- rest.names:template("task", name_or_id) -> { id, name, field_ids } | nil, err
