@@ -373,6 +373,23 @@ describe("filters by name on random where clauses (sandbox)", function()
     assert.matches("takes no `where`", tostring(err), 1, true)
   end)
 
+  it("filters contacts, projects and users by system and custom field names", function()
+    sandbox.reset()
+    local rest = sandbox.rest()
+    rest.fields:invalidate()
+    local function ids(resource, where)
+      local out = {}
+      for _, r in ipairs(assert(rest[resource]:all { where = where })) do out[#out + 1] = r.id end
+      return out
+    end
+    assert.same({ 12 }, ids("contacts", { { "Contact number", ">", 5 }, isCompany = false }))
+    assert.same({ 11, 14 }, ids("contacts", { { "Contact line", "!=", "VIP" }, { "isCompany", "=", true } }))
+    assert.same({ 2 }, ids("projects", { { "name", "contains", "APP" } }))
+    assert.same({ 1 }, ids("projects", { { "Project line", "=", "web" } }))
+    assert.same({ 2 }, ids("users", { groups = 2 }))
+    assert.same({ 3 }, ids("users", { { "lastname", "=", "Smirnova" } }))
+  end)
+
   it("takes where on the command line as JSON (where:=...), and refuses a wrong one before sending", function()
     sandbox.reset()
     local portable = require "portable"
