@@ -36,15 +36,15 @@ local EXTRAS = {
 -- rest.names and rest.directories' lookups by name (planfix_rest/names.lua, directory_lookup.lua)
 local NAMED = { { "table?", "item" }, { "planapi.Error?", "err" } }
 local NAME = { "name_or_id", "string|integer" }
-local function by_name(doc) return { params = { NAME }, returns = NAMED, doc = doc } end
+local function name_lookup(doc) return { params = { NAME }, returns = NAMED, doc = doc } end
 EXTRAS.names = {
   status = { params = { NAME, { "opts?", "{ process: string|integer? }" } }, returns = NAMED,
     doc = "A task status { id, name, process } by name, in one process or in every one." },
-  process = by_name "A task process { id, name } by name.",
-  user = by_name "A user { id, name, login } by full name (\"Ivan Petrov\") or login.",
-  user_group = by_name "A user group { id, name } by name.",
-  project = by_name "A project { id, name } by name.",
-  directory = by_name "A directory { id, name } by name.",
+  process = name_lookup "A task process { id, name } by name.",
+  user = name_lookup "A user { id, name, login } by full name (\"Ivan Petrov\") or login.",
+  user_group = name_lookup "A user group { id, name } by name.",
+  project = name_lookup "A project { id, name } by name.",
+  directory = name_lookup "A directory { id, name } by name.",
   template = { params = { { "entity", ENTITY }, NAME }, returns = NAMED,
     doc = "A template { id, name, field_ids } of an entity by name." },
   invalidate = { params = { { "kind?", '"processes"|"statuses"|"users"|"user_groups"|"projects"|"directories"' } },
@@ -80,7 +80,7 @@ for _, rname in ipairs { "tasks", "contacts", "projects", "users" } do
   }
 end
 for rname, kind in pairs { users = "user", projects = "project" } do
-  EXTRAS[rname].find_by_name = by_name(("A %s { id, name } by name (rest.names:%s)."):format(kind, kind))
+  EXTRAS[rname].find_by_name = name_lookup(("A %s { id, name } by name (rest.names:%s)."):format(kind, kind))
 end
 
 -- What each kind of sugar method returns (planfix_rest/resources.lua), beside the paging ones.
