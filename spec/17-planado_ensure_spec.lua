@@ -1,17 +1,14 @@
 -- Planado get-or-create by external_id (issue 20): pd.jobs:ensure, pd.clients:ensure and
 -- pd.sites:ensure return the object that has the external_id, creating it when none does; an
 -- existing one is not changed. Two (four) processes ensuring the same external_id at once make
--- ONE object: the sandbox holds every lookup's 404 until all of them were carried out, so every
--- worker creates, one POST wins and the others, refused because the external_id is taken,
+-- ONE object: each worker's create waits until every worker has come to its create (its lookup
+-- missed; spec/helpers/ensure_worker.lua), so every worker creates, one POST wins and the others, refused because the external_id is taken,
 -- return the winner's object. The oracle is the sandbox's store and request log.
 local portable = require "portable"
 local sandbox = require "sandbox"
 local workers = require "workers"
 
 local WORKERS = 4
--- Each lookup is carried out at once and answered this late: long enough that every worker's
--- lookup runs before any worker's create (the workers start together, within milliseconds).
-local LATE = 0.8
 
 local FIELDS = {
   jobs = { description = "Fix pump" },
@@ -82,10 +79,8 @@ describe("Planado ensure by external_id", function()
     it(("%s: %d processes ensuring one external_id at once make one object"):format(collection, WORKERS),
       function()
         local tag = new_tag(collection)
-        sandbox.fault { mode = "late", method = "GET", path = "/planado/v2/" .. collection .. "/" .. tag,
-          delay = LATE, count = WORKERS }
         local results, dir = workers.run(WORKERS, "spec/helpers/ensure_worker.lua",
-          function(i, d) return { d, i, collection, tag } end)
+          function(i, d) return { d, i, collection, tag, WORKERS } end)
         portable.rmtree(dir)
         local stored = stored_with(collection, tag)
         assert.equal(1, #stored)

@@ -1,12 +1,14 @@
 -- ensure_worker.lua: one process of spec/17's race. It makes a Planado client on the sandbox, says
 -- it is ready, waits for the go file, then ensures <collection> <external_id>; prints one line of
--- JSON: the uuid it got, whether it created it, or its error.
---   lua ensure_worker.lua <dir> <worker number> <collection> <external_id>
+-- JSON: the uuid it got, whether it created it, or its error. Before its create is sent, a worker
+-- waits until every worker has come to its create (a request hook, marks in <dir>): so every
+-- lookup has missed before any create, however the machine's load spreads the workers.
+--   lua ensure_worker.lua <dir> <worker number> <collection> <external_id> <workers>
 local core = require "planapi.core"
 local sandbox = require "sandbox"
 local workers = require "workers"
 
-local dir, me, collection, external_id = arg[1], arg[2], arg[3], arg[4]
+local dir, me, collection, external_id, count = arg[1], arg[2], arg[3], arg[4], tonumber(arg[5])
 
 local FIELDS = {
   jobs = { description = "raced" },
@@ -14,7 +16,31 @@ local FIELDS = {
   sites = { name = "Raced site" },
 }
 
-local pd = sandbox.planado { real_time = true, timeout = 10 }
+local function all_at_create()
+  local n = 0
+  for i = 1, count do
+    local f = io.open(("%s/create.%d"):format(dir, i), "r")
+    if f then
+      f:close()
+      n = n + 1
+    end
+  end
+  return n == count
+end
+
+-- Bounded: a worker that never comes shows in the spec's counts, not as a hang.
+local waited = false
+local function before_create(ev)
+  if ev.method ~= "POST" or waited then return end
+  waited = true
+  assert(io.open(("%s/create.%s"):format(dir, me), "w")):close()
+  for _ = 1, 2000 do
+    if all_at_create() then return end
+    core.sleep(0.005)
+  end
+end
+
+local pd = sandbox.planado { real_time = true, timeout = 10, hooks = { request = before_create } }
 workers.ready_then_go(dir, me)
 local obj, meta = pd[collection]:ensure(external_id, FIELDS[collection])
 if obj then
