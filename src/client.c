@@ -459,18 +459,10 @@ static void add_query(lua_State *L) {
 
 /* Push base .. path as one string: made once, not from two strings made first. */
 static void push_joined_url(lua_State *L, const char *base, const char *path) {
-  size_t blen = strlen(base), plen = strlen(path);
-  char small[512];
-  luaL_Buffer b;
-  if (blen + plen <= sizeof small) {
-    memcpy(small, base, blen);
-    memcpy(small + blen, path, plen);
-    lua_pushlstring(L, small, blen + plen);
-    return;
-  }
+  luaL_Buffer b; /* its first bytes live in the buffer itself: no allocation for a usual URL */
   luaL_buffinit(L, &b);
-  luaL_addlstring(&b, base, blen);
-  luaL_addlstring(&b, path, plen);
+  luaL_addstring(&b, base);
+  luaL_addstring(&b, path);
   luaL_pushresult(&b);
 }
 
