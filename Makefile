@@ -20,6 +20,9 @@ CC ?= cc
 ifeq ($(LUA),luajit)
   LUA_PC := luajit
   OUT_DIR := build/luajit/planapi
+else ifeq ($(LUA),lua5.3)
+  LUA_PC := lua5.3
+  OUT_DIR := build/lua5.3/planapi
 else
   LUA_PC := lua5.4
   OUT_DIR := planapi

@@ -14,6 +14,7 @@ local Policy = require("planapi.policy")
 local Limiter = require("planapi.limiter")
 local Quota = require("planapi.quota")
 local Ngx = require("planapi.transport.ngx")
+local Haproxy = require("planapi.transport.haproxy")
 local config_error = require("planapi.config_error")
 local options = require("planapi.options")
 local Guard = require("planapi.guard")
@@ -83,15 +84,22 @@ end
 -- Returns whether this runs inside nginx.
 local function clock_setup(self, opts, base)
   local topt = opts.transport
-  if type(topt) == "string" and topt ~= "curl" and topt ~= "ngx" then
-    config_error(("option 'transport' must be a function, \"curl\" or \"ngx\" (got %q)"):format(topt), 4)
+  if type(topt) == "string" and topt ~= "curl" and topt ~= "ngx" and topt ~= "haproxy" then
+    config_error(("option 'transport' must be a function, \"curl\", \"ngx\" or \"haproxy\" (got %q)")
+      :format(topt), 4)
   end
   local in_nginx = Ngx.ngx() ~= nil
   if topt == "ngx" and not in_nginx then
     config_error("transport = \"ngx\" needs nginx's lua module (ngx.socket.tcp): use it inside nginx", 4)
   end
+  local in_haproxy = Haproxy.haproxy() ~= nil
+  if topt == "haproxy" and not in_haproxy then
+    config_error("transport = \"haproxy\" needs HAProxy's Lua (core.httpclient): use it inside HAProxy", 4)
+  end
   self.clock = opts.clock or core.monotime
-  self.sleep = opts.sleep or (in_nginx and Ngx.sleep) or core.sleep
+  -- HAProxy: core.msleep where a yield is allowed, decided per call (the
+  -- clock stays CLOCK_MONOTONIC, which the shm scope compares).
+  self.sleep = opts.sleep or (in_nginx and Ngx.sleep) or (in_haproxy and Haproxy.sleep) or core.sleep
   -- The shm scope compares times across processes, which only
   -- CLOCK_MONOTONIC allows; the other scopes take nginx's clock there. No
   -- limiter option, when paced, is the default scope: an shm file too,
@@ -198,7 +206,23 @@ local function quota_setup(self, opts)
   end
 end
 
--- transport_kind: "function" (the user's), "curl", "ngx", or "auto"
+-- Inside HAProxy: core.httpclient where a yield is allowed (actions,
+-- services, tasks), libcurl elsewhere and for the methods HAProxy 2.6's
+-- httpclient lacks (PATCH), which block the thread.
+local function haproxy_setup(self, opts, curl)
+  local hc = Haproxy.new(self.core, { user_agent = opts.user_agent, proxy = opts.proxy })
+  if opts.transport == "haproxy" then
+    self.transport_kind, self.transport = "haproxy", hc
+    return
+  end
+  self.transport_kind = "auto"
+  self.transport = function(req)
+    if Haproxy.yieldable() and Haproxy.METHODS[req.method] then return hc(req) end
+    return curl(req)
+  end
+end
+
+-- transport_kind: "function" (the user's), "curl", "ngx", "haproxy", or "auto"
 -- (inside nginx: cosockets where the phase has them, libcurl elsewhere).
 -- Each transport confirms the send with the limiter (req.confirm, set
 -- by run) as late as it can: libcurl inside the transfer (req.pacer) or
@@ -224,6 +248,7 @@ local function transport_setup(self, opts, in_nginx)
     return c:perform(req)
   end
   self.transport_kind, self.transport = "curl", curl
+  if topt == "haproxy" or (topt == nil and Haproxy.haproxy()) then return haproxy_setup(self, opts, curl) end
   if topt ~= "ngx" and not (topt == nil and in_nginx) then return end
   local cosocket = Ngx.new(c, { user_agent = opts.user_agent, proxy = opts.proxy })
   if topt == "ngx" then

@@ -189,7 +189,7 @@ function planapi_Pager:each() end
 ---@field retry? planapi.RetryOptions|planapi.Policy the retry policy
 ---@field sleep? fun(seconds: number) inject the sleep
 ---@field timeout? number seconds for a whole request (90)
----@field transport? (fun(req: planapi.Request): planapi.Response?, any)|"curl"|"ngx"|planapi.testing.Fake|planapi.testing.Player a function(req) -> res (lua-resty-http contract), "curl" / "ngx", a planapi.testing.fake or a cassette's replay
+---@field transport? (fun(req: planapi.Request): planapi.Response?, any)|"curl"|"ngx"|"haproxy"|planapi.testing.Fake|planapi.testing.Player a function(req) -> res (lua-resty-http contract), "curl" / "ngx" / "haproxy", a planapi.testing.fake or a cassette's replay
 ---@field user_agent? string the User-Agent header
 ---@field wall_clock? fun(): number the calendar clock of the quota day
 ---@field writes? boolean|planapi.Writes false: refuse every write; a table: only those allowed

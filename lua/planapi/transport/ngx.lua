@@ -721,5 +721,8 @@ function M.new(client, opts)
 end
 
 M._parse_url = parse_url -- for specs
+-- Shared with the HAProxy transport (transport/haproxy.lua): the same URL
+-- split and the same header rules.
+M.parse_url, M.check_header, M.FRAMING = parse_url, check_header, FRAMING
 
 return M
