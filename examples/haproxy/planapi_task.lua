@@ -5,9 +5,12 @@
 --   action  lua.planado_job_status  tags the request with the status of the Planado
 --                                   job its X-Planado-Job header names (txn.planado_status)
 --
--- The calls go through core.httpclient (planapi's "haproxy" transport,
--- chosen by itself here): while Planfix or Planado answer, the thread
--- serves other requests. Each thread has its own Lua state, so its own
+-- The calls go through HAProxy's non-blocking sockets (planapi's "haproxy"
+-- transport, chosen by itself here): while Planfix or Planado answer, the
+-- thread serves other requests. HAProxy makes the TLS connections itself,
+-- in the planfix_tls and planado_tls sections of haproxy.cfg, verified
+-- against their ca-file: Haproxy.route below points each origin there.
+-- Each thread has its own Lua state, so its own
 -- clients; they pace one account together through the limiter file (the
 -- shm: scope), which every thread and process naming it shares.
 --
@@ -16,14 +19,22 @@
 --   PLANAPI_LIMITER    the pacing scope (default shm:$PLANAPI_HAPROXY_DIR/planapi.limits)
 --   PLANAPI_TRANSPORT  "curl" forces libcurl (blocking: only to compare)
 --   PLANFIX_RATE       Planfix requests a second (default planapi's, Planfix's 1)
--- The CA HAProxy trusts for Planfix and Planado is httpclient.ssl.ca-file.
+--   PLANAPI_HAPROXY_PLANFIX_PORT, PLANAPI_HAPROXY_PLANADO_PORT  the TLS sections' ports
 local planapi = require "planapi"
+local Haproxy = require "planapi.transport.haproxy"
 
 local function env(name)
   local v = os.getenv(name)
   if v == nil or v == "" then return nil end
   return v
 end
+
+local function origin(url) return url:match "^(https://[^/]+)" end
+
+Haproxy.route(origin(env "PLANFIX_BASE_URL" or ("https://" .. tostring(env "PLANFIX_ACCOUNT") .. ".planfix.com/")),
+  "127.0.0.1:" .. tostring(env "PLANAPI_HAPROXY_PLANFIX_PORT"))
+Haproxy.route(origin(env "PLANADO_URL" or "https://api.planadoapp.com/v2/"),
+  "127.0.0.1:" .. tostring(env "PLANAPI_HAPROXY_PLANADO_PORT"))
 
 local clients -- this thread's, made on first use (no I/O happens while HAProxy loads this file)
 
@@ -35,10 +46,11 @@ local function make_clients()
       base_url = env "PLANFIX_BASE_URL", account = env "PLANFIX_ACCOUNT", token = env "PLANFIX_TOKEN",
       limiter = limiter, rate = rate and { rate = rate, per = 1 } or nil,
       transport = env "PLANAPI_TRANSPORT", timeout = 10,
+      ca_file = env "PLANAPI_HAPROXY_CA_FILE", -- for libcurl only (PLANAPI_TRANSPORT=curl)
     },
     planado = planapi.planado {
       url = env "PLANADO_URL", api_key = env "PLANADO_API_KEY", limiter = limiter,
-      transport = env "PLANAPI_TRANSPORT", timeout = 10,
+      transport = env "PLANAPI_TRANSPORT", timeout = 10, ca_file = env "PLANAPI_HAPROXY_CA_FILE",
     },
   }
 end

@@ -94,7 +94,7 @@ local function clock_setup(self, opts, base)
   end
   local in_haproxy = Haproxy.haproxy() ~= nil
   if topt == "haproxy" and not in_haproxy then
-    config_error("transport = \"haproxy\" needs HAProxy's Lua (core.httpclient): use it inside HAProxy", 4)
+    config_error("transport = \"haproxy\" needs HAProxy's Lua (core.tcp): use it inside HAProxy", 4)
   end
   self.clock = opts.clock or core.monotime
   -- HAProxy: core.msleep where a yield is allowed, decided per call (the
@@ -206,9 +206,9 @@ local function quota_setup(self, opts)
   end
 end
 
--- Inside HAProxy: core.httpclient where a yield is allowed (actions,
--- services, tasks), libcurl elsewhere and for the methods HAProxy 2.6's
--- httpclient lacks (PATCH), which block the thread.
+-- Inside HAProxy: its non-blocking sockets (core.tcp) where a yield is
+-- allowed (actions, services, tasks), libcurl where it is not (while the
+-- Lua files load), as the nginx transport is chosen by phase.
 local function haproxy_setup(self, opts, curl)
   local hc = Haproxy.new(self.core, { user_agent = opts.user_agent, proxy = opts.proxy })
   if opts.transport == "haproxy" then
@@ -217,7 +217,7 @@ local function haproxy_setup(self, opts, curl)
   end
   self.transport_kind = "auto"
   self.transport = function(req)
-    if Haproxy.yieldable() and Haproxy.METHODS[req.method] then return hc(req) end
+    if Haproxy.yieldable() then return hc(req) end
     return curl(req)
   end
 end

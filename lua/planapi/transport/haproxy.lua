@@ -1,41 +1,37 @@
--- transport/haproxy.lua: the transport over HAProxy's own HTTP client
--- (core.httpclient, HAProxy 2.6 and later), for clients running inside
--- HAProxy's Lua (actions, services and tasks loaded by lua-load or
--- lua-load-per-thread).
+-- transport/haproxy.lua: the transport for clients running inside HAProxy's
+-- Lua (2.6 and later: actions, services and tasks loaded by lua-load or
+-- lua-load-per-thread), over HAProxy's non-blocking sockets (core.tcp).
 --
---   local transport = require("planapi.transport.haproxy").new(client.core, { user_agent = ... })
+--   local Haproxy = require "planapi.transport.haproxy"
+--   Haproxy.route("https://acme.planfix.com", "127.0.0.1:9443")  -- HAProxy's TLS to that origin
+--   local transport = Haproxy.new(client.core, { user_agent = ... })
 --   local res, err = transport(req)   -- { status, headers, body } | nil, err, as the other transports
 --
--- core.httpclient yields to HAProxy's scheduler while it waits, so the
--- thread keeps serving other requests while a call to Planfix or Planado
--- is in flight (libcurl would stall every stream of that thread). What it
--- keeps of the transport contract, and how (HAProxy's configuration
--- manual, "httpclient.*" global keywords, and its Lua API, "HTTPClient"):
---   - https, or http only to a loopback host with allow_http (core.check_url);
---   - TLS verified: HAProxy checks the certificate against
---     `httpclient.ssl.ca-file` (global section; @system-ca by default) with
---     `httpclient.ssl.verify required` (the default), and the host name of
---     the URL, which is also the SNI. A client's `ca_file` cannot be given
---     per request: mirror it in httpclient.ssl.ca-file. HAProxy matches host
---     names only, not IP addresses: use a host name in the URL;
---   - `timeout` for the whole exchange (the request's `timeout` field, in
---     milliseconds); connecting is bounded by HAProxy's httpclient itself;
---   - a body over max_body is an error, never a truncated result (HAProxy
---     holds the whole answer in memory before Lua sees it);
---   - redirects are returned, never followed, so no Authorization goes to
---     another host;
---   - every request on a new connection (the httpclient starts a stream per
---     request, and HAProxy's default "http-reuse safe" never puts the first
---     request of a stream on an idle connection), so a write is never sent
---     on a connection that may die under it;
---   - errors of the same kinds: HAProxy answers a failed exchange itself
---     with its own 502, 503 or 504 page, which this transport recognises and
---     turns into a transport or timeout error. A refused connection and a
---     certificate HAProxy did not trust both read "No server is available"
---     there: both are a transport error before anything was sent.
--- HAProxy 2.6's httpclient has GET, HEAD, PUT, POST and DELETE only: a
--- PATCH (Planado's update and upsert) is a config error here; the automatic
--- choice (client_base.lua) takes libcurl for it, which blocks the thread.
+-- A core.tcp socket yields to HAProxy's scheduler while it waits, so the
+-- thread keeps serving other requests while a call to Planfix or Planado is
+-- in flight (libcurl would stall every stream of that thread). The HTTP/1.1
+-- exchange is the cosocket transport's (transport/ngx.lua: framing,
+-- timeouts as a deadline, max_body while reading, typed errors, redirects
+-- returned and never followed), run over core.tcp through a small `ngx`
+-- stand-in, so both transports keep one contract.
+--
+-- TLS: HAProxy's Lua sockets do not verify a certificate (HAProxy's Lua API,
+-- "Socket.connect_ssl"), and HAProxy 2.6's core.httpclient, which does,
+-- replays a request after a response timeout or an empty response (its
+-- proxy retries on conn-failure, empty-response and response-timeout), so
+-- a write could land twice. Instead each https origin is reached through a
+-- `listen` section of the HAProxy configuration, in http mode, bound on
+-- loopback, whose `server` line carries `ssl verify required ca-file ...
+-- sni str(<host>) verifyhost <host>` and `http-reuse never` (see
+-- examples/haproxy/haproxy.cfg): HAProxy verifies the certificate and the
+-- host name, every request gets a new connection to the origin, and the
+-- default `retry-on conn-failure` only retries a connection over which
+-- nothing was sent. Haproxy.route(origin, address) names that section's
+-- address; an https URL without a route is a config error. When HAProxy
+-- refuses the certificate or cannot connect, the listen section answers
+-- with its own 503 page, which this transport turns into a transport error
+-- before anything was sent (as it does HAProxy's 502 and 504 pages).
+-- A client's `ca_file` does not reach HAProxy: put it on the server line.
 --
 -- Yielding is allowed in actions, services and tasks, not while HAProxy
 -- loads the Lua files (body and init, on the main coroutine), nor in sample
@@ -47,16 +43,11 @@ local Ngx = require "planapi.transport.ngx"
 
 local M = {}
 
--- HAProxy 2.6's httpclient methods (its Lua API, "HTTPClient.get" and the
--- next ones).
-local METHODS = { GET = "get", HEAD = "head", PUT = "put", POST = "post", DELETE = "delete" }
-M.METHODS = METHODS
-
 --- HAProxy's `core` when this code runs inside HAProxy's Lua, else nil.
 -- (The global is named like planapi.core; the two are different things.)
 function M.haproxy()
   local h = rawget(_G, "core")
-  if type(h) == "table" and type(h.httpclient) == "function" and type(h.msleep) == "function"
+  if type(h) == "table" and type(h.tcp) == "function" and type(h.msleep) == "function"
       and type(h.register_service) == "function" then
     return h
   end
@@ -68,8 +59,9 @@ end
 function M.yieldable(h)
   h = h or M.haproxy()
   if h == nil then return false end
-  local _, main = coroutine.running()
-  return not main
+  -- Lua 5.3 says (thread, true) on the main coroutine; LuaJIT, nil.
+  local co, main = coroutine.running()
+  return co ~= nil and not main
 end
 
 --- Sleep without blocking the thread where HAProxy allows it.
@@ -83,21 +75,122 @@ function M.sleep(seconds)
   return core.sleep(seconds)
 end
 
--- ------------------------------------------------------------------ request
+-- ------------------------------------------------------------------ routes
 
--- The request's headers as httpclient takes them ({ name = { value } }),
--- with the same checks as the other transports; framing headers are
--- HAProxy's.
-local function request_headers(st, req, u)
-  local out, seen = {}, {}
-  for name, value in pairs(req.headers or {}) do
-    Ngx.check_header(name, value)
-    seen[name:lower()] = true
-    if value ~= false and not Ngx.FRAMING[name:lower()] then out[name] = { tostring(value) } end
+-- "host:port" of an https origin -> { host =, port = } or { address = } (abns@, unix@).
+M.routes = {}
+
+--- Haproxy.route("https://host[:port]", "127.0.0.1:9443" | "abns@name" | "unix@/path"):
+-- requests to that origin go to HAProxy's listen section at that address,
+-- which makes the verified TLS connection. Call it where the file loads.
+function M.route(origin, address)
+  if type(origin) ~= "string" or type(address) ~= "string" then
+    config_error("Haproxy.route(origin, address) takes two strings", 2)
   end
-  if not seen.host then out.Host = { u.authority } end
-  if not seen["user-agent"] then out["User-Agent"] = { st.user_agent } end
-  return out
+  local u = Ngx.parse_url(origin)
+  if not u or u.scheme ~= "https" then config_error("a route is for an https origin: " .. origin, 2) end
+  local host, port = address:match "^([^@]+):(%d+)$"
+  local route = host and { host = host, port = tonumber(port) } or { address = address }
+  M.routes[("%s:%d"):format(u.host, u.port)] = route
+end
+
+-- ------------------------------------------------------------------ core.tcp as a cosocket
+
+-- HAProxy's socket says "connection closed." for a read timeout too: a
+-- read that ended at its timeout was one.
+local function read_error(started, timeout, err)
+  if core.monotime() - started >= timeout - 0.005 then return "timeout" end
+  if err == nil or tostring(err):find("closed", 1, true) then return "closed" end
+  return tostring(err)
+end
+
+-- The cosocket methods the cosocket transport uses, over a core.tcp socket.
+-- route: where an https request goes (HAProxy's TLS section); nil for
+-- plain http, which connects to the URL's host itself.
+local function socket_shim(h, route)
+  local sock, timeout = h.tcp(), 60
+  local s = {}
+  function s.settimeouts(_, _, _, read_ms)
+    timeout = read_ms / 1000
+    sock:settimeout(timeout)
+  end
+  function s.connect(_, host, port)
+    local ok, err
+    if route and route.address then
+      ok, err = sock:connect(route.address)
+    else
+      ok, err = sock:connect(route and route.host or host, route and route.port or port)
+    end
+    if ok then return 1 end
+    return nil, tostring(err or "connection refused")
+  end
+  function s.getreusedtimes() return 0 end -- a new connection every time
+  function s.sslhandshake() return true end -- HAProxy's listen section verified it
+  function s.send(_, data)
+    if type(data) == "table" then data = table.concat(data) end
+    local sent, err = sock:send(data)
+    if sent then return sent end
+    return nil, tostring(err or "closed")
+  end
+  s.receiveuntil, s.receiveany = M.readers(sock, function() return timeout end)
+  function s.setkeepalive() sock:close(); return 1 end
+  function s.close() sock:close(); return 1 end
+  return s
+end
+
+-- One line, without its CRLF: line | nil, err.
+local function read_line(sock, get_timeout)
+  local started = core.monotime()
+  local line, err = sock:receive "*l"
+  if line then return line end
+  return nil, read_error(started, get_timeout(), err)
+end
+
+--- receiveuntil and receiveany over a socket with HAProxy's receive (a
+-- line, or a byte count). The cosocket transport looks only for "\r\n"
+-- (chunk lines) and "\r\n\r\n" (the end of a head), both whole lines.
+function M.readers(sock, get_timeout)
+  local function receiveuntil(_, pattern)
+    local done = false
+    return function()
+      if done then
+        done = false
+        return nil
+      end
+      local lines = {}
+      repeat
+        local line, err = read_line(sock, get_timeout)
+        if not line then return nil, err, table.concat(lines, "\r\n") end
+        if line == "" then break end
+        lines[#lines + 1] = line
+      until pattern == "\r\n"
+      if #lines == 0 then return nil end
+      done = true
+      return table.concat(lines, "\r\n")
+    end
+  end
+  local closed = false
+  local function receiveany(_, size)
+    if closed then return nil, "closed" end
+    local started = core.monotime()
+    local data, err = sock:receive(size)
+    if data and #data > 0 then
+      closed = #data < size -- HAProxy hands over what came before the close
+      return data
+    end
+    return nil, read_error(started, get_timeout(), err)
+  end
+  return receiveuntil, receiveany
+end
+
+-- The part of nginx's lua API the cosocket transport calls.
+local function ngx_shim(h, route)
+  return {
+    get_phase = function() return "content" end,
+    update_time = function() end,
+    now = core.monotime,
+    socket = { tcp = function() return socket_shim(h, route) end },
+  }
 end
 
 -- ------------------------------------------------------------------ answer
@@ -109,84 +202,30 @@ local function fail(st, kind, message, fields)
 end
 
 -- HAProxy's own error pages (its configuration manual, "errorfile"): the
--- answer HAProxy makes up when the exchange with the server failed. They
--- carry no Date header, which every HTTP server's answer does (RFC 9110,
--- "Date": an origin server with a clock must send it).
+-- answer the listen section makes up when the exchange with the origin
+-- failed. They carry no Date header, which an origin server's answer does
+-- (RFC 9110, "Date": an origin server with a clock must send it).
 local HAPROXY_ERRORS = {
-  [502] = { kind = "transport", text = "invalid or incomplete response", sent = true },
-  [503] = { kind = "transport", text = "No server is available", sent = false },
-  [504] = { kind = "timeout", text = "didn't respond in time", sent = true },
+  [502] = "invalid or incomplete response",
+  [503] = "No server is available",
+  [504] = "didn't respond in time",
 }
 
-local function haproxy_error(st, u, status, headers, body)
-  local known = HAPROXY_ERRORS[status]
-  if not known or headers.date or not body:find("^<html><body><h1>" .. status) then return nil end
-  if not body:find(known.text, 1, true) then return nil end
+local function haproxy_error(st, u, res)
+  local text, status, body = HAPROXY_ERRORS[res.status], res.status, res.body or ""
+  if not text or res.headers.date or not body:find("^<html><body><h1>" .. status) then return nil end
+  if not body:find(text, 1, true) then return nil end
   local where = ("%s:%d"):format(u.host, u.port)
   if status == 503 then
     return fail(st, "transport", ("connecting to %s failed: refused, unreachable, or its certificate not "
-      .. "trusted by httpclient.ssl.ca-file or not for this host name"):format(where),
+      .. "trusted by the route's ca-file or not for this host name"):format(where),
       { retryable = true, request_sent = false })
   end
   if status == 504 then
     return fail(st, "timeout", ("%s timed out"):format(where), { retryable = true, request_sent = true })
   end
   return fail(st, "transport", ("%s gave no valid HTTP answer"):format(where),
-    { retryable = true, request_sent = known.sent })
-end
-
--- httpclient's headers ({ name = { [0] = v, ... } }) lower-cased, repeated
--- ones joined with ", " as the C header parser does.
-local function answer_headers(raw)
-  local out = {}
-  for name, values in pairs(raw or {}) do
-    local list = {}
-    if type(values) == "table" then
-      for i = 0, #values do
-        if values[i] ~= nil then list[#list + 1] = tostring(values[i]) end
-      end
-    else
-      list[1] = tostring(values)
-    end
-    local lname = tostring(name):lower()
-    out[lname] = out[lname] and (out[lname] .. ", " .. table.concat(list, ", ")) or table.concat(list, ", ")
-  end
-  return out
-end
-
--- req.sink (XML file downloads): a 200 body goes to <sink>.part, renamed
--- into place once complete, as the other transports do.
-local function to_sink(st, req, res)
-  local sink = req.sink
-  if type(sink) ~= "string" or sink == "" then config_error("request sink must be a file path", 3) end
-  local part = sink .. ".part"
-  local f = io.open(part, "wb")
-  if not f then config_error("cannot write the download to " .. sink, 3) end
-  local written = f:write(res.body)
-  local closed = f:close()
-  if not (written and closed and os.rename(part, sink)) then
-    os.remove(part)
-    return fail(st, "transport", "cannot write the download to its file", { request_sent = true })
-  end
-  res.file, res.size, res.body = sink, #res.body, ""
-  return res
-end
-
-local function answer(st, req, u, raw)
-  if type(raw) ~= "table" or type(raw.status) ~= "number" then
-    return fail(st, "transport", ("%s:%d: HAProxy's httpclient gave no answer"):format(u.host, u.port),
-      { retryable = true, request_sent = true })
-  end
-  local headers, body = answer_headers(raw.headers), raw.body or ""
-  local herr, e = haproxy_error(st, u, raw.status, headers, body)
-  if e then return herr, e end
-  if #body > st.max_body then
-    return fail(st, "transport", ("response body is larger than max_body (%d bytes)"):format(st.max_body),
-      { request_sent = true })
-  end
-  local res = { status = raw.status, headers = headers, body = body }
-  if req.sink ~= nil and raw.status == 200 then return to_sink(st, req, res) end
-  return res
+    { retryable = true, request_sent = true })
 end
 
 -- ------------------------------------------------------------------ call
@@ -199,59 +238,41 @@ local function check_request(st, req, h)
     config_error("HAProxy allows no I/O while it loads the Lua files: call from an action, a service "
       .. "or a task (core.register_task), or use transport = \"curl\"", 3)
   end
-  if st.proxy then config_error("the haproxy transport cannot use a proxy (option 'proxy')", 3) end
-  if type(req) ~= "table" then config_error("request must be a table", 3) end
-  local method, url, body = req.method, req.url, req.body
-  if type(method) ~= "string" or type(url) ~= "string" then config_error("request needs method and url", 3) end
-  if body ~= nil and type(body) ~= "string" then config_error("request body must be a string", 3) end
-  if not METHODS[method] then
-    config_error(("HAProxy 2.6's httpclient cannot send %s: use transport = \"curl\" for it"):format(method), 3)
+  if type(req) ~= "table" or type(req.url) ~= "string" then config_error("request needs method and url", 3) end
+  local u, perr = Ngx.parse_url(req.url)
+  if not u then config_error(perr .. ": " .. (st.client:redact(req.url)), 3) end
+  if u.scheme ~= "https" then return u, nil end
+  local route = M.routes[("%s:%d"):format(u.host, u.port)]
+  if not route then
+    config_error(("no route to https://%s: HAProxy's Lua sockets cannot verify a certificate, so name the "
+      .. "listen section that does (Haproxy.route, examples/haproxy/haproxy.cfg)"):format(u.authority), 3)
   end
-end
-
--- The httpclient's arguments: the URL, the headers, the body, the
--- timeout, and where to connect when the host needs no resolver.
-local function client_args(st, req, u)
-  local timeout = st.timeout
-  if type(req.timeout) == "number" and req.timeout > 0 then timeout = req.timeout end
-  local args = { url = req.url, headers = request_headers(st, req, u), body = req.body,
-    timeout = math.max(1, math.floor(timeout * 1000)) }
-  if u.connect_host ~= u.host or u.name:find "^[%d.]+$" then
-    args.dst = ("%s:%d"):format(u.connect_host, u.port)
-  end
-  return args
+  return u, route
 end
 
 --- transport.new(client, opts) -> function(req) -> res | nil, err
--- client: the C client (client.core) whose options (allow_http, timeout,
+-- client: the C client (client.core) whose options (allow_http, timeouts,
 -- max_body) apply and whose secrets are redacted from every error.
--- opts: user_agent, proxy (refused), haproxy (HAProxy's core; specs pass a fake).
+-- opts: user_agent, proxy (refused, as by the cosocket transport),
+--       haproxy (HAProxy's core; specs pass a fake).
 function M.new(client, opts)
   opts = opts or {}
-  local cfg = client:config()
-  local st = {
-    client = client, allow_http = cfg.allow_http, timeout = cfg.timeout, max_body = cfg.max_body,
-    proxy = type(opts.proxy) == "string",
-    user_agent = opts.user_agent or cfg.user_agent or ("planapi/%s HAProxy-httpclient"):format(core.version),
-  }
   local fixed = opts.haproxy
+  local st = { client = client }
+  local user_agent = opts.user_agent or client:config().user_agent
+    or ("planapi/%s HAProxy"):format(core.version)
   return function(req)
     local h = fixed or M.haproxy()
-    check_request(st, req, h)
-    local allowed, uerr = core.check_url(req.url, st.allow_http)
-    if not allowed then error(uerr, 2) end
-    local u, perr = Ngx.parse_url(req.url)
-    if not u then config_error(perr .. ": " .. (st.client:redact(req.url)), 2) end
-    local args = client_args(st, req, u)
-    if req.confirm then
-      local confirmed, cerr = req.confirm()
-      if not confirmed then return nil, cerr end
-    end
-    local started = core.monotime()
-    local hc = h.httpclient()
-    local res, err = answer(st, req, u, hc[METHODS[req.method]](hc, args))
-    if res then res.time = core.monotime() - started end
-    return res, err
+    local u, route = check_request(st, req, h)
+    -- One exchange per call: the route belongs to this request alone (the
+    -- streams of a thread share this function).
+    local exchange = Ngx.new(client, { user_agent = user_agent, proxy = opts.proxy, ngx = ngx_shim(h, route),
+      pool_size = 1 })
+    local res, err = exchange(req)
+    if not res then return nil, err end
+    local herr, e = haproxy_error(st, u, res)
+    if e then return herr, e end
+    return res
   end
 end
 
