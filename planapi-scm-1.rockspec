@@ -149,6 +149,7 @@ build = {
     ["planapi.testing.payloads"] = "lua/planapi/testing/payloads.lua",
     ["planapi.testing.script"] = "lua/planapi/testing/script.lua",
     ["planapi.transport.ngx"] = "lua/planapi/transport/ngx.lua",
+    ["planapi.transport.haproxy"] = "lua/planapi/transport/haproxy.lua",
     ["planapi.webhook_store"] = "lua/planapi/webhook_store.lua",
   },
 }

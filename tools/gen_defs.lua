@@ -49,7 +49,7 @@ local OPTION_TYPES = {
   hooks = { "table", "planapi.Hooks|planapi.Hooks[]" }, quota = { "table|false", "planapi.QuotaOptions|false" },
   writes = { "boolean|table", "boolean|planapi.Writes" }, dry_run = { "boolean|string", "boolean|\"all\"" },
   transport = { "function|string|table",
-    "(fun(req: planapi.Request): planapi.Response?, any)|\"curl\"|\"ngx\"|planapi.testing.Fake"
+    "(fun(req: planapi.Request): planapi.Response?, any)|\"curl\"|\"ngx\"|\"haproxy\"|planapi.testing.Fake"
       .. "|planapi.testing.Player" },
   clock = { "function", "fun(): number" }, sleep = { "function", "fun(seconds: number)" },
   wall_clock = { "function", "fun(): number" },

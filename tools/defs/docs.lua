@@ -17,8 +17,8 @@ local OPTION_DOCS = {
   timeout = "seconds for a whole request (90)", max_body = "the largest answer accepted (64 MiB)",
   user_agent = "the User-Agent header", rate = "pacing; false turns it off", retry = "the retry policy",
   clock = "inject the monotonic clock", sleep = "inject the sleep", wall_clock = "the calendar clock of the quota day",
-  transport = "a function(req) -> res (lua-resty-http contract), \"curl\" / \"ngx\", a planapi.testing.fake "
-    .. "or a cassette's replay",
+  transport = "a function(req) -> res (lua-resty-http contract), \"curl\" / \"ngx\" / \"haproxy\", "
+    .. "a planapi.testing.fake or a cassette's replay",
   on_request = "called before each attempt with the prepared request", hooks = "call events",
   limiter = "who shares the pace: \"local\", \"shm:FILE\", \"redis://...\" or a limiter",
   limiter_key = "the pace's key (default: the API and account)", limiter_fallback = "\"local\" when Redis is away",
