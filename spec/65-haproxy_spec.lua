@@ -149,7 +149,8 @@ describe("the haproxy transport on a fake HAProxy", function()
     rawset(_G, "core", nil)
     assert.is_false(yieldable)
     assert.is_false(Haproxy.yieldable()) -- outside HAProxy altogether
-    local bad = pcall(planapi.planfix_rest, { base_url = "https://x.example/rest/", token = "t", transport = "haproxy" })
+    local bad = pcall(planapi.planfix_rest,
+      { base_url = "https://x.example/rest/", token = "t", transport = "haproxy" })
     assert.is_false(bad) -- outside HAProxy "haproxy" is refused at once
   end)
 end)

@@ -20,6 +20,7 @@
 --   PLANAPI_TRANSPORT  "curl" forces libcurl (blocking: only to compare)
 --   PLANFIX_RATE       Planfix requests a second (default planapi's, Planfix's 1)
 --   PLANAPI_HAPROXY_PLANFIX_PORT, PLANAPI_HAPROXY_PLANADO_PORT  the TLS sections' ports
+-- luacheck: read globals core (HAProxy's API, a global inside HAProxy)
 local planapi = require "planapi"
 local Haproxy = require "planapi.transport.haproxy"
 

@@ -206,24 +206,25 @@ local function quota_setup(self, opts)
   end
 end
 
--- Inside HAProxy: its non-blocking sockets (core.tcp) where a yield is
--- allowed (actions, services, tasks), libcurl where it is not (while the
--- Lua files load), as the nginx transport is chosen by phase.
-local function haproxy_setup(self, opts, curl)
-  local hc = Haproxy.new(self.core, { user_agent = opts.user_agent, proxy = opts.proxy })
-  if opts.transport == "haproxy" then
-    self.transport_kind, self.transport = "haproxy", hc
+-- A host's own transport (nginx's cosockets, HAProxy's sockets): that one
+-- when named; chosen by itself, that one where the host allows it at the
+-- moment of the call (usable()), libcurl elsewhere.
+local function host_transport(self, kind, own, usable, curl, named)
+  if named then
+    self.transport_kind, self.transport = kind, own
     return
   end
   self.transport_kind = "auto"
   self.transport = function(req)
-    if Haproxy.yieldable() then return hc(req) end
+    if usable() then return own(req) end
     return curl(req)
   end
 end
 
 -- transport_kind: "function" (the user's), "curl", "ngx", "haproxy", or "auto"
--- (inside nginx: cosockets where the phase has them, libcurl elsewhere).
+-- (inside nginx: cosockets where the phase has them; inside HAProxy: its
+-- sockets where a yield is allowed, in actions, services and tasks;
+-- libcurl elsewhere).
 -- Each transport confirms the send with the limiter (req.confirm, set
 -- by run) as late as it can: libcurl inside the transfer (req.pacer) or
 -- just before it, the cosocket transport after connect and handshake, a
@@ -248,18 +249,12 @@ local function transport_setup(self, opts, in_nginx)
     return c:perform(req)
   end
   self.transport_kind, self.transport = "curl", curl
-  if topt == "haproxy" or (topt == nil and Haproxy.haproxy()) then return haproxy_setup(self, opts, curl) end
+  local host_opts = { user_agent = opts.user_agent, proxy = opts.proxy }
+  if topt == "haproxy" or (topt == nil and Haproxy.haproxy()) then
+    return host_transport(self, "haproxy", Haproxy.new(c, host_opts), Haproxy.yieldable, curl, topt == "haproxy")
+  end
   if topt ~= "ngx" and not (topt == nil and in_nginx) then return end
-  local cosocket = Ngx.new(c, { user_agent = opts.user_agent, proxy = opts.proxy })
-  if topt == "ngx" then
-    self.transport_kind, self.transport = "ngx", cosocket
-    return
-  end
-  self.transport_kind = "auto"
-  self.transport = function(req)
-    if Ngx.cosockets() then return cosocket(req) end
-    return curl(req)
-  end
+  host_transport(self, "ngx", Ngx.new(c, host_opts), Ngx.cosockets, curl, topt == "ngx")
 end
 
 -- A transport may be a callable table (planapi.testing's fake) that keeps

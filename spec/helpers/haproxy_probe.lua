@@ -3,6 +3,7 @@
 -- planapi's haproxy transport and answers what came back, as JSON:
 --   GET /probe?url=<url>&route=<address of its TLS section>&max_body=<n>&timeout=<s>&auth=1
 --   -> { status, size, location, kind, message, request_sent, time, transport }
+-- luacheck: read globals core (HAProxy's API, a global inside HAProxy)
 local planapi = require "planapi"
 local Haproxy = require "planapi.transport.haproxy"
 

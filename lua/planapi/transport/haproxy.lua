@@ -195,11 +195,7 @@ end
 
 -- ------------------------------------------------------------------ answer
 
-local function fail(st, kind, message, fields)
-  local e = { kind = kind, message = message }
-  for k, v in pairs(fields or {}) do e[k] = v end
-  return nil, st.client:error(e)
-end
+local fail = Ngx.fail -- (st, kind, message, fields) -> nil, the client's typed error
 
 -- HAProxy's own error pages (its configuration manual, "errorfile"): the
 -- answer the listen section makes up when the exchange with the origin

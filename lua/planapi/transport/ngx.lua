@@ -722,7 +722,7 @@ end
 
 M._parse_url = parse_url -- for specs
 -- Shared with the HAProxy transport (transport/haproxy.lua): the same URL
--- split and the same header rules.
-M.parse_url, M.check_header, M.FRAMING = parse_url, check_header, FRAMING
+-- split and the same errors.
+M.parse_url, M.fail = parse_url, fail
 
 return M
