@@ -245,6 +245,7 @@ describe_real("examples/haproxy in a real HAProxy 2.6 against the sandbox", func
     assert(execute "make --no-print-directory -s LUA=lua5.3 > /dev/null", "make LUA=lua5.3 failed")
   end)
   before_each(function() sandbox.reset() end)
+  teardown(function() sandbox.reset() end) -- no rate enforcement or fault left for the next spec
 
   describe("one thread, the haproxy transport", function()
     local hp

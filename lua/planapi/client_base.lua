@@ -85,7 +85,7 @@ end
 local function clock_setup(self, opts, base)
   local topt = opts.transport
   if type(topt) == "string" and topt ~= "curl" and topt ~= "ngx" and topt ~= "haproxy" then
-    config_error(("option 'transport' must be a function, \"curl\", \"ngx\" or \"haproxy\" (got %q)")
+    config_error(("option 'transport' must be a function, \"haproxy\", \"curl\" or \"ngx\" (got %q)")
       :format(topt), 4)
   end
   local in_nginx = Ngx.ngx() ~= nil
