@@ -25,11 +25,12 @@ describe("examples/spec", function()
     assert.equal(0, code)
     -- each example's tests ran: the bridge, the webhook receiver and the
     -- OpenResty gateway's logic (modules), the quick start, the export and
-    -- the embedded plugin (scripts, through testing.run)
+    -- the embedded plugin and the LÖVE board's worker (scripts, through testing.run)
     local ran = {}
     for _, t in ipairs(report.successes) do
       for _, name in ipairs { "the Planfix to Planado bridge", "the REST quick start", "the resumable export",
-        "the Planado webhook receiver", "the embedded plugin", "the OpenResty gateway" } do
+        "the Planado webhook receiver", "the embedded plugin", "the OpenResty gateway",
+        "the LÖVE job board's worker" } do
         if t.name:sub(1, #name + 1) == name .. " " then ran[name] = (ran[name] or 0) + 1 end
       end
     end
@@ -39,6 +40,7 @@ describe("examples/spec", function()
     assert.is_true((ran["the Planado webhook receiver"] or 0) >= 4)
     assert.is_true((ran["the embedded plugin"] or 0) >= 3)
     assert.is_true((ran["the OpenResty gateway"] or 0) >= 5)
+    assert.is_true((ran["the LÖVE job board's worker"] or 0) >= 4)
   end)
 
   it("a failing test in the same run is reported failed (the oracle can fail)", function()
