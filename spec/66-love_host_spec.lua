@@ -29,7 +29,11 @@ local function run_board(opts)
   }
   local vars = {}
   for k, v in pairs(env) do vars[#vars + 1] = k .. "=" .. shell_quote(v) end
-  local out, code = portable.run(("env %s timeout 40 xvfb-run -a love examples/love"):format(table.concat(vars, " ")))
+  -- xvfb-run -a takes the first free display from -n on: started at the same number, two runs at
+  -- once (make test's Lua 5.4 and LuaJIT runs) could both take it. Each run's sandbox port differs.
+  local display = sandbox.env().https_port % 20000 + 100
+  local out, code = portable.run(("env %s timeout 40 xvfb-run -a -n %d love examples/love")
+    :format(table.concat(vars, " "), display))
   local text = portable.read_file(report)
   os.remove(report)
   portable.rmtree(runtime)
