@@ -137,6 +137,17 @@ describe("the haproxy transport on a fake HAProxy", function()
     assert.matches("max_body", tostring(berr), 1, true)
   end)
 
+  it("lets a cache miss wait for another stream's load with core.msleep, never a blocking sleep", function()
+    local cache = require("planapi.cache").new { scope = "memory", namespace = "spec65-" .. tostring({}) }
+    local fake = fake_haproxy {}
+    -- Outside HAProxy a waiter in this process cannot let the load go on: no pause.
+    assert.is_nil(cache:sleeper())
+    local sleep = inside(fake, function() return cache:sleeper() end)
+    assert.equal(Haproxy.sleep, sleep)
+    inside(fake, function() sleep(0.05) end)
+    assert.same({ 50 }, fake.slept)
+  end)
+
   it("refuses an https origin without a route; takes libcurl while HAProxy loads the Lua files", function()
     local fake = fake_haproxy {}
     local rest = rest_with(fake, { base_url = "https://unrouted.example/rest/", transport = "haproxy" })

@@ -31,6 +31,7 @@ local core = require "planapi.core"
 local config_error = require "planapi.config_error"
 local options = require "planapi.options"
 local Ngx = require "planapi.transport.ngx"
+local Haproxy = require "planapi.transport.haproxy"
 
 local M = {}
 
@@ -176,10 +177,12 @@ end
 
 -- A waiter can pause for another's load only if that load can go on
 -- meanwhile: another process always can, a coroutine of this one only when
--- the pause yields (ngx.sleep, or a sleep the program injected).
+-- the pause yields (ngx.sleep, HAProxy's core.msleep, or a sleep the
+-- program injected).
 function Cache:sleeper()
   if self.injected_sleep then return self.injected_sleep end
   if Ngx.cosockets() then return Ngx.sleep end
+  if Haproxy.yieldable() then return Haproxy.sleep end
   if self.store.in_process then return nil end
   return Ngx.ngx() and Ngx.sleep or core.sleep
 end
