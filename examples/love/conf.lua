@@ -7,9 +7,10 @@ function love.conf(t)
   t.window.title = "Planado jobs of the day (planapi)"
   t.window.width = 640
   t.window.height = 400
-  -- Frame pacing comes from love.run's own short sleep, not from the
-  -- display: a virtual display (Xvfb) has no refresh to wait for.
-  t.window.vsync = 0
+  -- One frame per display refresh, not a loop spinning a core; a virtual
+  -- display (Xvfb) has no refresh to wait for, and love.run's own short
+  -- sleep paces the loop there.
+  t.window.vsync = 1
   t.modules.audio = false
   t.modules.sound = false
   t.modules.joystick = false
