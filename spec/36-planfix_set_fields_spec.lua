@@ -7,6 +7,7 @@
 -- "Region" (list: North, South, East, West), "Deadline" (date) and one field of every type;
 -- task template 100 has every field, template 101 all but "Region".
 local core = require "planapi.core"
+local planapi = require "planapi"
 local openapi = require "openapi"
 local portable = require "portable"
 local custom = require "planapi.planfix_rest.custom_fields"
@@ -20,6 +21,25 @@ local rest, with_region, without_region
 
 local function new_task(template)
   return assert(rest.tasks:create { name = "Fields " .. template, template = { id = template } })
+end
+
+-- The oracle for what a write did: the sandbox's stored record (its control API, not planapi).
+local function stored(id)
+  local rec = sandbox.control("GET", "store/tasks/" .. id).record
+  local notes = {}
+  for _, h in ipairs(rec._history or {}) do
+    for _, n in ipairs(h.notes or {}) do notes[#notes + 1] = n end
+  end
+  return rec._cf or {}, table.concat(notes, "\n")
+end
+
+local function one_line_api_error(field, ok, err)
+  assert.is_nil(ok)
+  assert.equal("api", err.kind)
+  assert.same({ field }, err.fields)
+  assert.not_matches("\n", tostring(err))
+  assert.not_matches("sandbox%-token", tostring(err))
+  return err.message
 end
 
 local function counts()
@@ -96,6 +116,82 @@ describe("REST custom fields by name (sandbox)", function()
     assert.same({ "Region" }, err2.fields)
   end)
 
+  it("catches each silent no-op sent with the checks off; the sandbox's record shows what was stored", function()
+    local region = tostring(rest.fields:get("task", "Region").id)
+    local period_name = "Period of time (type 6)"
+    local period = tostring(rest.fields:get("task", period_name).id)
+    local unchecked = { check = false }
+    -- (1) a field not on the task's template: nothing stored
+    local before = counts()
+    local message = one_line_api_error("Region", rest.tasks:set_fields(without_region, { Region = "North" }, unchecked))
+    assert.matches("'Region' %(wrote North, read %(empty%)%).*not on the object's template", message)
+    local cf, notes = stored(without_region)
+    assert.is_nil(cf[region])
+    assert.matches("customFieldData.107: ignored, not on the template", notes, 1, true)
+    assert.equal(before.write + 1, sandbox.operations(WRITE))
+    -- (2) a list value none of the options: stored as given; the definitions are read once more
+    -- before the value is blamed
+    before = counts()
+    message = one_line_api_error("Region", rest.tasks:set_fields(with_region, { Region = "Nowhere" }, unchecked))
+    assert.matches("'Region' holds \"Nowhere\", none of its options %(North, South, East, West%): "
+      .. "Planfix stores a list value unchecked", message)
+    assert.equal("Nowhere", (stored(with_region))[region])
+    assert.equal(before.defs + 1, sandbox.operations(DEFS))
+    -- (3) a period given as a duration: stored empty (over a period stored before)
+    assert(rest.tasks:set_fields(with_region, { [period_name] = { from = "09:00", to = "10:30" } }))
+    assert.is_table((stored(with_region))[period])
+    message = one_line_api_error(period_name,
+      rest.tasks:set_fields(with_region, { [period_name] = { durationSec = 3600 } }, unchecked))
+    assert.matches("'Period of time %(type 6%)' %(wrote a period without from and to, read %(empty%)%): "
+      .. "a period must be { from = ..., to = ... }", message)
+    cf, notes = stored(with_region)
+    assert.is_nil(cf[period] ~= core.null and cf[period] or nil)
+    assert.matches("customFieldData." .. period .. ": stored empty", notes, 1, true)
+  end)
+
+  it("sends planapi.planfix_raw as given, unchecked, and the read-back still judges it", function()
+    local period_name = "Period of time (type 6)"
+    local period = tostring(rest.fields:get("task", period_name).id)
+    expect.raises_config(function() planapi.planfix_raw(nil) end, "planfix_raw takes a wire value")
+    local writes = sandbox.operations(WRITE)
+    local message = one_line_api_error(period_name, rest.tasks:set_fields(with_region,
+      { [period_name] = planapi.planfix_raw { durationSec = 600 } }))
+    assert.matches("a period must be", message)
+    assert.equal(writes + 1, sandbox.operations(WRITE))
+    local sent
+    for _, e in ipairs(sandbox.log_of "rest") do
+      if e.operation == WRITE then sent = e.json.customFieldData[1].value end
+    end
+    assert.same({ durationSec = 600 }, sent) -- as given: encode refuses this form
+    -- a raw value in the form the field takes sticks and is verified
+    local result = assert(rest.tasks:set_fields(with_region,
+      { [period_name] = planapi.planfix_raw { from = { time = "08:00" }, to = { time = "09:15" } } }))
+    assert.is_true(result.verified)
+    assert.same({ from = { time = "08:00" }, to = { time = "09:15" } }, (stored(with_region))[period])
+  end)
+
+  it("catches a list value removed from the options after the definitions were cached", function()
+    local region = rest.fields:get("task", "Region") -- the definitions, cached
+    sandbox.fields { task = { { id = region.id, name = "Region", type = 8,
+      enumValues = { "North", "South", "West" } } } }
+    local before = counts()
+    -- checked against the cached options (East among them), sent, read back as written
+    local message = one_line_api_error("Region", rest.tasks:set_fields(with_region, { Region = "East" }))
+    assert.matches("'Region' holds \"East\", none of its options %(North, South, West%)", message)
+    local after = counts()
+    assert.equal(before.write + 1, after.write)
+    assert.equal(before.defs + 1, after.defs) -- the one reload
+    assert.equal("East", (stored(with_region))[tostring(region.id)])
+    -- the reloaded definitions refuse it before sending now
+    expect.raises_config(function() rest.tasks:set_fields(with_region, { Region = "East" }) end,
+      "no option \"East\" %(options: North, South, West%)")
+    assert.equal(after.write, sandbox.operations(WRITE))
+    -- an option added since the definitions were read is no error: the answer's own options name it
+    sandbox.fields { task = { { id = region.id, name = "Region", type = 8, enumValues = { "North", "Central" } } } }
+    assert.is_true(assert(rest.tasks:set_fields(with_region, { Region = "Central" }, { check = false })).verified)
+    assert.equal(after.defs, sandbox.operations(DEFS))
+  end)
+
   it("leaves a queued (202) write unverified instead of reading back the old value", function()
     sandbox.config { queue_updates = { with_region } }
     assert(rest.tasks:set_fields(with_region, { ["Order number"] = "ORD-9" })) -- reads the template
@@ -105,6 +201,10 @@ describe("REST custom fields by name (sandbox)", function()
     assert.is_false(result.verified)
     assert.equal(reads, sandbox.operations(READ))
     assert.is_true(rest.tasks:verify_fields(with_region, { ["Order number"] = "ORD-10" }))
+    -- verify_fields judges what a queued write stored as the read-back does
+    assert(rest.tasks:set_fields(with_region, { Region = "Nowhere" }, { check = false }))
+    local message = one_line_api_error("Region", rest.tasks:verify_fields(with_region, { Region = "Nowhere" }))
+    assert.matches("none of its options", message)
   end)
 
   it("takes directory entries by name, found past the first page and read once", function()

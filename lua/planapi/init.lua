@@ -31,6 +31,9 @@ local planapi = {
   metrics = require "planapi.metrics",
   --- planapi.cache.new{ scope =, ttl =, namespace = }: the shared definitions cache (memory, file, shm, redis)
   cache = require "planapi.cache",
+  --- planapi.planfix_raw(wire): a custom-field value set_fields sends as given, unencoded and
+  -- unchecked (a form planapi refuses or does not know; the read-back still judges it)
+  planfix_raw = function(wire) return require("planapi.planfix_fields.types").raw(wire) end,
   core = core,
 }
 

@@ -280,6 +280,17 @@ function Definitions:forget(kind, key)
   self.indexes[k] = nil
 end
 
+--- defs:reload_fields(entity) -> { [field id] = def } | nil, err: the entity's fields read afresh
+-- (a read-back that doubts the cached ones reloads them so, once).
+function Definitions:reload_fields(entity)
+  self:invalidate(entity)
+  local list, err = self:fields(entity)
+  if not list then return nil, err end
+  local by_id = {}
+  for _, def in ipairs(list) do by_id[def.id] = def end
+  return by_id
+end
+
 --- defs:invalidate(entity?): forget the fields and templates of one entity, or of all.
 function Definitions:invalidate(entity)
   if entity == nil then

@@ -2,6 +2,9 @@
 --   types.encode(def, value, ctx) -> wire | nil, err   (what Lua gives -> what Planfix expects)
 --   types.decode(def, wire, ctx) -> value               (what Planfix returns -> a plain Lua value)
 --   types.same(def, sent_wire, read_wire) -> bool        (did a write stick? for the read-back)
+--   types.read_problem(def, sent_wire, read_wire) -> nil | "lost" | "period"
+--   types.not_an_option(def, read_wire, options) -> the value that is none of the options | nil
+--   types.raw(value): a wire value sent as given, unencoded and unchecked
 -- def is a field definition (planfix_fields/definitions.lua): { id, name, type, options, ... }.
 -- The wire forms are those of the Planfix REST API documentation's customFieldData examples
 -- (CustomFieldValueRequest / CustomFieldValueResponse): dates as TimePoint objects
@@ -12,7 +15,9 @@
 -- name, def) -> id | nil, err (kind "user", "contact", "person", "directory"), for names given
 -- where an id is expected }.
 -- A value of the wrong shape is a config error (nothing is sent); a resolver's failure is
--- returned as nil, err. A read-only type refuses every write.
+-- returned as nil, err. A read-only type refuses every write. ctx.check = false skips the checks
+-- that guard against Planfix's silent no-ops (a list value among the options, a period as
+-- { from, to } rather than { durationSec }): for a script whose definitions may be stale.
 local core = require "planapi.core"
 local config_error = require "planapi.config_error"
 
@@ -187,6 +192,9 @@ local function period_end(def, v, ctx, dated)
 end
 
 local function encode_period(def, v, ctx, dated)
+  if ctx and ctx.check == false and type(v) == "table" and v.durationSec ~= nil and v.from == nil then
+    return v -- unchecked: sent as given, for the read-back to judge
+  end
   if type(v) == "number" or (type(v) == "table" and v.durationSec ~= nil) then
     -- Planfix answers 200 to { durationSec } and stores the period empty
     -- (the Planfix REST API documentation's gotchas, period of time).
@@ -294,11 +302,16 @@ end
 
 -- ------------------------------------------------------------ per type
 
-local function option_checked(def, s)
-  if def.options and def.options[1] ~= nil then
-    for _, o in ipairs(def.options) do
-      if o == s then return s end
-    end
+local function among(options, s)
+  for _, o in ipairs(options) do
+    if o == s then return true end
+  end
+  return false
+end
+
+local function option_checked(def, s, ctx)
+  if def.options and def.options[1] ~= nil and not (ctx and ctx.check == false) then
+    if among(def.options, s) then return s end
     config_error(("%s has no option %s (options: %s)"):format(field_label(def), M.quoted(s),
       table.concat(def.options, ", ")), 0)
   end
@@ -342,7 +355,7 @@ local ENCODE = {
   [6] = function(def, v, ctx) return encode_period(def, v, ctx, false) end,
   [28] = function(def, v, ctx) return encode_period(def, v, ctx, true) end,
   [7] = boolean,
-  [8] = function(def, v) return option_checked(def, text(def, v)) end,
+  [8] = function(def, v, ctx) return option_checked(def, text(def, v), ctx) end,
   [9] = function(def, v, ctx)
     local key, err = entry_key(def, v, ctx)
     if key == nil then return nil, err end
@@ -360,7 +373,7 @@ local ENCODE = {
     return each_item(def, v, ctx, function(d, item) return { id = plain_id(d, item, "task numbers") } end)
   end,
   [20] = function(def, v, ctx)
-    return each_item(def, v, ctx, function(d, item) return option_checked(d, text(d, item)) end)
+    return each_item(def, v, ctx, function(d, item, c) return option_checked(d, text(d, item), c) end)
   end,
   [21] = function(def, v, ctx)
     return each_item(def, v, ctx, function(d, item) return plain_id(d, item, "file ids") end)
@@ -383,9 +396,28 @@ ENCODE[14] = function(def, v, ctx)
   end)
 end
 
+-- ------------------------------------------------------------ raw values
+
+-- Known by a mark rather than by identity, so a value made by one load of this module is known
+-- by another (a script or a test may load it afresh).
+local RAW = { planfix_raw = true, __name = "planapi.planfix_raw" }
+
+--- types.raw(value) -> a marked value that encode passes through as the wire value, unchecked
+-- (planapi.planfix_raw): for a form planapi refuses or does not know, sent on purpose.
+function M.raw(value)
+  if value == nil then config_error("planfix_raw takes a wire value (planapi.null clears a field)", 2) end
+  return setmetatable({ value = value }, RAW)
+end
+
+function M.is_raw(v)
+  local mt = type(v) == "table" and getmetatable(v)
+  return type(mt) == "table" and rawget(mt, "planfix_raw") == true
+end
+
 --- types.encode(def, value, ctx) -> wire | nil, err
--- core.null clears the field (an empty value of its type).
+-- core.null clears the field (an empty value of its type); types.raw(v) is sent as v.
 function M.encode(def, value, ctx)
+  if M.is_raw(value) then return value.value end
   local t = def.type
   if M.READONLY[t] then
     config_error(("%s is read-only: Planfix computes it"):format(field_label(def)), 0)
@@ -489,6 +521,44 @@ end
 --- types.same(def, sent, read) -> bool: whether the value read back is the one written.
 function M.same(def, sent, read)
   return key_of(def, sent) == key_of(def, read)
+end
+
+-- A wire value that holds nothing: what clears a field.
+local function empty_form(wire)
+  if wire == nil or wire == core.null or wire == "" then return true end
+  if type(wire) ~= "table" then return false end
+  local k = next(wire)
+  return k == nil or (k == "id" and wire.id == 0 and next(wire, k) == nil)
+end
+
+--- types.read_problem(def, sent, read) -> nil when the value read back is the one written, else
+-- "period" (a period written without from and to, read back empty: Planfix stores a duration
+-- alone as an empty period) or "lost" (another value, or nothing: the field is not on the
+-- object's template, or its type ignored the form written).
+function M.read_problem(def, sent, read)
+  local read_key = key_of(def, read)
+  if key_of(def, sent) ~= read_key then return "lost" end
+  if read_key ~= "" or empty_form(sent) then return nil end
+  return (def.type == 6 or def.type == 28) and "period" or "lost"
+end
+
+--- types.not_an_option(def, read, options) -> the first value of a list field (8, 20) read back
+-- that is none of `options` (Planfix stores list values unchecked), or nil.
+function M.not_an_option(def, read, options)
+  if (def.type ~= 8 and def.type ~= 20) or type(options) ~= "table" or options[1] == nil then return nil end
+  local values = def.type == 20 and (is_list(read) and read or {}) or { read }
+  for _, v in ipairs(values) do
+    if type(v) == "string" and v ~= "" and not among(options, v) then return v end
+  end
+  return nil
+end
+
+--- The message part for a list value read back that is none of the field's options.
+function M.option_problem(def, value, options)
+  local listed = table.concat(options, ", ")
+  if #listed > 120 then listed = listed:sub(1, 117) .. "..." end
+  return ("'%s' holds %s, none of its options (%s): Planfix stores a list value unchecked"):format(def.name,
+    M.quoted(value), listed)
 end
 
 --- The text of a value read back, for messages: one line (an error's text is), at most 60
