@@ -80,6 +80,29 @@ describe("planfix_xml custom data and handbook records by name", function()
     assert.equal(1, xml_calls "task.updateCustomData")
   end)
 
+  it("a list value none of the options, sent with the checks off, is an api error; the sandbox stored it", function()
+    local xml, rest = clients()
+    local id = assert(rest.tasks:create { name = "Unchecked", template = { id = 100 } })
+    local region = rest.fields:get("task", "Region").id
+    local defs = sandbox.operations "GET /customfield/task"
+    local r, err = xml.task:set_fields(id, { Region = "Mars", ["Set of values (type 20)"] = { "Alpha", "Zeta" } },
+      { check = false })
+    assert.is_nil(r)
+    assert.equal("api", err.kind)
+    local text = tostring(err)
+    assert.matches("'Region' holds \"Mars\", none of its options %(North, South, East, West%): "
+      .. "Planfix stores a list value unchecked", text)
+    assert.matches("'Set of values %(type 20%)' holds \"Zeta\", none of its options %(Alpha, Beta, Gamma%)", text)
+    assert.not_matches("\n", text)
+    assert.equal(1, xml_calls "task.updateCustomData")
+    -- the definitions were read again once before the values were blamed
+    assert.equal(defs + 1, sandbox.operations "GET /customfield/task")
+    local cf = sandbox.control("GET", "store/tasks/" .. id).record._cf
+    assert.equal("Mars", cf[tostring(region)])
+    -- a value among the options passes the same unchecked write
+    assert.is_true(assert(xml.task:set_fields(id, { Region = "East" }, { check = false })).verified)
+  end)
+
   it("refuses before sending: unknown name, a list value not among the options, read-only, no definitions",
     function()
       local xml = clients()

@@ -168,7 +168,8 @@ end
 
 -- ------------------------------------------------------------ writes
 
-local SET_OPTIONS = { read_back = "boolean", resolve = "function", utc_offset = "number", silent = "boolean",
+local SET_OPTIONS = { read_back = "boolean", check = "boolean", resolve = "function", utc_offset = "number",
+  silent = "boolean",
   timeout = "number" }
 
 -- The customValue items of values by name, each checked and encoded (a config error, nothing sent).
@@ -177,7 +178,7 @@ local function custom_values(xml, entity, values, opts)
     config_error("set_fields takes a table of field name = value", 4)
   end
   local defs, items = M.definitions(xml, 4), {}
-  local ctx = { resolve = opts.resolve, utc_offset = opts.utc_offset }
+  local ctx = { resolve = opts.resolve, utc_offset = opts.utc_offset, check = opts.check }
   for name, v in pairs(values) do
     local def, err = defs:field(entity, name)
     if not def then return nil, err end
@@ -190,13 +191,50 @@ local function custom_values(xml, entity, values, opts)
   return items
 end
 
--- The fields whose value read back is not the one written (by their text).
-local function not_stuck(obj, items)
+-- Each field's text as read: { [id] = text }.
+local function texts_read(obj)
   local read = {}
   for _, cv in ipairs(type(obj) == "table" and type(obj.customData) == "table" and obj.customData or {}) do
     local id = type(cv) == "table" and tonumber(type(cv.field) == "table" and cv.field.id or cv.id)
     if id then read[id] = type(cv.value) == "string" and cv.value or "" end
   end
+  return read
+end
+
+-- The entity's fields read afresh, by id: through the REST client's own definitions when they
+-- come from one (its cache would answer the stale list again otherwise).
+local function reload_fields(xml, entity)
+  local opt = rawget(xml, "definitions_option")
+  if opt.rest then opt.rest.fields:invalidate(entity) end
+  return M.definitions(xml):reload_fields(entity)
+end
+
+-- A list value read as written may still be none of the field's options (Planfix stores list
+-- values unchecked): judged against the definitions, read again once before blaming the value.
+local function option_problems(xml, entity, items, read)
+  local bad, fresh = {}, nil
+  for _, it in ipairs(items) do
+    local value = read[it.id] == it.value and types.not_an_option(it.def, M.decode(it.def, read[it.id]),
+      it.def.options)
+    if value then
+      if not fresh then
+        local err
+        fresh, err = reload_fields(xml, entity)
+        if not fresh then return nil, err end
+      end
+      local def = fresh[it.id] or it.def
+      local choices = def.options or it.def.options
+      value = types.not_an_option(def, M.decode(def, read[it.id]), choices)
+      if value then bad[#bad + 1] = types.option_problem(def, value, choices) end
+    end
+  end
+  return bad
+end
+
+-- The fields whose value read back is not the one written (by their text), or is none of the
+-- options of a list field.
+local function not_stuck(xml, entity, obj, items)
+  local read = texts_read(obj)
   local bad = {}
   for _, it in ipairs(items) do
     local got = read[it.id]
@@ -205,13 +243,18 @@ local function not_stuck(obj, items)
         got and types.quoted(got) or "nothing: not on the object's template?")
     end
   end
+  local unlisted, err = option_problems(xml, entity, items, read)
+  if not unlisted then return nil, err end
+  for _, text in ipairs(unlisted) do bad[#bad + 1] = text end
   return bad
 end
 
 local function read_back(xml, ent, id, items, opts)
   local result, err = xml:call(ent.get, { [ent.entity] = { id = id } }, { timeout = opts.timeout })
   if not result then return nil, err end
-  local bad = not_stuck(result[ent.entity], items)
+  local bad
+  bad, err = not_stuck(xml, ent.entity, result[ent.entity], items)
+  if not bad then return nil, err end
   if #bad == 0 then return true end
   return nil, xml.core:error { kind = "api", operation = ent.write, retryable = false,
     message = ("%s %s: custom data did not stick: %s (Planfix answers success to a field not on the"
