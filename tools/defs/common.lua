@@ -43,6 +43,8 @@ M.CLASSES = {
   { name = "planapi.Error", doc = "The one error type: argument mistakes raise it (kind \"config\"), runtime "
     .. "failures return `nil, err`. tostring(err) is one line and never holds a secret.", fields = ERROR_FIELDS },
   { name = "planapi.Null", doc = "planapi.null: sends JSON null (the same value as cjson.null)." },
+  { name = "planapi.PlanfixRaw", doc = "planapi.planfix_raw(wire): a custom-field value sent as given.",
+    fields = { { "value", "any" } } },
   { name = "planapi.Meta", doc = "The second value of a successful call.", fields = {
     { "status", "integer", "the HTTP status" },
     { "headers", "table<string, string>", "the answer's headers, lower case" },

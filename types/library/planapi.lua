@@ -44,6 +44,11 @@ local planapi_Error = {}
 ---@class planapi.Null
 local planapi_Null = {}
 
+---planapi.planfix_raw(wire): a custom-field value sent as given.
+---@class planapi.PlanfixRaw
+---@field value any
+local planapi_PlanfixRaw = {}
+
 ---The second value of a successful call.
 ---@class planapi.Meta
 ---@field status integer the HTTP status
@@ -576,6 +581,11 @@ function planapi.planfix_events(opts) end
 ---@param opts planapi.planado_webhook.Options
 ---@return planapi.planado_webhook.Hook
 function planapi.planado_webhook(opts) end
+
+---A custom-field value set_fields sends as given, unencoded and unchecked (the read-back still judges it).
+---@param wire any the value as the API takes it
+---@return planapi.PlanfixRaw
+function planapi.planfix_raw(wire) end
 
 ---Missed deliveries from the webhook's delivery log.
 ---@param pd planapi.planado.Client
