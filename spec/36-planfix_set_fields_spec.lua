@@ -205,6 +205,10 @@ describe("REST custom fields by name (sandbox)", function()
     assert(rest.tasks:set_fields(with_region, { Region = "Nowhere" }, { check = false }))
     local message = one_line_api_error("Region", rest.tasks:verify_fields(with_region, { Region = "Nowhere" }))
     assert.matches("none of its options", message)
+    local period = { ["Period of time (type 6)"] = { durationSec = 60 } }
+    assert.is_true(assert(rest.tasks:set_fields(with_region, period, { check = false })).queued)
+    message = one_line_api_error("Period of time (type 6)", rest.tasks:verify_fields(with_region, period))
+    assert.matches("a period must be { from = ..., to = ... }", message, 1, true)
   end)
 
   it("takes directory entries by name, found past the first page and read once", function()
