@@ -1,6 +1,7 @@
 # planapi: build, test and tooling.
 #   make                 build planapi/core.so for Lua 5.4
 #   make LUA=luajit      build build/luajit/planapi/core.so for LuaJIT 2.1
+#   make LUA=lua5.3      build build/lua5.3/planapi/core.so for Lua 5.3
 #   make demo            the bridge end to end on a local sandbox: Planfix tasks become Planado jobs and back
 #   make test            install missing packages (as root), build, run every spec against the sandbox
 #   make valgrind        the C-heavy specs under valgrind, failing on any leak or invalid access

@@ -362,7 +362,7 @@ typedef struct {
   int in_string;
   size_t empty_arrays;
   size_t empty_objects;
-#if LUA_VERSION_NUM >= 502
+#if LUA_VERSION_NUM >= 504
   luaL_Buffer b;      /* one block for the copy, freed when its string is made */
 #endif
 } scanner;
@@ -378,19 +378,21 @@ static void scanner_init(scanner *sc, lua_State *L, const char *s, size_t len) {
   sc->empty_objects = 0;
 }
 
-/* The copy goes on top of the stack (a buffer, until push_copy). */
+/* The copy goes on top of the stack (a buffer, until push_copy). Only from
+ * Lua 5.4 on does a luaL_Buffer always hold a stack slot: in 5.3 a small one
+ * lives in the C struct and pushes nothing, and 5.1 has no sized buffer. */
 static void start_copy(scanner *sc) {
-#if LUA_VERSION_NUM >= 502
+#if LUA_VERSION_NUM >= 504
   sc->out = luaL_buffinitsize(sc->L, &sc->b, sc->len);
 #else
-  sc->out = (char *)lua_newuserdata(sc->L, sc->len); /* 5.1 has no sized buffer */
+  sc->out = (char *)lua_newuserdata(sc->L, sc->len);
 #endif
   memcpy(sc->out, sc->s, sc->len);
 }
 
 /* Replace the buffer on top of the stack with the copy as a string. */
 static void push_copy(scanner *sc) {
-#if LUA_VERSION_NUM >= 502
+#if LUA_VERSION_NUM >= 504
   luaL_pushresultsize(&sc->b, sc->len);
 #else
   lua_pushlstring(sc->L, sc->out, sc->len);
