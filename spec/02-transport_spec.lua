@@ -97,9 +97,8 @@ describe("libcurl transport", function()
   -- its handle is made (libcurl would read six variables for every request):
   -- libcurl's own reading of http_proxy and no_proxy is the oracle.
   it("sends requests through the environment's proxy when no option says otherwise", function()
-    -- By name, from PATH: make sanitize puts its lua5.4 (the ASan runtime preloaded) first there.
-    local lua = jit and "luajit" or "lua5.4"
-    local cpath = jit and "build/luajit/?.so" or "./?.so"
+    -- By name, from PATH: make sanitize puts its lua5.4 and lua5.3 (the ASan runtime preloaded) first there.
+    local lua, cpath = portable.lua, portable.cpath
     local script = ([[package.cpath = %q .. ';' .. package.cpath
       local c = require("planapi.core").client { base_url = "http://127.0.0.2:9/rest/", allow_http = true,
         headers = { Authorization = "Bearer %s" } }

@@ -4,12 +4,12 @@
 -- (configuration, prepare, decode, redaction) and the header parser call no
 -- libcurl function, and tools/check-c-layering fails on a real cycle.
 local portable = require "portable"
-local OBJ = jit and "build/luajit/obj" or "build/lua5.4/obj"
+local OBJ = "build/" .. portable.lua .. "/obj"
 -- By absolute path and without LUA_INIT: under tools/run-sanitize a wrapper
 -- first in PATH would set LD_PRELOAD to the ASan runtime over the shim below,
 -- and its LUA_INIT would load the sanitized core, which needs that runtime.
-local LUA = jit and "/usr/bin/luajit" or "/usr/bin/lua5.4"
-local CPATH = jit and "build/luajit/?.so" or "./?.so"
+local LUA = "/usr/bin/" .. portable.lua
+local CPATH = portable.cpath
 
 local function run(cmd)
   local p = assert(io.popen(cmd .. " 2>&1; echo \"rc=$?\""))
@@ -89,7 +89,7 @@ void *curl_easy_init(void) {
     local rc, out = run(("cc -shared -fPIC -o %s/count.so %s/count.c -ldl"):format(dir, dir))
     assert.equal(0, rc, out)
     local function inits(script)
-      local cmd = ("env -u LUA_INIT -u LUA_INIT_5_4 COUNT_FILE=%s/n LD_PRELOAD=%s/count.so %s -e %q"):format(dir, dir, LUA,
+      local cmd = ("env -u LUA_INIT -u LUA_INIT_5_4 -u LUA_INIT_5_3 COUNT_FILE=%s/n LD_PRELOAD=%s/count.so %s -e %q"):format(dir, dir, LUA,
         ("package.cpath = %q .. ';' .. package.cpath; local core = require 'planapi.core'; %s"):format(CPATH, script))
       local code, output = run(cmd)
       assert.equal(0, code, output)

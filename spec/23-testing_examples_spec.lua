@@ -7,7 +7,8 @@ local portable = require "portable"
 
 -- busted on paths under this interpreter: its JSON report and exit code.
 local function busted(paths)
-  local run = jit and "--lua=luajit --run=luajit" or "--lua=lua5.4"
+  local run = ({ luajit = "--lua=luajit --run=luajit", ["lua5.3"] = "--lua=lua5.3 --run=lua53" })[portable.lua]
+    or "--lua=lua5.4"
   local out, code = portable.run(("busted %s -o json %s 2>/dev/null"):format(run, paths))
   local report = planapi.json.decode(out:match "{.*}" or "")
   assert(type(report) == "table", "busted gave no JSON report: " .. out:sub(1, 400))

@@ -20,8 +20,7 @@ local PASSWORD = "ev-store-pass-31"
 require("journal").secret(PASSWORD)
 
 -- The interpreter of this run, with the core it built (the workers run on it).
-local LUA, CPATH = "lua5.4", "./?.so"
-if portable.luajit then LUA, CPATH = "luajit", "build/luajit/?.so" end
+local LUA, CPATH = portable.lua, portable.cpath
 
 local REPO = assert(io.popen "pwd"):read "*l" -- nginx's workers need absolute paths
 

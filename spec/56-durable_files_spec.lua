@@ -11,8 +11,7 @@ local sandbox = require "sandbox"
 local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
 -- The interpreter of this run, with the core it built.
-local LUA, CPATH = "lua5.4", "./?.so"
-if portable.luajit then LUA, CPATH = "luajit", "build/luajit/?.so" end
+local LUA, CPATH = portable.lua, portable.cpath
 
 -- Run a Lua chunk in a child whose files can grow to `blocks` 512-byte
 -- blocks (nil: no limit): its stdout and exit code.

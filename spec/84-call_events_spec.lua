@@ -273,8 +273,7 @@ describe("call events", function()
   end)
 
   it("without hook_error a raising hook is one line on stderr, once per client", function()
-    local lua = portable.luajit and "luajit" or "lua5.4"
-    local cpath = (portable.luajit and "build/luajit/?.so" or "./?.so") .. ";;"
+    local lua, cpath = portable.lua, portable.cpath .. ";;"
     local script = [[
       package.path = "lua/?.lua;lua/?/init.lua;spec/?.lua;spec/helpers/?.lua;" .. package.path
       local sandbox = require "sandbox"

@@ -76,6 +76,17 @@ end
 
 M.luajit = type(rawget(_G, "jit")) == "table"
 
+--- The interpreter running this spec, by the command name a child process
+-- starts it with (from PATH: make sanitize puts its wrappers first there),
+-- and the package.cpath entry of its build of the module (make, make
+-- LUA=luajit, make LUA=lua5.3).
+M.lua, M.cpath = "lua5.4", "./?.so"
+if M.luajit then
+  M.lua, M.cpath = "luajit", "build/luajit/?.so"
+elseif _VERSION == "Lua 5.3" then
+  M.lua, M.cpath = "lua5.3", "build/lua5.3/?.so"
+end
+
 --- Can this host give a program a pseudo-terminal? (script(1) from
 -- util-linux, and a mounted /dev/pts: some containers and chroots lack it.)
 function M.has_pty()

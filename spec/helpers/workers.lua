@@ -10,8 +10,7 @@ local portable = require "portable"
 
 local M = {}
 
-local LUA, CPATH = "lua5.4", "./?.so"
-if portable.luajit then LUA, CPATH = "luajit", "build/luajit/?.so" end
+local LUA, CPATH = portable.lua, portable.cpath
 
 local function exists(path)
   local f = io.open(path, "rb")
