@@ -13,7 +13,7 @@
 #   make bench           benchmarks against baselines measured in the same run (bench/)
 #   make embed           build/embed/planapi-host: a C program embedding Lua 5.4 with the core linked in
 #   make sandbox-start / sandbox-stop
-#   make env             `eval "$(make -s env)"`: lua5.4, luajit and bin/planapi use this checkout
+#   make env             `eval "$(make -s env)"`: lua5.4, lua5.3, luajit and bin/planapi use this checkout
 
 LUA ?= lua5.4
 CC ?= cc
@@ -130,11 +130,13 @@ sandbox-stop:
 	@sandbox/run stop
 
 # The paths that make `lua5.4 examples/...` (and any script, from any folder)
-# find this checkout's modules and builds: Lua 5.4 reads LUA_CPATH_5_4 before
-# LUA_CPATH, so each interpreter gets its own core.so (`make`, `make LUA=luajit`).
+# find this checkout's modules and builds: Lua 5.4 reads LUA_CPATH_5_4 and Lua
+# 5.3 LUA_CPATH_5_3 before LUA_CPATH, so each interpreter gets its own core.so
+# (`make`, `make LUA=luajit`, `make LUA=lua5.3`).
 env:
 	@echo "export LUA_PATH='$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;'"
 	@echo "export LUA_CPATH_5_4='$(CURDIR)/?.so;;'"
+	@echo "export LUA_CPATH_5_3='$(CURDIR)/build/lua5.3/?.so;;'"
 	@echo "export LUA_CPATH='$(CURDIR)/build/luajit/?.so;;'"
 	@echo "export PATH='$(CURDIR)/bin':\"\$$PATH\""
 

@@ -136,8 +136,7 @@ end)
 
 describe("make env, for scripts run from a checkout", function()
   it("prints the paths that find the checkout's modules and core for this interpreter", function()
-    local lua, so = "lua5.4", "/planapi/core.so"
-    if jit then lua, so = "luajit", "/build/luajit/planapi/core.so" end
+    local lua, so = portable.lua, "/" .. portable.cpath:gsub("^%./", ""):gsub("%?", "planapi/core")
     local dir = portable.tmpdir()
     local probe = ("cd %s && %s -e 'print(package.searchpath(\"planapi\", package.path), "
       .. "package.searchpath(\"planapi.core\", package.cpath), require(\"planapi\").version)'"):format(q(dir), lua)
