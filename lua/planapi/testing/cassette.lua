@@ -30,8 +30,15 @@ M.VERSION = 1
 -- JSON strings are UTF-8: a body that is not (a file's bytes) is kept in
 -- base64.
 
+-- The range of the byte after a lead byte that is not 80-BF: what keeps out
+-- overlong forms (E0, F0), surrogates (ED) and code points past U+10FFFF (F4).
+local SECOND = { [0xE0] = { 0xA0, 0xBF }, [0xED] = { 0x80, 0x9F }, [0xF0] = { 0x90, 0xBF }, [0xF4] = { 0x80, 0x8F } }
+
+-- UTF-8 as the core's JSON encoder takes it (RFC 3629). utf8.len is the fast
+-- way where it is as strict: Lua 5.3's takes surrogates (ED A0-BF ..), which
+-- the encoder refuses; LuaJIT has no utf8 library.
 local function valid_utf8(s)
-  if utf8 and utf8.len then return utf8.len(s) ~= nil end
+  if utf8 and utf8.len then return utf8.len(s) ~= nil and not s:find "\237[\160-\191]" end
   local i, n = 1, #s
   while i <= n do
     local c = s:byte(i)
@@ -40,7 +47,8 @@ local function valid_utf8(s)
     if not len or i + len - 1 > n then return false end
     for j = i + 1, i + len - 1 do
       local b = s:byte(j)
-      if b < 0x80 or b > 0xBF then return false end
+      local range = j == i + 1 and SECOND[c]
+      if b < (range and range[1] or 0x80) or b > (range and range[2] or 0xBF) then return false end
     end
     i = i + len
   end
