@@ -89,8 +89,9 @@ void *curl_easy_init(void) {
     local rc, out = run(("cc -shared -fPIC -o %s/count.so %s/count.c -ldl"):format(dir, dir))
     assert.equal(0, rc, out)
     local function inits(script)
-      local cmd = ("env -u LUA_INIT -u LUA_INIT_5_4 -u LUA_INIT_5_3 COUNT_FILE=%s/n LD_PRELOAD=%s/count.so %s -e %q"):format(dir, dir, LUA,
-        ("package.cpath = %q .. ';' .. package.cpath; local core = require 'planapi.core'; %s"):format(CPATH, script))
+      local cmd = ("env -u LUA_INIT -u LUA_INIT_5_4 -u LUA_INIT_5_3 COUNT_FILE=%s/n LD_PRELOAD=%s/count.so %s -e %q")
+        :format(dir, dir, LUA, ("package.cpath = %q .. ';' .. package.cpath; local core = require 'planapi.core'; %s")
+          :format(CPATH, script))
       local code, output = run(cmd)
       assert.equal(0, code, output)
       local f = io.open(dir .. "/n")

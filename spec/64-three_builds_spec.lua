@@ -112,7 +112,9 @@ describe("the three builds", function()
     for i = 1, math.max(#a, #b) do
       if keep == nil or keep(a[i] or b[i]) then
         n = n + 1
-        if a[i] ~= b[i] then return ("line %d (seed %d):\n  %s\n  %s"):format(i, seed, tostring(a[i]), tostring(b[i])) end
+        if a[i] ~= b[i] then
+          return ("line %d (seed %d):\n  %s\n  %s"):format(i, seed, tostring(a[i]), tostring(b[i]))
+        end
       end
     end
     return nil, n
