@@ -42,6 +42,7 @@ build = {
       ["planapi.sandbox.lua.sandbox.credentials"] = "sandbox/lua/sandbox/credentials.lua",
       ["planapi.sandbox.lua.sandbox.faults"] = "sandbox/lua/sandbox/faults.lua",
       ["planapi.sandbox.lua.sandbox.fields_control"] = "sandbox/lua/sandbox/fields_control.lua",
+      ["planapi.sandbox.lua.sandbox.filters"] = "sandbox/lua/sandbox/filters.lua",
       ["planapi.sandbox.lua.sandbox.json"] = "sandbox/lua/sandbox/json.lua",
       ["planapi.sandbox.lua.sandbox.latency"] = "sandbox/lua/sandbox/latency.lua",
       ["planapi.sandbox.lua.sandbox.main"] = "sandbox/lua/sandbox/main.lua",
