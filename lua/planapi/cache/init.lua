@@ -27,11 +27,11 @@
 -- No secrets: keys and values are the caller's, and must hold none. A
 -- cache given `secrets` (the client's token...) refuses, with a config
 -- error, to write a key or value holding one, whole or in part.
-local core = require "planapi.core"
-local config_error = require "planapi.config_error"
-local options = require "planapi.options"
-local Ngx = require "planapi.transport.ngx"
-local Haproxy = require "planapi.transport.haproxy"
+local core = require("planapi.core")
+local config_error = require("planapi.config_error")
+local options = require("planapi.options")
+local Ngx = require("planapi.transport.ngx")
+local Haproxy = require("planapi.transport.haproxy")
 
 local M = {}
 

@@ -149,6 +149,17 @@ local function catalog(pd, res, collection, kind)
   end
 end
 
+-- Clients and sites: the same four groups of methods, on their own collection
+-- (`<kind>_uuid` the key their upsert answers by).
+local function records_with_external_id(collection, kind)
+  return function(pd, res)
+    crud(pd, res, collection, kind, kind .. "_uuid")
+    ensure(pd, res, collection, kind)
+    upsert(pd, res, collection, kind, kind .. "_uuid")
+    listing(pd, res, collection, collection)
+  end
+end
+
 local BUILD = {
   jobs = function(pd, res)
     crud(pd, res, "jobs", "job", "job_uuid")
@@ -162,18 +173,8 @@ local BUILD = {
       return pd:each(ref_path("jobs", uuid) .. "/history", nil, o)
     end
   end,
-  clients = function(pd, res)
-    crud(pd, res, "clients", "client", "client_uuid")
-    ensure(pd, res, "clients", "client")
-    upsert(pd, res, "clients", "client", "client_uuid")
-    listing(pd, res, "clients", "clients")
-  end,
-  sites = function(pd, res)
-    crud(pd, res, "sites", "site", "site_uuid")
-    ensure(pd, res, "sites", "site")
-    upsert(pd, res, "sites", "site", "site_uuid")
-    listing(pd, res, "sites", "sites")
-  end,
+  clients = records_with_external_id("clients", "client"),
+  sites = records_with_external_id("sites", "site"),
   job_types = function(pd, res) listing(pd, res, "job_types", "job_types") end,
   templates = function(pd, res)
     listing(pd, res, "templates", "templates")

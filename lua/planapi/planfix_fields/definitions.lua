@@ -13,11 +13,11 @@
 -- Names resolve exactly first, then ignoring case; an ambiguous or unknown name is a config
 -- error (the candidates, or the closest names, listed). A loader's failure is nil, err and is
 -- not cached.
-local cache = require "planapi.cache"
-local config_error = require "planapi.config_error"
-local options = require "planapi.options"
-local suggest = require "planapi.suggest"
-local types = require "planapi.planfix_fields.types"
+local cache = require("planapi.cache")
+local config_error = require("planapi.config_error")
+local options = require("planapi.options")
+local suggest = require("planapi.suggest")
+local types = require("planapi.planfix_fields.types")
 
 local M = {}
 

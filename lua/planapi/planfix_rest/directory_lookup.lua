@@ -10,11 +10,11 @@
 -- documentation, paging) are read once per TTL through the definitions cache; a create
 -- forgets the cached entries. `match` is a table of field name (or id) = value, or a string:
 -- the entry's name. The matching is planfix_fields/entries.lua's, shared with the XML client.
-local Definitions = require "planapi.planfix_fields.definitions"
-local entries = require "planapi.planfix_fields.entries"
-local types = require "planapi.planfix_fields.types"
-local custom = require "planapi.planfix_rest.custom_fields"
-local names = require "planapi.planfix_rest.names"
+local Definitions = require("planapi.planfix_fields.definitions")
+local entries = require("planapi.planfix_fields.entries")
+local types = require("planapi.planfix_fields.types")
+local custom = require("planapi.planfix_rest.custom_fields")
+local names = require("planapi.planfix_rest.names")
 
 local M = {}
 

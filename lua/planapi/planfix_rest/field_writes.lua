@@ -13,12 +13,12 @@
 local M = {}
 
 local expect = require("planapi.client_base").expect
-local config_error = require "planapi.config_error"
-local options = require "planapi.options"
-local custom = require "planapi.planfix_rest.custom_fields"
-local names = require "planapi.planfix_rest.names"
-local Definitions = require "planapi.planfix_fields.definitions"
-local types = require "planapi.planfix_fields.types"
+local config_error = require("planapi.config_error")
+local options = require("planapi.options")
+local custom = require("planapi.planfix_rest.custom_fields")
+local names = require("planapi.planfix_rest.names")
+local Definitions = require("planapi.planfix_fields.definitions")
+local types = require("planapi.planfix_fields.types")
 
 local SET_OPTIONS = { read_back = "boolean", check = "boolean", check_template = "boolean", silent = "boolean",
   resolve = "function", utc_offset = "number", timeout = "number", dry_run = "boolean|string" }

@@ -13,12 +13,12 @@
 -- An unknown name, an operator the field's type has no filter for or a value of the wrong form
 -- is a config error raised before anything is sent. `where` adds to raw `filters` (both are
 -- sent; Planfix combines filters with AND), and raw `filters` work unchanged.
-local core = require "planapi.core"
-local config_error = require "planapi.config_error"
-local Definitions = require "planapi.planfix_fields.definitions"
-local types = require "planapi.planfix_fields.types"
-local custom = require "planapi.planfix_rest.custom_fields"
-local names = require "planapi.planfix_rest.names"
+local core = require("planapi.core")
+local config_error = require("planapi.config_error")
+local Definitions = require("planapi.planfix_fields.definitions")
+local types = require("planapi.planfix_fields.types")
+local custom = require("planapi.planfix_rest.custom_fields")
+local names = require("planapi.planfix_rest.names")
 
 local M = {}
 

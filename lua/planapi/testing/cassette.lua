@@ -14,13 +14,13 @@
 -- clients and every operation. The file is pretty JSON with sorted keys, so
 -- a diff of two recordings reads well; what it must not hold is masked on
 -- write (testing/cassette_mask.lua).
-local core = require "planapi.core"
-local base = require "planapi.client_base"
-local config_error = require "planapi.config_error"
-local options = require "planapi.options"
-local pretty_json = require "planapi.pretty_json"
-local mask = require "planapi.testing.cassette_mask"
-local Fake = require "planapi.testing.fake"
+local core = require("planapi.core")
+local base = require("planapi.client_base")
+local config_error = require("planapi.config_error")
+local options = require("planapi.options")
+local pretty_json = require("planapi.pretty_json")
+local mask = require("planapi.testing.cassette_mask")
+local Fake = require("planapi.testing.fake")
 
 local M = {}
 

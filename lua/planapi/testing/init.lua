@@ -19,18 +19,9 @@ local answers = require "planapi.testing.answers"
 local payloads = require "planapi.testing.payloads"
 local script = require "planapi.testing.script"
 
-local testing = {
-  fake = Fake.new,
-  rest = answers.rest,
-  xml = answers.xml,
-  planado = answers.planado,
-  failure = answers.failure,
-  answer = answers.answer,
-  json = answers.json,
-  planado_delivery = payloads.planado_delivery,
-  planfix_request = payloads.planfix_request,
-  run = script.run,
-}
+local testing = { fake = Fake.new, run = script.run }
+for _, name in ipairs { "rest", "xml", "planado", "failure", "answer", "json" } do testing[name] = answers[name] end
+for _, name in ipairs { "planado_delivery", "planfix_request" } do testing[name] = payloads[name] end
 
 -- The cassettes load when first asked for.
 local LAZY = { record = true, replay = true, cassette = true }
