@@ -310,6 +310,21 @@ static void take(lua_State *L, pa_tcp *s, size_t n, size_t skip) {
   if (s->pos == s->in.len) s->pos = s->in.len = 0;
 }
 
+/* The digits of a RESP integer reply (":<digits>\r\n", len bytes after the
+ * colon, the newline included) into *out. strtoll needs a NUL-terminated
+ * string and the read buffer has none after the line, so the line is copied
+ * first (an integer needs at most 20 characters and a sign). */
+static int parse_integer_reply(const char *digits, size_t len, long long *out) {
+  char text[32];
+  char *stop;
+  if (len >= sizeof text) return 0;
+  memcpy(text, digits, len);
+  text[len] = '\0';
+  errno = 0;
+  *out = strtoll(text, &stop, 10);
+  return errno == 0 && stop > text && (*stop == '\r' || *stop == '\n');
+}
+
 /* For a pacer inside libcurl's callbacks, where no Lua may run: write cmd,
  * read one RESP integer reply. 1 and *out, or 0 and why in err (an error
  * reply's text, or the failure to talk). */
@@ -344,10 +359,7 @@ int pa_tcp_int_exchange(void *sock, const char *cmd, size_t len, long long *out,
       size_t n = (size_t)(end - line) + 1;
       int ok = 0;
       if (line[0] == ':') {
-        char *stop;
-        errno = 0;
-        *out = strtoll(line + 1, &stop, 10);
-        ok = errno == 0 && stop > line + 1 && (*stop == '\r' || *stop == '\n');
+        ok = parse_integer_reply(line + 1, n - 1, out);
         if (!ok) snprintf(err, errlen, "a malformed integer reply");
       } else {
         int shown = (int)(n > 2 ? n - 2 : 0);
