@@ -21,39 +21,22 @@ local function count(key)
   f:close()
 end
 
-local function entered(key)
-  local f = assert(io.open(("%s/%s.entered.%s"):format(dir, key, me), "w"))
-  f:close()
-end
-
--- Every worker's mark for key, then latency: bounded, so a worker that died
--- fails the spec by its count, not by a hang.
+-- Every worker's mark for key, then latency.
 local function all_entered_then_wait(key)
-  for _ = 1, 2000 do
-    local n = 0
-    for i = 1, workers_count do
-      local f = io.open(("%s/%s.entered.%d"):format(dir, key, i), "r")
-      if f then
-        f:close()
-        n = n + 1
-      end
-    end
-    if n == workers_count then break end
-    core.sleep(0.005)
-  end
+  workers.wait_all(dir, key .. ".entered", workers_count)
   core.sleep(latency)
 end
 
 local c = cache.new { scope = scope, namespace = "spec59" }
 workers.ready_then_go(dir, me)
 
-entered "fields"
+workers.arrive(dir, "fields.entered", me)
 local value, err = c:fetch("fields:task", function()
   count "fields"
   all_entered_then_wait "fields"
   return { { id = 101, name = "Order number", loaded_by = me } }
 end)
-entered "templates"
+workers.arrive(dir, "templates.entered", me)
 local failed, ferr = c:fetch("templates:task", function()
   count "templates"
   all_entered_then_wait "templates"

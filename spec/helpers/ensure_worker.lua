@@ -16,28 +16,12 @@ local FIELDS = {
   sites = { name = "Raced site" },
 }
 
-local function all_at_create()
-  local n = 0
-  for i = 1, count do
-    local f = io.open(("%s/create.%d"):format(dir, i), "r")
-    if f then
-      f:close()
-      n = n + 1
-    end
-  end
-  return n == count
-end
-
--- Bounded: a worker that never comes shows in the spec's counts, not as a hang.
 local waited = false
 local function before_create(ev)
   if ev.method ~= "POST" or waited then return end
   waited = true
-  assert(io.open(("%s/create.%s"):format(dir, me), "w")):close()
-  for _ = 1, 2000 do
-    if all_at_create() then return end
-    core.sleep(0.005)
-  end
+  workers.arrive(dir, "create", me)
+  workers.wait_all(dir, "create", count)
 end
 
 local pd = sandbox.planado { real_time = true, timeout = 10, hooks = { request = before_create } }

@@ -32,6 +32,24 @@ function M.ready_then_go(dir, me)
   wait_for(dir .. "/go", "no go file")
 end
 
+--- In a worker: mark that `me` has come to the point called name.
+function M.arrive(dir, name, me)
+  assert(io.open(("%s/%s.%s"):format(dir, name, me), "w")):close()
+end
+
+--- In a worker: wait until workers 1..count have all come to name (bounded, about 10 s: a worker
+-- that never comes shows in the spec's counts, not as a hang).
+function M.wait_all(dir, name, count)
+  for _ = 1, 2000 do
+    local n = 0
+    for i = 1, count do
+      if exists(("%s/%s.%d"):format(dir, name, i)) then n = n + 1 end
+    end
+    if n == count then return end
+    core.sleep(0.005)
+  end
+end
+
 --- In the spec: n workers of script, args_of(i, dir) its arguments, env a prefix of the command
 -- ("VAR=x"); returns what each printed (decoded) and the directory they shared.
 function M.run(n, script, args_of, env)
