@@ -85,9 +85,11 @@ fuzz: deps
 lint: deps
 	@tools/run-lint
 
+# The generators are Lua 5.4 programs whatever LUA is (their output is the same
+# for every build; gen_rest_ops uses math.tointeger, which LuaJIT lacks);
 # gen_defs reads the clients' tables through the built module (./planapi/core.so).
 gen:
-	$(LUA) tools/gen_rest_ops.lua
+	lua5.4 tools/gen_rest_ops.lua
 	@$(MAKE) --no-print-directory all LUA=lua5.4
 	lua5.4 tools/gen_defs.lua
 
