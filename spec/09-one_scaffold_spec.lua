@@ -157,6 +157,58 @@ describe("one client scaffold", function()
         c:close()
       end)
 
+      -- The call loop hands a request straight to libcurl when the transport
+      -- is the client's own libcurl one and the limiter confirms in C
+      -- (client_base's send); any other transport is called with req.confirm
+      -- and req.pacer set. A wrapper around the same libcurl transport takes
+      -- the general path: both must answer, pace and clean up alike.
+      it("answers and paces alike with libcurl reached directly or through another transport", function()
+        local function calls(wrapped)
+          local c = api.client { real_time = true, limiter = "local", rate = { rate = 1000, per = 1, burst = 1000 } }
+          assert.equal(c.curl, c.transport) -- the direct path's precondition
+          assert.equal("userdata", type(c.pacer))
+          local sent = {}
+          if wrapped then
+            local curl = c.transport
+            c.transport = function(req)
+              sent[#sent + 1] = { confirm = type(req.confirm), pacer = req.pacer == c.pacer }
+              return curl(req)
+            end
+          end
+          local steps = {}
+          for _, m in ipairs { "reserve", "settle", "release" } do
+            local f = c.limiter[m]
+            c.limiter[m] = function(...) steps[#steps + 1] = m return f(...) end
+          end
+          local out = {}
+          for i = 1, 3 do
+            local before = c.pacer:info().send_tat
+            local req = api.request(c)
+            local result, meta = base.run(c, req)
+            assert.is_table(result, tostring(meta))
+            meta.headers.date = nil -- the only header that may change between two answers
+            out[i] = { result = result, meta = meta, fields = { pacer = req.pacer, confirm = req.confirm },
+              confirmed_in_c = c.pacer:info().send_tat > before }
+          end
+          c:close()
+          return out, steps, sent
+        end
+        local direct, direct_steps, none = calls(false)
+        local general, general_steps, sent = calls(true)
+        assert.same(general, direct)
+        for i = 1, 3 do
+          assert.same({}, direct[i].fields) -- req.pacer and req.confirm are the call's only
+          assert.is_true(direct[i].confirmed_in_c)
+          assert.same({ status = 200, attempts = 1, waited = 0 },
+            { status = direct[i].meta.status, attempts = direct[i].meta.attempts, waited = direct[i].meta.waited })
+        end
+        assert.same({ "reserve", "settle", "reserve", "settle", "reserve", "settle" }, direct_steps)
+        assert.same(direct_steps, general_steps)
+        assert.same({}, none)
+        assert.same({ { confirm = "function", pacer = true }, { confirm = "function", pacer = true },
+          { confirm = "function", pacer = true } }, sent)
+      end)
+
       it("perform sends a prepared request through the transport alone, unparsed", function()
         local c = api.client()
         sandbox.clear_log()

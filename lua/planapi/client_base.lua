@@ -124,8 +124,11 @@ local function merged_rate(rate, default)
   return merged
 end
 
--- self.limiter (pacing) and self.pacer, unless rate = false.
+-- self.limiter (pacing) and self.pacer, unless rate = false. False, not
+-- nil, when there are none: the call loop reads them on every call, and a
+-- nil field is read through the class's __index function.
 local function limiter_setup(self, opts, base)
+  self.limiter, self.pacer = false, false
   local rate = opts.rate
   if rate == nil then rate = base.rate end
   if not rate then
@@ -145,7 +148,7 @@ local function limiter_setup(self, opts, base)
   -- connection is up, for a limiter whose confirm is pure C (local or
   -- shm) on the clock C reads (CLOCK_MONOTONIC).
   if self.clock == core.monotime then
-    self.pacer = self.limiter.gcra or (type(self.limiter) == "userdata" and self.limiter) or nil
+    self.pacer = self.limiter.gcra or (type(self.limiter) == "userdata" and self.limiter) or false
   end
 end
 
@@ -161,8 +164,10 @@ end
 -- self.confirm: the request is about to be written: wait until it keeps
 -- the spacing from the last request any sharer wrote, and record it.
 -- true | nil, err (a shared limiter out of reach: nothing was sent).
+-- False when the limiter has no confirm, like limiter_setup's fields.
 local function confirm_setup(self)
   local limiter, clock = self.limiter, self.clock
+  self.confirm = false
   if not (limiter and limiter.confirm) then return end
   self.confirm = function()
     while true do
@@ -231,6 +236,7 @@ end
 -- user's function just before it is called.
 local function transport_setup(self, opts, in_nginx)
   local topt = opts.transport
+  self.curl = false
   if type(topt) == "function" or type(topt) == "table" then
     self.transport_kind = "function"
     self.transport = function(req)
@@ -248,7 +254,7 @@ local function transport_setup(self, opts, in_nginx)
     end
     return c:perform(req)
   end
-  self.transport_kind, self.transport = "curl", curl
+  self.transport_kind, self.transport, self.curl = "curl", curl, curl
   local host_opts = { user_agent = opts.user_agent, proxy = opts.proxy }
   if topt == "haproxy" or (topt == nil and Haproxy.haproxy()) then
     return host_transport(self, "haproxy", Haproxy.new(c, host_opts), Haproxy.yieldable, curl, topt == "haproxy")
@@ -341,8 +347,7 @@ end
 -- queues for (the spacing itself is confirmed at the moment of sending,
 -- self.confirm, in the transport). Returns an error when nothing may be
 -- sent, else nil and the seconds it waited.
-local function pace(self)
-  local quota = self.quota
+local function pace(self, quota)
   if quota then
     local qerr = quota:check()
     if qerr then
@@ -365,21 +370,34 @@ end
 
 -- The request through the transport, which confirms the spacing at the
 -- moment of sending (req.confirm, or req.pacer inside libcurl): res | nil, err.
-local function send(self, req)
-  local confirm, pacer = self.confirm, self.pacer
+local function transmit(self, req, transport, pacer)
+  local confirm = self.confirm
   if confirm and not pacer and self.limiter.pacer then pacer = self.limiter:pacer() end
-  req.confirm, req.pacer = confirm, pacer
-  local res, err = self.transport(req)
+  -- nil, not false, for the transports, which ask req.pacer == nil
+  req.confirm, req.pacer = confirm or nil, pacer or nil
+  local res, err = transport(req)
   req.confirm, req.pacer = nil, nil
   -- The Redis pacer failed inside libcurl: its connection is out of step.
   if res == nil and err.pacer_failed and self.limiter.drop then self.limiter:drop() end
   return res, err
 end
 
--- After the attempt the limiter learns whether the server saw it.
-local function settle(self, res, err)
+-- The attempt sent, then the limiter learns whether the server saw it:
+-- res | nil, err.
+local function send(self, req)
+  local pacer, transport = self.pacer, self.transport
+  local res, err
+  if pacer and transport == self.curl then
+    -- the libcurl closure's own work, but for its check of req.pacer and
+    -- the req.confirm it would not read (a C pacer confirms inside libcurl)
+    req.pacer = pacer
+    res, err = self.core:perform(req)
+    req.pacer = nil
+  else
+    res, err = transmit(self, req, transport, pacer)
+  end
   local limiter = self.limiter
-  if not limiter then return end
+  if not limiter then return res, err end
   if res == nil and err.request_sent == false then
     limiter:release(self.clock()) -- the server never saw it
   else
@@ -389,6 +407,7 @@ local function settle(self, res, err)
     -- sharer that waits for its answer never has two queued there.
     limiter:settle(self.clock())
   end
+  return res, err
 end
 
 local function remaining_of(res)
@@ -398,7 +417,7 @@ end
 
 -- The answer checked and decoded, and counted against the day's budget:
 -- result, meta | nil, err.
-local function parse(self, call, req, res, err, attempt, waited)
+local function parse(self, quota, call, req, res, err, attempt, waited)
   local result
   if res then
     local own = call.parse
@@ -408,11 +427,13 @@ local function parse(self, call, req, res, err, attempt, waited)
       result, err = self:parse(req, res)
     end
   end
-  local quota = self.quota
   if quota and (res or err.request_sent ~= false) then quota:record(res, err) end
   if result ~= nil then
-    local remaining = remaining_of(res)
-    if remaining then self.remaining = remaining end
+    local remaining = res.headers["x-ratelimit-remaining"] -- remaining_of, inline
+    if remaining then
+      remaining = tonumber(remaining:match "^%s*(%d+)")
+      if remaining then self.remaining = remaining end
+    end
     return result, { status = res.status, headers = res.headers, attempts = attempt,
       remaining = remaining, waited = waited }
   end
@@ -440,19 +461,21 @@ function M.run(self, call)
   -- connection, never on a kept-alive one that may die with it in flight.
   req.idempotent = call.idempotent and true or false
   local attempt, waited = 0, 0
+  -- Read once, and raw: a client without a quota leaves the field nil, and
+  -- a nil field read as self.quota goes through the class's __index function.
+  local quota = rawget(self, "quota")
   local hooks, started = self.hooks, nil
   if hooks then started = self.clock() end
   while true do
     attempt = attempt + 1
-    local perr, paced = pace(self)
+    local perr, paced = pace(self, quota)
     if perr then
       if hooks then Hooks.error(self, hooks, call, perr, attempt, started) end
       return failed(perr, call, attempt, waited)
     end
     if hooks then Hooks.request(self, hooks, call, attempt, started, paced) end
     local res, err = send(self, req)
-    settle(self, res, err)
-    local result, meta = parse(self, call, req, res, err, attempt, waited)
+    local result, meta = parse(self, quota, call, req, res, err, attempt, waited)
     if hooks then Hooks.response(self, hooks, call, res, attempt, started) end
     if result ~= nil then return result, meta end
     err = meta

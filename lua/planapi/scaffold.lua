@@ -136,8 +136,9 @@ function S.class(Class, spec)
 end
 
 -- The API's methods the call loop reaches on every call, kept on each
--- instance too: a plain read, no __index function per call.
-local HOT_METHODS = { "call", "prepare", "parse" }
+-- instance too: a plain read, no __index function per call (_run: the XML
+-- client's call).
+local HOT_METHODS = { "call", "prepare", "parse", "_run" }
 
 --- A client of Class: fields as its own, base.init's setup done (see
 -- client_base.init). Returns it and its base URL as the C client keeps it.

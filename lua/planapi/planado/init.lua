@@ -187,11 +187,12 @@ local function error_text(self, body, decoded)
   return text ~= "" and text or nil
 end
 
+local byte = string.byte
+
 -- The quirk: HTTP 200, text/plain "Rate Limit Exceeded" instead of a 429.
--- An answer that opens as JSON is never it (and costs no copies to tell).
+-- An answer that opens as JSON is never it (and costs no copies to tell:
+-- its first byte, { or [, which parse checks before calling this).
 local function rate_limit_text(body)
-  local first = body:byte(1)
-  if first == 123 or first == 91 then return false end -- { or [
   return body:sub(1, 20):lower():match "^%s*rate limit" ~= nil
 end
 
@@ -199,11 +200,11 @@ end
 function Planado:parse(req, res)
   local op = req.operation
   local status = res.status or 0
-  local headers = res.headers or {}
   local body = res.body or ""
-  if status == 429 or (status < 300 and rate_limit_text(body)) then
+  local first = byte(body, 1)
+  if status == 429 or (status < 300 and first ~= 123 and first ~= 91 and rate_limit_text(body)) then
     return nil, self.core:error { kind = "rate_limit", status = status, operation = op, retryable = true,
-      rejected = true, retry_after = base.retry_after(headers) or self.rate_limit_wait,
+      rejected = true, retry_after = base.retry_after(res.headers or {}) or self.rate_limit_wait,
       message = status == 429 and "too many requests" or "rate limit exceeded (HTTP 200 text quirk)" }
   end
   if status >= 300 and status < 400 then return base.redirect_error(self, op, res) end
