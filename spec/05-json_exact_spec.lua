@@ -187,6 +187,30 @@ describe("JSON decode then encode", function()
     assert.equal("ok " .. count, verdict:match "^(ok %d+)")
   end)
 
+  it("decodes the same through client:decode (its cached decoder) as through json.decode, for 500 random documents", function()
+    -- client:decode keeps cjson's decode and the array metatable as upvalues;
+    -- json.decode looks them up by name. The test above has python3 judge
+    -- json.decode; this one holds client:decode to the same answers.
+    local client = core.client { base_url = "https://example.test/" }
+    local next_doc = generator(tonumber(os.getenv "PLANAPI_SPEC_SEED") or 20261207)
+    for _ = 1, 250 do
+      local doc = next_doc()
+      for _, mode in ipairs { "keep", "absent" } do
+        local want = planapi.json.decode(doc, { nulls = mode })
+        local got = assert(client:decode({ status = 200, body = doc, headers = {} }, mode))
+        assert.equal(planapi.json.encode(want), planapi.json.encode(got), doc)
+        assert.equal(marked(want), marked(got), doc)
+      end
+    end
+    -- Only a client passes its check: a table, or another kind of userdata, is refused as before.
+    for _, other in ipairs { {}, io.stdout } do
+      local ok, err = pcall(client.decode, other, { status = 200, body = "{}" })
+      assert.is_false(ok)
+      assert.matches("planapi.client expected", tostring(err), 1, true)
+    end
+    client:close()
+  end)
+
   it("marks every decoded array, empty ones too, and no object", function()
     local v = planapi.json.decode(' { "a" : [ ] , "b" : {}, "c" : [ [ ], { "d": [\n] } ], "e": "[ ]" } ')
     assert.is_true(planapi.is_array(v.a))

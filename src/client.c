@@ -633,6 +633,29 @@ static void push_not_json(lua_State *L, const char *body, size_t len, const char
   luaL_pushresult(&b);
 }
 
+/* client:decode's upvalues: what it reads on every call, kept so that no
+ * name is looked up again (the client metatable, the keys of res, what
+ * the JSON decoder needs). */
+enum {
+  DECODE_UP_MT = 1,
+  DECODE_UP_STATUS,
+  DECODE_UP_BODY,
+  DECODE_UP_ARRAY_MT, /* what pa_json_push_decoders pushes */
+  DECODE_UP_CJSON,
+  DECODE_UPS = DECODE_UP_CJSON
+};
+
+/* pa_client_check for decode: the metatable compared with the one held as
+ * an upvalue; anything else goes to pa_client_check for its error. */
+static void check_client_fast(lua_State *L) {
+  int ok = lua_type(L, 1) == LUA_TUSERDATA && lua_getmetatable(L, 1);
+  if (ok) {
+    ok = lua_rawequal(L, -1, lua_upvalueindex(DECODE_UP_MT));
+    lua_pop(L, 1);
+  }
+  if (!ok) pa_client_check(L, 1);
+}
+
 /* client:decode(res [, nulls]) -> value | nil, err: the JSON body of a
  * response (nulls: see pa_json_keep_nulls).
  * An empty body decodes to an empty table (Planfix answers some updates
@@ -642,13 +665,15 @@ static int client_decode(lua_State *L) {
   size_t len, start = 0;
   const char *body;
   int status, keep_nulls;
-  pa_client_check(L, 1);
+  check_client_fast(L);
   luaL_checktype(L, 2, LUA_TTABLE);
   keep_nulls = pa_json_keep_nulls(L, 3);
-  lua_getfield(L, 2, "status");
+  lua_pushvalue(L, lua_upvalueindex(DECODE_UP_STATUS));
+  lua_gettable(L, 2);
   status = (int)lua_tointeger(L, -1);
   lua_pop(L, 1);
-  lua_getfield(L, 2, "body");
+  lua_pushvalue(L, lua_upvalueindex(DECODE_UP_BODY));
+  lua_gettable(L, 2);
   body = lua_tolstring(L, -1, &len);
   if (body == NULL) body = "", len = 0;
   /* (not strchr: it would take a NUL byte for whitespace) */
@@ -665,7 +690,9 @@ static int client_decode(lua_State *L) {
       return decode_error(L, status, lua_tostring(L, -1));
     }
   }
-  if (!pa_json_decode(L, -1, keep_nulls)) return decode_error(L, status, lua_tostring(L, -1));
+  if (!pa_json_decode_with(L, -1, keep_nulls, lua_upvalueindex(DECODE_UP_ARRAY_MT),
+                           lua_upvalueindex(DECODE_UP_CJSON)))
+    return decode_error(L, status, lua_tostring(L, -1));
   return 1;
 }
 
@@ -703,8 +730,8 @@ static int client_tostring(lua_State *L) {
 }
 
 void pa_client_open(lua_State *L) {
-  static const luaL_Reg methods[] = {{"prepare", client_prepare}, {"decode", client_decode},
-                                     {"redact", client_redact},   {"add_secret", client_add_secret},
+  static const luaL_Reg methods[] = {{"prepare", client_prepare}, {"redact", client_redact},
+                                     {"add_secret", client_add_secret},
                                      {"config", client_config},   {"close", client_close},
                                      {NULL, NULL}};
   static const pa_class client_class = {PA_CLIENT_MT, methods, client_close, client_close, client_tostring};
@@ -714,6 +741,12 @@ void pa_client_open(lua_State *L) {
   lua_pushvalue(L, mod); /* client:error needs core.error */
   lua_pushcclosure(L, client_error, 1);
   lua_setfield(L, -2, "error");
+  luaL_getmetatable(L, PA_CLIENT_MT);
+  lua_pushliteral(L, "status");
+  lua_pushliteral(L, "body");
+  pa_json_push_decoders(L);
+  lua_pushcclosure(L, client_decode, DECODE_UPS);
+  lua_setfield(L, -2, "decode");
   lua_pop(L, 1);
   lua_pushcfunction(L, client_new);
   lua_setfield(L, mod, "client");

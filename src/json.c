@@ -771,20 +771,19 @@ static void push_decode_error(lua_State *L, int idx, int placeholders) {
   lua_replace(L, -2);
 }
 
-int pa_json_decode(lua_State *L, int idx, int keep_nulls) {
+/* pa_json_decode once the array metatable and cjson's decode are pushed
+ * (idx is absolute). */
+static int decode_pushed(lua_State *L, int idx, int keep_nulls) {
   walker w;
   size_t len;
   const char *s;
   int top;
-  idx = lua_absindex(L, idx);
   s = lua_tolstring(L, idx, &len);
   w.L = L;
   w.keep_nulls = keep_nulls;
   w.empty_arrays = 0;
   w.negative_zeros = 0;
   w.sentinel = -1;
-  luaL_getmetatable(L, PA_ARRAY_MT);
-  lua_getfield(L, LUA_REGISTRYINDEX, PA_CJSON_DECODE);
   if (push_marked_text(L, idx, s, len, &w) < 0) {
     lua_pop(L, 2);
     lua_pushliteral(L, "invalid JSON: its strings hold every byte that is never UTF-8");
@@ -806,6 +805,24 @@ int pa_json_decode(lua_State *L, int idx, int keep_nulls) {
   }
   lua_remove(L, top - 1);
   return 1;
+}
+
+int pa_json_decode(lua_State *L, int idx, int keep_nulls) {
+  idx = lua_absindex(L, idx);
+  pa_json_push_decoders(L);
+  return decode_pushed(L, idx, keep_nulls);
+}
+
+int pa_json_decode_with(lua_State *L, int idx, int keep_nulls, int array_mt, int cjson_decode) {
+  idx = lua_absindex(L, idx);
+  lua_pushvalue(L, array_mt);
+  lua_pushvalue(L, cjson_decode);
+  return decode_pushed(L, idx, keep_nulls);
+}
+
+void pa_json_push_decoders(lua_State *L) {
+  luaL_getmetatable(L, PA_ARRAY_MT);
+  lua_getfield(L, LUA_REGISTRYINDEX, PA_CJSON_DECODE);
 }
 
 /* The nulls argument of json_decode and client:decode: nil or "absent"
