@@ -282,6 +282,74 @@ describe("client:prepare", function()
     raises_config(function() c:prepare { method = "POST", path = "x", body = true } end, "body")
   end)
 
+  -- The keys of t in the order next() gives them: the order the transports
+  -- write header lines in.
+  local function next_order(t)
+    local keys, k = {}, next(t)
+    while k ~= nil do
+      keys[#keys + 1] = k
+      k = next(t, k)
+    end
+    return keys
+  end
+
+  -- A random path: mostly URL bytes, sometimes any byte (a space, a control
+  -- byte, DEL, NUL, UTF-8), sometimes leading slashes, now and then longer
+  -- than the 512 bytes joined on the C stack.
+  local function random_path()
+    local plain = "abcdefghijklmnopqrstuvwxyz0123456789-_.~/%?=&"
+    local parts = {}
+    for i = 1, math.random(0, math.random(5) == 1 and 700 or 60) do
+      if math.random(30) == 1 then
+        parts[i] = string.char(math.random(0, 255))
+      else
+        local k = math.random(#plain)
+        parts[i] = plain:sub(k, k)
+      end
+    end
+    return ("/"):rep(math.random(0, 4) == 0 and math.random(1, 3) or 0) .. table.concat(parts)
+  end
+
+  local METHODS = { "GET", "DELETE", "PATCH", "POST", "get", "", "G ET", "ABCDEFGHIJKLMNOPQ" }
+  local DEFAULTS = {
+    {}, { Authorization = "Bearer T0KEN-abc" }, { ["X-Planado-API-Key"] = "k3y-value" },
+    { Authorization = "Bearer x", Accept = "text/xml" }, { accept = "*/*", ["X-Num"] = 42, ["X-Off"] = false },
+    { ["X-A"] = "1", ["X-B"] = "2", ["X-C"] = "3", ["X-D"] = "4", ["X-E"] = "5" },
+  }
+
+  it("prepare(method, path): the request prepare{ method =, path = } makes, named, over random paths", function()
+    math.randomseed(1915)
+    for round = 1, 3000 do
+      local base = ({ "https://acme.planfix.com/rest", "https://api.example.test/v2/", "http://127.0.0.1:8080/" })
+        [round % 3 + 1]
+      local client = core.client { base_url = base, headers = DEFAULTS[round % #DEFAULTS + 1], allow_http = true }
+      local method, path = METHODS[math.random(#METHODS)], random_path()
+      local ok, req = pcall(client.prepare, client, method, path)
+      local sok, sreq = pcall(client.prepare, client, { method = method, path = path })
+      -- the oracle: the method and URL rules, and libcurl's refused bytes
+      local valid = #method <= 16 and method:match "^%u+$" ~= nil and not path:find("\0", 1, true)
+        and not path:find "^https?://" and not path:find "[%c \127]"
+      assert.equal(valid, ok, ("%q %q"):format(method, path))
+      assert.equal(valid, sok, path)
+      if ok then
+        assert.equal((base:sub(-1) == "/" and base or base .. "/") .. path:gsub("^/+", ""), req.url)
+        assert.equal(method .. " " .. path:gsub("^/", ""), req.operation)
+        req.operation = nil
+        assert.same(sreq, req)
+        assert.same(next_order(sreq.headers), next_order(req.headers))
+        assert.same(next_order(sreq), next_order(req))
+      else
+        assert.equal("config", req.kind)
+        assert.equal("config", sreq.kind)
+      end
+      client:close()
+    end
+    raises_config(function() c:prepare("GET", 42) end, "path")
+    raises_config(function() c:prepare("GET") end, "path")
+    c:close()
+    raises_config(function() c:prepare("GET", "x") end, "closed")
+  end)
+
   it("redacts secrets from messages and errors", function()
     assert.equal("bad token *** here", c:redact "bad token T0KEN-abc here")
     local e = c:error { kind = "api", message = "echo T0KEN-abc" }

@@ -27,10 +27,26 @@ pa_client *pa_client_check(lua_State *L, int idx) {
   return (pa_client *)luaL_checkudata(L, idx, PA_CLIENT_MT);
 }
 
-pa_client *pa_client_check_open(lua_State *L, int idx) {
-  pa_client *c = pa_client_check(L, idx);
+static pa_client *open_or_raise(lua_State *L, pa_client *c) {
   if (c->closed) pa_error_raise(L, "the client is closed");
   return c;
+}
+
+pa_client *pa_client_check_open(lua_State *L, int idx) {
+  return open_or_raise(L, pa_client_check(L, idx));
+}
+
+/* pa_client_check(L, 1) for a method that holds the client metatable as
+ * its upvalue up: compared with it, not looked up in the registry by name;
+ * anything else goes to pa_client_check for its error. */
+static pa_client *check_client_fast(lua_State *L, int up) {
+  int ok = lua_type(L, 1) == LUA_TUSERDATA && lua_getmetatable(L, 1);
+  if (ok) {
+    ok = lua_rawequal(L, -1, lua_upvalueindex(up));
+    lua_pop(L, 1);
+  }
+  if (!ok) return pa_client_check(L, 1);
+  return (pa_client *)lua_touserdata(L, 1);
 }
 
 static char *dup_or_raise(lua_State *L, const char *s) {
@@ -238,6 +254,30 @@ static void push_default_headers(lua_State *L) {
   lua_pop(L, 1);
 }
 
+/* The default headers into the user value table at uv as a flat list
+ * (name, value, name, value...) in the order a copy of them iterates in,
+ * numbers as text and false ones (no such header) left out: each request
+ * copies them by index, with no table walk and no name compared. Their
+ * number and whether an Accept is among them go to c. */
+static void keep_default_headers(lua_State *L, pa_client *c, int uv) {
+  int i = 0;
+  push_default_headers(L);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    if (lua_type(L, -1) == LUA_TBOOLEAN) { /* false: checked by read_options */
+      lua_pop(L, 1);
+      continue;
+    }
+    if (lua_type(L, -1) == LUA_TNUMBER) lua_tostring(L, -1); /* the value: next reads only the key */
+    if (strcasecmp(lua_tostring(L, -2), "Accept") == 0) c->default_accept = 1;
+    lua_pushvalue(L, -2);
+    lua_rawseti(L, uv, ++i);
+    lua_rawseti(L, uv, ++i);
+  }
+  lua_pop(L, 1);
+  c->default_headers = i / 2;
+}
+
 /* Push the list of secrets to redact from the options. */
 static void push_secrets(lua_State *L) {
   lua_newtable(L);
@@ -261,12 +301,12 @@ static void push_secrets(lua_State *L) {
 /* core.client{ base_url = ..., ... } */
 static int client_new(lua_State *L) {
   client_options o;
+  pa_client *c;
   read_options(L, &o);
-  push_client(L, &o);
+  c = push_client(L, &o);
   /* Anchors: default headers and secrets live in the user value. */
-  lua_createtable(L, 0, 2);
-  push_default_headers(L);
-  lua_setfield(L, -2, PA_UV_HEADERS);
+  lua_createtable(L, 2, 1);
+  keep_default_headers(L, c, lua_gettop(L));
   push_secrets(L);
   lua_setfield(L, -2, PA_UV_SECRETS);
   lua_setiuservalue(L, -2, 1);
@@ -359,9 +399,33 @@ int pa_client_url_ok(const pa_client *c, const char *url, char *err, size_t errl
   return pa_url_check_under(url, c->base_url, c->origin_len, c->allow_http, err, errlen);
 }
 
+static void check_url_ok(lua_State *L, const pa_client *c, const char *url) {
+  char err[256];
+  if (!pa_client_url_ok(c, url, err, sizeof err)) pa_error_raise(L, "%s", err);
+}
+
 static int is_absolute(const char *s) {
   return strncmp(s, "https://", 8) == 0 || strncmp(s, "http://", 7) == 0;
 }
+
+/* prepare's upvalues (pa_client_open): the client metatable and the
+ * strings every request table holds, made once instead of found by name
+ * for each request. */
+enum { UP_MT = 1, UP_METHOD, UP_URL, UP_HEADERS, UP_ACCEPT, UP_JSON, UP_OPERATION };
+/* UP_METHOD to UP_OPERATION, in that order */
+static const char *const prepare_strings[] = {"method", "url", "headers", "Accept", "application/json",
+                                              "operation"};
+#define PREPARE_STRINGS (sizeof prepare_strings / sizeof prepare_strings[0])
+#define UP(i) lua_upvalueindex(i)
+
+/* t[the upvalue key] = the upvalue value (t a fresh table: a raw set is
+ * what a set would do). */
+static void set_upvalues(lua_State *L, int t, int key, int value) {
+  lua_pushvalue(L, UP(key));
+  lua_pushvalue(L, UP(value));
+  lua_rawset(L, t);
+}
+
 
 /* Copy headers from the table at src into dst, replacing any header of the
  * same name in any letter case (a caller's "authorization" replaces the
@@ -392,23 +456,19 @@ static void merge_headers(lua_State *L, int dst, int src) {
   }
 }
 
-/* Copy the client's default headers (checked when the client was made)
- * into the request's empty header table: no twin to look for. Returns
- * whether an Accept header is among them. */
-static int copy_default_headers(lua_State *L, int dst, int src) {
-  int has_accept = 0;
-  lua_pushnil(L);
-  while (lua_next(L, src)) {
-    if (!(lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1))) {
-      if (lua_type(L, -2) == LUA_TSTRING && strcasecmp(lua_tostring(L, -2), "Accept") == 0) has_accept = 1;
-      lua_pushvalue(L, -2);
-      lua_pushvalue(L, -2);
-      if (lua_type(L, -1) == LUA_TNUMBER) lua_tostring(L, -1);
-      lua_rawset(L, dst);
-    }
-    lua_pop(L, 1);
+/* Copy the client's default headers (checked, as text, when the client was
+ * made: keep_default_headers) into the request's empty header table at
+ * dst: no twin to look for. */
+static void copy_default_headers(lua_State *L, const pa_client *c, int dst) {
+  int i, n = 2 * c->default_headers;
+  if (n == 0) return;
+  lua_getiuservalue(L, 1, 1);
+  for (i = 1; i < n; i += 2) {
+    lua_rawgeti(L, -1, i);
+    lua_rawgeti(L, -2, i + 1);
+    lua_rawset(L, dst);
   }
-  return has_accept;
+  lua_pop(L, 1);
 }
 
 static int has_header(lua_State *L, int tbl, const char *name) {
@@ -421,16 +481,20 @@ static int has_header(lua_State *L, int tbl, const char *name) {
   return found;
 }
 
-/* req.method: upper-case letters only, so nothing can split the request line. */
-static const char *check_method(lua_State *L) {
-  size_t i, mlen;
-  const char *method = pa_opt_string(L, 2, "method");
-  if (method == NULL) pa_error_raise(L, "request method is required");
-  mlen = strlen(method);
+/* A request method: upper-case letters only, so nothing can split the request line. */
+static void check_method_text(lua_State *L, const char *method) {
+  size_t i, mlen = strlen(method);
   if (mlen == 0 || mlen > 16) pa_error_raise(L, "request method '%s' is not valid", method);
   for (i = 0; i < mlen; i++)
     if (method[i] < 'A' || method[i] > 'Z')
       pa_error_raise(L, "request method '%s' must be upper-case letters", method);
+}
+
+/* req.method, checked. */
+static const char *check_method(lua_State *L) {
+  const char *method = pa_opt_string(L, 2, "method");
+  if (method == NULL) pa_error_raise(L, "request method is required");
+  check_method_text(L, method);
   return method;
 }
 
@@ -457,33 +521,82 @@ static void add_query(lua_State *L) {
   lua_pop(L, 1);
 }
 
-/* Push base .. path as one string: made once, not from two strings made first. */
-static void push_joined_url(lua_State *L, const char *base, const char *path) {
-  luaL_Buffer b; /* its first bytes live in the buffer itself: no allocation for a usual URL */
-  luaL_buffinit(L, &b);
-  luaL_addstring(&b, base);
-  luaL_addstring(&b, path);
-  luaL_pushresult(&b);
+/* Push a .. b .. c as one string: made once, not from strings made first,
+ * and for a usual URL from bytes on the C stack (no buffer object). Each
+ * part is copied with its NUL, which the next one overwrites. */
+static void push_joined(lua_State *L, const char *a, const char *b, const char *c) {
+  char joined[512];
+  size_t alen = strlen(a), blen = strlen(b), clen = strlen(c);
+  luaL_Buffer buf;
+  if (alen + blen + clen < sizeof joined) {
+    memcpy(joined, a, alen + 1);
+    memcpy(joined + alen, b, blen + 1);
+    memcpy(joined + alen + blen, c, clen + 1);
+    lua_pushlstring(L, joined, alen + blen + clen);
+    return;
+  }
+  luaL_buffinit(L, &buf);
+  luaL_addstring(&buf, a);
+  luaL_addstring(&buf, b);
+  luaL_addstring(&buf, c);
+  luaL_pushresult(&buf);
+}
+
+/* Push the URL of a request path under base_url ("/task/1" and "task/1"
+ * both join under it), not checked yet. */
+static void push_path_url(lua_State *L, const pa_client *c, const char *path) {
+  if (is_absolute(path)) pa_error_raise(L, "request path must be relative to base_url");
+  while (*path == '/') path++;
+  push_joined(L, c->base_url, path, "");
 }
 
 /* Push the request's URL, a string: req.url as given, or req.path under
- * base_url; then req.query. */
-static const char *push_url(lua_State *L, const pa_client *c) {
-  char err[256];
+ * base_url; then req.query. *own_host: whether it is under base_url. */
+static const char *push_url(lua_State *L, const pa_client *c, int *own_host) {
   const char *path = pa_opt_string(L, 2, "path"), *url = pa_opt_string(L, 2, "url");
   if ((path == NULL) == (url == NULL)) pa_error_raise(L, "request needs exactly one of path or url");
   if (url != NULL) {
     if (!is_absolute(url)) pa_error_raise(L, "request url must be absolute");
     lua_getfield(L, 2, "url");
   } else {
-    if (is_absolute(path)) pa_error_raise(L, "request path must be relative to base_url");
-    while (*path == '/') path++; /* "/task/1" and "task/1" both join under base_url */
-    push_joined_url(L, c->base_url, path);
+    push_path_url(L, c, path);
   }
   add_query(L);
   url = lua_tostring(L, -1);
-  if (!pa_client_url_ok(c, url, err, sizeof err)) pa_error_raise(L, "%s", err);
+  check_url_ok(L, c, url);
+  /* a joined URL starts with base_url */
+  *own_host = path != NULL || strncmp(url, c->base_url, strlen(c->base_url)) == 0;
   return url;
+}
+
+/* Push req = { method = the value at midx, url = the value at uidx } and
+ * its header table (req at -2, the headers on top), the client's default
+ * headers in it when own_host: they (the Authorization among them) go only
+ * to our own API, never to an absolute URL elsewhere such as a presigned
+ * download. Returns whether an Accept header is among them. */
+static int push_request(lua_State *L, const pa_client *c, int midx, int uidx, int own_host) {
+  int req;
+  lua_createtable(L, 0, 6);
+  req = lua_gettop(L);
+  lua_pushvalue(L, UP(UP_METHOD));
+  lua_pushvalue(L, midx);
+  lua_rawset(L, req);
+  lua_pushvalue(L, UP(UP_URL));
+  lua_pushvalue(L, uidx);
+  lua_rawset(L, req);
+  /* No User-Agent: the transport that sends the request adds its own.
+   * Room for the usual few headers at once (Authorization, Accept...). */
+  lua_createtable(L, 0, 4);
+  if (!own_host) return 0;
+  copy_default_headers(L, c, req + 1);
+  return c->default_accept;
+}
+
+/* req.headers = the header table on top (req below it), popped. */
+static void set_headers(lua_State *L) {
+  lua_pushvalue(L, UP(UP_HEADERS));
+  lua_insert(L, -2);
+  lua_rawset(L, -3);
 }
 
 /* req.body: a string as is, a table as JSON (with its Content-Type). */
@@ -511,6 +624,11 @@ static void set_body(lua_State *L, int req, int hdrs) {
   lua_pop(L, 1);
 }
 
+/* Accept JSON unless a header says otherwise. */
+static void add_accept(lua_State *L, int hdrs, int has_accept) {
+  if (!has_accept) set_upvalues(L, hdrs, UP_ACCEPT, UP_JSON);
+}
+
 /* The caller's content_type and headers over the defaults; Accept JSON
  * unless the caller asked for something else. */
 static void add_request_headers(lua_State *L, int hdrs, int has_accept) {
@@ -528,47 +646,46 @@ static void add_request_headers(lua_State *L, int hdrs, int has_accept) {
     has_accept = has_header(L, hdrs, "Accept"); /* the caller's may add or drop one */
   }
   lua_pop(L, 1);
-  if (!has_accept) {
-    lua_pushliteral(L, "application/json");
-    lua_setfield(L, hdrs, "Accept");
-  }
+  add_accept(L, hdrs, has_accept);
+}
+
+/* client:prepare(method, path): the request prepare{ method =, path = }
+ * makes, from two arguments instead of a spec table read field by field
+ * (most calls name no more), named by them: req.operation = "GET jobs/1"
+ * (one leading '/' left out). */
+static int prepare_plain(lua_State *L, const pa_client *c) {
+  const char *method = pa_arg_string(L, 2, "method"), *path = pa_arg_string(L, 3, "path");
+  int has_accept;
+  check_method_text(L, method);
+  push_path_url(L, c, path);
+  check_url_ok(L, c, lua_tostring(L, -1));
+  has_accept = push_request(L, c, 2, lua_gettop(L), 1);
+  add_accept(L, lua_gettop(L), has_accept);
+  set_headers(L);
+  lua_pushvalue(L, UP(UP_OPERATION));
+  push_joined(L, method, " ", path + (*path == '/'));
+  lua_rawset(L, -3);
+  return 1;
 }
 
 /* client:prepare{ method=, path= | url=, query=, body=, headers=,
  *                 content_type=, timeout= } -> req
- * req = { method, url, headers = {...}, body = string|nil, timeout } */
+ * req = { method, url, headers = {...}, body = string|nil, timeout }
+ * client:prepare(method, path): the same as prepare{ method =, path = }. */
 static int client_prepare(lua_State *L) {
-  pa_client *c = pa_client_check_open(L, 1);
-  const char *method, *url;
-  int req, hdrs, own_host, has_accept = 0;
+  pa_client *c = open_or_raise(L, check_client_fast(L, UP_MT));
+  int req, own_host, has_accept;
 
+  if (lua_type(L, 2) == LUA_TSTRING) return prepare_plain(L, c);
   luaL_checktype(L, 2, LUA_TTABLE);
-  method = check_method(L);
-  url = push_url(L, c);
-  /* Default headers (the Authorization among them) go only to our own API,
-   * never to an absolute URL elsewhere such as a presigned download. */
-  own_host = strncmp(url, c->base_url, strlen(c->base_url)) == 0;
-
-  lua_createtable(L, 0, 6);
-  req = lua_gettop(L);
-  lua_pushstring(L, method);
-  lua_setfield(L, req, "method");
-  lua_pushvalue(L, -2);
-  lua_setfield(L, req, "url");
-
-  /* No User-Agent: the transport that sends the request adds its own.
-   * Room for the usual few headers at once (Authorization, Accept...). */
-  lua_createtable(L, 0, 4);
-  hdrs = lua_gettop(L);
-  if (own_host) {
-    lua_getiuservalue(L, 1, 1);
-    lua_getfield(L, -1, PA_UV_HEADERS);
-    has_accept = copy_default_headers(L, hdrs, lua_gettop(L));
-    lua_pop(L, 2);
-  }
-  set_body(L, req, hdrs);
-  add_request_headers(L, hdrs, has_accept);
-  lua_setfield(L, req, "headers");
+  lua_settop(L, 2);
+  lua_pushstring(L, check_method(L));
+  push_url(L, c, &own_host);
+  has_accept = push_request(L, c, 3, 4, own_host);
+  req = lua_gettop(L) - 1;
+  set_body(L, req, req + 1);
+  add_request_headers(L, req + 1, has_accept);
+  set_headers(L);
 
   lua_getfield(L, 2, "timeout");
   if (lua_isnil(L, -1)) { /* no field to set: the transport's default */
@@ -645,17 +762,6 @@ enum {
   DECODE_UPS = DECODE_UP_CJSON
 };
 
-/* pa_client_check for decode: the metatable compared with the one held as
- * an upvalue; anything else goes to pa_client_check for its error. */
-static void check_client_fast(lua_State *L) {
-  int ok = lua_type(L, 1) == LUA_TUSERDATA && lua_getmetatable(L, 1);
-  if (ok) {
-    ok = lua_rawequal(L, -1, lua_upvalueindex(DECODE_UP_MT));
-    lua_pop(L, 1);
-  }
-  if (!ok) pa_client_check(L, 1);
-}
-
 /* client:decode(res [, nulls]) -> value | nil, err: the JSON body of a
  * response (nulls: see pa_json_keep_nulls).
  * An empty body decodes to an empty table (Planfix answers some updates
@@ -665,7 +771,7 @@ static int client_decode(lua_State *L) {
   size_t len, start = 0;
   const char *body;
   int status, keep_nulls;
-  check_client_fast(L);
+  check_client_fast(L, DECODE_UP_MT);
   luaL_checktype(L, 2, LUA_TTABLE);
   keep_nulls = pa_json_keep_nulls(L, 3);
   lua_pushvalue(L, lua_upvalueindex(DECODE_UP_STATUS));
@@ -729,9 +835,17 @@ static int client_tostring(lua_State *L) {
   return 1;
 }
 
+/* methods.prepare, with its upvalues (UP_*). */
+static void add_prepare(lua_State *L) {
+  size_t i;
+  luaL_getmetatable(L, PA_CLIENT_MT);
+  for (i = 0; i < PREPARE_STRINGS; i++) lua_pushstring(L, prepare_strings[i]);
+  lua_pushcclosure(L, client_prepare, 1 + (int)PREPARE_STRINGS);
+  lua_setfield(L, -2, "prepare");
+}
+
 void pa_client_open(lua_State *L) {
-  static const luaL_Reg methods[] = {{"prepare", client_prepare}, {"redact", client_redact},
-                                     {"add_secret", client_add_secret},
+  static const luaL_Reg methods[] = {{"redact", client_redact}, {"add_secret", client_add_secret},
                                      {"config", client_config},   {"close", client_close},
                                      {NULL, NULL}};
   static const pa_class client_class = {PA_CLIENT_MT, methods, client_close, client_close, client_tostring};
@@ -747,6 +861,7 @@ void pa_client_open(lua_State *L) {
   pa_json_push_decoders(L);
   lua_pushcclosure(L, client_decode, DECODE_UPS);
   lua_setfield(L, -2, "decode");
+  add_prepare(L);
   lua_pop(L, 1);
   lua_pushcfunction(L, client_new);
   lua_setfield(L, mod, "client");

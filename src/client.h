@@ -13,9 +13,9 @@
 
 #define PA_CLIENT_MT "planapi.client"
 
-/* User value slots (one table in the uservalue): default headers and the
- * secrets to redact from every error message. */
-#define PA_UV_HEADERS "headers"
+/* The user value, one table: the secrets to redact from every error
+ * message under PA_UV_SECRETS, and the default headers as a flat list
+ * (name, value, name, value...) at 1..2 * default_headers. */
 #define PA_UV_SECRETS "secrets"
 
 typedef struct {
@@ -28,6 +28,8 @@ typedef struct {
   size_t origin_len;          /* of base_url's "scheme://authority/" (url.h), or 0 */
   char *ca_file, *proxy;
   char *user_agent;           /* the user's option, or NULL: the transport names itself */
+  int default_headers;        /* how many (the user value's list) */
+  int default_accept;         /* whether an Accept is among them */
   /* The state of the transport serving this client, freed with it. */
   void *transport;
   void (*transport_free)(void *transport);

@@ -71,16 +71,20 @@ pa_key *pa_sorted_keys(lua_State *L, int idx, size_t *n) {
   return keys;
 }
 
+const char *pa_arg_string(lua_State *L, int idx, const char *name) {
+  size_t len;
+  const char *s;
+  if (lua_type(L, idx) != LUA_TSTRING) pa_error_raise(L, "option '%s' must be a string", name);
+  s = lua_tolstring(L, idx, &len);
+  /* C would silently cut the value at a NUL: refuse it instead */
+  if (strlen(s) != len) pa_error_raise(L, "option '%s' must not contain a NUL byte", name);
+  return s;
+}
+
 const char *pa_opt_string(lua_State *L, int opts, const char *name) {
   const char *s = NULL;
   lua_getfield(L, opts, name);
-  if (!lua_isnil(L, -1)) {
-    size_t len;
-    if (lua_type(L, -1) != LUA_TSTRING) pa_error_raise(L, "option '%s' must be a string", name);
-    s = lua_tolstring(L, -1, &len);
-    /* C would silently cut the value at a NUL: refuse it instead */
-    if (strlen(s) != len) pa_error_raise(L, "option '%s' must not contain a NUL byte", name);
-  }
+  if (!lua_isnil(L, -1)) s = pa_arg_string(L, -1, name);
   lua_pop(L, 1); /* the string stays alive in the options table */
   return s;
 }

@@ -53,6 +53,8 @@ pa_key *pa_sorted_keys(lua_State *L, int idx, size_t *n);
 /* Option readers for a table of options at opts; each raises a config
  * error naming the option. NULL / dflt when absent. */
 const char *pa_opt_string(lua_State *L, int opts, const char *name);
+/* The same check for a value at idx (an argument): a string without NUL. */
+const char *pa_arg_string(lua_State *L, int idx, const char *name);
 double pa_opt_seconds(lua_State *L, int opts, const char *name, double dflt);
 
 /* The shortest text of a finite number that reads back the same: an

@@ -7,6 +7,7 @@
 
 #include <curl/curl.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,10 +87,25 @@ size_t pa_url_origin_len(const char *base) {
   return (size_t)(p - base) + 1;
 }
 
-/* Bytes libcurl's URL parser refuses anywhere (a space, a control byte). */
+/* Any byte of x below 0x21, or equal to 0x7f (the "has less" and "has
+ * zero" word tricks): never a miss; a hit is confirmed byte by byte. */
+static int word_may_refuse(uint64_t x) {
+  const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+  uint64_t del = x ^ (ones * 0x7f);
+  return ((((x - ones * 0x21) & ~x) | ((del - ones) & ~del)) & highs) != 0;
+}
+
+/* Bytes libcurl's URL parser refuses anywhere (a space, a control byte).
+ * Eight bytes a step: this runs on every URL of every request, twice. */
 static int has_refused_byte(const char *s) {
-  for (; *s; s++)
-    if ((unsigned char)*s <= 0x20 || *s == 0x7f) return 1;
+  size_t i = 0, n = strlen(s);
+  for (; i + 8 <= n; i += 8) {
+    uint64_t x;
+    memcpy(&x, s + i, 8);
+    if (word_may_refuse(x)) break;
+  }
+  for (; i < n; i++)
+    if ((unsigned char)s[i] <= 0x20 || s[i] == 0x7f) return 1;
   return 0;
 }
 
