@@ -228,6 +228,45 @@ describe("Planado client", function()
     end)
   end)
 
+  -- A GET without options takes core:prepare's two-argument form; any
+  -- option takes the general one, a spec table. The oracle of the request
+  -- sent is the server's: the request line and headers as nginx received them.
+  it("a GET without options prepares and sends what the general path does", function()
+    local escape = require("planapi.core").url_escape
+    math.randomseed(4040)
+    local refs = { "00000000-0000-4000-8000-000000000001", "job-ext-1", "a b/c?d#e", "\u{fc}n\u{ef}", 42, "" }
+    for _ = 1, 40 do
+      local bytes = {}
+      for i = 1, math.random(0, 50) do bytes[i] = string.char(math.random(32, 255)) end
+      refs[#refs + 1] = table.concat(bytes)
+    end
+    local legacy = sandbox.planado { auth_header = "X-Planado-API-Key" }
+    for _, client in ipairs { pd, legacy } do
+      for i, ref in ipairs(refs) do
+        local path = (i % 2 == 0 and "/jobs/" or "jobs/") .. escape(ref)
+        local plain = client:prepare("GET", path)
+        local general = client:prepare("GET", path, nil, { headers = {} })
+        assert.same(general, plain)
+        for _, t in ipairs { "headers", false } do -- the order next() gives: the header lines' order
+          local a, b = t and general[t] or general, t and plain[t] or plain
+          local ka, kb = next(a), next(b)
+          while ka ~= nil or kb ~= nil do
+            assert.equal(ka, kb)
+            ka, kb = next(a, ka), next(b, kb)
+          end
+        end
+      end
+      for _, ref in ipairs { refs[1], refs[3], refs[#refs] } do
+        sandbox.fault { mode = "echo", status = 400, format = "text", count = 2 }
+        local _, plain = client.jobs:get(ref)
+        local _, general = client.jobs:get(ref, { headers = {} })
+        assert.matches("^GET /.*/jobs/.* HTTP/1%.1\r\n.*Accept: application/json\r\n", keep(plain).body)
+        assert.equal(keep(general).body, plain.body)
+        assert.equal(general.operation, plain.operation)
+      end
+    end
+  end)
+
   it("keeps the raw error body and never the key", function()
     local v, err = pd.jobs:get "no-such-job"
     assert.is_nil(v)

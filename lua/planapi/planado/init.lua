@@ -109,8 +109,6 @@ end
 -- A call without options reads this one (prepare never writes to opts):
 -- no table allocated per call.
 local NO_OPTIONS = {}
--- The spec of a request with a method and a path only (see prepare).
-local PLAIN_SPEC = {}
 -- The methods checked once ("GET", "POST"...): no pattern match per call.
 local SEEN_METHODS = {}
 
@@ -146,18 +144,17 @@ function Planado:prepare(method, path, params, opts)
     headers = headers or {}
     headers["X-Planado-Notify-Assignees"] = "false"
   end
-  local spec
+  local req
   if body == nil and headers == nil and opts.timeout == nil and not (query and next(query)) then
-    -- a GET without options (most calls) names two fields, in a table made
-    -- once: core:prepare only reads it, and no Lua runs while it does
-    spec = PLAIN_SPEC
-    spec.method, spec.path = method, path
+    -- a GET without options (most calls): core:prepare's two-argument form,
+    -- the request prepare{ method =, path = } makes, named as below
+    req = self.core:prepare(method, path)
   else
-    spec = { method = method, path = path, body = body, headers = headers, timeout = opts.timeout }
+    local spec = { method = method, path = path, body = body, headers = headers, timeout = opts.timeout }
     if query and next(query) then spec.query = query end
+    req = self.core:prepare(spec)
+    req.operation = method .. " " .. (path:byte(1) == 47 and path:sub(2) or path) -- without a leading /
   end
-  local req = self.core:prepare(spec)
-  req.operation = method .. " " .. (path:byte(1) == 47 and path:sub(2) or path) -- without a leading /
   if opts.dry_run ~= nil then req.dry_run = opts.dry_run end
   return req
 end
