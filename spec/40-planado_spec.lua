@@ -188,6 +188,35 @@ describe("Planado client", function()
       assert.same({ message = "rate limit" }, parse ' {"message":"rate limit"}')
     end)
 
+    -- The rule stated on its own, against parse over random answers: an
+    -- answer below 300 whose text opens (after spaces) with "rate limit" in
+    -- any case is the quirk; anything else is what its status and body say.
+    it("takes an answer for the text quirk exactly when the rule says so, over random answers", function()
+      math.randomseed(os.time())
+      local openings = { "", " ", "\n\t ", "  \r\n" }
+      local texts = { "Rate Limit Exceeded", "RATE LIMIT", "rate limited", "rate  limit", "Rate-limit", "ok",
+        '{"message":"Rate Limit Exceeded"}', '["rate limit"]', '"rate limit"', "null", "42", "" }
+      local statuses = { 0, 100, 200, 201, 204, 299, 301, 400, 404, 429, 500, 503 }
+      local types = { "application/json", "text/plain", nil }
+      for _ = 1, 400 do
+        local body = openings[math.random(#openings)] .. texts[math.random(#texts)]
+        local status = statuses[math.random(#statuses)]
+        local ctype = types[math.random(3)]
+        local v, err = pd:parse({ operation = "GET jobs" },
+          { status = status, headers = { ["content-type"] = ctype }, body = body })
+        local quirk = status < 300 and body:lower():match "^%s*rate limit" ~= nil
+        local what = ("%d %q %s"):format(status, body, tostring(ctype))
+        if status == 429 or quirk then
+          assert.is_nil(v, what)
+          assert.equal("rate_limit", err.kind, what)
+          assert.equal(status == 429 and "too many requests" or "rate limit exceeded (HTTP 200 text quirk)",
+            err.message, what)
+        else
+          assert.is_false(err ~= nil and err.kind == "rate_limit", what)
+        end
+      end
+    end)
+
     it("paces at 60 a minute with a burst of 5 by default", function()
       local t = sandbox.fake_time()
       local r = sandbox.planado { rate = "nil", clock = t.clock, sleep = t.sleep }

@@ -420,7 +420,7 @@ end
 local function parse(self, quota, call, req, res, err, attempt, waited)
   local result
   if res then
-    local own = call.parse
+    local own = call ~= req and call.parse -- a prepared request itself has none
     if own then
       result, err = own(req, res)
     else
@@ -429,13 +429,13 @@ local function parse(self, quota, call, req, res, err, attempt, waited)
   end
   if quota and (res or err.request_sent ~= false) then quota:record(res, err) end
   if result ~= nil then
+    local meta = { status = res.status, headers = res.headers, attempts = attempt, waited = waited }
     local remaining = res.headers["x-ratelimit-remaining"] -- remaining_of, inline
     if remaining then
       remaining = tonumber(remaining:match "^%s*(%d+)")
-      if remaining then self.remaining = remaining end
+      if remaining then self.remaining, meta.remaining = remaining, remaining end
     end
-    return result, { status = res.status, headers = res.headers, attempts = attempt,
-      remaining = remaining, waited = waited }
+    return result, meta
   end
   if res and err.remaining == nil then err.remaining = remaining_of(res) end
   return nil, err

@@ -184,28 +184,30 @@ local function error_text(self, body, decoded)
   return text ~= "" and text or nil
 end
 
-local byte = string.byte
-
 -- The quirk: HTTP 200, text/plain "Rate Limit Exceeded" instead of a 429.
--- An answer that opens as JSON is never it (and costs no copies to tell:
--- its first byte, { or [, which parse checks before calling this).
+-- JSON never opens with those words: parse asks only of an answer that did
+-- not decode (which costs a JSON answer nothing).
 local function rate_limit_text(body)
   return body:sub(1, 20):lower():match "^%s*rate limit" ~= nil
+end
+
+-- The error of a 429 or of the text quirk: retried after Retry-After, else
+-- after rate_limit_wait.
+local function rate_limited(self, op, status, res)
+  return nil, self.core:error { kind = "rate_limit", status = status, operation = op, retryable = true,
+    rejected = true, retry_after = base.retry_after(res.headers or {}) or self.rate_limit_wait,
+    message = status == 429 and "too many requests" or "rate limit exceeded (HTTP 200 text quirk)" }
 end
 
 --- pd:parse(req, res) -> result | nil, err (pure)
 function Planado:parse(req, res)
   local op = req.operation
   local status = res.status or 0
-  local body = res.body or ""
-  local first = byte(body, 1)
-  if status == 429 or (status < 300 and first ~= 123 and first ~= 91 and rate_limit_text(body)) then
-    return nil, self.core:error { kind = "rate_limit", status = status, operation = op, retryable = true,
-      rejected = true, retry_after = base.retry_after(res.headers or {}) or self.rate_limit_wait,
-      message = status == 429 and "too many requests" or "rate limit exceeded (HTTP 200 text quirk)" }
-  end
+  if status == 429 then return rate_limited(self, op, status, res) end
   if status >= 300 and status < 400 then return base.redirect_error(self, op, res) end
+  local body = res.body or ""
   local decoded, derr = self.core:decode(res, self.nulls)
+  if decoded == nil and status < 300 and rate_limit_text(body) then return rate_limited(self, op, status, res) end
   if status >= 200 and status < 300 then
     if decoded == nil then
       derr.operation = op
