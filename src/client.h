@@ -17,6 +17,9 @@
  * message under PA_UV_SECRETS, and the default headers as a flat list
  * (name, value, name, value...) at 1..2 * default_headers. */
 #define PA_UV_SECRETS "secrets"
+/* Key 0 of the same table, before the list: the transport's own table of
+ * Lua values (the strings its caches reuse), made by the transport. */
+#define PA_UV_TRANSPORT 0
 
 typedef struct {
   size_t max_body;

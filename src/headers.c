@@ -16,6 +16,10 @@
 typedef struct {
   lua_State *L;
   int t;             /* the result table */
+  pa_header_cache *cache; /* NULL: none */
+  int anchor;        /* the cache's strings (headers.h) */
+  int line;          /* index of the line being parsed */
+  const char *block; /* the block being parsed */
   char name[MAX_NAME];
   size_t nlen;       /* name of the last header, for folded lines; 0: none */
   /* the names set so far, one after another in seen (all of them while
@@ -88,6 +92,18 @@ static int take_name(parser *p, const char *s, size_t len, const char **colon) {
   return 1;
 }
 
+/* The name and value of a line set alone (at -2 and -1) into the anchor,
+ * for the same line in the next block. */
+static void keep_strings(parser *p) {
+  lua_State *L = p->L;
+  if (p->cache == NULL || p->line >= PA_HEADER_CACHE_LINES) return;
+  lua_pushvalue(L, -2);
+  lua_rawseti(L, p->anchor, 2 * p->line + 1);
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, p->anchor, 2 * p->line + 2);
+  p->cache->kept[p->line] = 1;
+}
+
 /* A "name: value" line: the value trimmed, joined to an earlier one. */
 static void add_field(parser *p, const char *s, size_t len) {
   lua_State *L = p->L;
@@ -100,6 +116,7 @@ static void add_field(parser *p, const char *s, size_t len) {
   lua_pushlstring(L, p->name, p->nlen);
   if (!maybe_seen(p)) {
     lua_pushlstring(L, v, (size_t)(end - v));
+    keep_strings(p);
     lua_rawset(L, p->t);
     return;
   }
@@ -128,25 +145,86 @@ static int count_lines(const char *s, size_t len) {
   return n;
 }
 
-void pa_headers_push(lua_State *L, const char *s, size_t len) {
-  parser p;
+/* One line of the block, without its CR LF. */
+static void add_line(parser *p, const char *s, size_t len) {
+  if (len >= 5 && memcmp(s, "HTTP/", 5) == 0) p->nlen = 0; /* a status line */
+  else if (len > 0 && (s[0] == ' ' || s[0] == '\t')) add_folded(p, s, len);
+  else add_field(p, s, len);
+}
+
+/* Line i of the block when it is byte for byte line i of the cached block
+ * (its CR included), whose name and value were set alone: the same name
+ * and value set again from the anchor. 0 when it must be parsed: another
+ * line, or a name already met in this block (the values are joined). */
+static int add_kept_line(parser *p, int old_lines, const char *s, size_t len) {
+  const pa_header_cache *c = p->cache;
+  int i = p->line;
+  const char *name;
+  if (i >= old_lines || !c->kept[i] || c->len[i] != len || memcmp(c->block.p + c->at[i], s, len) != 0) return 0;
+  lua_rawgeti(p->L, p->anchor, 2 * i + 1);
+  name = lua_tolstring(p->L, -1, &p->nlen); /* lower-cased already, shorter than MAX_NAME */
+  memcpy(p->name, name, p->nlen);
+  if (maybe_seen(p)) {
+    lua_pop(p->L, 1);
+    return 0;
+  }
+  lua_rawgeti(p->L, p->anchor, 2 * i + 2);
+  lua_rawset(p->L, p->t);
+  return 1;
+}
+
+/* Line i of a block parsed with a cache: set from it, or parsed and kept. */
+static void add_cached_line(parser *p, int old_lines, const char *s, size_t len, size_t vlen) {
+  pa_header_cache *c = p->cache;
+  int i = p->line;
+  if (!add_kept_line(p, old_lines, s, len)) {
+    c->kept[i] = 0; /* until add_field keeps this line's strings */
+    add_line(p, s, vlen);
+  }
+  c->at[i] = (size_t)(s - p->block);
+  c->len[i] = len;
+}
+
+static void parse_block(parser *p, const char *s, size_t len, int old_lines) {
   size_t pos = 0;
+  p->block = s;
+  for (p->line = 0; pos < len; p->line++) {
+    const char *nl = (const char *)memchr(s + pos, '\n', len - pos);
+    size_t end = nl ? (size_t)(nl - s) : len, vend = end;
+    if (vend > pos && s[vend - 1] == '\r') vend--;
+    if (p->cache != NULL && p->line < PA_HEADER_CACHE_LINES)
+      add_cached_line(p, old_lines, s + pos, end - pos, vend - pos);
+    else
+      add_line(p, s + pos, vend - pos);
+    pos = end + 1;
+  }
+}
+
+void pa_headers_push_cached(lua_State *L, const char *s, size_t len, pa_header_cache *cache, int anchor) {
+  parser p;
+  int old_lines = cache ? cache->lines : 0;
   p.L = L;
   p.nlen = 0;
   p.seen_len = 0;
   p.seen_at[0] = 0;
   p.nseen = 0;
+  p.cache = cache;
+  p.anchor = anchor;
+  /* Nothing cached until this block is kept whole: an error half-way
+   * (out of memory) leaves an empty cache, never a half-updated one. */
+  if (cache != NULL) cache->lines = 0;
   lua_createtable(L, 0, count_lines(s, len));
   p.t = lua_gettop(L);
-  while (pos < len) {
-    const char *nl = (const char *)memchr(s + pos, '\n', len - pos);
-    size_t end = nl ? (size_t)(nl - s) : len, vend = end;
-    if (vend > pos && s[vend - 1] == '\r') vend--;
-    if (vend - pos >= 5 && memcmp(s + pos, "HTTP/", 5) == 0) p.nlen = 0; /* a status line */
-    else if (vend > pos && (s[pos] == ' ' || s[pos] == '\t')) add_folded(&p, s + pos, vend - pos);
-    else add_field(&p, s + pos, vend - pos);
-    pos = end + 1;
+  parse_block(&p, s, len, old_lines);
+  if (cache != NULL) {
+    cache->block.len = 0;
+    if (pa_buf_add(&cache->block, s, len))
+      cache->lines = p.line < PA_HEADER_CACHE_LINES ? p.line : PA_HEADER_CACHE_LINES;
   }
+}
+
+void pa_headers_push(lua_State *L, const char *s, size_t len) {
+  pa_headers_push_cached(L, s, len, NULL, 0);
 }
 
 static int l_parse_headers(lua_State *L) {

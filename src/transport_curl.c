@@ -47,7 +47,9 @@ typedef struct {
   pa_buf line;                /* scratch for one header line */
   struct curl_slist *slist;   /* headers of the request in flight, kept for the next */
   struct curl_slist **next_line; /* where build_header_list writes its next line */
+  int checked_lines;          /* the first lines of slist, from checked header entries */
   pa_buf body, head;          /* response being received */
+  pa_header_cache head_cache; /* the last response's header lines (headers.h) */
   size_t max_body;            /* the client's, for the callbacks */
   int over_cap, out_of_memory;
   char errbuf[CURL_ERROR_SIZE];
@@ -94,6 +96,7 @@ static void transfer_free(void *state) {
   pa_buf_free(&t->body);
   pa_buf_free(&t->head);
   pa_buf_free(&t->line);
+  pa_buf_free(&t->head_cache.block);
   free(t->user_agent_line);
   curl_easy_cleanup(t->curl);
   curl_slist_free_all(t->slist);
@@ -454,24 +457,61 @@ static const char *header_line(lua_State *L, transfer *t, const char *name, size
   return t->line.p;
 }
 
+/* The HAS_ flag of a header name (the first letter spares most compares). */
+static int header_flag(const char *name) {
+  switch (name[0] | 0x20) {
+    case 'c': return strcasecmp(name, "Content-Type") == 0 ? HAS_CONTENT_TYPE : 0;
+    case 'u': return strcasecmp(name, "User-Agent") == 0 ? HAS_USER_AGENT : 0;
+    case 'a': return strcasecmp(name, "Accept-Encoding") == 0 ? HAS_ACCEPT_ENCODING : 0;
+    default: return 0;
+  }
+}
+
+/* Whether line is the header line of name and a string value. */
+static int line_is(const char *line, const char *name, size_t nlen, const char *value, size_t vlen) {
+  size_t len = strlen(line);
+  if (vlen == 0) return len == nlen + 1 && memcmp(line, name, nlen) == 0 && line[nlen] == ';';
+  return len == nlen + 2 + vlen && memcmp(line, name, nlen) == 0 && line[nlen] == ':' && line[nlen + 1] == ' ' &&
+         memcmp(line + nlen + 2, value, vlen) == 0;
+}
+
+/* The entry at -2, -1 when it is a string name and value whose line is the
+ * one kept at this place, made from an entry that passed the checks then:
+ * the same bytes pass them again, so the line stays as it is. */
+static int kept_entry(lua_State *L, transfer *t, int place, int checked, const char **name) {
+  size_t nlen, vlen;
+  const char *value;
+  if (place >= checked || *t->next_line == NULL || lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+    return 0;
+  *name = lua_tolstring(L, -2, &nlen);
+  value = lua_tolstring(L, -1, &vlen);
+  if (!line_is((*t->next_line)->data, *name, nlen, value, vlen)) return 0;
+  t->next_line = &(*t->next_line)->next;
+  return 1;
+}
+
 /* req.headers as libcurl's header lines, in C memory owned by the transfer
  * before any libcurl call, so an error raised here (a bad header) leaks
- * nothing. Returns the HAS_ flags of the headers given. */
+ * nothing. Returns the HAS_ flags of the headers given. The first
+ * t->checked_lines lines of the kept list came from checked entries. */
 static int add_header_lines(lua_State *L, transfer *t, int h) {
-  int has = 0;
+  int has = 0, place = 0, checked = t->checked_lines;
+  t->checked_lines = 0; /* until this list is whole: an error half-way trusts none */
   lua_pushnil(L);
-  while (lua_next(L, h)) {
+  for (; lua_next(L, h); place++) {
     size_t nlen;
     const char *name;
-    pa_client_check_header_entry(L); /* each entry checked as it is added */
-    name = lua_tolstring(L, -2, &nlen);
-    lua_pushvalue(L, -1); /* tolstring on a copy: never convert during next */
-    append_line(L, t, header_line(L, t, name, nlen));
-    if (strcasecmp(name, "Content-Type") == 0) has |= HAS_CONTENT_TYPE;
-    else if (strcasecmp(name, "User-Agent") == 0) has |= HAS_USER_AGENT;
-    else if (strcasecmp(name, "Accept-Encoding") == 0) has |= HAS_ACCEPT_ENCODING;
-    lua_pop(L, 2);
+    if (!kept_entry(L, t, place, checked, &name)) {
+      pa_client_check_header_entry(L); /* each entry checked as it is added */
+      name = lua_tolstring(L, -2, &nlen);
+      lua_pushvalue(L, -1); /* tolstring on a copy: never convert during next */
+      append_line(L, t, header_line(L, t, name, nlen));
+      lua_pop(L, 1);
+    }
+    has |= header_flag(name);
+    lua_pop(L, 1);
   }
+  t->checked_lines = place;
   return has;
 }
 
@@ -721,6 +761,29 @@ static int pacer_failed(lua_State *L, transfer *t, const redis_pacer *r) {
   return 2;
 }
 
+/* Push the client's table of the Lua strings the transport's caches reuse
+ * (head_cache's), made on first use, and below it the client's user value
+ * table; returns the index of the former. */
+static int push_anchor(lua_State *L) {
+  lua_getiuservalue(L, 1, 1);
+  lua_rawgeti(L, -1, PA_UV_TRANSPORT);
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    lua_createtable(L, 2 * PA_HEADER_CACHE_LINES, 0);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, -3, PA_UV_TRANSPORT);
+  }
+  return lua_gettop(L);
+}
+
+/* Push res.headers, made with the client's header cache. */
+static void push_headers(lua_State *L, transfer *t) {
+  int anchor = push_anchor(L);
+  pa_headers_push_cached(L, t->head.p ? t->head.p : "", t->head.len, &t->head_cache, anchor);
+  lua_replace(L, anchor - 1); /* over the user value table */
+  lua_pop(L, 1);              /* the anchor */
+}
+
 /* Push the response table; a body that went to req.sink is named by file. */
 static void push_response(lua_State *L, transfer *t, int to_file, size_t sank_bytes) {
   long status = 0;
@@ -730,7 +793,7 @@ static void push_response(lua_State *L, transfer *t, int to_file, size_t sank_by
   lua_createtable(L, 0, 4);
   lua_pushinteger(L, (lua_Integer)status);
   lua_setfield(L, -2, "status");
-  pa_headers_push(L, t->head.p ? t->head.p : "", t->head.len);
+  push_headers(L, t);
   lua_setfield(L, -2, "headers");
   lua_pushlstring(L, t->body.p ? t->body.p : "", t->body.len);
   lua_setfield(L, -2, "body");

@@ -14,16 +14,9 @@ local socket = require "socket"
 local target_port, resets, port_file = tonumber(arg[1]), tonumber(arg[2]), arg[3]
 assert(target_port and resets and port_file, "usage: flaky_proxy.lua <target port> <resets> <port file>")
 
-local server = assert(socket.bind("127.0.0.1", 0))
+local listen = dofile "spec/helpers/listen.lua"
+local server = listen.listen(port_file)
 server:settimeout(0)
-do
-  local _, port = server:getsockname()
-  local tmp = port_file .. ".tmp"
-  local f = assert(io.open(tmp, "w"))
-  f:write(port, "\n")
-  f:close()
-  assert(os.rename(tmp, port_file)) -- whole, or not there at all
-end
 
 local peer = {} -- socket -> the socket its bytes go to
 local watched = { server }
@@ -41,44 +34,40 @@ local function drop(s)
   end
 end
 
-while true do
-  local readable = socket.select(watched, nil, 1)
-  for _, s in ipairs(readable) do
-    if s == server then
-      local c = server:accept()
-      if c then
-        if resets > 0 then
-          resets = resets - 1
-          c:setoption("linger", { on = true, timeout = 0 }) -- close() sends RST
-          c:close()
-        else
-          local up = socket.tcp()
-          up:settimeout(5)
-          if up:connect("127.0.0.1", target_port) then
-            c:settimeout(0)
-            up:settimeout(0)
-            peer[c], peer[up] = up, c
-            watched[#watched + 1] = c
-            watched[#watched + 1] = up
-          else
-            c:close()
-          end
-        end
-      end
-    elseif peer[s] then
-      local data, err, partial = s:receive(65536)
-      data = data or partial
-      if data and #data > 0 then
-        local to, sent = peer[s], 0
-        to:settimeout(5)
-        while sent < #data do
-          local n, werr, last = to:send(data, sent + 1)
-          if not n and werr ~= "timeout" then break end
-          sent = n or last or sent
-        end
-        to:settimeout(0)
-      end
-      if err == "closed" then drop(s) end
-    end
+local function on_accept(c)
+  if resets > 0 then
+    resets = resets - 1
+    c:setoption("linger", { on = true, timeout = 0 }) -- close() sends RST
+    c:close()
+    return
+  end
+  local up = socket.tcp()
+  up:settimeout(5)
+  if up:connect("127.0.0.1", target_port) then
+    c:settimeout(0)
+    up:settimeout(0)
+    peer[c], peer[up] = up, c
+    watched[#watched + 1] = c
+    watched[#watched + 1] = up
+  else
+    c:close()
   end
 end
+
+local function relay(s)
+  if not peer[s] then return end
+  local data, closed = listen.receive(s)
+  if data then
+    local to, sent = peer[s], 0
+    to:settimeout(5)
+    while sent < #data do
+      local n, werr, last = to:send(data, sent + 1)
+      if not n and werr ~= "timeout" then break end
+      sent = n or last or sent
+    end
+    to:settimeout(0)
+  end
+  if closed then drop(s) end
+end
+
+listen.serve(server, watched, on_accept, relay)
