@@ -11,6 +11,7 @@
  * "[]" a meaning: detach all files), keys come out sorted so the bytes sent
  * are deterministic and testable, integers keep all 64 bits, and a value
  * that has no JSON form is an error naming where it sits in the table. */
+#define _GNU_SOURCE /* memmem (glibc and musl declare it under this name; the BSDs always do) */
 #include "json.h"
 
 #include <math.h>
@@ -754,6 +755,218 @@ static int push_marked_text(lua_State *L, int idx, const char *s, size_t len, wa
   return 0;
 }
 
+/* ------------------------------------------------- null members, blanked */
+
+/* Most of what a null member of an object costs is paid before the walk
+ * drops it: cjson interns its name and grows the table to hold it. So when
+ * nulls are to be left out (the default), a member written "name":null is
+ * blanked out of a copy of the text (with one comma next to it) before
+ * cjson reads it, wherever that is sure to give what the walk would:
+ *   - it is a member of an object: the innermost bracket open outside
+ *     strings is a '{', and a '{' or ',' is right before its name;
+ *   - its name has no '\\', and between the object's '{' and it there is
+ *     neither a '\\' nor the quoted name: no earlier member of the object
+ *     can have the same name (with duplicate names the last one wins, so a
+ *     null after a value removes the value);
+ *   - the object keeps a member: an object of nulls only would come out as
+ *     an empty object in the text, which tells empty tables apart;
+ *   - what is left is valid JSON exactly when the text was: the member is
+ *     followed by ',' and a name, or by '}' with a ',' before it that
+ *     follows a value.
+ * Any other null member is left to the walk. The scan finds brackets and
+ * nulls outside strings the way the empty-array scan above finds brackets. */
+#define BLANK_MAX_DEPTH 64
+
+/* A text up to this long is copied on the C stack, a longer one into a
+ * userdata: the copy only lives until cjson gets its string, and a
+ * luaL_Buffer costs more than the blanking saves on a short document. */
+#define BLANK_STACK_COPY 4096
+
+typedef struct {
+  scanner sc;                    /* the text and the string state (sc.out unused) */
+  char *copy;                    /* the copy, NULL until the first blank */
+  char *space;                   /* where the copy goes */
+  int depth;                     /* brackets open outside strings */
+  size_t open[BLANK_MAX_DEPTH];  /* where the innermost of them opened */
+} blanker;
+
+static int is_ws_at(const char *t, size_t i) {
+  return is_ws((unsigned char)t[i]);
+}
+
+/* The opening quote of the name whose closing quote is at close, or 0 when
+ * the name holds a '\\' or does not start after from. */
+static size_t name_start(const char *s, size_t from, size_t close) {
+  size_t q = close;
+  while (q > from + 1) {
+    q--;
+    if (s[q] == '"') return q;
+    if (s[q] == '\\') return 0;
+  }
+  return 0;
+}
+
+/* Does h (hn bytes) hold the quoted name q (qn >= 2 bytes, q[0] == '"')?
+ * With SSE2, 16 places at a time are tried for the quote and the byte after
+ * it (memmem pays for a table on each call, more than these short stretches
+ * cost to search). */
+static int holds_name(const char *h, size_t hn, const char *q, size_t qn) {
+  size_t i = 0;
+  if (hn < qn) return 0;
+#ifdef __SSE2__
+  for (; i + 17 <= hn; i += 16) {
+    __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(h + i));
+    __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(h + i + 1));
+    unsigned m = (unsigned)_mm_movemask_epi8(
+      _mm_and_si128(_mm_cmpeq_epi8(a, _mm_set1_epi8('"')), _mm_cmpeq_epi8(b, _mm_set1_epi8(q[1]))));
+    while (m) {
+      size_t at = i + (unsigned)__builtin_ctz(m);
+      if (at + qn <= hn && memcmp(h + at, q, qn) == 0) return 1;
+      m &= m - 1;
+    }
+  }
+#endif
+  for (; i + qn <= hn; i++)
+    if (h[i] == '"' && memcmp(h + i, q, qn) == 0) return 1;
+  return 0;
+}
+
+/* Could an earlier member of the object opened at obj be named as the one
+ * whose quoted name is s[key, key + n)? */
+static int may_repeat_name(const char *s, size_t obj, size_t key, size_t n) {
+  size_t before = key - obj - 1;
+  if (memchr(s + obj + 1, '\\', before) != NULL) return 1;
+  return holds_name(s + obj + 1, before, s + key, n);
+}
+
+/* The text as cjson will read it: the copy once something is blanked. */
+static const char *blanker_text(const blanker *bl) {
+  return bl->copy ? bl->copy : bl->sc.s;
+}
+
+/* Blank [from, to) in the copy, making it first. */
+static void blank(blanker *bl, size_t from, size_t to) {
+  if (bl->copy == NULL) {
+    bl->copy = bl->space;
+    memcpy(bl->copy, bl->sc.s, bl->sc.len);
+  }
+  memset(bl->copy + from, ' ', to - from);
+}
+
+/* The last member of its object, "name":null at [key, end) before a '}':
+ * blanked with the ',' before it, if a kept member comes before that. */
+static void blank_last(blanker *bl, size_t obj, size_t key, size_t end) {
+  const char *t = blanker_text(bl);
+  size_t comma = key, q;
+  while (comma > obj && is_ws_at(t, comma - 1)) comma--; /* earlier blanks */
+  if (comma <= obj + 1 || t[comma - 1] != ',') return;    /* '{': the only member */
+  q = comma - 1;
+  while (q > obj && is_ws_at(t, q - 1)) q--;
+  if (t[q - 1] == '{' || t[q - 1] == ',') return;         /* a ',' after no value */
+  blank(bl, comma - 1, end);
+}
+
+/* A 'n' outside strings at p: a null member to blank? */
+static void on_null(blanker *bl, size_t p) {
+  const char *s = bl->sc.s;
+  size_t len = bl->sc.len, obj, key, end;
+  if (bl->depth == 0 || bl->depth > BLANK_MAX_DEPTH) return;
+  obj = bl->open[bl->depth - 1];
+  if (s[obj] != '{' || p < obj + 4 || len - p < 5 || memcmp(s + p - 2, "\":null", 6) != 0) return;
+  key = name_start(s, obj, p - 2);
+  if (key == 0 || (s[key - 1] != '{' && s[key - 1] != ',')) return;
+  if (may_repeat_name(s, obj, key, p - 1 - key)) return;
+  end = p + 4;
+  if (s[end] == ',' && end + 1 < len && s[end + 1] == '"') blank(bl, key, end + 1);
+  else if (s[end] == '}') blank_last(bl, obj, key, end);
+}
+
+/* A bracket or a 'n' outside strings at p. */
+static void on_structure(blanker *bl, size_t p) {
+  char c = bl->sc.s[p];
+  if (c == '{' || c == '[') {
+    if (bl->depth < BLANK_MAX_DEPTH) bl->open[bl->depth] = p;
+    bl->depth++;
+  } else if (c == '}' || c == ']') {
+    if (bl->depth > 0) bl->depth--;
+  } else if (c == 'n') {
+    on_null(bl, p);
+  }
+}
+
+/* Bytes [from, to) one at a time (as scan_bytes). */
+static void blank_bytes(blanker *bl, size_t from, size_t to) {
+  scanner *sc = &bl->sc;
+  size_t p;
+  for (p = from; p < to; p++) {
+    char c = sc->s[p];
+    if (sc->in_string) {
+      if (p == sc->escaped) continue;
+      if (c == '\\') sc->escaped = p + 1;
+      else if (c == '"') sc->in_string = 0;
+    } else if (c == '"') {
+      sc->in_string = 1;
+    } else if (c == '{' || c == '[' || c == '}' || c == ']' || c == 'n') {
+      on_structure(bl, p);
+    }
+  }
+}
+
+#ifdef __SSE2__
+/* ']' and '}' differ only in the bit 0x20 too. */
+#define IS_CLOSING(v) _mm_cmpeq_epi8(_mm_or_si128((v), _mm_set1_epi8(0x20)), _mm_set1_epi8('}'))
+#define IS_N(v) _mm_cmpeq_epi8((v), _mm_set1_epi8('n'))
+
+/* The brackets and 'n's outside strings of the 64 bytes at i (no '\\'). */
+static void blank_block(blanker *bl, size_t i, __m128i v0, __m128i v1, __m128i v2, __m128i v3) {
+  uint64_t inside = prefix_xor(MASK64(IS_QUOTE, v0, v1, v2, v3)), found;
+  if (bl->sc.in_string) inside = ~inside;
+  found = (MASK64(IS_OPENING, v0, v1, v2, v3) | MASK64(IS_CLOSING, v0, v1, v2, v3) | MASK64(IS_N, v0, v1, v2, v3)) &
+          ~inside;
+  while (found) {
+    on_structure(bl, i + (unsigned)__builtin_ctzll(found));
+    found &= found - 1;
+  }
+  bl->sc.in_string = (int)(inside >> 63);
+}
+#endif
+
+static void blank_scan(blanker *bl) {
+  size_t i = 0;
+#ifdef __SSE2__
+  for (; i + 64 <= bl->sc.len; i += 64) {
+    const char *p = bl->sc.s + i;
+    __m128i v0 = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i v1 = _mm_loadu_si128((const __m128i *)(const void *)(p + 16));
+    __m128i v2 = _mm_loadu_si128((const __m128i *)(const void *)(p + 32));
+    __m128i v3 = _mm_loadu_si128((const __m128i *)(const void *)(p + 48));
+    __m128i backslashes = _mm_or_si128(_mm_or_si128(IS_BACKSLASH(v0), IS_BACKSLASH(v1)),
+                                       _mm_or_si128(IS_BACKSLASH(v2), IS_BACKSLASH(v3)));
+    if (_mm_movemask_epi8(backslashes) != 0 || bl->sc.escaped == i) blank_bytes(bl, i, i + 64);
+    else blank_block(bl, i, v0, v1, v2, v3);
+  }
+#endif
+  blank_bytes(bl, i, bl->sc.len);
+}
+
+/* With the text s on top of the stack, replace it with a copy in which null
+ * members are blanked (see above), if any is. Returns whether one was. */
+static int blank_null_members(lua_State *L, const char *s, size_t len) {
+  blanker bl;
+  char on_stack[BLANK_STACK_COPY];
+  if (memmem(s, len, "\":null", 6) == NULL) return 0;
+  scanner_init(&bl.sc, L, s, len);
+  bl.copy = NULL;
+  bl.space = len <= sizeof on_stack ? on_stack : (char *)lua_newuserdatauv(L, len, 0);
+  bl.depth = 0;
+  blank_scan(&bl);
+  if (bl.copy != NULL) lua_pushlstring(L, bl.copy, len);
+  if (bl.space != on_stack) lua_remove(L, bl.copy != NULL ? -2 : -1); /* kept until the string is made */
+  if (bl.copy == NULL) return 0;
+  lua_replace(L, -2);
+  return 1;
+}
+
 /* On top: cjson's error for the text with placeholders. Replace it with
  * "invalid JSON: " and cjson's error for the text itself, whose offset and
  * token are the server's (a placeholder is a whole value where an empty
@@ -777,7 +990,7 @@ static int decode_pushed(lua_State *L, int idx, int keep_nulls) {
   walker w;
   size_t len;
   const char *s;
-  int top;
+  int top, blanked;
   s = lua_tolstring(L, idx, &len);
   w.L = L;
   w.keep_nulls = keep_nulls;
@@ -789,10 +1002,12 @@ static int decode_pushed(lua_State *L, int idx, int keep_nulls) {
     lua_pushliteral(L, "invalid JSON: its strings hold every byte that is never UTF-8");
     return 0;
   }
+  /* (only the server's own text: placeholders have a copy of their own) */
+  blanked = !keep_nulls && !w.negative_zeros && w.sentinel < 0 && blank_null_members(L, s, len);
   if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
     /* cjson's message names the byte offset; keep it, it never holds secrets
      * beyond the bytes the server sent, which the caller already has. */
-    push_decode_error(L, idx, w.negative_zeros || w.sentinel >= 0);
+    push_decode_error(L, idx, blanked || w.negative_zeros || w.sentinel >= 0);
     lua_remove(L, -2); /* the metatable */
     return 0;
   }
