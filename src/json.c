@@ -2,7 +2,8 @@
  *
  * Decoding goes through a private lua-cjson instance (cjson.new(), so the
  * global cjson settings a host may rely on are never touched), between a
- * pre-pass that lets empty arrays survive and one walk that marks arrays,
+ * pre-pass that lets empty arrays survive (and blanks null members cjson
+ * need not build, see "null members, blanked") and one walk that marks arrays,
  * turns integral floats back into integers and leaves null members out
  * (see "decode" below).
  *
