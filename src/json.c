@@ -424,20 +424,28 @@ static void on_bracket(scanner *sc, size_t at) {
   if (j + 1 - at > 2) memset(sc->out + at + 2, ' ', j + 1 - at - 2);
 }
 
+/* The string state past the byte c at p: 1 when c is outside strings and
+ * not a quote (structure to look at), else 0. */
+static int outside_string(scanner *sc, size_t p, char c) {
+  if (sc->in_string) {
+    if (p == sc->escaped) return 0;
+    if (c == '\\') sc->escaped = p + 1;
+    else if (c == '"') sc->in_string = 0;
+    return 0;
+  }
+  if (c == '"') {
+    sc->in_string = 1;
+    return 0;
+  }
+  return 1;
+}
+
 /* Bytes [from, to) one at a time. */
 static void scan_bytes(scanner *sc, size_t from, size_t to) {
   size_t p;
   for (p = from; p < to; p++) {
     char c = sc->s[p];
-    if (sc->in_string) {
-      if (p == sc->escaped) continue;
-      if (c == '\\') sc->escaped = p + 1;
-      else if (c == '"') sc->in_string = 0;
-    } else if (c == '"') {
-      sc->in_string = 1;
-    } else if (c == '[' || c == '{') {
-      on_bracket(sc, p);
-    }
+    if (outside_string(sc, p, c) && (c == '[' || c == '{')) on_bracket(sc, p);
   }
 }
 
@@ -897,19 +905,11 @@ static void on_structure(blanker *bl, size_t p) {
 
 /* Bytes [from, to) one at a time (as scan_bytes). */
 static void blank_bytes(blanker *bl, size_t from, size_t to) {
-  scanner *sc = &bl->sc;
   size_t p;
   for (p = from; p < to; p++) {
-    char c = sc->s[p];
-    if (sc->in_string) {
-      if (p == sc->escaped) continue;
-      if (c == '\\') sc->escaped = p + 1;
-      else if (c == '"') sc->in_string = 0;
-    } else if (c == '"') {
-      sc->in_string = 1;
-    } else if (c == '{' || c == '[' || c == '}' || c == ']' || c == 'n') {
+    char c = bl->sc.s[p];
+    if (outside_string(&bl->sc, p, c) && (c == '{' || c == '[' || c == '}' || c == ']' || c == 'n'))
       on_structure(bl, p);
-    }
   }
 }
 
