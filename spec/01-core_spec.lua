@@ -205,6 +205,23 @@ describe("query strings", function()
     assert.equal("42", core.url_escape(42))
     assert.equal("true", core.url_escape(true))
   end)
+
+  it("url_join: the path, '/' and the escaped ref in one string, over random refs; nil for what is no ref", function()
+    math.randomseed(1508)
+    for round = 1, 2000 do
+      local bytes = {}
+      for i = 1, math.random(0, round % 10 == 0 and 300 or 40) do
+        bytes[i] = round % 2 == 0 and string.char(math.random(0, 255)) or ("0123456789abcdef-"):sub(i % 17 + 1, i % 17 + 1)
+      end
+      local ref, path = table.concat(bytes), ("jobs"):rep(math.random(0, 3))
+      assert.equal(path .. "/" .. reference_escape(ref), core.url_join(path, ref))
+    end
+    assert.equal("jobs/42", core.url_join("jobs", 42))
+    assert.equal("jobs/-1.5", core.url_join("jobs", -1.5))
+    for _, no in ipairs { true, false, {}, print } do assert.is_nil(core.url_join("jobs", no)) end
+    assert.is_nil(core.url_join("jobs"))
+    raises_config(function() core.url_join("jobs", 0 / 0) end, "NaN")
+  end)
 end)
 
 describe("response headers", function()

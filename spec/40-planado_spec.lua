@@ -294,6 +294,11 @@ describe("Planado client", function()
         assert.equal(general.operation, plain.operation)
       end
     end
+    -- a ref that is neither a string nor a number is the caller's mistake
+    for _, no in ipairs { true, {}, false } do
+      local err = require("expect").raises_config(function() pd.jobs:get(no) end, "^jobs: a uuid or external_id")
+      assert.matches("40%-planado_spec%.lua:%d+$", err.where)
+    end
   end)
 
   it("keeps the raw error body and never the key", function()

@@ -123,6 +123,12 @@ function Planado:prepare(method, path, params, opts)
     SEEN_METHODS[method] = true
   end
   if type(path) ~= "string" then config_error("path required, e.g. \"jobs\"", 2) end
+  if params == nil and opts == nil and (method == "GET" or method == "DELETE") then
+    -- a read or a delete by path alone (most calls): core:prepare's
+    -- two-argument form, the request prepare{ method =, path = } makes,
+    -- named as below
+    return self.core:prepare(method, path)
+  end
   if opts == nil then
     opts = NO_OPTIONS
   else
@@ -144,17 +150,10 @@ function Planado:prepare(method, path, params, opts)
     headers = headers or {}
     headers["X-Planado-Notify-Assignees"] = "false"
   end
-  local req
-  if body == nil and headers == nil and opts.timeout == nil and not (query and next(query)) then
-    -- a GET without options (most calls): core:prepare's two-argument form,
-    -- the request prepare{ method =, path = } makes, named as below
-    req = self.core:prepare(method, path)
-  else
-    local spec = { method = method, path = path, body = body, headers = headers, timeout = opts.timeout }
-    if query and next(query) then spec.query = query end
-    req = self.core:prepare(spec)
-    req.operation = method .. " " .. (path:byte(1) == 47 and path:sub(2) or path) -- without a leading /
-  end
+  local spec = { method = method, path = path, body = body, headers = headers, timeout = opts.timeout }
+  if query and next(query) then spec.query = query end
+  local req = self.core:prepare(spec)
+  req.operation = method .. " " .. (path:byte(1) == 47 and path:sub(2) or path) -- without a leading /
   if opts.dry_run ~= nil then req.dry_run = opts.dry_run end
   return req
 end

@@ -10,14 +10,13 @@ local core = require "planapi.core"
 local base = require "planapi.client_base"
 
 local config_error = base.config_error
+local url_join = core.url_join
 
 local M = {}
 
+-- collection .. "/" .. the ref escaped
 local function ref_path(collection, ref)
-  if type(ref) ~= "string" and type(ref) ~= "number" then
-    config_error(collection .. ": a uuid or external_id is required", 3)
-  end
-  return collection .. "/" .. core.url_escape(ref)
+  return url_join(collection, ref) or config_error(collection .. ": a uuid or external_id is required", 3)
 end
 
 -- The answer's object, or nil and a decode error (client_base.expect).
@@ -44,7 +43,7 @@ local function crud(pd, res, collection, kind, uuid_key)
     local result, meta = pd:call("GET", ref_path(collection, ref), nil, opts)
     if not result then return nil, meta end
     -- one documented sample wraps a site as "sites": accept both
-    return expect(result[kind] or result[kind .. "s"], meta, kind)
+    return base.expect(result[kind] or result[kind .. "s"], meta, kind)
   end
   function res.create(_, fields, opts)
     pd:check_fields(kind, fields, 2)
