@@ -39,7 +39,7 @@ pa_client *pa_client_check_open(lua_State *L, int idx) {
 /* pa_client_check(L, 1) for a method that holds the client metatable as
  * its upvalue up: compared with it, not looked up in the registry by name;
  * anything else goes to pa_client_check for its error. */
-static pa_client *check_client_fast(lua_State *L, int up) {
+pa_client *pa_client_check_up(lua_State *L, int up) {
   int ok = lua_type(L, 1) == LUA_TUSERDATA && lua_getmetatable(L, 1);
   if (ok) {
     ok = lua_rawequal(L, -1, lua_upvalueindex(up));
@@ -47,6 +47,10 @@ static pa_client *check_client_fast(lua_State *L, int up) {
   }
   if (!ok) return pa_client_check(L, 1);
   return (pa_client *)lua_touserdata(L, 1);
+}
+
+pa_client *pa_client_check_open_up(lua_State *L, int up) {
+  return open_or_raise(L, pa_client_check_up(L, up));
 }
 
 static char *dup_or_raise(lua_State *L, const char *s) {
@@ -673,7 +677,7 @@ static int prepare_plain(lua_State *L, const pa_client *c) {
  * req = { method, url, headers = {...}, body = string|nil, timeout }
  * client:prepare(method, path): the same as prepare{ method =, path = }. */
 static int client_prepare(lua_State *L) {
-  pa_client *c = open_or_raise(L, check_client_fast(L, UP_MT));
+  pa_client *c = pa_client_check_open_up(L, UP_MT);
   int req, own_host, has_accept;
 
   if (lua_type(L, 2) == LUA_TSTRING) return prepare_plain(L, c);
@@ -771,7 +775,7 @@ static int client_decode(lua_State *L) {
   size_t len, start = 0;
   const char *body;
   int status, keep_nulls;
-  check_client_fast(L, DECODE_UP_MT);
+  pa_client_check_up(L, DECODE_UP_MT);
   luaL_checktype(L, 2, LUA_TTABLE);
   keep_nulls = pa_json_keep_nulls(L, 3);
   lua_pushvalue(L, lua_upvalueindex(DECODE_UP_STATUS));

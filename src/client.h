@@ -41,6 +41,12 @@ typedef struct {
 pa_client *pa_client_check(lua_State *L, int idx);
 /* The same, raising a config error when the client is closed. */
 pa_client *pa_client_check_open(lua_State *L, int idx);
+/* pa_client_check(L, 1) for a method that holds the client metatable as
+ * its upvalue up: compared with it, not looked up in the registry by name
+ * (anything else goes to pa_client_check for its error); and the same
+ * raising for a closed client. */
+pa_client *pa_client_check_up(lua_State *L, int up);
+pa_client *pa_client_check_open_up(lua_State *L, int up);
 /* 1 if the client may talk to url (url.h: https, or http to loopback
  * with allow_http); else 0 with the reason in err. Cheap for a URL under
  * base_url, whose scheme and host were checked when the client was made. */

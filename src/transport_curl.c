@@ -39,6 +39,17 @@
 /* Where OpenSSL finds the system CAs when ca_file adds one more. */
 #define SYSTEM_CA_PATH "/etc/ssl/certs"
 
+/* The Redis scope's pacer: req.pacer = { tcp = the limiter's C socket,
+ * command = its confirm call as RESP bytes }, prepared by Lua. Redis reads
+ * its own clock, so now is not used; the reply is the microseconds to wait. */
+typedef struct {
+  void *sock;
+  const char *command;
+  size_t len;
+  int failed;
+  char err[240];
+} redis_pacer;
+
 /* One client's libcurl state: the handle and what a transfer collects. */
 typedef struct {
   CURL *curl;                 /* one easy handle, reused: keep-alive */
@@ -61,9 +72,16 @@ typedef struct {
   /* What the handle holds from the last request, so an option that would
    * be set to the value it already has is not set again (each setopt is a
    * call into libcurl per request). set: the fields below are known. */
-  int set, plain_get, fresh, progress;
+  int set, plain_get, fresh, progress, paced;
   long timeout_ms;
   struct curl_slist *slist_set;
+  /* The pacer of the request in flight, where the prereq callback finds
+   * it; pacer_ud: the limiter userdata it came from, kept in the client's
+   * transport table (so no other object can have its address), which the
+   * next request's req.pacer is compared with before it is read again. */
+  pa_pacer pacer;
+  redis_pacer rpacer;
+  const void *pacer_ud;
 } transfer;
 
 /* Close the sink; keep the file only when the transfer succeeded. */
@@ -128,7 +146,7 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud) {
     t->over_cap = 1;
     return 0; /* makes libcurl stop with CURLE_WRITE_ERROR */
   }
-  if (!pa_buf_add(&t->body, ptr, n)) {
+  if (!pa_buf_put(&t->body, ptr, n)) {
     t->out_of_memory = 1;
     return 0;
   }
@@ -168,7 +186,7 @@ static size_t on_header(char *ptr, size_t size, size_t nitems, void *ud) {
     t->over_cap = 2;
     return 0;
   }
-  if (!pa_buf_add(&t->head, ptr, n)) {
+  if (!pa_buf_put(&t->head, ptr, n)) {
     t->out_of_memory = 1;
     return 0;
   }
@@ -195,17 +213,6 @@ static int on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_por
   /* A pacer that cannot answer (Redis out of reach): nothing goes out. */
   return wait < 0 ? CURL_PREREQFUNC_ABORT : CURL_PREREQFUNC_OK;
 }
-
-/* The Redis scope's pacer: req.pacer = { tcp = the limiter's C socket,
- * command = its confirm call as RESP bytes }, prepared by Lua. Redis reads
- * its own clock, so now is not used; the reply is the microseconds to wait. */
-typedef struct {
-  void *sock;
-  const char *command;
-  size_t len;
-  int failed;
-  char err[240];
-} redis_pacer;
 
 static double redis_confirm_fn(void *state, double now) {
   redis_pacer *r = (redis_pacer *)state;
@@ -368,17 +375,6 @@ static int fail(lua_State *L, const pa_client *c, transfer *t, CURLcode rc) {
   return 2;
 }
 
-/* req.idempotent, set by the call loop from the operation; without it the
- * method decides (POST and PATCH are not idempotent). */
-static int request_idempotent(lua_State *L, const char *method) {
-  int idem;
-  lua_getfield(L, 2, "idempotent");
-  if (lua_type(L, -1) == LUA_TBOOLEAN) idem = lua_toboolean(L, -1);
-  else idem = strcmp(method, "POST") != 0 && strcmp(method, "PATCH") != 0;
-  lua_pop(L, 1);
-  return idem;
-}
-
 #define SETOPT(t, opt, val)                                                 \
   do {                                                                      \
     if (curl_easy_setopt((t)->curl, (opt), (val)) != CURLE_OK) *bad = #opt; \
@@ -390,15 +386,47 @@ typedef struct {
   const char *method, *url, *body;
   size_t body_len;
   long timeout_ms;
+  int plain; /* req has no metatable: its fields are read raw */
 } request;
+
+/* perform's upvalues (pa_curl_open): the client metatable and the keys of
+ * req and res it reads and sets on every call, made once instead of found
+ * by name for each request. */
+enum { UP_MT = 1, UP_METHOD, UP_URL, UP_BODY, UP_TIMEOUT, UP_HEADERS, UP_IDEMPOTENT, UP_PACER, UP_SINK,
+       UP_STATUS, UP_TIME };
+/* UP_METHOD to UP_TIME, in that order */
+static const char *const perform_keys[] = {"method",     "url",   "body", "timeout", "headers",
+                                           "idempotent", "pacer", "sink", "status",  "time"};
+#define PERFORM_KEYS (sizeof perform_keys / sizeof perform_keys[0])
+
+/* Push req[the key at upvalue up] and return its type: a raw get from a
+ * table without a metatable, else a get that honours its __index. */
+static int req_field(lua_State *L, const request *rq, int up) {
+  lua_pushvalue(L, lua_upvalueindex(up));
+  if (rq->plain) lua_rawget(L, 2);
+  else lua_gettable(L, 2);
+  return lua_type(L, -1);
+}
+
+/* req.idempotent, set by the call loop from the operation; without it the
+ * method decides (POST and PATCH are not idempotent). */
+static int request_idempotent(lua_State *L, const request *rq) {
+  int idem;
+  if (req_field(L, rq, UP_IDEMPOTENT) == LUA_TBOOLEAN) idem = lua_toboolean(L, -1);
+  else idem = strcmp(rq->method, "POST") != 0 && strcmp(rq->method, "PATCH") != 0;
+  lua_pop(L, 1);
+  return idem;
+}
 
 static void read_request(lua_State *L, const pa_client *c, request *rq) {
   char err[256];
-  lua_getfield(L, 2, "method");
+  rq->plain = !lua_getmetatable(L, 2);
+  if (!rq->plain) lua_pop(L, 1);
+  req_field(L, rq, UP_METHOD);
   rq->method = lua_tostring(L, -1);
-  lua_getfield(L, 2, "url");
+  req_field(L, rq, UP_URL);
   rq->url = lua_tostring(L, -1);
-  lua_getfield(L, 2, "body");
+  req_field(L, rq, UP_BODY);
   rq->body = NULL;
   rq->body_len = 0;
   if (lua_type(L, -1) == LUA_TSTRING) rq->body = lua_tolstring(L, -1, &rq->body_len);
@@ -408,8 +436,7 @@ static void read_request(lua_State *L, const pa_client *c, request *rq) {
   /* The URL policy holds for every request, not only prepared ones. */
   if (!pa_client_url_ok(c, rq->url, err, sizeof err)) pa_error_raise(L, "%s", err);
   rq->timeout_ms = c->timeout_ms;
-  lua_getfield(L, 2, "timeout");
-  if (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) > 0)
+  if (req_field(L, rq, UP_TIMEOUT) == LUA_TNUMBER && lua_tonumber(L, -1) > 0)
     rq->timeout_ms = (long)(lua_tonumber(L, -1) * 1000.0);
   lua_pop(L, 1);
 }
@@ -541,8 +568,7 @@ static void set_accept_encoding_line(transfer *t) {
 static void build_header_list(lua_State *L, transfer *t, const request *rq) {
   int has = 0;
   t->next_line = &t->slist;
-  lua_getfield(L, 2, "headers");
-  if (!lua_isnil(L, -1)) {
+  if (req_field(L, rq, UP_HEADERS) != LUA_TNIL) {
     luaL_checktype(L, -1, LUA_TTABLE);
     has = add_header_lines(L, t, lua_gettop(L));
   }
@@ -695,7 +721,7 @@ static void set_exchange(lua_State *L, transfer *t, const request *rq, const cha
    * the request in flight, libcurl would quietly send it again on a fresh
    * connection: harmless for a read, a second write if the server had
    * carried out the first before dropping the connection. */
-  fresh = request_idempotent(L, rq->method) ? 0L : 1L;
+  fresh = request_idempotent(L, rq) ? 0L : 1L;
   if (!t->set || t->fresh != (int)fresh) SETOPT(t, CURLOPT_FRESH_CONNECT, fresh);
   t->timeout_ms = rq->timeout_ms;
   t->slist_set = t->slist;
@@ -704,22 +730,62 @@ static void set_exchange(lua_State *L, transfer *t, const request *rq, const cha
   t->set = *bad == NULL; /* after a refused option, set every one again next time */
 }
 
+/* Where the transport table holds the limiter of the last request. */
+#define ANCHOR_PACER 0
+
+/* Push the client's table of the Lua values the transport's caches refer
+ * to (head_cache's strings at 1.., the last pacer at ANCHOR_PACER), made on
+ * first use, and below it the client's user value table; returns the index
+ * of the former. */
+static int push_anchor(lua_State *L) {
+  lua_getiuservalue(L, 1, 1);
+  lua_rawgeti(L, -1, PA_UV_TRANSPORT);
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    lua_createtable(L, 2 * PA_HEADER_CACHE_LINES, 0);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, -3, PA_UV_TRANSPORT);
+  }
+  return lua_gettop(L);
+}
+
+/* Whether the value at idx gives a pacer, in t->pacer: a local or shm
+ * limiter, or a Redis pacer table. The limiter of the last request is not
+ * read again: the same userdata gives the same pacer (a shm limiter closed
+ * since confirms nothing, as no pacer would). */
+static int pacer_of(lua_State *L, transfer *t, int idx) {
+  t->rpacer.failed = 0;
+  if (lua_type(L, idx) == LUA_TUSERDATA && lua_touserdata(L, idx) == t->pacer_ud) return 1;
+  t->pacer_ud = NULL;
+  memset(&t->rpacer, 0, sizeof t->rpacer);
+  if (!pacer_from(L, idx, &t->pacer, &t->rpacer)) return 0;
+  if (lua_type(L, idx) == LUA_TUSERDATA) {
+    push_anchor(L);
+    lua_pushvalue(L, idx);
+    lua_rawseti(L, -2, ANCHOR_PACER);
+    lua_pop(L, 2);
+    t->pacer_ud = lua_touserdata(L, idx);
+  }
+  return 1;
+}
+
 /* req.pacer: the call loop's limiter, confirmed at the send. It stays
  * referenced by req (argument 2) for the whole transfer. */
-static void set_pacer(lua_State *L, transfer *t, pa_pacer *pacer, redis_pacer *rpacer, const char **bad) {
+static void set_pacer(lua_State *L, transfer *t, const request *rq, const char **bad) {
   int paced;
-  lua_getfield(L, 2, "pacer");
-  memset(rpacer, 0, sizeof *rpacer);
-  paced = pacer_from(L, lua_gettop(L), pacer, rpacer);
+  req_field(L, rq, UP_PACER);
+  paced = pacer_of(L, t, lua_gettop(L));
   lua_pop(L, 1);
+  if (t->set && t->paced == paced) return; /* the callback and t->pacer as last time */
   SETOPT(t, CURLOPT_PREREQFUNCTION, paced ? on_prereq : NULL);
-  SETOPT(t, CURLOPT_PREREQDATA, paced ? (void *)pacer : NULL);
+  SETOPT(t, CURLOPT_PREREQDATA, paced ? (void *)&t->pacer : NULL);
+  t->paced = paced;
+  if (*bad != NULL) t->set = 0;
 }
 
 /* req.sink: a 200 body goes to a file, written as path.part first. */
-static void open_sink(lua_State *L, transfer *t) {
-  lua_getfield(L, 2, "sink");
-  if (!lua_isnil(L, -1)) {
+static void open_sink(lua_State *L, transfer *t, const request *rq) {
+  if (req_field(L, rq, UP_SINK) != LUA_TNIL) {
     size_t plen;
     const char *path = lua_tolstring(L, -1, &plen);
     if (path == NULL || plen == 0) {
@@ -761,21 +827,6 @@ static int pacer_failed(lua_State *L, transfer *t, const redis_pacer *r) {
   return 2;
 }
 
-/* Push the client's table of the Lua strings the transport's caches reuse
- * (head_cache's), made on first use, and below it the client's user value
- * table; returns the index of the former. */
-static int push_anchor(lua_State *L) {
-  lua_getiuservalue(L, 1, 1);
-  lua_rawgeti(L, -1, PA_UV_TRANSPORT);
-  if (!lua_istable(L, -1)) {
-    lua_pop(L, 1);
-    lua_createtable(L, 2 * PA_HEADER_CACHE_LINES, 0);
-    lua_pushvalue(L, -1);
-    lua_rawseti(L, -3, PA_UV_TRANSPORT);
-  }
-  return lua_gettop(L);
-}
-
 /* Push res.headers, made with the client's header cache. */
 static void push_headers(lua_State *L, transfer *t) {
   int anchor = push_anchor(L);
@@ -790,15 +841,19 @@ static void push_response(lua_State *L, transfer *t, int to_file, size_t sank_by
   double total = 0;
   curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
   curl_easy_getinfo(t->curl, CURLINFO_TOTAL_TIME, &total);
-  lua_createtable(L, 0, 4);
+  lua_createtable(L, 0, 4); /* a fresh table: a raw set is what a set would do */
+  lua_pushvalue(L, lua_upvalueindex(UP_STATUS));
   lua_pushinteger(L, (lua_Integer)status);
-  lua_setfield(L, -2, "status");
+  lua_rawset(L, -3);
+  lua_pushvalue(L, lua_upvalueindex(UP_HEADERS));
   push_headers(L, t);
-  lua_setfield(L, -2, "headers");
+  lua_rawset(L, -3);
+  lua_pushvalue(L, lua_upvalueindex(UP_BODY));
   lua_pushlstring(L, t->body.p ? t->body.p : "", t->body.len);
-  lua_setfield(L, -2, "body");
+  lua_rawset(L, -3);
+  lua_pushvalue(L, lua_upvalueindex(UP_TIME));
   lua_pushnumber(L, (lua_Number)total);
-  lua_setfield(L, -2, "time");
+  lua_rawset(L, -3);
   if (to_file) {
     lua_getfield(L, 2, "sink");
     lua_setfield(L, -2, "file");
@@ -832,11 +887,9 @@ static int succeed(lua_State *L, transfer *t) {
 
 /* client:perform(req) -> res | nil, err */
 static int client_perform(lua_State *L) {
-  pa_client *c = pa_client_check_open(L, 1);
+  pa_client *c = pa_client_check_open_up(L, UP_MT);
   const char *bad_opt = NULL;
   request rq;
-  pa_pacer pacer;
-  redis_pacer rpacer;
   transfer *t;
   CURLcode rc;
 
@@ -852,21 +905,24 @@ static int client_perform(lua_State *L) {
   t->over_cap = t->out_of_memory = 0;
   t->max_body = c->max_body;
   set_exchange(L, t, &rq, &bad_opt);
-  set_pacer(L, t, &pacer, &rpacer, &bad_opt);
+  set_pacer(L, t, &rq, &bad_opt);
   if (bad_opt != NULL) {
     release_transfer(t);
     return pa_error_return(L, "config", bad_opt);
   }
-  open_sink(L, t);
+  open_sink(L, t, &rq);
   rc = curl_easy_perform(t->curl);
-  if (rc != CURLE_OK && rpacer.failed) return pacer_failed(L, t, &rpacer);
+  if (rc != CURLE_OK && t->rpacer.failed) return pacer_failed(L, t, &t->rpacer);
   if (rc != CURLE_OK) return fail(L, c, t, rc);
   return succeed(L, t);
 }
 
 void pa_curl_open(lua_State *L) {
+  size_t i;
   pa_class_push_methods(L, PA_CLIENT_MT);
-  lua_pushcfunction(L, client_perform);
+  luaL_getmetatable(L, PA_CLIENT_MT);
+  for (i = 0; i < PERFORM_KEYS; i++) lua_pushstring(L, perform_keys[i]);
+  lua_pushcclosure(L, client_perform, 1 + (int)PERFORM_KEYS);
   lua_setfield(L, -2, "perform");
   lua_pop(L, 1);
 }

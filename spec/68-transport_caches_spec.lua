@@ -1,13 +1,16 @@
--- The libcurl transport keeps, per client, the last request's header lines
--- and the last response's header lines, and reuses what is byte for byte
--- the same as last time (src/transport_curl.c, src/headers.c). Against a
--- server that answers with the header lines each request names and echoes
--- the request head it received (spec/helpers/header_server.lua, not our
--- code), over random runs where headers repeat, change, repeat a name
--- or turn invalid: every response's headers are what the uncached parser
--- (core.parse_headers) and a plain model of RFC 9112 field lines make of
--- the same lines, and every request arrives with exactly its own header
--- lines; a header that fails the checks is refused whatever line was kept.
+-- The libcurl transport keeps, per client, the last request's header lines,
+-- the last response's header lines and the last request's limiter, and
+-- reuses what is the same as last time (src/transport_curl.c,
+-- src/headers.c). Against a server that answers with the header lines each
+-- request names and echoes the request head it received
+-- (spec/helpers/header_server.lua, not our code), over random runs where
+-- headers repeat, change, repeat a name or turn invalid: every response's
+-- headers are what the uncached parser (core.parse_headers) and a plain
+-- model of RFC 9112 field lines make of the same lines, and every request
+-- arrives with exactly its own header lines; a header that fails the checks
+-- is refused whatever line was kept. Over random runs of pacers, each send
+-- is recorded by the request's own limiter (its send_tat moves) and by no
+-- other.
 local core = require "planapi.core"
 local portable = require "portable"
 
@@ -79,7 +82,7 @@ local function received(head)
   return got
 end
 
-describe("the libcurl transport's header caches", function()
+describe("the libcurl transport's kept state", function()
   local base, stop
   setup(function() base, stop = start() end)
   teardown(function() stop() end)
@@ -148,5 +151,33 @@ describe("the libcurl transport's header caches", function()
       end
     end
     c:close()
+  end)
+
+  it("confirms each send with the request's own pacer, whatever the request before had", function()
+    local seed = os.time()
+    math.randomseed(seed)
+    local dir = portable.tmpdir()
+    local c = core.client { base_url = base, allow_http = true, timeout = 10 }
+    local rate = { rate = 1000, per = 1, burst = 1, margin = 0 }
+    local a, b = core.limiter(rate), core.limiter(rate)
+    local s = assert(core.shm_limiter { path = dir .. "/shm", key = "k", rate = 1000, per = 1, burst = 1, margin = 0 })
+    local limiters, pacers = { a, b, s }, { a, a, b, s, false, "none" }
+    for i = 1, 150 do
+      local p = pacers[math.random(#pacers)]
+      local before = {}
+      for j, l in ipairs(limiters) do before[j] = l:info().send_tat end
+      local req = { method = "GET", url = base }
+      if p ~= "none" then req.pacer = p end
+      assert(c:perform(req))
+      for j, l in ipairs(limiters) do
+        assert.equal(l == p, l:info().send_tat > before[j], ("request %d (seed %d): limiter %d"):format(i, seed, j))
+      end
+    end
+    -- closed after it paced the last request: the next goes as with no pacer
+    assert(c:perform { method = "GET", url = base, pacer = s })
+    s:close()
+    assert.equal(200, assert(c:perform { method = "GET", url = base, pacer = s }).status)
+    c:close()
+    portable.rmtree(dir)
   end)
 end)
