@@ -917,13 +917,14 @@ static void blank_bytes(blanker *bl, size_t from, size_t to) {
 /* ']' and '}' differ only in the bit 0x20 too. */
 #define IS_CLOSING(v) _mm_cmpeq_epi8(_mm_or_si128((v), _mm_set1_epi8(0x20)), _mm_set1_epi8('}'))
 #define IS_N(v) _mm_cmpeq_epi8((v), _mm_set1_epi8('n'))
+/* A bracket or a 'n': one bit mask for the three. */
+#define IS_STRUCTURE(v) _mm_or_si128(_mm_or_si128(IS_OPENING(v), IS_CLOSING(v)), IS_N(v))
 
 /* The brackets and 'n's outside strings of the 64 bytes at i (no '\\'). */
 static void blank_block(blanker *bl, size_t i, __m128i v0, __m128i v1, __m128i v2, __m128i v3) {
   uint64_t inside = prefix_xor(MASK64(IS_QUOTE, v0, v1, v2, v3)), found;
   if (bl->sc.in_string) inside = ~inside;
-  found = (MASK64(IS_OPENING, v0, v1, v2, v3) | MASK64(IS_CLOSING, v0, v1, v2, v3) | MASK64(IS_N, v0, v1, v2, v3)) &
-          ~inside;
+  found = MASK64(IS_STRUCTURE, v0, v1, v2, v3) & ~inside;
   while (found) {
     on_structure(bl, i + (unsigned)__builtin_ctzll(found));
     found &= found - 1;
