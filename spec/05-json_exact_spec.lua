@@ -350,6 +350,14 @@ describe("JSON null", function()
     assert.is_nil(next(v.t))
     assert.is_false(planapi.is_array(v.u))
     assert.equal('{"e":[],"t":{},"u":{}}', planapi.json.encode(v))
+    -- The same scan tells the empty arrays from the empty objects, strings aside.
+    v = decode('{"a":null,"b":[ ],"c":"{}","d":1}')
+    assert.is_true(planapi.is_array(v.b))
+    v = decode('{"a":null,"b":{\n},"c":"[]","d":1}')
+    assert.is_false(planapi.is_array(v.b))
+    v = decode('{"a":null,"b":[],"c":{ },"d":1}')
+    assert.is_true(planapi.is_array(v.b))
+    assert.is_false(planapi.is_array(v.c))
     -- Text that is not JSON stays refused, with cjson's word on the text itself.
     local cjson_decode = require("cjson").new().decode
     for _, text in ipairs { '{"a":null,}', '{,"a":null}', '{,"a":null,"b":1}', '[1,"a":null,"b"]',

@@ -891,9 +891,22 @@ static void on_null(blanker *bl, size_t p) {
 }
 
 /* A bracket or a 'n' outside strings at p. */
-static void on_structure(blanker *bl, size_t p) {
+/* The bracket at p opens a table: count it when the table is empty. */
+static void count_empty(blanker *bl, size_t p) {
+  const char *s = bl->sc.s;
+  size_t j = p + 1;
+  while (j < bl->sc.len && is_ws((unsigned char)s[j])) j++;
+  if (j >= bl->sc.len) return;
+  if (s[p] == '[' && s[j] == ']') bl->sc.empty_arrays++;
+  else if (s[p] == '{' && s[j] == '}') bl->sc.empty_objects++;
+}
+
+static inline void on_structure(blanker *bl, size_t p) {
   char c = bl->sc.s[p];
   if (c == '{' || c == '[') {
+    /* most open with a quote or a value: only look closer at the others */
+    unsigned char next = p + 1 < bl->sc.len ? (unsigned char)bl->sc.s[p + 1] : 0;
+    if (next == ']' || next == '}' || next <= ' ') count_empty(bl, p);
     if (bl->depth < BLANK_MAX_DEPTH) bl->open[bl->depth] = p;
     bl->depth++;
   } else if (c == '}' || c == ']') {
@@ -951,22 +964,30 @@ static void blank_scan(blanker *bl) {
   blank_bytes(bl, i, bl->sc.len);
 }
 
-/* With the text s on top of the stack, replace it with a copy in which null
- * members are blanked (see above), if any is. Returns whether one was. */
-static int blank_null_members(lua_State *L, const char *s, size_t len) {
+/* Push the text cjson decodes when nulls are to be left out: the string at
+ * idx (s, len), or a copy of it in which null members are blanked (see
+ * above), and set how the walk finds the empty arrays, which the same scan
+ * counts outside strings. Returns whether a copy was pushed, or -1 (nothing
+ * pushed) for push_marked_text to do it: when the text has no "name":null,
+ * or both an empty array and an empty object (they need placeholders). */
+static int push_blanked_text(lua_State *L, int idx, const char *s, size_t len, walker *w) {
   blanker bl;
   char on_stack[BLANK_STACK_COPY];
-  if (memmem(s, len, "\":null", 6) == NULL) return 0;
+  if (memmem(s, len, "\":null", 6) == NULL) return -1;
   scanner_init(&bl.sc, L, s, len);
   bl.copy = NULL;
   bl.space = len <= sizeof on_stack ? on_stack : (char *)lua_newuserdatauv(L, len, 0);
   bl.depth = 0;
   blank_scan(&bl);
+  if (bl.sc.empty_arrays > 0 && bl.sc.empty_objects > 0) {
+    if (bl.space != on_stack) lua_pop(L, 1);
+    return -1;
+  }
+  w->empty_arrays = bl.sc.empty_objects == 0;
   if (bl.copy != NULL) lua_pushlstring(L, bl.copy, len);
-  if (bl.space != on_stack) lua_remove(L, bl.copy != NULL ? -2 : -1); /* kept until the string is made */
-  if (bl.copy == NULL) return 0;
-  lua_replace(L, -2);
-  return 1;
+  else lua_pushvalue(L, idx);
+  if (bl.space != on_stack) lua_remove(L, -2); /* kept until the string is made */
+  return bl.copy != NULL;
 }
 
 /* On top: cjson's error for the text with placeholders. Replace it with
@@ -999,17 +1020,16 @@ static int decode_pushed(lua_State *L, int idx, int keep_nulls) {
   w.empty_arrays = 0;
   w.negative_zeros = 0;
   w.sentinel = -1;
-  if (push_marked_text(L, idx, s, len, &w) < 0) {
+  blanked = keep_nulls ? -1 : push_blanked_text(L, idx, s, len, &w);
+  if (blanked < 0 && push_marked_text(L, idx, s, len, &w) < 0) {
     lua_pop(L, 2);
     lua_pushliteral(L, "invalid JSON: its strings hold every byte that is never UTF-8");
     return 0;
   }
-  /* (only the server's own text: placeholders have a copy of their own) */
-  blanked = !keep_nulls && !w.negative_zeros && w.sentinel < 0 && blank_null_members(L, s, len);
   if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
     /* cjson's message names the byte offset; keep it, it never holds secrets
      * beyond the bytes the server sent, which the caller already has. */
-    push_decode_error(L, idx, blanked || w.negative_zeros || w.sentinel >= 0);
+    push_decode_error(L, idx, blanked > 0 || w.negative_zeros || w.sentinel >= 0);
     lua_remove(L, -2); /* the metatable */
     return 0;
   }
