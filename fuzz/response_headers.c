@@ -11,10 +11,18 @@
  * LF and no other control character, and whose values are strings with no
  * LF; there are no more keys than lines;
  * and every line "Name: value" whose name is a token (RFC 9110) is found
- * under its lower-cased name. */
+ * under its lower-cased name.
+ *
+ * The cache of the libcurl transport (pa_headers_push_cached) changes
+ * nothing: the input cut at its first NUL into a block before and a block
+ * now (the same block twice when there is no NUL), the block now parsed
+ * with the cache the block before left gives the table the uncached
+ * parser gives, and so does the same block once more (every line kept). */
+#include <stdlib.h>
 #include <string.h>
 
 #include "common.h"
+#include "../src/headers.h"
 
 static int parse;
 
@@ -33,6 +41,43 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   parse = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_settop(L, 0);
   return 0;
+}
+
+/* Every key of the table at a is in the table at b with the same value, and
+ * the other way round. */
+static void same_tables(lua_State *L, int a, int b, const char *what) {
+  int k;
+  for (k = 0; k < 2; k++) {
+    int from = k ? b : a, to = k ? a : b;
+    lua_pushnil(L);
+    while (lua_next(L, from)) {
+      lua_pushvalue(L, -2);
+      lua_rawget(L, to);
+      if (!lua_rawequal(L, -1, -2)) fz_fail("%s: header '%s' differs from the uncached parse", what, lua_tostring(L, -3));
+      lua_pop(L, 2);
+    }
+  }
+}
+
+/* The cached parse of now after before, and again, against the uncached one. */
+static void check_cache(lua_State *L, const char *s, size_t size) {
+  pa_header_cache cache;
+  const char *nul = (const char *)memchr(s, '\0', size);
+  const char *now = nul ? nul + 1 : s;
+  size_t before_len = nul ? (size_t)(nul - s) : size, now_len = size - (size_t)(now - s);
+  int anchor, plain;
+  memset(&cache, 0, sizeof cache);
+  lua_newtable(L);
+  anchor = lua_gettop(L);
+  pa_headers_push_cached(L, s, before_len, &cache, anchor);
+  lua_pop(L, 1);
+  pa_headers_push(L, now, now_len);
+  plain = lua_gettop(L);
+  pa_headers_push_cached(L, now, now_len, &cache, anchor);
+  same_tables(L, plain, lua_gettop(L), "after the block before");
+  pa_headers_push_cached(L, now, now_len, &cache, anchor);
+  same_tables(L, plain, lua_gettop(L), "the same block again");
+  free(cache.block.p);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -83,6 +128,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     pos = end + 1;
   }
+  check_cache(L, s, size);
   fz_done(L);
   return 0;
 }

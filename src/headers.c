@@ -20,6 +20,7 @@ typedef struct {
   int anchor;        /* the cache's strings (headers.h) */
   int line;          /* index of the line being parsed */
   const char *block; /* the block being parsed */
+  int same;          /* every line so far is the cached block's at its place */
   char name[MAX_NAME];
   size_t nlen;       /* name of the last header, for folded lines; 0: none */
   /* the names set so far, one after another in seen (all of them while
@@ -29,6 +30,19 @@ typedef struct {
   int nseen;
 } parser;
 
+/* Remember p->name, not met yet; 1 when there is no room (from now on the
+ * table is asked: maybe_seen says 1), else 0. */
+static int remember(parser *p) {
+  if (p->nseen >= SEEN_NAMES || p->seen_len + p->nlen > SEEN_BYTES) {
+    p->nseen = SEEN_NAMES + 1; /* no room: from now on the table says */
+    return 1;
+  }
+  memcpy(p->seen + p->seen_len, p->name, p->nlen);
+  p->seen_len += p->nlen;
+  p->seen_at[++p->nseen] = p->seen_len;
+  return 0;
+}
+
 /* Whether the table may hold p->name already; remembers it when not. */
 static int maybe_seen(parser *p) {
   int i;
@@ -37,14 +51,7 @@ static int maybe_seen(parser *p) {
     size_t len = p->seen_at[i + 1] - p->seen_at[i];
     if (len == p->nlen && memcmp(p->seen + p->seen_at[i], p->name, len) == 0) return 1;
   }
-  if (p->nseen == SEEN_NAMES || p->seen_len + p->nlen > SEEN_BYTES) {
-    p->nseen = SEEN_NAMES + 1; /* no room: from now on the table says */
-    return 1;
-  }
-  memcpy(p->seen + p->seen_len, p->name, p->nlen);
-  p->seen_len += p->nlen;
-  p->seen_at[++p->nseen] = p->seen_len;
-  return 0;
+  return remember(p);
 }
 
 /* Push prev .. sep .. the bytes, as one string (a value may hold a NUL). */
@@ -152,25 +159,36 @@ static void add_line(parser *p, const char *s, size_t len) {
   else add_field(p, s, len);
 }
 
-/* Line i of the block when it is byte for byte line i of the cached block
- * (its CR included), whose name and value were set alone: the same name
- * and value set again from the anchor. 0 when it must be parsed: another
- * line, or a name already met in this block (the values are joined). */
-static int add_kept_line(parser *p, int old_lines, const char *s, size_t len) {
-  const pa_header_cache *c = p->cache;
-  int i = p->line;
-  const char *name;
-  if (i >= old_lines || !c->kept[i] || c->len[i] != len || memcmp(c->block.p + c->at[i], s, len) != 0) return 0;
-  lua_rawgeti(p->L, p->anchor, 2 * i + 1);
-  name = lua_tolstring(p->L, -1, &p->nlen); /* lower-cased already, shorter than MAX_NAME */
-  memcpy(p->name, name, p->nlen);
-  if (maybe_seen(p)) {
+/* Set the kept line i, its name (at -1) in p->name, unless the name was
+ * met in this block already: then 0, the name popped. */
+static int set_kept(parser *p, int i) {
+  if (p->same ? (p->nseen > SEEN_NAMES || remember(p)) : maybe_seen(p)) {
     lua_pop(p->L, 1);
     return 0;
   }
   lua_rawgeti(p->L, p->anchor, 2 * i + 2);
   lua_rawset(p->L, p->t);
   return 1;
+}
+
+/* Line i of the block when it is byte for byte line i of the cached block
+ * (its CR included), whose name and value were set alone: the same name
+ * and value set again from the anchor. 0 when it must be parsed: another
+ * line, or a name already met in this block (the values are joined). After
+ * lines all the same as the cached block's, the name was not met before
+ * (it was not then), so it is remembered without a search. */
+static int add_kept_line(parser *p, int old_lines, const char *s, size_t len) {
+  const pa_header_cache *c = p->cache;
+  int i = p->line;
+  const char *name;
+  if (i >= old_lines || c->len[i] != len || memcmp(c->block.p + c->at[i], s, len) != 0) p->same = 0;
+  else if (c->kept[i]) {
+    lua_rawgeti(p->L, p->anchor, 2 * i + 1);
+    name = lua_tolstring(p->L, -1, &p->nlen); /* lower-cased already, shorter than MAX_NAME */
+    memcpy(p->name, name, p->nlen);
+    return set_kept(p, i);
+  }
+  return 0;
 }
 
 /* Line i of a block parsed with a cache: set from it, or parsed and kept. */
@@ -210,10 +228,12 @@ void pa_headers_push_cached(lua_State *L, const char *s, size_t len, pa_header_c
   p.nseen = 0;
   p.cache = cache;
   p.anchor = anchor;
+  p.same = 1;
   /* Nothing cached until this block is kept whole: an error half-way
    * (out of memory) leaves an empty cache, never a half-updated one. */
   if (cache != NULL) cache->lines = 0;
-  lua_createtable(L, 0, count_lines(s, len));
+  /* room for every field at once: as many as last time, else counted */
+  lua_createtable(L, 0, old_lines > 0 && old_lines < PA_HEADER_CACHE_LINES ? old_lines : count_lines(s, len));
   p.t = lua_gettop(L);
   parse_block(&p, s, len, old_lines);
   if (cache != NULL) {
