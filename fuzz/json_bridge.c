@@ -10,6 +10,10 @@
  *     json_encode(v2) == s. json_encode may refuse v1 only for the reasons
  *     a JSON text can carry and ours cannot send: a string that is not
  *     UTF-8, a number that overflowed to infinity, nesting deeper than 100.
+ *     The default decode (nulls left out, most "name":null members blanked
+ *     from the text before cjson reads it) must agree: it fails exactly
+ *     when the kept decode does, with the same message, and else gives v1
+ *     with its null members left out.
  *     Then, as lua/planapi/planfix_rest/init.lua does with an error body, an
  *     error object is built from the decoded code/status/error fields and
  *     tostring() of it must be one line.
@@ -69,8 +73,24 @@ static const char oracle[] =
   "  local line = tostring(e)\n"
   "  if type(line) ~= 'string' or line:find('[\\r\\n]') then fail('tostring(error) is not one line: %q', tostring(line)) end\n"
   "end\n"
+  "local function without_nulls(v)\n"
+  "  if type(v) ~= 'table' then return v end\n"
+  "  local out, arr = setmetatable({}, getmetatable(v)), core.is_array(v)\n"
+  "  for k, x in pairs(v) do if arr or x ~= null then out[k] = without_nulls(x) end end\n"
+  "  return out\n"
+  "end\n"
+  "local function absent_agrees(s, v1, err)\n"
+  "  local a, aerr = core.json_decode(s)\n"
+  "  if (a == nil) ~= (v1 == nil) then fail('nulls absent and keep disagree on whether %q decodes', s) end\n"
+  "  if a == nil then\n"
+  "    if aerr.message ~= err.message then fail('nulls absent and keep differ: %q, %q', aerr.message, err.message) end\n"
+  "    return\n"
+  "  end\n"
+  "  same(without_nulls(v1), a, 'absent')\n"
+  "end\n"
   "local function bridge(s)\n"
   "  local v1, err = core.json_decode(s, 'keep')\n"
+  "  absent_agrees(s, v1, err)\n"
   "  if v1 == nil then\n"
   "    if not core.is_error(err) or err.kind ~= 'decode' then fail('json_decode failed without a decode error') end\n"
   "    return\n"

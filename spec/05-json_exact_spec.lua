@@ -361,7 +361,8 @@ describe("JSON null", function()
     -- Text that is not JSON stays refused, with cjson's word on the text itself.
     local cjson_decode = require("cjson").new().decode
     for _, text in ipairs { '{"a":null,}', '{,"a":null}', '{,"a":null,"b":1}', '[1,"a":null,"b"]',
-      '[1,"a":null]', '{"a":null,"b":null,}', '{"a":1,,"b":null}', '{"x":1 "a":null}', '{"a":null,"b"}' } do
+      '[1,"a":null]', '{"a":null,"b":null,}', '{"a":1,,"b":null}', '{"x":1 "a":null}', '{"a":null,"b"}',
+      '{"x":1,"a\0b":null,"y":2}', '{"x":1,"a\0b":null}' } do -- cjson ends the text at a NUL byte in a string
       local nothing, err = core.json_decode(text)
       assert.is_nil(nothing, text)
       local _, message = pcall(cjson_decode, text)

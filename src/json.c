@@ -804,13 +804,15 @@ static int is_ws_at(const char *t, size_t i) {
 }
 
 /* The opening quote of the name whose closing quote is at close, or 0 when
- * the name holds a '\\' or does not start after from. */
+ * the name holds a '\\' or a NUL byte (cjson takes NUL in a string for the
+ * end of the text: blanking such a name would make a refused text decode)
+ * or does not start after from. */
 static size_t name_start(const char *s, size_t from, size_t close) {
   size_t q = close;
   while (q > from + 1) {
     q--;
     if (s[q] == '"') return q;
-    if (s[q] == '\\') return 0;
+    if (s[q] == '\\' || s[q] == '\0') return 0;
   }
   return 0;
 }
