@@ -335,6 +335,29 @@ describe("JSON null", function()
         assert.equal(marked(want), marked(got), doc)
       end
     end
+    -- Texts over 4 KiB are copied into a userdata rather than on the C stack.
+    for seed = 41, 50 do
+      local next_doc, docs, size = generator(seed, true), {}, 0
+      repeat
+        docs[#docs + 1] = next_doc()
+        size = size + #docs[#docs]
+      until size > 3 * 4096
+      local doc = '{"a":null,"docs":[' .. table.concat(docs, ",") .. '],"z":null,"y":1}'
+      local want = without_null_members(assert(planapi.json.decode(doc, { nulls = "keep" })))
+      local got = assert(planapi.json.decode(doc))
+      assert.equal(planapi.json.encode(want), planapi.json.encode(got))
+      assert.equal(marked(want), marked(got))
+      assert.is_nil(core.json_decode(doc:sub(1, -2)))
+    end
+    local items = {} -- no empty object, so no placeholder copy: blanked in a userdata
+    for i = 1, 200 do items[i] = ('{"id":%d,"a":null,"list":[],"o":{"p":null,"q":"x"},"r":null}'):format(i) end
+    local big = "[" .. table.concat(items, ",") .. "]"
+    local got = assert(core.json_decode(big))
+    assert.equal(planapi.json.encode(without_null_members(assert(core.json_decode(big, "keep")))),
+      planapi.json.encode(got))
+    assert.equal(200, #got)
+    assert.is_true(planapi.is_array(got[200].list))
+    assert.is_nil(got[200].o.p)
     local function decode(text) return assert(core.json_decode(text)) end
     -- With duplicate names the last one wins: a null after a value removes it.
     assert.is_nil(decode('{"a":1,"a":null}').a)
