@@ -3,6 +3,7 @@
 -- the wrappers every client has behave the same on all three, against the
 -- sandbox's lists (Planfix REST and XML tasks, Planado jobs).
 local planapi = require "planapi"
+local core = require "planapi.core"
 local scaffold = require "planapi.scaffold"
 local base = require "planapi.client_base"
 local sandbox = require "sandbox"
@@ -158,56 +159,82 @@ describe("one client scaffold", function()
       end)
 
       -- The call loop hands a request straight to libcurl when the transport
-      -- is the client's own libcurl one and the limiter confirms in C
-      -- (client_base's send); any other transport is called with req.confirm
-      -- and req.pacer set. A wrapper around the same libcurl transport takes
-      -- the general path: both must answer, pace and clean up alike.
-      it("answers and paces alike with libcurl reached directly or through another transport", function()
-        local function calls(wrapped)
-          local c = api.client { real_time = true, limiter = "local", rate = { rate = 1000, per = 1, burst = 1000 } }
-          assert.equal(c.curl, c.transport) -- the direct path's precondition
-          assert.equal("userdata", type(c.pacer))
-          local sent = {}
-          if wrapped then
-            local curl = c.transport
-            c.transport = function(req)
-              sent[#sent + 1] = { confirm = type(req.confirm), pacer = req.pacer == c.pacer }
-              return curl(req)
+      -- is the client's own libcurl one and the limiter confirms in C, and
+      -- leaves reading the clock to the shm limiter when the clock is
+      -- core.monotime (client_base's pace and send). A wrapper around the
+      -- same libcurl transport takes the general send, a wrapper around
+      -- core.monotime the general clock: all must answer, pace and clean
+      -- up alike. The oracle for the pacing: the schedule after the i-th
+      -- call lies an interval after a reading of core.monotime taken before
+      -- it, and at most i + 1 intervals after one taken after it.
+      for _, scope in ipairs { "local", "shm" } do
+        it(("answers and paces alike with libcurl and the clock reached directly or not (%s limiter)")
+          :format(scope), function()
+          local file = os.tmpname()
+          local interval = 0.01
+          local function calls(variant)
+            local c = api.client { real_time = true, limiter = scope == "local" and "local" or "shm:" .. file,
+              limiter_key = variant, rate = { rate = 1 / interval, per = 1, burst = 1000, margin = 0 },
+              -- a schedule on the wrong clock fails here instead of sleeping for hours
+              sleep = function(s) assert(s < 1, ("a wait of %f s"):format(s)) core.sleep(s) end }
+            assert.equal(c.curl, c.transport) -- the direct send's precondition
+            assert.equal("userdata", type(c.pacer))
+            assert.equal(core.monotime, c.clock)
+            local sent, steps = {}, {}
+            if variant == "transport" then
+              local curl = c.transport
+              c.transport = function(req)
+                sent[#sent + 1] = { confirm = type(req.confirm), pacer = req.pacer == c.pacer }
+                return curl(req)
+              end
+            elseif variant == "clock" then
+              c.clock = function() return core.monotime() end
             end
+            if scope == "local" then
+              for _, m in ipairs { "reserve", "settle", "release" } do
+                local f = c.limiter[m]
+                c.limiter[m] = function(...) steps[#steps + 1] = m return f(...) end
+              end
+            end
+            local out = {}
+            for i = 1, 3 do
+              local before, t0 = c.pacer:info().send_tat, core.monotime()
+              local req = api.request(c)
+              local result, meta = base.run(c, req)
+              local t1 = core.monotime()
+              assert.is_table(result, tostring(meta))
+              meta.headers.date = nil -- the only header that may change between two answers
+              local tat = c.limiter:info().tat
+              out[i] = { result = result, meta = meta, fields = { pacer = req.pacer, confirm = req.confirm },
+                confirmed_in_c = c.pacer:info().send_tat > before,
+                scheduled = tat >= t0 + interval - 1e-6 and tat <= t1 + (i + 1) * interval + 1e-6 }
+            end
+            c:close()
+            return out, steps, sent
           end
-          local steps = {}
-          for _, m in ipairs { "reserve", "settle", "release" } do
-            local f = c.limiter[m]
-            c.limiter[m] = function(...) steps[#steps + 1] = m return f(...) end
-          end
-          local out = {}
+          local direct, direct_steps, none = calls "direct"
+          local general, general_steps, sent = calls "transport"
+          local clocked, clocked_steps = calls "clock"
+          os.remove(file)
+          assert.same(direct, general)
+          assert.same(direct, clocked)
           for i = 1, 3 do
-            local before = c.pacer:info().send_tat
-            local req = api.request(c)
-            local result, meta = base.run(c, req)
-            assert.is_table(result, tostring(meta))
-            meta.headers.date = nil -- the only header that may change between two answers
-            out[i] = { result = result, meta = meta, fields = { pacer = req.pacer, confirm = req.confirm },
-              confirmed_in_c = c.pacer:info().send_tat > before }
+            assert.same({}, direct[i].fields) -- req.pacer and req.confirm are the call's only
+            assert.is_true(direct[i].confirmed_in_c)
+            assert.is_true(direct[i].scheduled)
+            assert.same({ status = 200, attempts = 1, waited = 0 },
+              { status = direct[i].meta.status, attempts = direct[i].meta.attempts, waited = direct[i].meta.waited })
           end
-          c:close()
-          return out, steps, sent
-        end
-        local direct, direct_steps, none = calls(false)
-        local general, general_steps, sent = calls(true)
-        assert.same(general, direct)
-        for i = 1, 3 do
-          assert.same({}, direct[i].fields) -- req.pacer and req.confirm are the call's only
-          assert.is_true(direct[i].confirmed_in_c)
-          assert.same({ status = 200, attempts = 1, waited = 0 },
-            { status = direct[i].meta.status, attempts = direct[i].meta.attempts, waited = direct[i].meta.waited })
-        end
-        assert.same({ "reserve", "settle", "reserve", "settle", "reserve", "settle" }, direct_steps)
-        assert.same(direct_steps, general_steps)
-        assert.same({}, none)
-        assert.same({ { confirm = "function", pacer = true }, { confirm = "function", pacer = true },
-          { confirm = "function", pacer = true } }, sent)
-      end)
+          if scope == "local" then
+            assert.same({ "reserve", "settle", "reserve", "settle", "reserve", "settle" }, direct_steps)
+          end
+          assert.same(direct_steps, general_steps)
+          assert.same(direct_steps, clocked_steps)
+          assert.same({}, none)
+          assert.same({ { confirm = "function", pacer = true }, { confirm = "function", pacer = true },
+            { confirm = "function", pacer = true } }, sent)
+        end)
+      end
 
       it("perform sends a prepared request through the transport alone, unparsed", function()
         local c = api.client()

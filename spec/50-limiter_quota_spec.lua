@@ -47,6 +47,54 @@ describe("shm limiter", function()
     assert.equal(1, b:count(20261123))
   end)
 
+  -- reserve() and settle() without a time read CLOCK_MONOTONIC, which
+  -- core.monotime reads too: the call loop leaves the reading to C. The
+  -- schedule lands between two readings of core.monotime around the call.
+  it("reads CLOCK_MONOTONIC itself when reserve and settle are given no time", function()
+    local a = shm(nil, { rate = 1, burst = 1 }) -- an interval of 1 s
+    local t0 = core.monotime()
+    assert.equal(0, a:reserve())
+    local t1 = core.monotime()
+    local tat = a:info().tat
+    assert.truthy(tat >= t0 + 1 - 1e-6 and tat <= t1 + 1 + 1e-6, ("%f not in [%f, %f]"):format(tat, t0 + 1, t1 + 1))
+    assert.truthy(a:reserve() > 0.5) -- the next slot is about a second away
+    local b = shm("k3", { rate = 1, burst = 1 })
+    b:settle(t1 + 100) -- a schedule ahead of the clock is never pulled back by settle
+    b:settle()
+    assert.near(t1 + 101, b:info().tat, 1e-6)
+    local c = shm("k4", { rate = 1, burst = 1 })
+    local s0 = core.monotime()
+    c:settle()
+    local s1 = core.monotime()
+    tat = c:info().tat
+    assert.truthy(tat >= s0 + 1 - 1e-6 and tat <= s1 + 1 + 1e-6)
+    -- the same answers for the same times given: reserve(t) on a fresh key
+    local d, e = shm("k5", { rate = 2, burst = 2 }), shm("k6", { rate = 2, burst = 2 })
+    local now = core.monotime()
+    d:reserve(now)
+    e:reserve()
+    assert.near(d:info().tat, e:info().tat, 0.05)
+  end)
+
+  it("raises on reserve and settle of anything but an open shm limiter, as its other methods do", function()
+    local a = shm()
+    local local_limiter = core.limiter { rate = 1, per = 1 }
+    for _, m in ipairs { "reserve", "settle", "release", "confirm" } do
+      for _, bad in ipairs { {}, "x", local_limiter, io.stdout } do
+        local ok, err = pcall(a[m], bad, 1)
+        assert.is_false(ok, m)
+        assert.matches("planapi.shm_limiter expected", tostring(err), 1, true)
+      end
+      assert.has_error(function() a[m](a, "soon") end)
+    end
+    a:close()
+    for _, m in ipairs { "reserve", "settle", "release", "confirm" } do
+      local ok, err = pcall(a[m], a, 1)
+      assert.is_false(ok, m)
+      assert.matches("the shared limiter is closed", tostring(err), 1, true)
+    end
+  end)
+
   it("refuses a file that is not its own, and keys that do not fit", function()
     local f = assert(io.open(file, "wb"))
     f:write(("x"):rep(20000))

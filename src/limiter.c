@@ -76,12 +76,6 @@ int pa_pacer_get(lua_State *L, int idx, pa_pacer *p) {
   return pa_shm_pacer_get(L, idx, p);
 }
 
-double pa_monotime(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 void pa_sleep(double s) {
   struct timespec ts, rem;
   if (!(s > 0) || pa_interrupted()) return;

@@ -3,6 +3,7 @@
 #define PLANAPI_LIMITER_H
 
 #include "compat.h"
+#include <time.h>
 
 typedef struct {
   double interval;  /* T: seconds between requests at the sustained rate */
@@ -35,8 +36,13 @@ double pa_gcra_confirm(pa_gcra *g, double now);
  * value is neither (or a closed shm limiter). */
 int pa_pacer_get(lua_State *L, int idx, pa_pacer *p);
 int pa_shm_pacer_get(lua_State *L, int idx, pa_pacer *p);
-/* Seconds on CLOCK_MONOTONIC: the clock of core.monotime and of the pacers. */
-double pa_monotime(void);
+/* Seconds on CLOCK_MONOTONIC: the clock of core.monotime and of the pacers.
+ * Inline: the shm limiter reads it too, and limiter.c calls into that file. */
+static inline double pa_monotime(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 /* Sleep that many seconds, resuming after signals. */
 void pa_sleep(double seconds);
 void pa_limiter_open(lua_State *L);

@@ -241,9 +241,23 @@ static int shm_new(lua_State *L) {
   return 1;
 }
 
+/* check_shm for the methods the call loop uses on every request, which
+ * hold the metatable as their upvalue (see pa_limiter_shm_open). */
+static pa_shm *check_shm_hot(lua_State *L) {
+  pa_shm *h = (pa_shm *)pa_udata_with_mt(L, 1, lua_upvalueindex(1));
+  if (h == NULL || h->map == NULL) return check_shm(L); /* its error */
+  return h;
+}
+
+/* The time argument of reserve and settle: left out, CLOCK_MONOTONIC read
+ * here (the call loop's clock when it is core.monotime: no call to read it). */
+static int64_t now_arg(lua_State *L) {
+  return to_ns(lua_isnoneornil(L, 2) ? pa_monotime() : (double)luaL_checknumber(L, 2));
+}
+
 static int shm_reserve(lua_State *L) {
-  pa_shm *h = check_shm(L);
-  int64_t now = to_ns((double)luaL_checknumber(L, 2));
+  pa_shm *h = check_shm_hot(L);
+  int64_t now = now_arg(L);
   int64_t old = load64(&h->slot->tat_ns), tat, allowed;
   do {
     tat = old > now ? old : now;
@@ -254,8 +268,8 @@ static int shm_reserve(lua_State *L) {
 }
 
 static int shm_settle(lua_State *L) {
-  pa_shm *h = check_shm(L);
-  int64_t want = to_ns((double)luaL_checknumber(L, 2)) + h->interval_ns;
+  pa_shm *h = check_shm_hot(L);
+  int64_t want = now_arg(L) + h->interval_ns;
   int64_t old = load64(&h->slot->tat_ns);
   while (old < want && !cas64(&h->slot->tat_ns, &old, want)) {
   }
@@ -359,15 +373,18 @@ static int shm_info(lua_State *L) {
 
 void pa_limiter_shm_open(lua_State *L) {
   static const luaL_Reg methods[] = {
-    {"reserve", shm_reserve}, {"settle", shm_settle}, {"release", shm_release},
-    {"count", shm_count},     {"used", shm_used},     {"info", shm_info},
-    {"close", shm_close},     {"confirm", shm_confirm}, {NULL, NULL}
+    {"release", shm_release}, {"count", shm_count}, {"used", shm_used},
+    {"info", shm_info},       {"close", shm_close}, {"confirm", shm_confirm}, {NULL, NULL}
   };
+  /* each with the metatable as its upvalue (check_shm_hot) */
+  static const luaL_Reg hot_methods[] = {{"reserve", shm_reserve}, {"settle", shm_settle}, {NULL, NULL}};
   static const pa_class shm_class = {PA_SHM_MT, methods, shm_close, shm_close, NULL};
   static const luaL_Reg fns[] = {
       {"shm_limiter", shm_new}, {"private_dir", l_private_dir}, {"getuid", l_getuid}, {NULL, NULL}};
   pa_class_register(L, &shm_class);
   pa_class_push_methods(L, PA_SHM_MT);
+  luaL_getmetatable(L, PA_SHM_MT);
+  luaL_setfuncs(L, hot_methods, 1);
   lua_pushliteral(L, "shm"); /* the Lua side tells the scopes apart by kind */
   lua_setfield(L, -2, "kind");
   lua_pop(L, 1);

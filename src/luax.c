@@ -31,6 +31,14 @@ void pa_class_register(lua_State *L, const pa_class *cls) {
   lua_pop(L, 1);
 }
 
+void *pa_udata_with_mt(lua_State *L, int idx, int mt) {
+  int same;
+  if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx)) return NULL;
+  same = lua_rawequal(L, -1, mt);
+  lua_pop(L, 1);
+  return same ? lua_touserdata(L, idx) : NULL;
+}
+
 void pa_class_push_methods(lua_State *L, const char *name) {
   luaL_getmetatable(L, name);
   lua_getfield(L, -1, "__index");

@@ -24,6 +24,12 @@ void pa_class_push_methods(lua_State *L, const char *name);
  * top of the stack: what most parts of the core open with. */
 void pa_module_add(lua_State *L, const pa_class *cls, const luaL_Reg *fns);
 
+/* The userdata at idx if its metatable is the value at mt (an absolute or
+ * pseudo-index: a method's upvalue holding the class's metatable, say),
+ * else NULL: no registry
+ * lookup by name, as luaL_checkudata makes. The stack is left as it was. */
+void *pa_udata_with_mt(lua_State *L, int idx, int mt);
+
 /* Is the value at idx a table whose metatable is the one registered as
  * tname (an error, a marked array)? The stack is left as it was. Inline,
  * so errors.c, which luax.c calls, can use it without a call back. */

@@ -22,6 +22,8 @@ local Hooks = require("planapi.hooks")
 
 local M = {}
 
+local monotime = core.monotime
+
 -- Options handed to the C client as they are.
 local TRANSPORT_OPTIONS = {
   allow_http = "boolean", ca_file = "string", proxy = "string|false",
@@ -357,7 +359,13 @@ local function pace(self, quota)
   end
   local limiter = self.limiter
   if limiter then
-    local wait, lerr = limiter:reserve(self.clock())
+    local clock = self.clock
+    local wait, lerr
+    if clock == monotime and limiter == self.pacer then
+      wait, lerr = limiter:reserve() -- the shm scope reads that clock itself
+    else
+      wait, lerr = limiter:reserve(clock())
+    end
     if wait == nil then -- a shared limiter out of reach: fail closed
       lerr.request_sent = false
       return lerr
@@ -398,14 +406,17 @@ local function send(self, req)
   end
   local limiter = self.limiter
   if not limiter then return res, err end
+  local clock = self.clock
   if res == nil and err.request_sent == false then
-    limiter:release(self.clock()) -- the server never saw it
+    limiter:release(clock()) -- the server never saw it
+  elseif clock == monotime and limiter == pacer then
+    limiter:settle() -- as below; the shm scope reads that clock itself
   else
     -- Also pace from the answer: the next slot is an interval after it.
     -- A server that reads its clock when it starts working on a request
     -- (not when the request arrives) may hold one behind the other; a
     -- sharer that waits for its answer never has two queued there.
-    limiter:settle(self.clock())
+    limiter:settle(clock())
   end
   return res, err
 end
