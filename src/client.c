@@ -40,13 +40,8 @@ pa_client *pa_client_check_open(lua_State *L, int idx) {
  * its upvalue up: compared with it, not looked up in the registry by name;
  * anything else goes to pa_client_check for its error. */
 pa_client *pa_client_check_up(lua_State *L, int up) {
-  int ok = lua_type(L, 1) == LUA_TUSERDATA && lua_getmetatable(L, 1);
-  if (ok) {
-    ok = lua_rawequal(L, -1, lua_upvalueindex(up));
-    lua_pop(L, 1);
-  }
-  if (!ok) return pa_client_check(L, 1);
-  return (pa_client *)lua_touserdata(L, 1);
+  pa_client *c = (pa_client *)pa_udata_with_mt(L, 1, lua_upvalueindex(up));
+  return c != NULL ? c : pa_client_check(L, 1);
 }
 
 pa_client *pa_client_check_open_up(lua_State *L, int up) {
